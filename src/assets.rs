@@ -1,0 +1,48 @@
+//! The embedded default: a tiny Llama-architecture model made by `examples/make_assets.rs`,
+//! its tokenizer, and a demo pool and target set. They are compiled into the binary and written
+//! out to a cache directory on first use, so `gradsift select` works anywhere with no download.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::util::write_atomic;
+
+const FILES: &[(&str, &[u8])] = &[
+    ("model/config.json", include_bytes!("../assets/model/config.json")),
+    ("model/model.safetensors", include_bytes!("../assets/model/model.safetensors")),
+    ("model/tokenizer.json", include_bytes!("../assets/model/tokenizer.json")),
+    ("demo/pool.jsonl", include_bytes!("../assets/demo/pool.jsonl")),
+    ("demo/target.jsonl", include_bytes!("../assets/demo/target.jsonl")),
+];
+
+/// Paths of the materialized default files.
+pub struct DefaultAssets {
+    pub model_dir: PathBuf,
+    pub pool: PathBuf,
+    pub target: PathBuf,
+}
+
+/// Writes the embedded files (once) under the system's cache or temp directory.
+pub fn materialize() -> Result<DefaultAssets> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, bytes) in FILES {
+        h.update(name.as_bytes());
+        h.update(bytes);
+    }
+    let tag = format!("{:x}", h.finalize());
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("gradsift")
+        .join(format!("default-{}", &tag[..12]));
+    for (name, bytes) in FILES {
+        let path = base.join(name);
+        let fresh = std::fs::read(&path).map(|b| b == *bytes).unwrap_or(false);
+        if !fresh {
+            write_atomic(&path, bytes).map_err(|e| Error::Invalid(format!("writing the embedded default: {e}")))?;
+        }
+    }
+    Ok(DefaultAssets { model_dir: base.join("model"), pool: base.join("demo/pool.jsonl"), target: base.join("demo/target.jsonl") })
+}

@@ -1,0 +1,174 @@
+//! Record shapes of the input files. One JSON object per line:
+//! `{"prompt","completion"}` (instruction) or `{"prompt","chosen","rejected"}` (preference),
+//! with an optional `task` naming the target subtask. The raw line is kept byte for byte so
+//! the selected subset can be written back verbatim.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// What one line holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// An instruction example: prompt and the response to learn.
+    Instruction { prompt: String, completion: String },
+    /// A preference pair: prompt, preferred and dispreferred responses.
+    Preference { prompt: String, chosen: String, rejected: String },
+}
+
+/// One example with where it came from.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// 1-based line number in the source file.
+    pub line: usize,
+    /// The line exactly as read (without its newline).
+    pub raw: String,
+    /// The `task` field, if any.
+    pub task: Option<String>,
+    pub record: Record,
+}
+
+/// The examples of one file.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub examples: Vec<Example>,
+}
+
+impl Dataset {
+    /// True when every record is a preference pair.
+    pub fn is_preference(&self) -> bool {
+        self.examples.iter().all(|e| matches!(e.record, Record::Preference { .. }))
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    /// True when the file held no example.
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+}
+
+fn field(obj: &serde_json::Map<String, Value>, name: &str, path: &Path, line: usize) -> Result<String> {
+    match obj.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(Error::Record {
+            path: path.into(),
+            line,
+            message: format!("field `{name}` must be a string, found {}", kind_of(other)),
+        }),
+        None => Err(Error::Record { path: path.into(), line, message: format!("missing field `{name}`") }),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn non_empty(s: String, name: &str, path: &Path, line: usize) -> Result<String> {
+    if s.is_empty() {
+        return Err(Error::Record { path: path.into(), line, message: format!("field `{name}` is empty") });
+    }
+    Ok(s)
+}
+
+/// Parses one JSONL line.
+pub fn parse_line(raw: &str, path: &Path, line: usize) -> Result<Example> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| Error::Record {
+        path: path.into(),
+        line,
+        message: format!("invalid JSON: {e}"),
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(Error::Record { path: path.into(), line, message: "expected a JSON object".into() });
+    };
+    let prompt = field(&obj, "prompt", path, line)?;
+    let record = if obj.contains_key("chosen") || obj.contains_key("rejected") {
+        let chosen = non_empty(field(&obj, "chosen", path, line)?, "chosen", path, line)?;
+        let rejected = non_empty(field(&obj, "rejected", path, line)?, "rejected", path, line)?;
+        Record::Preference { prompt, chosen, rejected }
+    } else {
+        let completion = non_empty(field(&obj, "completion", path, line)?, "completion", path, line)?;
+        Record::Instruction { prompt, completion }
+    };
+    let task = match obj.get("task") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(Error::Record {
+                path: path.into(),
+                line,
+                message: format!("field `task` must be a string, found {}", kind_of(other)),
+            })
+        }
+    };
+    Ok(Example { line, raw: raw.to_string(), task, record })
+}
+
+/// Reads a JSONL file. Blank lines are skipped; every other line must be a record, and all
+/// records of a file must be of one kind.
+pub fn load_jsonl(path: &Path) -> Result<Dataset> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut examples = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let ex = parse_line(raw, path, i + 1)?;
+        if let Some(first) = examples.first() {
+            let first: &Example = first;
+            if std::mem::discriminant(&first.record) != std::mem::discriminant(&ex.record) {
+                return Err(Error::Record {
+                    path: path.into(),
+                    line: ex.line,
+                    message: format!(
+                        "mixes instruction and preference records (line {} is of the other kind)",
+                        first.line
+                    ),
+                });
+            }
+        }
+        examples.push(ex);
+    }
+    if examples.is_empty() {
+        return Err(Error::format(path, "no records"));
+    }
+    Ok(Dataset { path: path.to_path_buf(), examples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_missing_field() {
+        let err = parse_line(r#"{"prompt":"a"}"#, Path::new("x.jsonl"), 3).unwrap_err();
+        assert_eq!(err.to_string(), "x.jsonl:3: missing field `completion`");
+    }
+
+    #[test]
+    fn rejects_empty_completion() {
+        let err = parse_line(r#"{"prompt":"a","completion":""}"#, Path::new("x.jsonl"), 1).unwrap_err();
+        assert!(err.to_string().contains("`completion` is empty"), "{err}");
+    }
+
+    #[test]
+    fn reads_preference_and_task() {
+        let ex = parse_line(r#"{"prompt":"p","chosen":"a","rejected":"b","task":"t"}"#, Path::new("x"), 1).unwrap();
+        assert_eq!(ex.task.as_deref(), Some("t"));
+        assert!(matches!(ex.record, Record::Preference { .. }));
+    }
+}

@@ -1,0 +1,7 @@
+//! Data: JSONL records (instruction or preference) and their tokenization.
+
+mod formats;
+mod tokenize;
+
+pub use formats::{load_jsonl, Dataset, Example, Record};
+pub use tokenize::{Sequence, TokenizedPair, TextTokenizer, Tokenized};

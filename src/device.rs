@@ -1,0 +1,207 @@
+//! Compute devices: listing wgpu adapters, choosing one, and falling back to Burn's CPU backend.
+//!
+//! We enumerate adapters ourselves (Vulkan, Metal, DX12: never GL, on which CubeCL cannot run
+//! our kernels), pick one, and ask Burn to open exactly that adapter; Burn returns its wgpu
+//! device and queue, which our WGSL kernels share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use burn::prelude::*;
+use burn::tensor::wgpu::{wgpu, WgpuBackend};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuContext};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// The best wgpu adapter, else the CPU backend.
+    Auto,
+    /// A wgpu adapter, or an error.
+    Gpu,
+    /// Burn's CPU backend.
+    Cpu,
+}
+
+/// One wgpu adapter as `gradsift devices` shows it.
+#[derive(Debug, Clone)]
+pub struct AdapterEntry {
+    pub index: usize,
+    pub info: wgpu::AdapterInfo,
+}
+
+impl AdapterEntry {
+    /// One line: index, name, backend, type, driver.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        format!("[{}] {} ({:?}, {:?}, driver {} {})", self.index, i.name, i.backend, i.device_type, i.driver, i.driver_info)
+    }
+}
+
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
+}
+
+/// Every adapter on the supported graphics APIs, in enumeration order.
+pub fn list_adapters() -> Vec<AdapterEntry> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    pollster::block_on(instance.enumerate_adapters(backends()))
+        .iter()
+        .enumerate()
+        .map(|(index, a)| AdapterEntry { index, info: a.get_info() })
+        .collect()
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Parses `CUBECL_WGPU_DEFAULT_DEVICE` (`DiscreteGpu(n)`, `IntegratedGpu(n)`, `VirtualGpu(n)`,
+/// `Other(n)`, `Cpu`) into a device type and the index among adapters of that type.
+fn env_override() -> Result<Option<(wgpu::DeviceType, usize)>> {
+    let Ok(v) = std::env::var("CUBECL_WGPU_DEFAULT_DEVICE") else { return Ok(None) };
+    if v == "Cpu" {
+        return Ok(Some((wgpu::DeviceType::Cpu, 0)));
+    }
+    for (prefix, t) in [
+        ("DiscreteGpu(", wgpu::DeviceType::DiscreteGpu),
+        ("IntegratedGpu(", wgpu::DeviceType::IntegratedGpu),
+        ("VirtualGpu(", wgpu::DeviceType::VirtualGpu),
+        ("Other(", wgpu::DeviceType::Other),
+    ] {
+        if let Some(n) = v.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).and_then(|n| n.parse().ok()) {
+            return Ok(Some((t, n)));
+        }
+    }
+    Err(Error::Invalid(format!("CUBECL_WGPU_DEFAULT_DEVICE=`{v}` is not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu")))
+}
+
+/// The adapter `auto` picks: the env override if set, else the best type (discrete GPU first,
+/// CPU adapters such as lavapipe last).
+pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
+    if let Some((t, n)) = env_override()? {
+        return Ok(adapters.iter().filter(|a| a.info.device_type == t).nth(n).map(|a| a.index));
+    }
+    Ok(adapters.iter().min_by_key(|a| (type_rank(a.info.device_type), a.index)).map(|a| a.index))
+}
+
+/// Resolves `--adapter` (an index or a case-insensitive name substring).
+pub fn find_adapter(adapters: &[AdapterEntry], spec: &str) -> Result<usize> {
+    if let Ok(i) = spec.parse::<usize>() {
+        return adapters.iter().find(|a| a.index == i).map(|a| a.index).ok_or_else(|| {
+            Error::Invalid(format!("--adapter {i}: there are {} adapters (see `gradsift devices`)", adapters.len()))
+        });
+    }
+    let lower = spec.to_lowercase();
+    adapters
+        .iter()
+        .find(|a| a.info.name.to_lowercase().contains(&lower))
+        .map(|a| a.index)
+        .ok_or_else(|| Error::Invalid(format!("--adapter `{spec}` matches no adapter (see `gradsift devices`)")))
+}
+
+/// A device ready to compute on.
+#[derive(Clone)]
+pub struct Compute {
+    /// The Burn device, autodiff enabled.
+    pub device: Device,
+    /// Our kernels' handles when on a GPU adapter.
+    pub gpu: Option<Gpu>,
+    /// Human-readable description.
+    pub label: String,
+    /// A one-line notice to show (e.g. why we fell back to the CPU).
+    pub notice: Option<String>,
+}
+
+impl Compute {
+    /// Burn's CPU backend (Flex: pure Rust, the fastest CPU backend we measured; see README).
+    pub fn cpu() -> Compute {
+        Compute { device: Device::flex().autodiff(), gpu: None, label: "cpu (burn flex backend)".into(), notice: None }
+    }
+
+    /// True when running on a wgpu adapter.
+    pub fn is_gpu(&self) -> bool {
+        self.gpu.is_some()
+    }
+}
+
+/// Burn's wgpu runtime can be initialised once per adapter per process: keep what we opened.
+fn opened() -> &'static Mutex<HashMap<String, Compute>> {
+    static OPENED: OnceLock<Mutex<HashMap<String, Compute>>> = OnceLock::new();
+    OPENED.get_or_init(Default::default)
+}
+
+/// Opens adapter `entry` for Burn and our kernels.
+pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<Compute> {
+    let key = format!("{:?}/{}/{}", entry.info.backend, entry.info.name, entry.index);
+    let mut cache = opened().lock().expect("device cache");
+    if let Some(c) = cache.get(&key) {
+        return Ok(c.clone());
+    }
+    let same = |a: &&AdapterEntry| a.info.backend == entry.info.backend && a.info.device_type == entry.info.device_type;
+    let nth = adapters.iter().filter(same).position(|a| a.index == entry.index).unwrap_or(0);
+    let kind = match entry.info.device_type {
+        wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(nth),
+        wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(nth),
+        wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu(nth),
+        wgpu::DeviceType::Cpu => DeviceKind::Cpu,
+        wgpu::DeviceType::Other => DeviceKind::DefaultDevice,
+    };
+    let api = match entry.info.backend {
+        wgpu::Backend::Vulkan => WgpuBackend::Vulkan,
+        wgpu::Backend::Metal => WgpuBackend::Metal,
+        wgpu::Backend::Dx12 => WgpuBackend::Dx12,
+        _ => WgpuBackend::Auto,
+    };
+    let (device, setup) = Device::wgpu_options()
+        .device_kind(kind)
+        .graphics_api(api)
+        .init_with_setup()
+        .map_err(|e| Error::Device(format!("opening {}: {e}", entry.info.name)))?;
+    let info = setup.adapter.get_info();
+    let gpu = Arc::new(GpuContext { device: setup.device, queue: setup.queue, info: info.clone() });
+    let compute = Compute {
+        device: device.autodiff(),
+        gpu: Some(gpu),
+        label: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type),
+        notice: None,
+    };
+    cache.insert(key, compute.clone());
+    Ok(compute)
+}
+
+/// Resolves `--device` and `--adapter` into a device.
+pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
+    if choice == DeviceChoice::Cpu {
+        return Ok(Compute::cpu());
+    }
+    let adapters = list_adapters();
+    let picked = match adapter {
+        Some(spec) => Some(find_adapter(&adapters, spec)?),
+        None => auto_pick(&adapters)?,
+    };
+    let failure = match picked {
+        Some(i) => match open_adapter(&adapters, &adapters[i]) {
+            Ok(c) => return Ok(c),
+            Err(e) => e.to_string(),
+        },
+        None if adapters.is_empty() => "no wgpu adapter (no Vulkan, Metal or DX12 driver found)".to_string(),
+        None => "CUBECL_WGPU_DEFAULT_DEVICE names no present adapter".to_string(),
+    };
+    if choice == DeviceChoice::Gpu || adapter.is_some() {
+        return Err(Error::Device(failure));
+    }
+    let mut c = Compute::cpu();
+    c.notice = Some(format!("notice: {failure}; running on the CPU backend"));
+    Ok(c)
+}

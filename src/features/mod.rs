@@ -1,0 +1,172 @@
+//! Features: per-example gradients, projected, stored.
+
+mod batch;
+pub mod npy;
+mod pergrad;
+pub mod project;
+pub mod rng;
+mod store;
+
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use batch::SeqBatch;
+pub use npy::Dtype;
+pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, BatchGrads, DpoStats, LossKind};
+pub use project::{project_cpu, GpuProjector, Projector};
+pub use store::{FileHash, Features, Manifest, Store, StoreKey};
+
+use crate::data::{Dataset, TextTokenizer};
+use crate::device::Compute;
+use crate::error::{Error, Result};
+use crate::model::{CausalLm, LoraAdapter};
+
+/// Hashes files for a manifest.
+pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
+    paths
+        .iter()
+        .map(|p| Ok(FileHash { path: p.display().to_string(), sha256: crate::util::sha256_file(p)? }))
+        .collect()
+}
+
+/// A description of an adapter for the store key: its files' hashes, or the fresh recipe.
+pub fn adapter_key(adapter: &LoraAdapter, fresh_seed: u64) -> Result<serde_json::Value> {
+    Ok(match &adapter.dir {
+        Some(dir) => serde_json::to_value(hash_files(&[
+            &dir.join("adapter_config.json"),
+            &dir.join("adapter_model.safetensors"),
+        ])?)
+        .expect("json"),
+        None => serde_json::json!({
+            "fresh": { "r": adapter.rank, "alpha": adapter.alpha, "seed": fresh_seed,
+                       "modules": adapter.modules.iter().map(|m| m.module.clone()).collect::<Vec<_>>() }
+        }),
+    })
+}
+
+/// What to featurize and how.
+pub struct FeaturizeJob<'a> {
+    pub model: &'a CausalLm,
+    pub adapter: &'a LoraAdapter,
+    /// From [`adapter_key`].
+    pub adapter_key: serde_json::Value,
+    pub data: &'a Dataset,
+    pub tokenizer: &'a TextTokenizer,
+    pub loss: LossKind,
+    pub seed: u64,
+    /// k; 0 = exact gradients.
+    pub proj_dim: usize,
+    pub dtype: Dtype,
+    pub max_len: usize,
+    /// Examples per forward/backward pass.
+    pub batch_size: usize,
+    /// Examples per saved chunk (the unit of resumption).
+    pub chunk_size: usize,
+    pub overwrite: bool,
+    /// Show a progress bar and log lines on stderr.
+    pub verbose: bool,
+}
+
+/// Computes (or resumes, or reloads) the features of `job.data` into `store_dir`.
+pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<Features> {
+    if job.batch_size == 0 || job.chunk_size == 0 {
+        return Err(Error::Invalid("--batch-size and --chunk-size must be positive".into()));
+    }
+    let (tokenized, truncated) = job.tokenizer.examples(&job.data.examples, job.max_len)?;
+    let n = tokenized.len();
+    let grad_dim = job.adapter.num_params();
+    let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
+    let key = StoreKey {
+        model: hash_files(&model_files)?,
+        adapter: job.adapter_key.clone(),
+        loss: job.loss,
+        transform: "sgd".into(),
+        seed: job.seed,
+        proj_dim: job.proj_dim,
+        dtype: job.dtype,
+        max_len: job.max_len,
+        source: hash_files(&[&job.data.path])?.remove(0),
+        chunk_size: job.chunk_size,
+    };
+    let store = Store::new(store_dir);
+    let done = store.open_for(&key, job.overwrite)?;
+    if let Some(m) = store.manifest()? {
+        if m.complete && m.key == key {
+            if job.verbose {
+                eprintln!("featurize: {} is complete, reusing it", store_dir.display());
+            }
+            return store.load();
+        }
+    }
+    let projector = match (&compute.gpu, job.proj_dim) {
+        (_, 0) => Projector::Identity,
+        (Some(gpu), k) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.seed, k },
+        (None, k) => Projector::Cpu { seed: job.seed, k },
+    };
+    let dim = projector.dim(grad_dim);
+    let n_chunks = n.div_ceil(job.chunk_size);
+    let mut manifest = Manifest {
+        format: "gradsift-features/1".into(),
+        key: key.clone(),
+        complete: false,
+        num_examples: n,
+        feature_dim: dim,
+        grad_dim,
+        chunks_done: done.min(n_chunks),
+        truncated,
+        rows: job.data.examples.iter().map(|e| e.line).collect(),
+        tasks: job.data.examples.iter().map(|e| e.task.clone()).collect(),
+        layout: if job.proj_dim == 0 { job.adapter.layout() } else { Vec::new() },
+        device: compute.label.clone(),
+    };
+    if job.verbose {
+        eprintln!(
+            "featurize {}: {n} examples ({truncated} truncated at {} tokens), loss {}, |θ| = {grad_dim}, features {dim}, on {}{}",
+            job.data.path.display(),
+            job.max_len,
+            job.loss.name(),
+            compute.label,
+            if done > 0 { format!(", resuming after {done} of {n_chunks} chunks") } else { String::new() }
+        );
+    }
+    store.write_manifest(&manifest)?;
+    let bar = if job.verbose { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} examples {per_sec} eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("featurize");
+    bar.set_position((manifest.chunks_done * job.chunk_size).min(n) as u64);
+    for c in manifest.chunks_done..n_chunks {
+        let (c0, c1) = (c * job.chunk_size, ((c + 1) * job.chunk_size).min(n));
+        let mut data = Vec::with_capacity((c1 - c0) * dim);
+        let mut losses = Vec::with_capacity(c1 - c0);
+        for b0 in (c0..c1).step_by(job.batch_size) {
+            let b1 = (b0 + job.batch_size).min(c1);
+            let g = per_example_grads(job.model, job.adapter, &tokenized[b0..b1], job.loss, &compute.device)?;
+            let flat: Vec<f32> = g.grads.into_data().iter::<f32>().collect();
+            data.extend(projector.apply(flat, b1 - b0, grad_dim)?);
+            losses.extend(g.losses.iter().map(|&l| l as f32));
+            bar.inc((b1 - b0) as u64);
+        }
+        store.write_chunk(c, &data, &losses, dim, job.dtype)?;
+        manifest.chunks_done = c + 1;
+        store.write_manifest(&manifest)?;
+    }
+    bar.finish_and_clear();
+    let mut data = Vec::with_capacity(n * dim);
+    let mut losses = Vec::with_capacity(n);
+    for c in 0..n_chunks {
+        let (d, l) = store.read_chunk(c, dim)?;
+        data.extend(d);
+        losses.extend(l);
+    }
+    if job.dtype == Dtype::F16 {
+        // What a reload would see.
+        data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+    }
+    store.finish(&mut manifest, &data, &losses)?;
+    Ok(Features { rows: n, dim, data, losses, manifest })
+}

@@ -1,0 +1,192 @@
+//! Random projection of gradients: features = P·g with P a k × |θ| Rademacher matrix scaled by
+//! 1/√k (Johnson–Lindenstrauss: inner products are preserved up to O(1/√k)). P comes from the
+//! counter-based generator in [`super::rng`], so every device computes the same features.
+//! On a GPU the WGSL kernel in shaders/project.wgsl generates P on the fly; on the CPU backend
+//! the plain Rust version below does, and it is also the reference the kernel is tested against.
+
+use std::sync::Arc;
+
+use burn::tensor::wgpu::wgpu;
+
+use super::rng;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Columns one invocation sums (× (TILE_E + 1) loop iterations stays far below lavapipe's
+/// 65,535-iteration limit).
+const CHUNK: usize = 2048;
+/// Examples one invocation handles (the shader's `TILE_E`).
+const TILE_E: usize = 8;
+/// Most chunks per pass (the z dimension of a dispatch).
+const MAX_Z: usize = 64;
+/// Most examples per dispatch group, bounding the partial-sum buffer.
+const MAX_E: usize = 32;
+
+/// Plain-Rust projection (f64 accumulation): `g` is `[e, n]` row-major; returns `[e, k]`.
+pub fn project_cpu(g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Vec<f32> {
+    assert_eq!(g.len(), e * n, "gradient buffer has the wrong size");
+    let mut out = vec![0f32; e * k];
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(k.max(1));
+    let rows_per = k.div_ceil(threads);
+    let scale = 1.0 / (k as f64).sqrt();
+    let results: Vec<(usize, Vec<f32>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let r0 = t * rows_per;
+                    let r1 = ((t + 1) * rows_per).min(k);
+                    let mut block = vec![0f32; e * (r1.saturating_sub(r0))];
+                    let mut acc = vec![0f64; e];
+                    for r in r0..r1 {
+                        let rk = rng::row_key(seed, r as u32);
+                        acc.iter_mut().for_each(|a| *a = 0.0);
+                        for c in 0..n {
+                            let neg = rng::negative(rk, c as u32);
+                            for (i, a) in acc.iter_mut().enumerate() {
+                                let v = g[i * n + c] as f64;
+                                if neg { *a -= v } else { *a += v }
+                            }
+                        }
+                        for i in 0..e {
+                            block[i * (r1 - r0) + (r - r0)] = (acc[i] * scale) as f32;
+                        }
+                    }
+                    (r0, block)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("projection thread")).collect()
+    });
+    for (r0, block) in results {
+        let width = block.len() / e.max(1);
+        for i in 0..e {
+            out[i * k + r0..i * k + r0 + width].copy_from_slice(&block[i * width..(i + 1) * width]);
+        }
+    }
+    out
+}
+
+/// The WGSL projection kernel on a shared wgpu device.
+pub struct GpuProjector {
+    gpu: Gpu,
+    project: wgpu::ComputePipeline,
+    accumulate: wgpu::ComputePipeline,
+}
+
+impl GpuProjector {
+    /// Compiles the kernel.
+    pub fn new(gpu: Gpu) -> Self {
+        let src = include_str!("../../shaders/project.wgsl");
+        let project = gpu.pipeline("project", src, "project");
+        let accumulate = gpu.pipeline("accumulate", src, "accumulate");
+        GpuProjector { gpu, project, accumulate }
+    }
+
+    /// Projects `g: [e, n]` to `[e, k]`.
+    pub fn project(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
+        if n > u32::MAX as usize || k > u32::MAX as usize {
+            return Err(Error::Invalid("projection sizes exceed 2^32".into()));
+        }
+        let mut out = Vec::with_capacity(e * k);
+        for e0 in (0..e).step_by(MAX_E) {
+            let ne = MAX_E.min(e - e0);
+            out.extend(self.project_group(&g[e0 * n..(e0 + ne) * n], ne, n, seed, k)?);
+        }
+        let scale = 1.0 / (k as f32).sqrt();
+        out.iter_mut().for_each(|x| *x *= scale);
+        Ok(out)
+    }
+
+    fn project_group(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
+        let ctx = &self.gpu;
+        let limit = ctx.device.limits().max_storage_buffer_binding_size as usize;
+        let per_z = e * k * 4;
+        if per_z > limit {
+            return Err(Error::Device(format!("projection dim {k} too large for this adapter's {limit}-byte buffers")));
+        }
+        let z_max = MAX_Z.min(limit / per_z).max(1);
+        let slab_cols = (z_max * CHUNK).min(n).min(limit / (4 * e)).max(1);
+        let grads = ctx.storage("grads", (e * slab_cols * 4) as u64, wgpu::BufferUsages::empty());
+        let partial = ctx.storage("partial", (z_max * per_z) as u64, wgpu::BufferUsages::empty());
+        let out = ctx.storage("features", (e * k * 4) as u64, wgpu::BufferUsages::COPY_SRC);
+        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = |pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]| {
+            let entries: Vec<wgpu::BindGroupEntry<'_>> =
+                entries.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        };
+        let bg_project = bind(&self.project, &[(0, &params), (1, &grads), (2, &partial)]);
+        let bg_accum = bind(&self.accumulate, &[(0, &params), (2, &partial), (3, &out)]);
+
+        let mut slab = vec![0f32; e * slab_cols];
+        let mut col_base = 0;
+        while col_base < n {
+            let cols = slab_cols.min(n - col_base);
+            for i in 0..e {
+                slab[i * cols..(i + 1) * cols].copy_from_slice(&g[i * n + col_base..i * n + col_base + cols]);
+            }
+            let z_count = cols.div_ceil(CHUNK);
+            let p: [u32; 8] = [
+                k as u32, e as u32, cols as u32, col_base as u32, CHUNK as u32, z_count as u32, seed as u32, (seed >> 32) as u32,
+            ];
+            ctx.queue.write_buffer(&params, 0, &p.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+            ctx.queue.write_buffer(&grads, 0, &slab[..e * cols].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.project);
+                pass.set_bind_group(0, &bg_project, &[]);
+                pass.dispatch_workgroups(k.div_ceil(64) as u32, e.div_ceil(TILE_E) as u32, z_count as u32);
+            }
+            {
+                let groups = (e * k).div_ceil(64);
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.accumulate);
+                pass.set_bind_group(0, &bg_accum, &[]);
+                pass.dispatch_workgroups(groups.min(65535) as u32, groups.div_ceil(65535) as u32, 1);
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            col_base += cols;
+        }
+        ctx.read_f32(&out, e * k)
+    }
+}
+
+/// Where and how features are projected.
+#[derive(Clone)]
+pub enum Projector {
+    /// `--proj-dim 0`: the exact gradient is the feature.
+    Identity,
+    /// Plain Rust on the CPU.
+    Cpu { seed: u64, k: usize },
+    /// The WGSL kernel.
+    Gpu { kernel: Arc<GpuProjector>, seed: u64, k: usize },
+}
+
+impl Projector {
+    /// Output width for gradients of length `n`.
+    pub fn dim(&self, n: usize) -> usize {
+        match self {
+            Projector::Identity => n,
+            Projector::Cpu { k, .. } | Projector::Gpu { k, .. } => *k,
+        }
+    }
+
+    /// Projects `g: [e, n]`.
+    pub fn apply(&self, g: Vec<f32>, e: usize, n: usize) -> Result<Vec<f32>> {
+        match self {
+            Projector::Identity => Ok(g),
+            Projector::Cpu { seed, k } => Ok(project_cpu(&g, e, n, *seed, *k)),
+            Projector::Gpu { kernel, seed, k } => kernel.project(&g, e, n, *seed, *k),
+        }
+    }
+}

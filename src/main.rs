@@ -1,0 +1,240 @@
+//! The `gradsift` command line: argument parsing only; every subcommand calls the library.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use gradsift::device::{self, Compute, DeviceChoice};
+use gradsift::features::{Dtype, LossKind};
+use gradsift::pipeline::{self, FeatureOptions, Method, ModelSpec};
+use gradsift::select::Budget;
+
+#[derive(Parser)]
+#[command(name = "gradsift", version, about = "Pick the training data worth fine-tuning on, by gradient influence, on any GPU (WebGPU) or the CPU.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the wgpu adapters and the one `--device auto` picks.
+    Devices,
+    /// Compute per-example gradient features of a data set into a feature store.
+    Featurize(FeaturizeArgs),
+    /// Score a pool against a target set and write the selected subset.
+    Select(SelectArgs),
+}
+
+#[derive(Args)]
+struct DeviceArgs {
+    /// auto = the best wgpu adapter, else the CPU backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Which wgpu adapter: an index or a name substring from `gradsift devices`.
+    #[arg(long, value_name = "INDEX|NAME")]
+    gpu_adapter: Option<String>,
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Hugging Face model directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// PEFT LoRA adapter directory; without it a fresh LoRA is created.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Rank of a fresh LoRA.
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    /// Alpha of a fresh LoRA (scale = alpha / r).
+    #[arg(long, default_value_t = 32.0)]
+    lora_alpha: f64,
+    /// Comma-separated module-name suffixes of a fresh LoRA [default: attention projections].
+    #[arg(long, value_delimiter = ',')]
+    lora_targets: Vec<String>,
+}
+
+#[derive(Args)]
+struct FeatureArgs {
+    /// Seed of the random projection (and of a fresh LoRA).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Projection dimension k; 0 = exact gradients.
+    #[arg(long, default_value_t = 8192)]
+    proj_dim: usize,
+    /// Storage precision of the features.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Truncate sequences to this many tokens.
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Examples per saved chunk (a resumed run restarts at the first incomplete chunk).
+    #[arg(long, default_value_t = 256)]
+    chunk_size: usize,
+    /// Replace a feature store made with other arguments.
+    #[arg(long)]
+    overwrite: bool,
+    /// No progress bar or log lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Sft,
+    SftSum,
+    Dpo,
+}
+
+#[derive(Args)]
+struct FeaturizeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// JSONL data set.
+    #[arg(long)]
+    data: PathBuf,
+    /// Loss whose gradient is the feature.
+    #[arg(long, value_enum, default_value_t = LossArg::Sft)]
+    loss: LossArg,
+    /// DPO temperature.
+    #[arg(long, default_value_t = 0.1)]
+    beta: f64,
+    /// Feature store directory.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    features: FeatureArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct SelectArgs {
+    /// Selection method.
+    #[arg(long, value_enum, default_value_t = Method::Less)]
+    method: Method,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Candidate pool (JSONL) [default: the embedded demo pool].
+    #[arg(long)]
+    pool: Option<PathBuf>,
+    /// Target examples (JSONL; `task` names subtasks) [default: the embedded demo target].
+    #[arg(long)]
+    target: Option<PathBuf>,
+    /// Fraction of the pool to select.
+    #[arg(long, default_value_t = 0.05, conflicts_with = "count")]
+    fraction: f64,
+    /// Number of examples to select (instead of --fraction).
+    #[arg(long)]
+    count: Option<usize>,
+    /// Output directory.
+    #[arg(long, default_value = "gradsift-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    features: FeatureArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+fn open_device(args: &DeviceArgs) -> Result<Compute> {
+    let c = device::open(args.device, args.gpu_adapter.as_deref())?;
+    if let Some(n) = &c.notice {
+        eprintln!("{n}");
+    }
+    Ok(c)
+}
+
+fn model_spec(m: &ModelArgs, model_dir: PathBuf, seed: u64) -> ModelSpec {
+    ModelSpec {
+        model_dir,
+        adapter_dir: m.adapter.clone(),
+        lora_r: m.lora_r,
+        lora_alpha: m.lora_alpha,
+        lora_targets: m.lora_targets.clone(),
+        seed,
+    }
+}
+
+fn feature_options(f: &FeatureArgs) -> FeatureOptions {
+    FeatureOptions {
+        seed: f.seed,
+        proj_dim: f.proj_dim,
+        dtype: f.dtype,
+        max_len: f.max_len,
+        batch_size: f.batch_size,
+        chunk_size: f.chunk_size,
+        overwrite: f.overwrite,
+        verbose: !f.quiet,
+    }
+}
+
+fn devices() -> Result<()> {
+    let adapters = device::list_adapters();
+    if adapters.is_empty() {
+        println!("no wgpu adapter (Vulkan, Metal or DX12); --device auto uses the CPU backend");
+        return Ok(());
+    }
+    let pick = device::auto_pick(&adapters)?;
+    for a in &adapters {
+        let mark = if Some(a.index) == pick { "  <- auto" } else { "" };
+        println!("{}{mark}", a.describe());
+    }
+    if pick.is_none() {
+        println!("CUBECL_WGPU_DEFAULT_DEVICE names no present adapter; --device auto uses the CPU backend");
+    }
+    Ok(())
+}
+
+fn featurize(a: FeaturizeArgs) -> Result<()> {
+    let Some(model_dir) = a.model.model.clone() else { bail!("featurize needs --model DIR") };
+    let compute = open_device(&a.device)?;
+    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
+    let loss = match a.loss {
+        LossArg::Sft => LossKind::Sft,
+        LossArg::SftSum => LossKind::SftSum,
+        LossArg::Dpo => LossKind::Dpo { beta: a.beta },
+    };
+    let f = pipeline::featurize(&loaded, &a.data, loss, &feature_options(&a.features), &compute, &a.out)?;
+    println!("wrote {} features of width {} to {}", f.rows, f.dim, a.out.display());
+    Ok(())
+}
+
+fn select(a: SelectArgs) -> Result<()> {
+    let (model_dir, pool, target) = match (&a.model.model, &a.pool, &a.target) {
+        (None, None, None) => {
+            let d = gradsift::assets::materialize()?;
+            eprintln!("using the embedded default model and demo data ({})", d.model_dir.parent().unwrap_or(&d.model_dir).display());
+            (d.model_dir, d.pool, d.target)
+        }
+        (Some(m), Some(p), Some(t)) => (m.clone(), p.clone(), t.clone()),
+        _ => bail!("give --model, --pool and --target together, or none of them for the embedded default"),
+    };
+    let compute = open_device(&a.device)?;
+    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
+    let budget = match a.count {
+        Some(c) => Budget::Count(c),
+        None => Budget::Fraction(a.fraction),
+    };
+    let s = pipeline::select(&loaded, a.method, &pool, &target, budget, &feature_options(&a.features), &compute, &a.out)
+        .context("select")?;
+    println!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display());
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Devices => devices(),
+        Command::Featurize(a) => featurize(a),
+        Command::Select(a) => select(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

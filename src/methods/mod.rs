@@ -1,0 +1,3 @@
+//! Selection methods. Each turns features into scores; `select` turns scores into a subset.
+
+pub mod less;

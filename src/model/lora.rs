@@ -1,0 +1,297 @@
+//! LoRA adapters in PEFT's format. PEFT stores `lora_A [r, in]` and `lora_B [out, r]` for
+//! Linear and Conv1D modules alike (`fan_in_fan_out` only concerns the base weight), and scales
+//! the branch by `alpha / r` (`alpha / √r` with rsLoRA). Targets are matched the way PEFT does:
+//! a list entry matches a module whose name equals it or ends with `.entry`; a string is a
+//! regular expression that must match the whole name.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use regex::Regex;
+use serde_json::{json, Value};
+
+use super::nn::LinearInfo;
+use super::weights::{read_safetensors, HostTensor};
+use crate::error::{Error, Result};
+
+/// Which modules get a LoRA branch.
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    /// Module-name suffixes.
+    Names(Vec<String>),
+    /// A regular expression matched against the full module name.
+    Regex(String),
+}
+
+impl TargetSpec {
+    fn matches(&self, module: &str) -> Result<bool> {
+        Ok(match self {
+            TargetSpec::Names(names) => names.iter().any(|t| module == t || module.ends_with(&format!(".{t}"))),
+            TargetSpec::Regex(r) => Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| Error::Invalid(format!("target_modules regex `{r}`: {e}")))?
+                .is_match(module),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            TargetSpec::Names(n) => json!(n),
+            TargetSpec::Regex(r) => json!(r),
+        }
+    }
+}
+
+/// One adapted module.
+#[derive(Debug, Clone)]
+pub struct LoraModule {
+    /// Index into [`crate::model::CausalLm::linears`].
+    pub linear: usize,
+    /// HF module name, e.g. `model.layers.0.self_attn.q_proj`.
+    pub module: String,
+    pub rank: usize,
+    /// Branch scale (alpha / r, or alpha / √r with rsLoRA).
+    pub scale: f64,
+    /// PEFT layout `[r, in]`.
+    pub a: HostTensor,
+    /// PEFT layout `[out, r]`.
+    pub b: HostTensor,
+}
+
+/// A LoRA adapter attached to a model.
+#[derive(Debug, Clone)]
+pub struct LoraAdapter {
+    pub rank: usize,
+    pub alpha: f64,
+    pub targets: TargetSpec,
+    pub use_rslora: bool,
+    pub modules: Vec<LoraModule>,
+    /// Where it was loaded from (None for a fresh adapter).
+    pub dir: Option<PathBuf>,
+}
+
+/// Name, PEFT shape and offset of one trainable tensor in the flat gradient vector.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ParamSlot {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+/// The LoRA branches used by one forward pass: per linear module, `a: [S, in, r]`,
+/// `b: [S, r, out]` with S the number of sequences (1 for a shared adapter).
+pub struct LoraRuntime {
+    branches: Vec<Option<Branch>>,
+}
+
+/// One module's branch.
+pub struct Branch {
+    pub a: Tensor<3>,
+    pub b: Tensor<3>,
+    pub scale: f64,
+}
+
+impl LoraRuntime {
+    /// Branches indexed by linear id.
+    pub fn new(branches: Vec<Option<Branch>>) -> Self {
+        LoraRuntime { branches }
+    }
+
+    /// The branch of linear `id`, if adapted.
+    pub fn branch(&self, id: usize) -> Option<&Branch> {
+        self.branches.get(id).and_then(Option::as_ref)
+    }
+}
+
+/// PEFT key of a module's tensor.
+pub fn peft_key(module: &str, which: &str) -> String {
+    format!("base_model.model.{module}.lora_{which}.weight")
+}
+
+/// A pattern key of `rank_pattern`/`alpha_pattern` matches like PEFT: `(.*\.)?key$`.
+fn pattern_value(patterns: &serde_json::Map<String, Value>, module: &str) -> Option<f64> {
+    patterns.iter().find_map(|(k, v)| {
+        let re = Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).ok()?;
+        if re.is_match(module) { v.as_f64() } else { None }
+    })
+}
+
+/// Deterministic uniform numbers for fresh adapters (SplitMix64).
+struct SplitMix(u64);
+impl SplitMix {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl LoraAdapter {
+    /// Loads a PEFT adapter directory and checks it against the model's modules.
+    pub fn load(dir: &Path, linears: &[LinearInfo]) -> Result<Self> {
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let cfg: Value = serde_json::from_str(&text).map_err(|e| Error::format(&cfg_path, format!("invalid JSON: {e}")))?;
+        let field = |k: &str| cfg.get(k).filter(|v| !v.is_null());
+        if let Some(t) = field("peft_type").and_then(Value::as_str) {
+            if t != "LORA" {
+                return Err(Error::format(&cfg_path, format!("peft_type `{t}` is not LORA")));
+            }
+        }
+        for (k, bad) in [("use_dora", json!(true)), ("layers_to_transform", Value::Null)] {
+            if let Some(v) = field(k) {
+                if bad.is_null() || *v == bad {
+                    return Err(Error::format(&cfg_path, format!("`{k}` is not supported")));
+                }
+            }
+        }
+        if let Some(b) = field("bias").and_then(Value::as_str) {
+            if b != "none" {
+                return Err(Error::format(&cfg_path, format!("bias `{b}` is not supported (none)")));
+            }
+        }
+        let rank = field("r").and_then(Value::as_u64).ok_or_else(|| Error::format(&cfg_path, "missing field `r`"))? as usize;
+        let alpha = field("lora_alpha").and_then(Value::as_f64).unwrap_or(8.0);
+        let use_rslora = field("use_rslora").and_then(Value::as_bool).unwrap_or(false);
+        let targets = match field("target_modules") {
+            Some(Value::Array(a)) => TargetSpec::Names(a.iter().filter_map(|v| v.as_str().map(String::from)).collect()),
+            Some(Value::String(s)) => TargetSpec::Regex(s.clone()),
+            _ => return Err(Error::format(&cfg_path, "missing field `target_modules`")),
+        };
+        let empty = serde_json::Map::new();
+        let rank_pat = field("rank_pattern").and_then(Value::as_object).unwrap_or(&empty);
+        let alpha_pat = field("alpha_pattern").and_then(Value::as_object).unwrap_or(&empty);
+
+        let st_path = dir.join("adapter_model.safetensors");
+        if !st_path.exists() {
+            return Err(Error::format(dir, "no adapter_model.safetensors"));
+        }
+        let mut tensors: std::collections::HashMap<String, HostTensor> = read_safetensors(&st_path)?.into_iter().collect();
+        let mut modules = Vec::new();
+        for (id, info) in linears.iter().enumerate() {
+            let (ka, kb) = (peft_key(&info.name, "A"), peft_key(&info.name, "B"));
+            let targeted = targets.matches(&info.name)?;
+            if !targeted && !tensors.contains_key(&ka) {
+                continue;
+            }
+            let r = pattern_value(rank_pat, &info.name).map(|x| x as usize).unwrap_or(rank);
+            let al = pattern_value(alpha_pat, &info.name).unwrap_or(alpha);
+            let take = |t: &mut std::collections::HashMap<String, HostTensor>, key: &str, shape: [usize; 2]| -> Result<HostTensor> {
+                let x = t.remove(key).ok_or_else(|| Error::MissingTensor { path: st_path.clone(), name: key.into() })?;
+                if x.shape != shape {
+                    return Err(Error::Shape { path: st_path.clone(), name: key.into(), found: x.shape, expected: shape.to_vec() });
+                }
+                Ok(x)
+            };
+            let a = take(&mut tensors, &ka, [r, info.d_in])?;
+            let b = take(&mut tensors, &kb, [info.d_out, r])?;
+            let scale = if use_rslora { al / (r as f64).sqrt() } else { al / r as f64 };
+            modules.push(LoraModule { linear: id, module: info.name.clone(), rank: r, scale, a, b });
+        }
+        if modules.is_empty() {
+            return Err(Error::format(&cfg_path, format!("target_modules {} match no module of the model", targets.to_json())));
+        }
+        if let Some(extra) = tensors.keys().min() {
+            return Err(Error::format(&st_path, format!("tensor `{extra}` does not belong to any module of the model")));
+        }
+        Ok(LoraAdapter { rank, alpha, targets, use_rslora, modules, dir: Some(dir.to_path_buf()) })
+    }
+
+    /// A new adapter: A uniform in ±1/√in (PEFT's Kaiming default), B zero, seeded.
+    pub fn fresh(linears: &[LinearInfo], rank: usize, alpha: f64, targets: &[String], seed: u64) -> Result<Self> {
+        let spec = TargetSpec::Names(targets.to_vec());
+        let mut rng = SplitMix(seed ^ 0x6C6F_7261);
+        let mut modules = Vec::new();
+        for (id, info) in linears.iter().enumerate() {
+            if !spec.matches(&info.name)? {
+                continue;
+            }
+            let bound = 1.0 / (info.d_in as f64).sqrt();
+            let a = (0..rank * info.d_in).map(|_| ((2.0 * rng.next_f64() - 1.0) * bound) as f32).collect();
+            modules.push(LoraModule {
+                linear: id,
+                module: info.name.clone(),
+                rank,
+                scale: alpha / rank as f64,
+                a: HostTensor { shape: vec![rank, info.d_in], data: a },
+                b: HostTensor { shape: vec![info.d_out, rank], data: vec![0.0; info.d_out * rank] },
+            });
+        }
+        if modules.is_empty() {
+            let names: Vec<&str> = linears.iter().map(|l| l.name.as_str()).take(8).collect();
+            return Err(Error::Invalid(format!("--lora-targets {targets:?} match no module (modules look like {names:?})")));
+        }
+        Ok(LoraAdapter { rank, alpha, targets: spec, use_rslora: false, modules, dir: None })
+    }
+
+    /// The flat parameter layout: for each module in model order, A then B, PEFT shapes.
+    pub fn layout(&self) -> Vec<ParamSlot> {
+        let mut off = 0;
+        let mut out = Vec::new();
+        for m in &self.modules {
+            for (w, t) in [("A", &m.a), ("B", &m.b)] {
+                out.push(ParamSlot { name: peft_key(&m.module, w), shape: t.shape.clone(), offset: off });
+                off += t.data.len();
+            }
+        }
+        out
+    }
+
+    /// Number of trainable parameters.
+    pub fn num_params(&self) -> usize {
+        self.modules.iter().map(|m| m.a.data.len() + m.b.data.len()).sum()
+    }
+
+    /// Branches shared by `seqs` sequences (no gradients).
+    pub fn runtime(&self, n_linears: usize, seqs: usize, device: &Device) -> LoraRuntime {
+        let mut branches: Vec<Option<Branch>> = (0..n_linears).map(|_| None).collect();
+        for m in &self.modules {
+            let (a, b) = self.module_tensors(m, device);
+            let (d_in, d_out) = (m.a.shape[1], m.b.shape[0]);
+            branches[m.linear] = Some(Branch {
+                a: a.reshape([1, d_in, m.rank]).expand([seqs, d_in, m.rank]),
+                b: b.reshape([1, m.rank, d_out]).expand([seqs, m.rank, d_out]),
+                scale: m.scale,
+            });
+        }
+        LoraRuntime::new(branches)
+    }
+
+    /// A module's matrices in our `x·A·B` layout: `A [in, r]`, `B [r, out]`.
+    pub fn module_tensors(&self, m: &LoraModule, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let at = m.a.transposed();
+        let bt = m.b.transposed();
+        (
+            Tensor::from_data(TensorData::new(at.data, at.shape), device),
+            Tensor::from_data(TensorData::new(bt.data, bt.shape), device),
+        )
+    }
+
+    /// Writes the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors).
+    pub fn save(&self, dir: &Path, fan_in_fan_out: bool) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let cfg = json!({
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": self.rank, "lora_alpha": self.alpha,
+            "target_modules": self.targets.to_json(), "fan_in_fan_out": fan_in_fan_out,
+            "lora_dropout": 0.0, "bias": "none", "use_rslora": self.use_rslora, "use_dora": false,
+            "inference_mode": true, "base_model_name_or_path": null, "modules_to_save": null,
+            "init_lora_weights": true,
+        });
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for m in &self.modules {
+            for (w, t) in [("A", &m.a), ("B", &m.b)] {
+                let bytes = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+                tensors.push((peft_key(&m.module, w), t.shape.clone(), bytes));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("valid view")))
+            .collect();
+        let bytes = safetensors::serialize(views, None).map_err(|e| Error::format(dir, e.to_string()))?;
+        crate::util::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
+        crate::util::write_atomic(&dir.join("adapter_config.json"), serde_json::to_string_pretty(&cfg).expect("json").as_bytes())
+    }
+}

@@ -1,0 +1,81 @@
+//! Models: Hugging Face causal LMs (Llama family, Qwen2, GPT-2) with LoRA, on any Burn device.
+
+mod config;
+mod gpt2;
+mod llama;
+mod lora;
+mod nn;
+mod weights;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+pub use config::{Arch, FloatKind, ModelConfig};
+pub use lora::{peft_key, Branch, LoraAdapter, LoraModule, LoraRuntime, ParamSlot, TargetSpec};
+pub use nn::LinearInfo;
+pub use weights::{read_safetensors, HostTensor, Weights};
+
+use crate::error::{Error, Result};
+
+enum Body {
+    Llama(llama::Llama),
+    Gpt2(gpt2::Gpt2),
+}
+
+/// A causal language model loaded from a HF directory onto a device.
+pub struct CausalLm {
+    pub config: ModelConfig,
+    /// Every linear/Conv1D module, in model order: where LoRA may attach.
+    pub linears: Vec<LinearInfo>,
+    /// The model directory.
+    pub dir: PathBuf,
+    /// The weight files read.
+    pub files: Vec<PathBuf>,
+    /// Checkpoint tensors the architecture did not use.
+    pub unused: Vec<String>,
+    body: Body,
+}
+
+impl CausalLm {
+    /// Loads `config.json` and the safetensors weights of `dir` onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::format(dir, "model directory not found"));
+        }
+        let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        let weights = Weights::from_dir(dir)?;
+        let mut lb = nn::LinearBuilder { weights: &weights, device, infos: Vec::new() };
+        let body = match config.arch {
+            Arch::Llama | Arch::Qwen2 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
+            Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
+        };
+        let linears = lb.infos;
+        Ok(CausalLm { config, linears, dir: dir.to_path_buf(), files: weights.files.clone(), unused: weights.unused(), body })
+    }
+
+    /// Final hidden states `[B, T, H]`.
+    pub fn hidden(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+        match &self.body {
+            Body::Llama(m) => m.hidden(ids, lora),
+            Body::Gpt2(m) => m.hidden(ids, lora),
+        }
+    }
+
+    /// Logits `[B, T, V]`.
+    pub fn logits(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+        let h = self.hidden(ids, lora);
+        let head = match &self.body {
+            Body::Llama(m) => m.lm_head(),
+            Body::Gpt2(m) => m.lm_head(),
+        };
+        let [b, t, d] = h.dims();
+        let v = head.dims()[1];
+        h.reshape([b * t, d]).matmul(head.clone()).reshape([b, t, v])
+    }
+
+    /// True for GPT-2 (Conv1D modules: PEFT's `fan_in_fan_out`).
+    pub fn fan_in_fan_out(&self) -> bool {
+        self.config.arch == Arch::Gpt2
+    }
+}

@@ -1,0 +1,106 @@
+//! From scores to a subset, and the files that record it:
+//! `selected.json` (pool indices in rank order), `scores.csv` (every candidate: index, score,
+//! rank, source line, selected flag, per-subtask columns), `selected.jsonl` (the selected pool
+//! lines, byte for byte, in rank order) and `manifest.json`.
+
+use std::path::Path;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::util::write_atomic;
+
+/// How many to keep.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    Fraction(f64),
+    Count(usize),
+}
+
+impl Budget {
+    /// The number of examples out of `n`: floor(fraction × n), at least 1.
+    pub fn count(&self, n: usize) -> Result<usize> {
+        match *self {
+            Budget::Fraction(f) if f > 0.0 && f <= 1.0 => Ok(((f * n as f64).floor() as usize).max(1)),
+            Budget::Fraction(f) => Err(Error::Invalid(format!("--fraction {f} must be in (0, 1]"))),
+            Budget::Count(k) if k >= 1 && k <= n => Ok(k),
+            Budget::Count(k) => Err(Error::Invalid(format!("--count {k} must be between 1 and the pool size {n}"))),
+        }
+    }
+}
+
+/// Indices of all candidates sorted by descending score (ties: lower index first; NaN last).
+pub fn ranking(scores: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (x, y) = (scores[a], scores[b]);
+        match (x.is_nan(), y.is_nan()) {
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)),
+        }
+    });
+    idx
+}
+
+/// Writes the four outputs into `out`. `columns` are extra per-candidate score columns.
+pub fn write_selection(
+    out: &Path,
+    pool: &Dataset,
+    scores: &[f64],
+    columns: &[(String, Vec<f64>)],
+    k: usize,
+    manifest: serde_json::Value,
+) -> Result<Vec<usize>> {
+    let order = ranking(scores);
+    let selected: Vec<usize> = order[..k].to_vec();
+    let mut rank = vec![0usize; scores.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r + 1;
+    }
+    write_atomic(&out.join("selected.json"), serde_json::to_string(&selected).expect("json").as_bytes())?;
+
+    let mut csv = String::from("index,score,rank,line,selected");
+    for (name, _) in columns {
+        csv.push(',');
+        csv.push_str(&csv_field(name));
+    }
+    csv.push('\n');
+    for i in 0..scores.len() {
+        csv.push_str(&format!("{i},{},{},{},{}", scores[i], rank[i], pool.examples[i].line, u8::from(rank[i] <= k)));
+        for (_, col) in columns {
+            csv.push_str(&format!(",{}", col[i]));
+        }
+        csv.push('\n');
+    }
+    write_atomic(&out.join("scores.csv"), csv.as_bytes())?;
+
+    let mut lines = String::new();
+    for &i in &selected {
+        lines.push_str(&pool.examples[i].raw);
+        lines.push('\n');
+    }
+    write_atomic(&out.join("selected.jsonl"), lines.as_bytes())?;
+    write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).expect("json").as_bytes())?;
+    Ok(selected)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_descending_with_stable_ties_and_nan_last() {
+        assert_eq!(ranking(&[0.5, f64::NAN, 0.9, 0.5]), vec![2, 0, 3, 1]);
+    }
+
+    #[test]
+    fn fraction_floors_but_keeps_one() {
+        assert_eq!(Budget::Fraction(0.05).count(200).unwrap(), 10);
+        assert_eq!(Budget::Fraction(0.05).count(10).unwrap(), 1);
+        assert!(Budget::Fraction(1.5).count(10).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! The real binary on temp dirs: the embedded-default selection, resumption, and clear errors
+//! on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gradsift"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gradsift-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run gradsift");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
+}
+
+#[test]
+fn select_on_embedded_default_writes_outputs_and_resumes() {
+    let out = tmp("default");
+    let first = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
+    assert!(first.status.success(), "first run failed");
+    for f in ["selected.json", "scores.csv", "selected.jsonl", "manifest.json"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let selected: Vec<usize> = serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+    assert_eq!(selected.len(), 10, "5% of the 200-example demo pool");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let pool_path = manifest["pool"]["path"].as_str().unwrap();
+    let pool_text = std::fs::read_to_string(pool_path).unwrap();
+    let pool: Vec<&str> = pool_text.lines().collect();
+    let chosen_text = std::fs::read_to_string(out.join("selected.jsonl")).unwrap();
+    let chosen: Vec<&str> = chosen_text.lines().collect();
+    for (line, &i) in chosen.iter().zip(&selected) {
+        assert_eq!(*line, pool[i], "selected.jsonl line for pool index {i} differs from the pool line");
+    }
+    let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    assert!(csv.starts_with("index,score,rank,line,selected,task:arithmetic,task:reverse"), "{}", csv.lines().next().unwrap());
+    assert_eq!(csv.lines().count(), 201);
+
+    let second = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
+    assert!(second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("is complete, reusing it"), "second run did not reuse the store");
+    let again: Vec<usize> = serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+    assert_eq!(again, selected);
+}
+
+/// Runs featurize on the tiny Llama fixture with `data`, expecting a failure naming `needle`.
+fn expect_error(args: &[&str], needles: &[&str]) {
+    let out = run(bin().args(args));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "error for {args:?} does not mention `{n}`: {stderr}");
+    }
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let dir = tmp("bad");
+    let model = fixtures().join("tiny-llama");
+    let m = model.to_str().unwrap();
+    let store = dir.join("store");
+    let s = store.to_str().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = r#"{"prompt":"Add 1 and 2.","completion":" 3"}"#;
+    let malformed = write("malformed.jsonl", &format!("{good}\n{{\"prompt\": \"x\", \n"));
+    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &malformed, "--out", s], &["malformed.jsonl:2", "invalid JSON"]);
+    let missing = write("missing.jsonl", &format!("{good}\n{good}\n{{\"prompt\":\"x\"}}\n"));
+    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &missing, "--out", s], &["missing.jsonl:3", "completion"]);
+    let empty = write("empty.jsonl", "{\"prompt\":\"x\",\"completion\":\"\"}\n");
+    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &empty, "--out", s], &["empty.jsonl:1", "empty"]);
+
+    let data = write("good.jsonl", &format!("{good}\n"));
+    // A model directory without its weights.
+    let no_weights = dir.join("no-weights");
+    std::fs::create_dir_all(&no_weights).unwrap();
+    std::fs::copy(model.join("config.json"), no_weights.join("config.json")).unwrap();
+    expect_error(&["featurize", "--device", "cpu", "--model", no_weights.to_str().unwrap(), "--data", &data, "--out", s], &["no-weights", "model.safetensors"]);
+    // An unknown architecture.
+    let unknown = dir.join("unknown");
+    std::fs::create_dir_all(&unknown).unwrap();
+    let cfg = std::fs::read_to_string(model.join("config.json")).unwrap().replace("\"llama\"", "\"mamba\"");
+    std::fs::write(unknown.join("config.json"), cfg).unwrap();
+    expect_error(&["featurize", "--device", "cpu", "--model", unknown.to_str().unwrap(), "--data", &data, "--out", s], &["unknown/config.json", "mamba"]);
+    // An adapter made for another model: the GPT-2 adapter on the Llama model.
+    let other = fixtures().join("tiny-qwen2/adapter");
+    let mut adapter = dir.join("adapter");
+    std::fs::create_dir_all(&adapter).unwrap();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(other.join(f), adapter.join(f)).unwrap();
+    }
+    // Same module names (q_proj, v_proj), but make one shape wrong by using the llama's r=4
+    // with a config that claims r=8.
+    let cfg = std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap().replace("\"r\": 4", "\"r\": 8");
+    std::fs::write(adapter.join("adapter_config.json"), cfg).unwrap();
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--adapter", adapter.to_str().unwrap(), "--data", &data, "--out", s],
+        &["adapter_model.safetensors", "lora_A.weight", "shape"],
+    );
+    adapter = fixtures().join("tiny-gpt2/adapter");
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--adapter", adapter.to_str().unwrap(), "--data", &data, "--out", s],
+        &["target_modules match no module"],
+    );
+}

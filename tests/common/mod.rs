@@ -1,0 +1,58 @@
+//! Shared test helpers: the devices every numeric test runs on.
+
+#![allow(dead_code)]
+
+use gradsift::device::{self, Compute, DeviceChoice};
+
+/// The CPU backend, plus the wgpu backend when an adapter exists. Without an adapter the wgpu
+/// half is skipped with a visible message, except under CI=true, where that is a failure.
+pub fn devices() -> Vec<Compute> {
+    let mut out = vec![Compute::cpu()];
+    match device::open(DeviceChoice::Gpu, None) {
+        Ok(c) => out.push(c),
+        Err(e) => {
+            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+                panic!("CI=true but no wgpu adapter: {e} (install mesa-vulkan-drivers for lavapipe)");
+            }
+            eprintln!("SKIPPED (wgpu backend): no wgpu adapter: {e}");
+        }
+    }
+    out
+}
+
+/// The wgpu backend, or None after a visible skip message (a failure under CI=true).
+pub fn gpu() -> Option<Compute> {
+    devices().into_iter().find(|c| c.is_gpu())
+}
+
+/// Relative error ‖a − b‖ / ‖b‖.
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if den == 0.0 { num } else { num / den }
+}
+
+/// Deterministic pseudo-random f32 values in [-1, 1) for kernel tests (fresh per seed).
+pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A seed that differs on every run (time-based), printed so a failure can be replayed.
+pub fn fresh_seed(name: &str) -> u64 {
+    let seed = std::env::var("GRADSIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    eprintln!("{name}: seed {seed} (replay with GRADSIFT_TEST_SEED={seed})");
+    seed
+}

@@ -1,0 +1,195 @@
+//! Our models against PyTorch's float64 reference values (tests/fixtures/hf-tiny, copied from
+//! the shared fixtures): logits, per-example SFT and DPO gradients of the LoRA weights, DPO
+//! log-probs and margins, and tokenization. Every numeric check runs on the CPU backend and on
+//! the wgpu backend (lavapipe in CI).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use gradsift::data::{load_jsonl, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
+use gradsift::device::Compute;
+use gradsift::features::{dpo_stats, per_example_grads, LossKind, SeqBatch};
+use gradsift::model::{CausalLm, LoraAdapter};
+use serde_json::Value;
+
+const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
+}
+
+fn reference_json(model: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(model).join("reference.json")).unwrap()).unwrap()
+}
+
+/// reference.safetensors read as f64.
+fn reference_tensors(model: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(fixtures().join(model).join("reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F64);
+            let data = v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+            (name, (v.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+fn seq(ids: &Value, mask: &Value) -> Sequence {
+    Sequence {
+        ids: ids.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect(),
+        mask: mask.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect(),
+    }
+}
+
+fn sft_seqs(r: &Value) -> Vec<Sequence> {
+    r["sft"].as_array().unwrap().iter().map(|e| seq(&e["ids"], &e["mask"])).collect()
+}
+
+fn dpo_pairs(r: &Value) -> Vec<Tokenized> {
+    r["dpo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            Tokenized::Pair(TokenizedPair {
+                chosen: seq(&e["chosen_ids"], &e["chosen_mask"]),
+                rejected: seq(&e["rejected_ids"], &e["rejected_mask"]),
+            })
+        })
+        .collect()
+}
+
+fn load(model: &str, c: &Compute) -> (CausalLm, LoraAdapter) {
+    let dir = fixtures().join(model);
+    let m = CausalLm::load(&dir, &c.device).unwrap();
+    let a = LoraAdapter::load(&dir.join("adapter"), &m.linears).unwrap();
+    (m, a)
+}
+
+fn to_f64(t: Tensor<3>) -> (Vec<usize>, Vec<f64>) {
+    let d = t.dims().to_vec();
+    (d, t.into_data().iter::<f32>().map(f64::from).collect())
+}
+
+#[test]
+fn logits_match_pytorch() {
+    let mut failures = Vec::new();
+    for c in common::devices() {
+        for &name in MODELS {
+            let (model, adapter) = load(name, &c);
+            let r = reference_json(name);
+            let refs = reference_tensors(name);
+            let seqs = sft_seqs(&r);
+            let seq_refs: Vec<&Sequence> = seqs.iter().collect();
+            let batch = SeqBatch::new(&seq_refs, &c.device);
+            let lora = adapter.runtime(model.linears.len(), seqs.len(), &c.device);
+            for (with_adapter, key) in [(true, "logits"), (false, "base_logits")] {
+                let logits = model.logits(batch.ids.clone(), if with_adapter { Some(&lora) } else { None });
+                let (dims, ours) = to_f64(logits);
+                let (t, v) = (dims[1], dims[2]);
+                for (i, s) in seqs.iter().enumerate() {
+                    let (shape, want) = &refs[&format!("sft.{i}.{key}")];
+                    assert_eq!(shape, &vec![s.ids.len(), v]);
+                    let got = &ours[i * t * v..i * t * v + s.ids.len() * v];
+                    let err = common::rel_err(got, want);
+                    if err > 1e-5 {
+                        failures.push(format!("{name} {key} example {i} on {}: rel err {err:.3e}", c.label));
+                    }
+                }
+            }
+            eprintln!("{name}: logits checked on {}", c.label);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn check_grads(prefix: &str, name: &str, c: &Compute, adapter: &LoraAdapter, grads: Tensor<2>, refs: &HashMap<String, (Vec<usize>, Vec<f64>)>) {
+    let [e, n] = grads.dims();
+    let flat: Vec<f64> = grads.into_data().iter::<f32>().map(f64::from).collect();
+    let mut worst: f64 = 0.0;
+    for i in 0..e {
+        for slot in adapter.layout() {
+            let (shape, want) = &refs[&format!("{prefix}.{i}.grad.{}", slot.name)];
+            assert_eq!(shape, &slot.shape, "{}", slot.name);
+            let len: usize = shape.iter().product();
+            let got = &flat[i * n + slot.offset..i * n + slot.offset + len];
+            let err = common::rel_err(got, want);
+            worst = worst.max(err);
+            assert!(err <= 1e-4, "{name} {prefix} grad example {i} {} on {}: rel err {err:.3e}", slot.name, c.label);
+        }
+    }
+    eprintln!("{name}: {prefix} per-example gradients of {e} examples match (worst rel err {worst:.2e}) on {}", c.label);
+}
+
+#[test]
+fn sft_per_example_gradients_match_pytorch() {
+    for c in common::devices() {
+        for &name in MODELS {
+            let (model, adapter) = load(name, &c);
+            let r = reference_json(name);
+            let examples: Vec<Tokenized> = sft_seqs(&r).into_iter().map(Tokenized::Single).collect();
+            let out = per_example_grads(&model, &adapter, &examples, LossKind::Sft, &c.device).unwrap();
+            for (i, e) in r["sft"].as_array().unwrap().iter().enumerate() {
+                let want = e["loss"].as_f64().unwrap();
+                assert!((out.losses[i] - want).abs() <= 1e-5 * want.abs(), "{name} sft loss {i}: {} vs {want}", out.losses[i]);
+            }
+            check_grads("sft", name, &c, &adapter, out.grads, &reference_tensors(name));
+        }
+    }
+}
+
+#[test]
+fn dpo_per_example_gradients_and_logps_match_pytorch() {
+    for c in common::devices() {
+        for &name in MODELS {
+            let (model, adapter) = load(name, &c);
+            let r = reference_json(name);
+            let pairs = dpo_pairs(&r);
+            let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
+            let stats = dpo_stats(&model, &adapter, &pairs, 0.1, &c.device).unwrap();
+            for (i, e) in r["dpo"].as_array().unwrap().iter().enumerate() {
+                let s = &stats[i];
+                for (got, key) in [
+                    (s.policy_chosen, "policy_logp_chosen"),
+                    (s.policy_rejected, "policy_logp_rejected"),
+                    (s.ref_chosen, "ref_logp_chosen"),
+                    (s.ref_rejected, "ref_logp_rejected"),
+                    (s.margin, "implicit_reward_margin"),
+                    (s.loss, "loss"),
+                    (out.losses[i], "loss"),
+                ] {
+                    // 1e-5, relative to the value once it exceeds 1: summed log-probs of ~40
+                    // tokens reach -110, where f32 itself resolves only ~1e-5.
+                    let want = e[key].as_f64().unwrap();
+                    let tol = 1e-5 * want.abs().max(1.0);
+                    assert!((got - want).abs() <= tol, "{name} pair {i} {key} on {}: {got} vs {want}", c.label);
+                }
+            }
+            check_grads("dpo", name, &c, &adapter, out.grads, &reference_tensors(name));
+        }
+    }
+}
+
+#[test]
+fn tokenization_matches_reference() {
+    for &name in MODELS {
+        let r = reference_json(name);
+        let dir = fixtures().join(name);
+        let cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg["eos_token_id"].as_u64().unwrap() as u32).unwrap();
+        let inst = load_jsonl(&fixtures().join("instruction.jsonl")).unwrap();
+        for (ex, want) in inst.examples.iter().zip(sft_seqs(&r)) {
+            let Record::Instruction { prompt, completion } = &ex.record else { panic!() };
+            assert_eq!(tok.sequence(prompt, completion, 512).unwrap().0, want, "{name} line {}", ex.line);
+        }
+        let pref = load_jsonl(&fixtures().join("preference.jsonl")).unwrap();
+        let (got, _) = tok.examples(&pref.examples, 512).unwrap();
+        assert_eq!(got, dpo_pairs(&r), "{name} preference pairs");
+    }
+}
+
