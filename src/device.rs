@@ -43,8 +43,28 @@ fn backends() -> wgpu::Backends {
     wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
 }
 
+/// Mesa's Vulkan drivers print an alarming `error: XDG_RUNTIME_DIR is invalid` on headless
+/// machines where that variable is unset; give them a private directory instead.
+fn quiet_headless_vulkan() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            let dir = std::env::temp_dir().join(format!("gradsift-runtime-{}", std::process::id()));
+            if std::fs::create_dir_all(&dir).is_ok() {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                }
+                std::env::set_var("XDG_RUNTIME_DIR", &dir);
+            }
+        }
+    });
+}
+
 /// Every adapter on the supported graphics APIs, in enumeration order.
 pub fn list_adapters() -> Vec<AdapterEntry> {
+    quiet_headless_vulkan();
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: backends(),
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -86,13 +106,21 @@ fn env_override() -> Result<Option<(wgpu::DeviceType, usize)>> {
     Err(Error::Invalid(format!("CUBECL_WGPU_DEFAULT_DEVICE=`{v}` is not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu")))
 }
 
-/// The adapter `auto` picks: the env override if set, else the best type (discrete GPU first,
-/// CPU adapters such as lavapipe last).
-pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
+/// The best adapter of any type (discrete GPU first, software adapters such as lavapipe last),
+/// or the one `CUBECL_WGPU_DEFAULT_DEVICE` names.
+pub fn best_adapter(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
     if let Some((t, n)) = env_override()? {
         return Ok(adapters.iter().filter(|a| a.info.device_type == t).nth(n).map(|a| a.index));
     }
     Ok(adapters.iter().min_by_key(|a| (type_rank(a.info.device_type), a.index)).map(|a| a.index))
+}
+
+/// The adapter `--device auto` picks: like [`best_adapter`], except that a software (CPU-type)
+/// adapter is not taken unless `CUBECL_WGPU_DEFAULT_DEVICE` asks for it: Burn's CPU backend is
+/// about ten times faster than lavapipe (measured in the README).
+pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
+    let explicit = env_override()?.is_some();
+    Ok(best_adapter(adapters)?.filter(|&i| explicit || adapters[i].info.device_type != wgpu::DeviceType::Cpu))
 }
 
 /// Resolves `--adapter` (an index or a case-insensitive name substring).
@@ -127,6 +155,12 @@ impl Compute {
     /// Burn's CPU backend (Flex: pure Rust, the fastest CPU backend we measured; see README).
     pub fn cpu() -> Compute {
         Compute { device: Device::flex().autodiff(), gpu: None, label: "cpu (burn flex backend)".into(), notice: None }
+    }
+
+    /// Burn's deprecated NdArray CPU backend, kept for `gradsift bench` to compare against.
+    #[allow(deprecated)]
+    pub fn cpu_ndarray() -> Compute {
+        Compute { device: Device::ndarray().autodiff(), gpu: None, label: "cpu (burn ndarray backend)".into(), notice: None }
     }
 
     /// True when running on a wgpu adapter.
@@ -186,9 +220,10 @@ pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
         return Ok(Compute::cpu());
     }
     let adapters = list_adapters();
-    let picked = match adapter {
-        Some(spec) => Some(find_adapter(&adapters, spec)?),
-        None => auto_pick(&adapters)?,
+    let picked = match (adapter, choice) {
+        (Some(spec), _) => Some(find_adapter(&adapters, spec)?),
+        (None, DeviceChoice::Gpu) => best_adapter(&adapters)?,
+        (None, _) => auto_pick(&adapters)?,
     };
     let failure = match picked {
         Some(i) => match open_adapter(&adapters, &adapters[i]) {
@@ -196,7 +231,11 @@ pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
             Err(e) => e.to_string(),
         },
         None if adapters.is_empty() => "no wgpu adapter (no Vulkan, Metal or DX12 driver found)".to_string(),
-        None => "CUBECL_WGPU_DEFAULT_DEVICE names no present adapter".to_string(),
+        None if env_override()?.is_some() => "CUBECL_WGPU_DEFAULT_DEVICE names no present adapter".to_string(),
+        None => format!(
+            "only a software wgpu adapter ({}), slower than the CPU backend (--device gpu uses it)",
+            adapters.iter().map(|a| a.info.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     };
     if choice == DeviceChoice::Gpu || adapter.is_some() {
         return Err(Error::Device(failure));

@@ -8,9 +8,11 @@
 //! - [`methods`]: scoring methods (LESS).
 //! - [`select`]: top-k and the output files.
 //! - [`device`]: wgpu adapters and the CPU fallback; [`gpu`]: our kernels' wgpu plumbing.
-//! - [`pipeline`]: the jobs the CLI runs; [`assets`]: the embedded default model and data.
+//! - [`pipeline`]: the jobs the CLI runs; [`assets`]: the embedded default model and data;
+//!   [`bench`]: featurization throughput.
 
 pub mod assets;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -25,6 +25,21 @@ enum Command {
     Featurize(FeaturizeArgs),
     /// Score a pool against a target set and write the selected subset.
     Select(SelectArgs),
+    /// Measure featurization throughput on every backend (the embedded model and demo pool).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Projection dimension k (0 = none).
+    #[arg(long, default_value_t = 8192)]
+    proj_dim: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Skip the wgpu adapters.
+    #[arg(long)]
+    cpu_only: bool,
 }
 
 #[derive(Args)]
@@ -185,7 +200,7 @@ fn devices() -> Result<()> {
         println!("{}{mark}", a.describe());
     }
     if pick.is_none() {
-        println!("CUBECL_WGPU_DEFAULT_DEVICE names no present adapter; --device auto uses the CPU backend");
+        println!("--device auto uses the CPU backend (no hardware adapter; --device gpu takes the best one listed)");
     }
     Ok(())
 }
@@ -226,12 +241,32 @@ fn select(a: SelectArgs) -> Result<()> {
     Ok(())
 }
 
+fn bench(a: BenchArgs) -> Result<()> {
+    println!("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)");
+    let mut targets = vec![Compute::cpu(), Compute::cpu_ndarray()];
+    if !a.cpu_only {
+        let adapters = device::list_adapters();
+        for entry in &adapters {
+            match device::open_adapter(&adapters, entry) {
+                Ok(c) => targets.push(c),
+                Err(e) => println!("{}: skipped ({e})", entry.describe()),
+            }
+        }
+    }
+    for c in &targets {
+        let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.batch_size)?;
+        println!("{}", t.line(a.proj_dim, a.batch_size));
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => devices(),
         Command::Featurize(a) => featurize(a),
         Command::Select(a) => select(a),
+        Command::Bench(a) => bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

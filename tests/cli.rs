@@ -117,6 +117,6 @@ fn bad_input_fails_with_a_clear_message() {
     adapter = fixtures().join("tiny-gpt2/adapter");
     expect_error(
         &["featurize", "--device", "cpu", "--model", m, "--adapter", adapter.to_str().unwrap(), "--data", &data, "--out", s],
-        &["target_modules match no module"],
+        &["tiny-gpt2/adapter/adapter_config.json", "match no module of the model"],
     );
 }

@@ -48,6 +48,12 @@ fn wgsl_projection_equals_rust_reference() {
     }
 }
 
+/// Johnson–Lindenstrauss, on 200 random unit vectors (fixed seeds, so the check is
+/// deterministic). For unit u ≠ v the projected inner product has standard deviation ≈ 1/√k,
+/// and a norm ‖Pu‖² has ≈ √2/√k. Checked: the 200 inner products ⟨u_i, u_(i+1 mod 200)⟩ each
+/// within 4/√k; the RMS error over all 19,900 pairs within 10% of 1/√k and over the 200 norms
+/// within 15% of √2/√k (a correlated or biased generator would inflate them). The worst pair
+/// is printed: over 19,900 pairs it is expected near 4.5/√k, so 4/√k does not bound it.
 #[test]
 fn projection_preserves_inner_products() {
     let (m, n, k) = (200usize, 3000usize, 1024usize);
@@ -56,22 +62,36 @@ fn projection_preserves_inner_products() {
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         row.iter_mut().for_each(|x| *x /= norm);
     }
-    let bound = 4.0 / (k as f64).sqrt();
+    let sigma = 1.0 / (k as f64).sqrt();
     for c in common::devices() {
         let proj = match &c.gpu {
             Some(gpu) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: 7, k },
             None => Projector::Cpu { seed: 7, k },
         };
         let f = proj.apply(g.clone(), m, n).unwrap();
-        let mut worst: f64 = 0.0;
+        let dot = |a: &[f32], i: usize, j: usize, d: usize| -> f64 { (0..d).map(|t| a[i * d + t] as f64 * a[j * d + t] as f64).sum() };
+        let (mut worst, mut sq, mut norm_sq) = (0f64, 0f64, 0f64);
         for i in 0..m {
             for j in i..m {
-                let exact: f64 = (0..n).map(|t| g[i * n + t] as f64 * g[j * n + t] as f64).sum();
-                let approx: f64 = (0..k).map(|t| f[i * k + t] as f64 * f[j * k + t] as f64).sum();
-                worst = worst.max((exact - approx).abs());
+                let err = (dot(&g, i, j, n) - dot(&f, i, j, k)).abs();
+                if j == i {
+                    norm_sq += err * err;
+                    continue;
+                }
+                if j == i + 1 || (i == 0 && j == m - 1) {
+                    assert!(err <= 4.0 * sigma, "⟨u{i},u{j}⟩ off by {err} > 4/√k on {}", c.label);
+                }
+                worst = worst.max(err);
+                sq += err * err;
             }
         }
-        eprintln!("JL on {}: max |Δ⟨u,v⟩| = {worst:.4} (bound 4/√k = {bound:.4})", c.label);
-        assert!(worst <= bound, "inner products off by {worst} > {bound} on {}", c.label);
+        let rms = (sq / (m * (m - 1) / 2) as f64).sqrt();
+        let norm_rms = (norm_sq / m as f64).sqrt();
+        eprintln!(
+            "JL on {}: pair RMS {:.3}/√k, norm RMS {:.3}/√k, worst pair {:.2}/√k",
+            c.label, rms / sigma, norm_rms / sigma, worst / sigma
+        );
+        assert!((rms / sigma - 1.0).abs() <= 0.1, "pair RMS error {rms} is not ~1/√k on {}", c.label);
+        assert!((norm_rms / sigma / 2f64.sqrt() - 1.0).abs() <= 0.15, "norm RMS error {norm_rms} is not ~√2/√k on {}", c.label);
     }
 }

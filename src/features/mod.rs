@@ -22,6 +22,9 @@ use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::model::{CausalLm, LoraAdapter};
 
+/// Most gradient bytes held before they are projected together.
+const PENDING_BYTES: usize = 256 << 20;
+
 /// Hashes files for a manifest.
 pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
     paths
@@ -143,12 +146,18 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         let (c0, c1) = (c * job.chunk_size, ((c + 1) * job.chunk_size).min(n));
         let mut data = Vec::with_capacity((c1 - c0) * dim);
         let mut losses = Vec::with_capacity(c1 - c0);
+        // Gradients wait here so the projection runs over many examples at once (P is
+        // generated once per call and shared by every example), up to PENDING_BYTES.
+        let mut pending: Vec<f32> = Vec::new();
         for b0 in (c0..c1).step_by(job.batch_size) {
             let b1 = (b0 + job.batch_size).min(c1);
             let g = per_example_grads(job.model, job.adapter, &tokenized[b0..b1], job.loss, &compute.device)?;
-            let flat: Vec<f32> = g.grads.into_data().iter::<f32>().collect();
-            data.extend(projector.apply(flat, b1 - b0, grad_dim)?);
+            pending.extend(g.grads.into_data().iter::<f32>());
             losses.extend(g.losses.iter().map(|&l| l as f32));
+            if b1 == c1 || pending.len() * 4 >= PENDING_BYTES {
+                let rows = pending.len() / grad_dim;
+                data.extend(projector.apply(std::mem::take(&mut pending), rows, grad_dim)?);
+            }
             bar.inc((b1 - b0) as u64);
         }
         store.write_chunk(c, &data, &losses, dim, job.dtype)?;
