@@ -1,0 +1,165 @@
+//! Checkpoint variants that have no PyTorch reference of their own are checked by equivalence:
+//! sharded = single file, f16 weights = the same values stored as f32, GQA and MQA = MHA with
+//! the key/value heads duplicated (HF's repeat_kv), and the summed sequence loss's gradient =
+//! response length × the token-mean loss's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use gradsift::data::{Sequence, Tokenized};
+use gradsift::device::Compute;
+use gradsift::features::{per_example_grads, LossKind, SeqBatch};
+use gradsift::model::{read_safetensors, CausalLm, HostTensor, LoraAdapter};
+
+fn llama() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-llama")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gradsift-load-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes tensors (name → f32 host tensor) as safetensors in `dtype`.
+fn write_st(path: &Path, tensors: &BTreeMap<String, HostTensor>, dtype: safetensors::Dtype) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            let b = match dtype {
+                safetensors::Dtype::F16 => t.data.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                _ => t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            };
+            (n.clone(), t.shape.clone(), b)
+        })
+        .collect();
+    let views: Vec<_> = bytes
+        .iter()
+        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn model_dir(name: &str, config: serde_json::Value, tensors: &BTreeMap<String, HostTensor>, dtype: safetensors::Dtype) -> PathBuf {
+    let d = tmp(name);
+    std::fs::write(d.join("config.json"), config.to_string()).unwrap();
+    write_st(&d.join("model.safetensors"), tensors, dtype);
+    d
+}
+
+fn base_tensors() -> BTreeMap<String, HostTensor> {
+    read_safetensors(&llama().join("model.safetensors")).unwrap().into_iter().collect()
+}
+
+fn base_config() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(llama().join("config.json")).unwrap()).unwrap()
+}
+
+fn logits(dir: &Path) -> Vec<f32> {
+    let c = Compute::cpu();
+    let m = CausalLm::load(dir, &c.device).unwrap();
+    let s = Sequence { ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 21, 18, 16, 201, 35, 1], mask: vec![0; 15] };
+    let b = SeqBatch::new(&[&s], &c.device);
+    m.logits(b.ids, None).into_data().iter::<f32>().collect()
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn sharded_checkpoint_equals_single_file() {
+    let t = base_tensors();
+    let d = tmp("sharded");
+    std::fs::write(d.join("config.json"), base_config().to_string()).unwrap();
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    let mut map = serde_json::Map::new();
+    for (i, (n, x)) in t.iter().enumerate() {
+        let shard = if i % 2 == 0 { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
+        map.insert(n.clone(), shard.into());
+        if i % 2 == 0 { a.insert(n.clone(), x.clone()) } else { b.insert(n.clone(), x.clone()) };
+    }
+    write_st(&d.join("model-00001-of-00002.safetensors"), &a, safetensors::Dtype::F32);
+    write_st(&d.join("model-00002-of-00002.safetensors"), &b, safetensors::Dtype::F32);
+    std::fs::write(d.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": map}).to_string()).unwrap();
+    assert_eq!(logits(&d), logits(&llama()));
+}
+
+#[test]
+fn f16_weights_load_as_their_f32_values() {
+    let rounded: BTreeMap<String, HostTensor> = base_tensors()
+        .into_iter()
+        .map(|(n, mut t)| {
+            t.data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+            (n, t)
+        })
+        .collect();
+    let f32_dir = model_dir("f32", base_config(), &rounded, safetensors::Dtype::F32);
+    let f16_dir = model_dir("f16", base_config(), &rounded, safetensors::Dtype::F16);
+    assert_eq!(logits(&f16_dir), logits(&f32_dir));
+}
+
+/// Rows of kv head `g` of a `[kv·hd, h]` projection.
+fn head_rows(t: &HostTensor, g: usize, hd: usize) -> Vec<f32> {
+    let h = t.shape[1];
+    t.data[g * hd * h..(g + 1) * hd * h].to_vec()
+}
+
+/// The model with `kv` key/value heads taken from the fixture's heads `pick`, and its MHA twin
+/// whose head i uses kv head i / (heads / kv).
+fn kv_variants(kv: usize, pick: &[usize]) -> (PathBuf, PathBuf) {
+    let (heads, hd, h) = (4usize, 16usize, 64usize);
+    let base = base_tensors();
+    let mut grouped = base.clone();
+    let mut mha = base.clone();
+    for l in 0..2 {
+        for p in ["k_proj", "v_proj"] {
+            let name = format!("model.layers.{l}.self_attn.{p}.weight");
+            let src = &base[&name];
+            let g: Vec<f32> = pick.iter().flat_map(|&i| head_rows(src, i, hd)).collect();
+            let m: Vec<f32> = (0..heads).flat_map(|i| head_rows(src, pick[i / (heads / kv)], hd)).collect();
+            grouped.insert(name.clone(), HostTensor { shape: vec![kv * hd, h], data: g });
+            mha.insert(name, HostTensor { shape: vec![heads * hd, h], data: m });
+        }
+    }
+    let mut cg = base_config();
+    cg["num_key_value_heads"] = kv.into();
+    let mut cm = base_config();
+    cm["num_key_value_heads"] = heads.into();
+    (model_dir(&format!("kv{kv}"), cg, &grouped, safetensors::Dtype::F32), model_dir(&format!("kv{kv}-mha"), cm, &mha, safetensors::Dtype::F32))
+}
+
+#[test]
+fn grouped_and_multi_query_attention_equal_mha_with_shared_heads() {
+    for (kv, pick) in [(2usize, vec![0usize, 1]), (1, vec![1])] {
+        let (grouped, mha) = kv_variants(kv, &pick);
+        let err = max_rel(&logits(&grouped), &logits(&mha));
+        assert!(err < 1e-6, "kv_heads={kv}: max rel diff {err}");
+    }
+}
+
+#[test]
+fn summed_loss_gradient_is_length_times_mean_loss_gradient() {
+    let c = Compute::cpu();
+    let m = CausalLm::load(&llama(), &c.device).unwrap();
+    let a = LoraAdapter::load(&llama().join("adapter"), &m.linears).unwrap();
+    let seqs = vec![
+        Sequence { ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 22, 1], mask: vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1] },
+        Sequence { ids: vec![0, 52, 71, 311, 274, 1], mask: vec![0, 0, 1, 1, 1, 1] },
+    ];
+    let ex: Vec<Tokenized> = seqs.iter().cloned().map(Tokenized::Single).collect();
+    let mean = per_example_grads(&m, &a, &ex, LossKind::Sft, &c.device).unwrap();
+    let sum = per_example_grads(&m, &a, &ex, LossKind::SftSum, &c.device).unwrap();
+    let n = mean.grads.dims()[1];
+    let (gm, gs): (Vec<f32>, Vec<f32>) = (mean.grads.into_data().iter().collect(), sum.grads.into_data().iter().collect());
+    for (i, s) in seqs.iter().enumerate() {
+        let count = s.mask.iter().skip(1).filter(|&&x| x == 1).count() as f32;
+        assert!((sum.losses[i] - mean.losses[i] * count as f64).abs() < 1e-4);
+        let scaled: Vec<f32> = gm[i * n..(i + 1) * n].iter().map(|x| x * count).collect();
+        let err = max_rel(&gs[i * n..(i + 1) * n], &scaled);
+        assert!(err < 1e-5, "example {i}: {err}");
+    }
+}
