@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::data::{load_jsonl, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::{self, Dtype, Features, FeaturizeJob, LossKind};
+pub use crate::features::FeatureOptions;
+use crate::features::{self, Features, FeaturizeJob, LossKind};
 use crate::methods::less;
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
@@ -61,19 +62,6 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
 }
 
-/// Featurization options shared by `featurize` and `select`.
-#[derive(Debug, Clone)]
-pub struct FeatureOptions {
-    pub seed: u64,
-    pub proj_dim: usize,
-    pub dtype: Dtype,
-    pub max_len: usize,
-    pub batch_size: usize,
-    pub chunk_size: usize,
-    pub overwrite: bool,
-    pub verbose: bool,
-}
-
 /// Featurizes one JSONL file into `out`.
 pub fn featurize(loaded: &Loaded, data: &Path, loss: LossKind, opts: &FeatureOptions, compute: &Compute, out: &Path) -> Result<Features> {
     let dataset = load_jsonl(data)?;
@@ -84,14 +72,7 @@ pub fn featurize(loaded: &Loaded, data: &Path, loss: LossKind, opts: &FeatureOpt
         data: &dataset,
         tokenizer: &loaded.tokenizer,
         loss,
-        seed: opts.seed,
-        proj_dim: opts.proj_dim,
-        dtype: opts.dtype,
-        max_len: opts.max_len,
-        batch_size: opts.batch_size,
-        chunk_size: opts.chunk_size,
-        overwrite: opts.overwrite,
-        verbose: opts.verbose,
+        opts,
     };
     features::featurize(&job, compute, out)
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
 use gradsift::data::{Sequence, Tokenized};
 use gradsift::device::Compute;
 use gradsift::features::{per_example_grads, LossKind, SeqBatch};

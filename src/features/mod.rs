@@ -48,15 +48,10 @@ pub fn adapter_key(adapter: &LoraAdapter, fresh_seed: u64) -> Result<serde_json:
     })
 }
 
-/// What to featurize and how.
-pub struct FeaturizeJob<'a> {
-    pub model: &'a CausalLm,
-    pub adapter: &'a LoraAdapter,
-    /// From [`adapter_key`].
-    pub adapter_key: serde_json::Value,
-    pub data: &'a Dataset,
-    pub tokenizer: &'a TextTokenizer,
-    pub loss: LossKind,
+/// Featurization options shared by `featurize` and `select`.
+#[derive(Debug, Clone)]
+pub struct FeatureOptions {
+    /// Seed of the projection.
     pub seed: u64,
     /// k; 0 = exact gradients.
     pub proj_dim: usize,
@@ -66,17 +61,30 @@ pub struct FeaturizeJob<'a> {
     pub batch_size: usize,
     /// Examples per saved chunk (the unit of resumption).
     pub chunk_size: usize,
+    /// Replace a store made with other arguments.
     pub overwrite: bool,
     /// Show a progress bar and log lines on stderr.
     pub verbose: bool,
 }
 
+/// What to featurize and how.
+pub struct FeaturizeJob<'a> {
+    pub model: &'a CausalLm,
+    pub adapter: &'a LoraAdapter,
+    /// From [`adapter_key`].
+    pub adapter_key: serde_json::Value,
+    pub data: &'a Dataset,
+    pub tokenizer: &'a TextTokenizer,
+    pub loss: LossKind,
+    pub opts: &'a FeatureOptions,
+}
+
 /// Computes (or resumes, or reloads) the features of `job.data` into `store_dir`.
 pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<Features> {
-    if job.batch_size == 0 || job.chunk_size == 0 {
+    if job.opts.batch_size == 0 || job.opts.chunk_size == 0 {
         return Err(Error::Invalid("--batch-size and --chunk-size must be positive".into()));
     }
-    let (tokenized, truncated) = job.tokenizer.examples(&job.data.examples, job.max_len)?;
+    let (tokenized, truncated) = job.tokenizer.examples(&job.data.examples, job.opts.max_len)?;
     let n = tokenized.len();
     let grad_dim = job.adapter.num_params();
     let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
@@ -85,30 +93,30 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         adapter: job.adapter_key.clone(),
         loss: job.loss,
         transform: "sgd".into(),
-        seed: job.seed,
-        proj_dim: job.proj_dim,
-        dtype: job.dtype,
-        max_len: job.max_len,
+        seed: job.opts.seed,
+        proj_dim: job.opts.proj_dim,
+        dtype: job.opts.dtype,
+        max_len: job.opts.max_len,
         source: hash_files(&[&job.data.path])?.remove(0),
-        chunk_size: job.chunk_size,
+        chunk_size: job.opts.chunk_size,
     };
     let store = Store::new(store_dir);
-    let done = store.open_for(&key, job.overwrite)?;
+    let done = store.open_for(&key, job.opts.overwrite)?;
     if let Some(m) = store.manifest()? {
         if m.complete && m.key == key {
-            if job.verbose {
+            if job.opts.verbose {
                 eprintln!("featurize: {} is complete, reusing it", store_dir.display());
             }
             return store.load();
         }
     }
-    let projector = match (&compute.gpu, job.proj_dim) {
+    let projector = match (&compute.gpu, job.opts.proj_dim) {
         (_, 0) => Projector::Identity,
-        (Some(gpu), k) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.seed, k },
-        (None, k) => Projector::Cpu { seed: job.seed, k },
+        (Some(gpu), k) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.opts.seed, k },
+        (None, k) => Projector::Cpu { seed: job.opts.seed, k },
     };
     let dim = projector.dim(grad_dim);
-    let n_chunks = n.div_ceil(job.chunk_size);
+    let n_chunks = n.div_ceil(job.opts.chunk_size);
     let mut manifest = Manifest {
         format: "gradsift-features/1".into(),
         key: key.clone(),
@@ -120,37 +128,37 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         truncated,
         rows: job.data.examples.iter().map(|e| e.line).collect(),
         tasks: job.data.examples.iter().map(|e| e.task.clone()).collect(),
-        layout: if job.proj_dim == 0 { job.adapter.layout() } else { Vec::new() },
+        layout: if job.opts.proj_dim == 0 { job.adapter.layout() } else { Vec::new() },
         device: compute.label.clone(),
     };
-    if job.verbose {
+    if job.opts.verbose {
         eprintln!(
             "featurize {}: {n} examples ({truncated} truncated at {} tokens), loss {}, |θ| = {grad_dim}, features {dim}, on {}{}",
             job.data.path.display(),
-            job.max_len,
+            job.opts.max_len,
             job.loss.name(),
             compute.label,
             if done > 0 { format!(", resuming after {done} of {n_chunks} chunks") } else { String::new() }
         );
     }
     store.write_manifest(&manifest)?;
-    let bar = if job.verbose { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
+    let bar = if job.opts.verbose { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} examples {per_sec} eta {eta}")
             .expect("template")
             .progress_chars("=> "),
     );
     bar.set_prefix("featurize");
-    bar.set_position((manifest.chunks_done * job.chunk_size).min(n) as u64);
+    bar.set_position((manifest.chunks_done * job.opts.chunk_size).min(n) as u64);
     for c in manifest.chunks_done..n_chunks {
-        let (c0, c1) = (c * job.chunk_size, ((c + 1) * job.chunk_size).min(n));
+        let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
         let mut data = Vec::with_capacity((c1 - c0) * dim);
         let mut losses = Vec::with_capacity(c1 - c0);
         // Gradients wait here so the projection runs over many examples at once (P is
         // generated once per call and shared by every example), up to PENDING_BYTES.
         let mut pending: Vec<f32> = Vec::new();
-        for b0 in (c0..c1).step_by(job.batch_size) {
-            let b1 = (b0 + job.batch_size).min(c1);
+        for b0 in (c0..c1).step_by(job.opts.batch_size) {
+            let b1 = (b0 + job.opts.batch_size).min(c1);
             let g = per_example_grads(job.model, job.adapter, &tokenized[b0..b1], job.loss, &compute.device)?;
             pending.extend(g.grads.into_data().iter::<f32>());
             losses.extend(g.losses.iter().map(|&l| l as f32));
@@ -160,7 +168,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
             }
             bar.inc((b1 - b0) as u64);
         }
-        store.write_chunk(c, &data, &losses, dim, job.dtype)?;
+        store.write_chunk(c, &data, &losses, dim, job.opts.dtype)?;
         manifest.chunks_done = c + 1;
         store.write_manifest(&manifest)?;
     }
@@ -172,7 +180,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         data.extend(d);
         losses.extend(l);
     }
-    if job.dtype == Dtype::F16 {
+    if job.opts.dtype == Dtype::F16 {
         // What a reload would see.
         data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
     }

@@ -115,19 +115,6 @@ fn pattern_value(patterns: &serde_json::Map<String, Value>, module: &str) -> Opt
     })
 }
 
-/// Deterministic uniform numbers for fresh adapters (SplitMix64).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 impl LoraAdapter {
     /// Loads a PEFT adapter directory and checks it against the model's modules.
     pub fn load(dir: &Path, linears: &[LinearInfo]) -> Result<Self> {
@@ -202,14 +189,14 @@ impl LoraAdapter {
     /// A new adapter: A uniform in ±1/√in (PEFT's Kaiming default), B zero, seeded.
     pub fn fresh(linears: &[LinearInfo], rank: usize, alpha: f64, targets: &[String], seed: u64) -> Result<Self> {
         let spec = TargetSpec::Names(targets.to_vec());
-        let mut rng = SplitMix(seed ^ 0x6C6F_7261);
+        let mut rng = crate::util::SplitMix64(seed ^ 0x6C6F_7261);
         let mut modules = Vec::new();
         for (id, info) in linears.iter().enumerate() {
             if !spec.matches(&info.name)? {
                 continue;
             }
             let bound = 1.0 / (info.d_in as f64).sqrt();
-            let a = (0..rank * info.d_in).map(|_| ((2.0 * rng.next_f64() - 1.0) * bound) as f32).collect();
+            let a = (0..rank * info.d_in).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect();
             modules.push(LoraModule {
                 linear: id,
                 module: info.name.clone(),
