@@ -49,15 +49,29 @@ fn write_model(dir: &Path) {
     add("model.norm.weight".into(), vec![h], &mut || 1.0);
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
         .collect();
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
 
-const WORDS: &[&str] = &["planet", "garden", "river", "candle", "rocket", "silver", "forest", "window", "pencil", "dragon", "winter", "castle"];
-const CAPITALS: &[(&str, &str)] = &[("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Egypt", "Cairo"), ("Peru", "Lima"), ("Kenya", "Nairobi"), ("Norway", "Oslo")];
+const WORDS: &[&str] = &[
+    "planet", "garden", "river", "candle", "rocket", "silver", "forest", "window", "pencil", "dragon", "winter",
+    "castle",
+];
+const CAPITALS: &[(&str, &str)] = &[
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Egypt", "Cairo"),
+    ("Peru", "Lima"),
+    ("Kenya", "Nairobi"),
+    ("Norway", "Oslo"),
+];
 
 fn line(prompt: &str, completion: &str, task: Option<&str>) -> String {
     let mut v = serde_json::json!({"prompt": prompt, "completion": completion});
@@ -73,7 +87,10 @@ fn example(kind: usize, rng: &mut Rng) -> (String, String) {
         0 => {
             let (a, b) = (rng.below(50), rng.below(50));
             let p = ["Add {a} and {b}.", "What is {a} plus {b}?", "Compute {a} + {b}."][rng.below(3)];
-            (format!("{}\nAnswer:", p.replace("{a}", &a.to_string()).replace("{b}", &b.to_string())), format!(" {}", a + b))
+            (
+                format!("{}\nAnswer:", p.replace("{a}", &a.to_string()).replace("{b}", &b.to_string())),
+                format!(" {}", a + b),
+            )
         }
         1 => {
             let w = WORDS[rng.below(WORDS.len())];
@@ -100,7 +117,10 @@ fn example(kind: usize, rng: &mut Rng) -> (String, String) {
         }
         6 => {
             let w = WORDS[rng.below(WORDS.len())];
-            (format!("Write a short sentence about a {w}.\nAnswer:"), format!(" The {w} was quiet in the evening light."))
+            (
+                format!("Write a short sentence about a {w}.\nAnswer:"),
+                format!(" The {w} was quiet in the evening light."),
+            )
         }
         _ => {
             // Low-quality filler: the response ignores the request.

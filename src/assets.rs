@@ -44,5 +44,9 @@ pub fn materialize() -> Result<DefaultAssets> {
             write_atomic(&path, bytes).map_err(|e| Error::Invalid(format!("writing the embedded default: {e}")))?;
         }
     }
-    Ok(DefaultAssets { model_dir: base.join("model"), pool: base.join("demo/pool.jsonl"), target: base.join("demo/target.jsonl") })
+    Ok(DefaultAssets {
+        model_dir: base.join("model"),
+        pool: base.join("demo/pool.jsonl"),
+        target: base.join("demo/target.jsonl"),
+    })
 }

@@ -56,7 +56,8 @@ pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result
         None => Projector::Cpu { seed: 0, k },
     };
     // Warm-up: kernel compilation and first allocations are not throughput.
-    let warm = per_example_grads(&model, &adapter, &examples[..batch.min(examples.len())], LossKind::Sft, &compute.device)?;
+    let warm =
+        per_example_grads(&model, &adapter, &examples[..batch.min(examples.len())], LossKind::Sft, &compute.device)?;
     let warm_flat: Vec<f32> = warm.grads.into_data().iter::<f32>().collect();
     projector.apply(warm_flat, batch.min(examples.len()), n)?;
 

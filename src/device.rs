@@ -35,7 +35,10 @@ impl AdapterEntry {
     /// One line: index, name, backend, type, driver.
     pub fn describe(&self) -> String {
         let i = &self.info;
-        format!("[{}] {} ({:?}, {:?}, driver {} {})", self.index, i.name, i.backend, i.device_type, i.driver, i.driver_info)
+        format!(
+            "[{}] {} ({:?}, {:?}, driver {} {})",
+            self.index, i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
     }
 }
 
@@ -103,7 +106,9 @@ fn env_override() -> Result<Option<(wgpu::DeviceType, usize)>> {
             return Ok(Some((t, n)));
         }
     }
-    Err(Error::Invalid(format!("CUBECL_WGPU_DEFAULT_DEVICE=`{v}` is not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu")))
+    Err(Error::Invalid(format!(
+        "CUBECL_WGPU_DEFAULT_DEVICE=`{v}` is not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu"
+    )))
 }
 
 /// The best adapter of any type (discrete GPU first, software adapters such as lavapipe last),
@@ -160,7 +165,12 @@ impl Compute {
     /// Burn's deprecated NdArray CPU backend, kept for `gradsift bench` to compare against.
     #[allow(deprecated)]
     pub fn cpu_ndarray() -> Compute {
-        Compute { device: Device::ndarray().autodiff(), gpu: None, label: "cpu (burn ndarray backend)".into(), notice: None }
+        Compute {
+            device: Device::ndarray().autodiff(),
+            gpu: None,
+            label: "cpu (burn ndarray backend)".into(),
+            notice: None,
+        }
     }
 
     /// True when running on a wgpu adapter.

@@ -15,11 +15,7 @@ pub enum Error {
     },
     /// A JSONL record is malformed or lacks a field.
     #[error("{path}:{line}: {message}")]
-    Record {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Record { path: PathBuf, line: usize, message: String },
     /// A file has the wrong content (JSON syntax, safetensors header, config field...).
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
@@ -31,12 +27,7 @@ pub enum Error {
     MissingTensor { path: PathBuf, name: String },
     /// A tensor exists but its shape does not fit the model.
     #[error("{path}: tensor `{name}` has shape {found:?}, the model needs {expected:?}")]
-    Shape {
-        path: PathBuf,
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    Shape { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
     /// The tokenizer could not be loaded or failed on a text.
     #[error("{path}: tokenizer: {message}")]
     Tokenizer { path: PathBuf, message: String },

@@ -64,10 +64,8 @@ impl GpuContext {
         rx.recv()
             .map_err(|e| Error::Device(e.to_string()))?
             .map_err(|e| Error::Device(format!("reading a GPU buffer: {e}")))?;
-        let data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Device(format!("mapping a GPU buffer: {e}")))?;
+        let data =
+            staging.slice(..).get_mapped_range().map_err(|e| Error::Device(format!("mapping a GPU buffer: {e}")))?;
         let out = data.chunks_exact(4).take(len).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         drop(data);
         staging.unmap();

@@ -11,7 +11,11 @@ use gradsift::pipeline::{self, FeatureOptions, Method, ModelSpec};
 use gradsift::select::Budget;
 
 #[derive(Parser)]
-#[command(name = "gradsift", version, about = "Pick the training data worth fine-tuning on, by gradient influence, on any GPU (WebGPU) or the CPU.")]
+#[command(
+    name = "gradsift",
+    version,
+    about = "Pick the training data worth fine-tuning on, by gradient influence, on any GPU (WebGPU) or the CPU."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -223,7 +227,10 @@ fn select(a: SelectArgs) -> Result<()> {
     let (model_dir, pool, target) = match (&a.model.model, &a.pool, &a.target) {
         (None, None, None) => {
             let d = gradsift::assets::materialize()?;
-            eprintln!("using the embedded default model and demo data ({})", d.model_dir.parent().unwrap_or(&d.model_dir).display());
+            eprintln!(
+                "using the embedded default model and demo data ({})",
+                d.model_dir.parent().unwrap_or(&d.model_dir).display()
+            );
             (d.model_dir, d.pool, d.target)
         }
         (Some(m), Some(p), Some(t)) => (m.clone(), p.clone(), t.clone()),
@@ -235,8 +242,9 @@ fn select(a: SelectArgs) -> Result<()> {
         Some(c) => Budget::Count(c),
         None => Budget::Fraction(a.fraction),
     };
-    let s = pipeline::select(&loaded, a.method, &pool, &target, budget, &feature_options(&a.features), &compute, &a.out)
-        .context("select")?;
+    let s =
+        pipeline::select(&loaded, a.method, &pool, &target, budget, &feature_options(&a.features), &compute, &a.out)
+            .context("select")?;
     println!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display());
     Ok(())
 }

@@ -54,7 +54,11 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,
         None => {
-            let targets = if spec.lora_targets.is_empty() { default_targets(model.config.arch) } else { spec.lora_targets.clone() };
+            let targets = if spec.lora_targets.is_empty() {
+                default_targets(model.config.arch)
+            } else {
+                spec.lora_targets.clone()
+            };
             LoraAdapter::fresh(&model.linears, spec.lora_r, spec.lora_alpha, &targets, spec.seed)?
         }
     };
@@ -63,7 +67,14 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
 }
 
 /// Featurizes one JSONL file into `out`.
-pub fn featurize(loaded: &Loaded, data: &Path, loss: LossKind, opts: &FeatureOptions, compute: &Compute, out: &Path) -> Result<Features> {
+pub fn featurize(
+    loaded: &Loaded,
+    data: &Path,
+    loss: LossKind,
+    opts: &FeatureOptions,
+    compute: &Compute,
+    out: &Path,
+) -> Result<Features> {
     let dataset = load_jsonl(data)?;
     let job = FeaturizeJob {
         model: &loaded.model,
@@ -109,7 +120,9 @@ pub fn select(
         Method::Less => (LossKind::Sft, LossKind::Sft),
     };
     if pool.is_preference() || target.is_preference() {
-        return Err(Error::Invalid("LESS scores instruction data: pool and target need {\"prompt\",\"completion\"} records".into()));
+        return Err(Error::Invalid(
+            "LESS scores instruction data: pool and target need {\"prompt\",\"completion\"} records".into(),
+        ));
     }
     let pool_f = featurize(loaded, pool_path, pool_loss, opts, compute, &out.join("features/pool"))?;
     let target_f = featurize(loaded, target_path, target_loss, opts, compute, &out.join("features/target"))?;

@@ -33,9 +33,11 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
     for f in ["selected.json", "scores.csv", "selected.jsonl", "manifest.json"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
-    let selected: Vec<usize> = serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+    let selected: Vec<usize> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
     assert_eq!(selected.len(), 10, "5% of the 200-example demo pool");
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let pool_path = manifest["pool"]["path"].as_str().unwrap();
     let pool_text = std::fs::read_to_string(pool_path).unwrap();
     let pool: Vec<&str> = pool_text.lines().collect();
@@ -45,7 +47,11 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
         assert_eq!(*line, pool[i], "selected.jsonl line for pool index {i} differs from the pool line");
     }
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
-    assert!(csv.starts_with("index,score,rank,line,selected,task:arithmetic,task:reverse"), "{}", csv.lines().next().unwrap());
+    assert!(
+        csv.starts_with("index,score,rank,line,selected,task:arithmetic,task:reverse"),
+        "{}",
+        csv.lines().next().unwrap()
+    );
     assert_eq!(csv.lines().count(), 201);
 
     let second = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
@@ -81,24 +87,39 @@ fn bad_input_fails_with_a_clear_message() {
     };
     let good = r#"{"prompt":"Add 1 and 2.","completion":" 3"}"#;
     let malformed = write("malformed.jsonl", &format!("{good}\n{{\"prompt\": \"x\", \n"));
-    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &malformed, "--out", s], &["malformed.jsonl:2", "invalid JSON"]);
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--data", &malformed, "--out", s],
+        &["malformed.jsonl:2", "invalid JSON"],
+    );
     let missing = write("missing.jsonl", &format!("{good}\n{good}\n{{\"prompt\":\"x\"}}\n"));
-    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &missing, "--out", s], &["missing.jsonl:3", "completion"]);
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--data", &missing, "--out", s],
+        &["missing.jsonl:3", "completion"],
+    );
     let empty = write("empty.jsonl", "{\"prompt\":\"x\",\"completion\":\"\"}\n");
-    expect_error(&["featurize", "--device", "cpu", "--model", m, "--data", &empty, "--out", s], &["empty.jsonl:1", "empty"]);
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--data", &empty, "--out", s],
+        &["empty.jsonl:1", "empty"],
+    );
 
     let data = write("good.jsonl", &format!("{good}\n"));
     // A model directory without its weights.
     let no_weights = dir.join("no-weights");
     std::fs::create_dir_all(&no_weights).unwrap();
     std::fs::copy(model.join("config.json"), no_weights.join("config.json")).unwrap();
-    expect_error(&["featurize", "--device", "cpu", "--model", no_weights.to_str().unwrap(), "--data", &data, "--out", s], &["no-weights", "model.safetensors"]);
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", no_weights.to_str().unwrap(), "--data", &data, "--out", s],
+        &["no-weights", "model.safetensors"],
+    );
     // An unknown architecture.
     let unknown = dir.join("unknown");
     std::fs::create_dir_all(&unknown).unwrap();
     let cfg = std::fs::read_to_string(model.join("config.json")).unwrap().replace("\"llama\"", "\"mamba\"");
     std::fs::write(unknown.join("config.json"), cfg).unwrap();
-    expect_error(&["featurize", "--device", "cpu", "--model", unknown.to_str().unwrap(), "--data", &data, "--out", s], &["unknown/config.json", "mamba"]);
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", unknown.to_str().unwrap(), "--data", &data, "--out", s],
+        &["unknown/config.json", "mamba"],
+    );
     // An adapter made for another model: the GPT-2 adapter on the Llama model.
     let other = fixtures().join("tiny-qwen2/adapter");
     let mut adapter = dir.join("adapter");
@@ -111,12 +132,36 @@ fn bad_input_fails_with_a_clear_message() {
     let cfg = std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap().replace("\"r\": 4", "\"r\": 8");
     std::fs::write(adapter.join("adapter_config.json"), cfg).unwrap();
     expect_error(
-        &["featurize", "--device", "cpu", "--model", m, "--adapter", adapter.to_str().unwrap(), "--data", &data, "--out", s],
+        &[
+            "featurize",
+            "--device",
+            "cpu",
+            "--model",
+            m,
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--data",
+            &data,
+            "--out",
+            s,
+        ],
         &["adapter_model.safetensors", "lora_A.weight", "shape"],
     );
     adapter = fixtures().join("tiny-gpt2/adapter");
     expect_error(
-        &["featurize", "--device", "cpu", "--model", m, "--adapter", adapter.to_str().unwrap(), "--data", &data, "--out", s],
+        &[
+            "featurize",
+            "--device",
+            "cpu",
+            "--model",
+            m,
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--data",
+            &data,
+            "--out",
+            s,
+        ],
         &["tiny-gpt2/adapter/adapter_config.json", "match no module of the model"],
     );
 }

@@ -41,7 +41,12 @@ fn write_st(path: &Path, tensors: &BTreeMap<String, HostTensor>, dtype: safetens
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
-fn model_dir(name: &str, config: serde_json::Value, tensors: &BTreeMap<String, HostTensor>, dtype: safetensors::Dtype) -> PathBuf {
+fn model_dir(
+    name: &str,
+    config: serde_json::Value,
+    tensors: &BTreeMap<String, HostTensor>,
+    dtype: safetensors::Dtype,
+) -> PathBuf {
     let d = tmp(name);
     std::fs::write(d.join("config.json"), config.to_string()).unwrap();
     write_st(&d.join("model.safetensors"), tensors, dtype);
@@ -79,11 +84,19 @@ fn sharded_checkpoint_equals_single_file() {
     for (i, (n, x)) in t.iter().enumerate() {
         let shard = if i % 2 == 0 { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
         map.insert(n.clone(), shard.into());
-        if i % 2 == 0 { a.insert(n.clone(), x.clone()) } else { b.insert(n.clone(), x.clone()) };
+        if i % 2 == 0 {
+            a.insert(n.clone(), x.clone())
+        } else {
+            b.insert(n.clone(), x.clone())
+        };
     }
     write_st(&d.join("model-00001-of-00002.safetensors"), &a, safetensors::Dtype::F32);
     write_st(&d.join("model-00002-of-00002.safetensors"), &b, safetensors::Dtype::F32);
-    std::fs::write(d.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": map}).to_string()).unwrap();
+    std::fs::write(
+        d.join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
+    )
+    .unwrap();
     assert_eq!(logits(&d), logits(&llama()));
 }
 
@@ -128,7 +141,10 @@ fn kv_variants(kv: usize, pick: &[usize]) -> (PathBuf, PathBuf) {
     cg["num_key_value_heads"] = kv.into();
     let mut cm = base_config();
     cm["num_key_value_heads"] = heads.into();
-    (model_dir(&format!("kv{kv}"), cg, &grouped, safetensors::Dtype::F32), model_dir(&format!("kv{kv}-mha"), cm, &mha, safetensors::Dtype::F32))
+    (
+        model_dir(&format!("kv{kv}"), cg, &grouped, safetensors::Dtype::F32),
+        model_dir(&format!("kv{kv}-mha"), cm, &mha, safetensors::Dtype::F32),
+    )
 }
 
 #[test]
@@ -146,14 +162,18 @@ fn summed_loss_gradient_is_length_times_mean_loss_gradient() {
     let m = CausalLm::load(&llama(), &c.device).unwrap();
     let a = LoraAdapter::load(&llama().join("adapter"), &m.linears).unwrap();
     let seqs = vec![
-        Sequence { ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 22, 1], mask: vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1] },
+        Sequence {
+            ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 22, 1],
+            mask: vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1],
+        },
         Sequence { ids: vec![0, 52, 71, 311, 274, 1], mask: vec![0, 0, 1, 1, 1, 1] },
     ];
     let ex: Vec<Tokenized> = seqs.iter().cloned().map(Tokenized::Single).collect();
     let mean = per_example_grads(&m, &a, &ex, LossKind::Sft, &c.device).unwrap();
     let sum = per_example_grads(&m, &a, &ex, LossKind::SftSum, &c.device).unwrap();
     let n = mean.grads.dims()[1];
-    let (gm, gs): (Vec<f32>, Vec<f32>) = (mean.grads.into_data().iter().collect(), sum.grads.into_data().iter().collect());
+    let (gm, gs): (Vec<f32>, Vec<f32>) =
+        (mean.grads.into_data().iter().collect(), sum.grads.into_data().iter().collect());
     for (i, s) in seqs.iter().enumerate() {
         let count = s.mask.iter().skip(1).filter(|&&x| x == 1).count() as f32;
         assert!((sum.losses[i] - mean.losses[i] * count as f64).abs() < 1e-4);

@@ -69,7 +69,9 @@ fn projection_preserves_inner_products() {
             None => Projector::Cpu { seed: 7, k },
         };
         let f = proj.apply(g.clone(), m, n).unwrap();
-        let dot = |a: &[f32], i: usize, j: usize, d: usize| -> f64 { (0..d).map(|t| a[i * d + t] as f64 * a[j * d + t] as f64).sum() };
+        let dot = |a: &[f32], i: usize, j: usize, d: usize| -> f64 {
+            (0..d).map(|t| a[i * d + t] as f64 * a[j * d + t] as f64).sum()
+        };
         let (mut worst, mut sq, mut norm_sq) = (0f64, 0f64, 0f64);
         for i in 0..m {
             for j in i..m {
@@ -89,9 +91,16 @@ fn projection_preserves_inner_products() {
         let norm_rms = (norm_sq / m as f64).sqrt();
         eprintln!(
             "JL on {}: pair RMS {:.3}/√k, norm RMS {:.3}/√k, worst pair {:.2}/√k",
-            c.label, rms / sigma, norm_rms / sigma, worst / sigma
+            c.label,
+            rms / sigma,
+            norm_rms / sigma,
+            worst / sigma
         );
         assert!((rms / sigma - 1.0).abs() <= 0.1, "pair RMS error {rms} is not ~1/√k on {}", c.label);
-        assert!((norm_rms / sigma / 2f64.sqrt() - 1.0).abs() <= 0.15, "norm RMS error {norm_rms} is not ~√2/√k on {}", c.label);
+        assert!(
+            (norm_rms / sigma / 2f64.sqrt() - 1.0).abs() <= 0.15,
+            "norm RMS error {norm_rms} is not ~√2/√k on {}",
+            c.label
+        );
     }
 }

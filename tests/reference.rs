@@ -108,7 +108,14 @@ fn logits_match_pytorch() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-fn check_grads(prefix: &str, name: &str, c: &Compute, adapter: &LoraAdapter, grads: Tensor<2>, refs: &HashMap<String, (Vec<usize>, Vec<f64>)>) {
+fn check_grads(
+    prefix: &str,
+    name: &str,
+    c: &Compute,
+    adapter: &LoraAdapter,
+    grads: Tensor<2>,
+    refs: &HashMap<String, (Vec<usize>, Vec<f64>)>,
+) {
     let [e, n] = grads.dims();
     let flat: Vec<f64> = grads.into_data().iter::<f32>().map(f64::from).collect();
     let mut worst: f64 = 0.0;
@@ -123,7 +130,10 @@ fn check_grads(prefix: &str, name: &str, c: &Compute, adapter: &LoraAdapter, gra
             assert!(err <= 1e-4, "{name} {prefix} grad example {i} {} on {}: rel err {err:.3e}", slot.name, c.label);
         }
     }
-    eprintln!("{name}: {prefix} per-example gradients of {e} examples match (worst rel err {worst:.2e}) on {}", c.label);
+    eprintln!(
+        "{name}: {prefix} per-example gradients of {e} examples match (worst rel err {worst:.2e}) on {}",
+        c.label
+    );
 }
 
 #[test]
@@ -136,7 +146,11 @@ fn sft_per_example_gradients_match_pytorch() {
             let out = per_example_grads(&model, &adapter, &examples, LossKind::Sft, &c.device).unwrap();
             for (i, e) in r["sft"].as_array().unwrap().iter().enumerate() {
                 let want = e["loss"].as_f64().unwrap();
-                assert!((out.losses[i] - want).abs() <= 1e-5 * want.abs(), "{name} sft loss {i}: {} vs {want}", out.losses[i]);
+                assert!(
+                    (out.losses[i] - want).abs() <= 1e-5 * want.abs(),
+                    "{name} sft loss {i}: {} vs {want}",
+                    out.losses[i]
+                );
             }
             check_grads("sft", name, &c, &adapter, out.grads, &reference_tensors(name));
         }
@@ -181,7 +195,8 @@ fn tokenization_matches_reference() {
         let r = reference_json(name);
         let dir = fixtures().join(name);
         let cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-        let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg["eos_token_id"].as_u64().unwrap() as u32).unwrap();
+        let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg["eos_token_id"].as_u64().unwrap() as u32)
+            .unwrap();
         let inst = load_jsonl(&fixtures().join("instruction.jsonl")).unwrap();
         for (ex, want) in inst.examples.iter().zip(sft_seqs(&r)) {
             let Record::Instruction { prompt, completion } = &ex.record else { panic!() };
@@ -192,4 +207,3 @@ fn tokenization_matches_reference() {
         assert_eq!(got, dpo_pairs(&r), "{name} preference pairs");
     }
 }
-

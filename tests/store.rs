@@ -12,20 +12,37 @@ fn fixtures() -> PathBuf {
 }
 
 fn opts(dtype: Dtype, overwrite: bool) -> FeatureOptions {
-    FeatureOptions { seed: 3, proj_dim: 64, dtype, max_len: 512, batch_size: 2, chunk_size: 2, overwrite, verbose: false }
+    FeatureOptions {
+        seed: 3,
+        proj_dim: 64,
+        dtype,
+        max_len: 512,
+        batch_size: 2,
+        chunk_size: 2,
+        overwrite,
+        verbose: false,
+    }
 }
 
 #[test]
 fn resumes_from_the_last_complete_chunk() {
     let c = Compute::cpu();
     let model = fixtures().join("tiny-llama");
-    let spec = ModelSpec { model_dir: model.clone(), adapter_dir: Some(model.join("adapter")), lora_r: 8, lora_alpha: 16.0, lora_targets: vec![], seed: 0 };
+    let spec = ModelSpec {
+        model_dir: model.clone(),
+        adapter_dir: Some(model.join("adapter")),
+        lora_r: 8,
+        lora_alpha: 16.0,
+        lora_targets: vec![],
+        seed: 0,
+    };
     let loaded = pipeline::load(&spec, &c).unwrap();
     let data = fixtures().join("instruction.jsonl");
     let base = std::env::temp_dir().join(format!("gradsift-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
-    let full = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full")).unwrap();
+    let full =
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full")).unwrap();
     assert_eq!((full.rows, full.dim), (6, 64));
     assert_eq!(full.manifest.rows, vec![1, 2, 3, 4, 5, 6]);
     let (on_disk, r, d) = npy::read(&base.join("full/features.npy")).unwrap();
@@ -42,16 +59,20 @@ fn resumes_from_the_last_complete_chunk() {
     m.chunks_done = 1;
     partial.write_manifest(&m).unwrap();
 
-    let resumed = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial")).unwrap();
+    let resumed =
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial"))
+            .unwrap();
     assert_eq!(&resumed.data[..128], &marker[..], "chunk 0 was recomputed instead of reused");
     assert_eq!(&resumed.data[128..], &full.data[128..], "resumed rows differ from a full run");
     assert!(resumed.manifest.complete);
 
     // Other arguments into the same store: refused, naming what differs.
-    let err = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, false), &c, &base.join("full")).unwrap_err();
+    let err = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, false), &c, &base.join("full"))
+        .unwrap_err();
     assert!(err.to_string().contains("dtype"), "{err}");
     // ...unless asked to overwrite; f16 storage halves the file and stays close.
-    let f16 = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full")).unwrap();
+    let f16 =
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full")).unwrap();
     let max_diff = f16.data.iter().zip(&full.data).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0f32, f32::max);
     assert!(max_diff < 2e-3, "f16 features differ by {max_diff}");
     let _ = std::fs::remove_dir_all(&base);
@@ -61,13 +82,22 @@ fn resumes_from_the_last_complete_chunk() {
 fn exact_gradients_store_their_layout() {
     let c = Compute::cpu();
     let model = fixtures().join("tiny-gpt2");
-    let spec = ModelSpec { model_dir: model.clone(), adapter_dir: Some(model.join("adapter")), lora_r: 8, lora_alpha: 16.0, lora_targets: vec![], seed: 0 };
+    let spec = ModelSpec {
+        model_dir: model.clone(),
+        adapter_dir: Some(model.join("adapter")),
+        lora_r: 8,
+        lora_alpha: 16.0,
+        lora_targets: vec![],
+        seed: 0,
+    };
     let loaded = pipeline::load(&spec, &c).unwrap();
     let dir = std::env::temp_dir().join(format!("gradsift-layout-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut o = opts(Dtype::F32, false);
     o.proj_dim = 0;
-    let f = pipeline::featurize(&loaded, &fixtures().join("preference.jsonl"), LossKind::Dpo { beta: 0.1 }, &o, &c, &dir).unwrap();
+    let f =
+        pipeline::featurize(&loaded, &fixtures().join("preference.jsonl"), LossKind::Dpo { beta: 0.1 }, &o, &c, &dir)
+            .unwrap();
     let layout = &f.manifest.layout;
     assert_eq!(layout.len(), 12, "6 adapted Conv1D modules (attn.c_attn, attn.c_proj, mlp.c_proj per layer) × A, B");
     assert_eq!(layout[0].name, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");

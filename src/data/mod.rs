@@ -4,4 +4,4 @@ mod formats;
 mod tokenize;
 
 pub use formats::{load_jsonl, Dataset, Example, Record};
-pub use tokenize::{Sequence, TokenizedPair, TextTokenizer, Tokenized};
+pub use tokenize::{Sequence, TextTokenizer, Tokenized, TokenizedPair};

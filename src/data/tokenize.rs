@@ -47,8 +47,8 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// Loads `tokenizer.json`; `eos` is the model's `eos_token_id`.
     pub fn from_file(path: &Path, eos: u32) -> Result<Self> {
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        let inner =
+            Tokenizer::from_file(path).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
         Ok(TextTokenizer { inner, path: path.into(), eos })
     }
 
@@ -72,9 +72,7 @@ impl TextTokenizer {
 
     /// Decodes ids to text (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })
+        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })
     }
 
     /// Tokenizes a prompt and its response, truncated to `max_len` tokens. Returns the sequence

@@ -15,7 +15,7 @@ pub use batch::SeqBatch;
 pub use npy::Dtype;
 pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, BatchGrads, DpoStats, LossKind};
 pub use project::{project_cpu, GpuProjector, Projector};
-pub use store::{FileHash, Features, Manifest, Store, StoreKey};
+pub use store::{Features, FileHash, Manifest, Store, StoreKey};
 
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
@@ -27,10 +27,7 @@ const PENDING_BYTES: usize = 256 << 20;
 
 /// Hashes files for a manifest.
 pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
-    paths
-        .iter()
-        .map(|p| Ok(FileHash { path: p.display().to_string(), sha256: crate::util::sha256_file(p)? }))
-        .collect()
+    paths.iter().map(|p| Ok(FileHash { path: p.display().to_string(), sha256: crate::util::sha256_file(p)? })).collect()
 }
 
 /// A description of an adapter for the store key: its files' hashes, or the fresh recipe.
@@ -112,7 +109,9 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     }
     let projector = match (&compute.gpu, job.opts.proj_dim) {
         (_, 0) => Projector::Identity,
-        (Some(gpu), k) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.opts.seed, k },
+        (Some(gpu), k) => {
+            Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.opts.seed, k }
+        }
         (None, k) => Projector::Cpu { seed: job.opts.seed, k },
     };
     let dim = projector.dim(grad_dim);

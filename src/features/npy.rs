@@ -54,7 +54,8 @@ pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
         2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         _ => return Err(bad("version")),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| bad("header"))?).map_err(|_| bad("header"))?;
+    let header =
+        std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| bad("header"))?).map_err(|_| bad("header"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("fortran order"));
     }

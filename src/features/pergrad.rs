@@ -55,7 +55,9 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
             // chosen of every pair first, then rejected: halves of the batch line up.
             for (i, ex) in examples.iter().enumerate() {
                 let Tokenized::Pair(p) = ex else {
-                    return Err(Error::Invalid("the DPO loss needs preference pairs (prompt, chosen, rejected)".into()));
+                    return Err(Error::Invalid(
+                        "the DPO loss needs preference pairs (prompt, chosen, rejected)".into(),
+                    ));
                 };
                 seqs.push(&p.chosen);
                 owner.push(i);
@@ -70,7 +72,10 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
         _ => {
             for (i, ex) in examples.iter().enumerate() {
                 let Tokenized::Single(s) = ex else {
-                    return Err(Error::Invalid(format!("the {} loss needs instruction examples (prompt, completion)", loss.name())));
+                    return Err(Error::Invalid(format!(
+                        "the {} loss needs instruction examples (prompt, completion)",
+                        loss.name()
+                    )));
                 };
                 seqs.push(s);
                 owner.push(i);
@@ -81,7 +86,12 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
 }
 
 /// Summed response log-probs of `seqs` under the model (with `adapter`, or the base model).
-pub fn sequence_logps(model: &CausalLm, adapter: Option<&LoraAdapter>, seqs: &[&Sequence], device: &Device) -> Vec<f64> {
+pub fn sequence_logps(
+    model: &CausalLm,
+    adapter: Option<&LoraAdapter>,
+    seqs: &[&Sequence],
+    device: &Device,
+) -> Vec<f64> {
     let batch = SeqBatch::new(seqs, device);
     let lora = adapter.map(|a| a.runtime(model.linears.len(), seqs.len(), device));
     let logits = model.logits(batch.ids.clone(), lora.as_ref());
@@ -148,7 +158,8 @@ pub fn per_example_grads(
     for ((a_leaf, b_leaf), m) in leaves.iter().zip(&adapter.modules) {
         let (d_in, d_out, r) = (m.a.shape[1], m.b.shape[0], m.rank);
         let ga = a_leaf.grad(&grads).unwrap_or_else(|| Tensor::zeros([e, d_in, r], &device.clone().without_autodiff()));
-        let gb = b_leaf.grad(&grads).unwrap_or_else(|| Tensor::zeros([e, r, d_out], &device.clone().without_autodiff()));
+        let gb =
+            b_leaf.grad(&grads).unwrap_or_else(|| Tensor::zeros([e, r, d_out], &device.clone().without_autodiff()));
         // PEFT layouts: A [r, in], B [out, r], row-major.
         parts.push(ga.swap_dims(1, 2).reshape([e, r * d_in]));
         parts.push(gb.swap_dims(1, 2).reshape([e, d_out * r]));
@@ -171,7 +182,13 @@ pub struct DpoStats {
 
 /// DPO statistics of every pair (forward passes only): policy = model + adapter, reference =
 /// the base model.
-pub fn dpo_stats(model: &CausalLm, adapter: &LoraAdapter, pairs: &[Tokenized], beta: f64, device: &Device) -> Result<Vec<DpoStats>> {
+pub fn dpo_stats(
+    model: &CausalLm,
+    adapter: &LoraAdapter,
+    pairs: &[Tokenized],
+    beta: f64,
+    device: &Device,
+) -> Result<Vec<DpoStats>> {
     let (seqs, _) = flatten(pairs, LossKind::Dpo { beta })?;
     let e = pairs.len();
     let policy = sequence_logps(model, Some(adapter), &seqs, device);

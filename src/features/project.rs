@@ -141,8 +141,10 @@ impl GpuProjector {
             mapped_at_creation: false,
         });
         let bind = |pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]| {
-            let entries: Vec<wgpu::BindGroupEntry<'_>> =
-                entries.iter().map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() }).collect();
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+                .iter()
+                .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
+                .collect();
             ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &pipeline.get_bind_group_layout(0),
@@ -161,10 +163,21 @@ impl GpuProjector {
             }
             let z_count = cols.div_ceil(CHUNK);
             let p: [u32; 8] = [
-                k as u32, e as u32, cols as u32, col_base as u32, CHUNK as u32, z_count as u32, seed as u32, (seed >> 32) as u32,
+                k as u32,
+                e as u32,
+                cols as u32,
+                col_base as u32,
+                CHUNK as u32,
+                z_count as u32,
+                seed as u32,
+                (seed >> 32) as u32,
             ];
             ctx.queue.write_buffer(&params, 0, &p.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-            ctx.queue.write_buffer(&grads, 0, &slab[..e * cols].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+            ctx.queue.write_buffer(
+                &grads,
+                0,
+                &slab[..e * cols].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+            );
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());

@@ -28,5 +28,9 @@ pub fn negative(row_key: u32, col: u32) -> bool {
 
 /// P[row, col] before the 1/√k scale: ±1.
 pub fn rademacher(seed: u64, row: u32, col: u32) -> f32 {
-    if negative(row_key(seed, row), col) { -1.0 } else { 1.0 }
+    if negative(row_key(seed, row), col) {
+        -1.0
+    } else {
+        1.0
+    }
 }

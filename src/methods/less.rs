@@ -63,8 +63,6 @@ pub fn less_scores(pool: &Features, target: &Features) -> SubtaskScores {
             (name, s)
         })
         .collect();
-    let score = (0..pool.rows)
-        .map(|i| per_task.iter().map(|(_, s)| s[i]).fold(f64::NEG_INFINITY, f64::max))
-        .collect();
+    let score = (0..pool.rows).map(|i| per_task.iter().map(|(_, s)| s[i]).fold(f64::NEG_INFINITY, f64::max)).collect();
     SubtaskScores { score, per_task }
 }

@@ -79,8 +79,8 @@ impl ModelConfig {
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type }),
         };
-        let eos_token_id = first_id(v.get("eos_token_id"))
-            .ok_or_else(|| Error::format(path, "missing field `eos_token_id`"))?;
+        let eos_token_id =
+            first_id(v.get("eos_token_id")).ok_or_else(|| Error::format(path, "missing field `eos_token_id`"))?;
         let bos_token_id = first_id(v.get("bos_token_id"));
         let dtype = match v.get("dtype").or_else(|| v.get("torch_dtype")).and_then(Value::as_str) {
             Some("bfloat16") => FloatKind::Bf16,
@@ -117,7 +117,10 @@ impl ModelConfig {
         let kv_heads = v.get("num_key_value_heads").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(heads);
         let head_dim = v.get("head_dim").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(hidden / heads);
         if heads % kv_heads != 0 {
-            return Err(Error::format(path, format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")));
+            return Err(Error::format(
+                path,
+                format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"),
+            ));
         }
         let rope = v.get("rope_parameters").or_else(|| v.get("rope_scaling")).filter(|r| !r.is_null());
         if let Some(kind) = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str) {
@@ -146,7 +149,11 @@ impl ModelConfig {
             norm_eps: v.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
             rope_theta,
             tie_embeddings: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(arch == Arch::Qwen2),
-            max_positions: v.get("max_position_embeddings").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(usize::MAX),
+            max_positions: v
+                .get("max_position_embeddings")
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .unwrap_or(usize::MAX),
             eos_token_id,
             bos_token_id,
             dtype,

@@ -111,7 +111,11 @@ pub fn peft_key(module: &str, which: &str) -> String {
 fn pattern_value(patterns: &serde_json::Map<String, Value>, module: &str) -> Option<f64> {
     patterns.iter().find_map(|(k, v)| {
         let re = Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).ok()?;
-        if re.is_match(module) { v.as_f64() } else { None }
+        if re.is_match(module) {
+            v.as_f64()
+        } else {
+            None
+        }
     })
 }
 
@@ -120,7 +124,8 @@ impl LoraAdapter {
     pub fn load(dir: &Path, linears: &[LinearInfo]) -> Result<Self> {
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-        let cfg: Value = serde_json::from_str(&text).map_err(|e| Error::format(&cfg_path, format!("invalid JSON: {e}")))?;
+        let cfg: Value =
+            serde_json::from_str(&text).map_err(|e| Error::format(&cfg_path, format!("invalid JSON: {e}")))?;
         let field = |k: &str| cfg.get(k).filter(|v| !v.is_null());
         if let Some(t) = field("peft_type").and_then(Value::as_str) {
             if t != "LORA" {
@@ -139,7 +144,8 @@ impl LoraAdapter {
                 return Err(Error::format(&cfg_path, format!("bias `{b}` is not supported (none)")));
             }
         }
-        let rank = field("r").and_then(Value::as_u64).ok_or_else(|| Error::format(&cfg_path, "missing field `r`"))? as usize;
+        let rank =
+            field("r").and_then(Value::as_u64).ok_or_else(|| Error::format(&cfg_path, "missing field `r`"))? as usize;
         let alpha = field("lora_alpha").and_then(Value::as_f64).unwrap_or(8.0);
         let use_rslora = field("use_rslora").and_then(Value::as_bool).unwrap_or(false);
         let targets = match field("target_modules") {
@@ -155,7 +161,8 @@ impl LoraAdapter {
         if !st_path.exists() {
             return Err(Error::format(dir, "no adapter_model.safetensors"));
         }
-        let mut tensors: std::collections::HashMap<String, HostTensor> = read_safetensors(&st_path)?.into_iter().collect();
+        let mut tensors: std::collections::HashMap<String, HostTensor> =
+            read_safetensors(&st_path)?.into_iter().collect();
         let mut modules = Vec::new();
         for (id, info) in linears.iter().enumerate() {
             let (ka, kb) = (peft_key(&info.name, "A"), peft_key(&info.name, "B"));
@@ -165,10 +172,19 @@ impl LoraAdapter {
             }
             let r = pattern_value(rank_pat, &info.name).map(|x| x as usize).unwrap_or(rank);
             let al = pattern_value(alpha_pat, &info.name).unwrap_or(alpha);
-            let take = |t: &mut std::collections::HashMap<String, HostTensor>, key: &str, shape: [usize; 2]| -> Result<HostTensor> {
-                let x = t.remove(key).ok_or_else(|| Error::MissingTensor { path: st_path.clone(), name: key.into() })?;
+            let take = |t: &mut std::collections::HashMap<String, HostTensor>,
+                        key: &str,
+                        shape: [usize; 2]|
+             -> Result<HostTensor> {
+                let x =
+                    t.remove(key).ok_or_else(|| Error::MissingTensor { path: st_path.clone(), name: key.into() })?;
                 if x.shape != shape {
-                    return Err(Error::Shape { path: st_path.clone(), name: key.into(), found: x.shape, expected: shape.to_vec() });
+                    return Err(Error::Shape {
+                        path: st_path.clone(),
+                        name: key.into(),
+                        found: x.shape,
+                        expected: shape.to_vec(),
+                    });
                 }
                 Ok(x)
             };
@@ -178,10 +194,16 @@ impl LoraAdapter {
             modules.push(LoraModule { linear: id, module: info.name.clone(), rank: r, scale, a, b });
         }
         if modules.is_empty() {
-            return Err(Error::format(&cfg_path, format!("target_modules {} match no module of the model", targets.to_json())));
+            return Err(Error::format(
+                &cfg_path,
+                format!("target_modules {} match no module of the model", targets.to_json()),
+            ));
         }
         if let Some(extra) = tensors.keys().min() {
-            return Err(Error::format(&st_path, format!("tensor `{extra}` does not belong to any module of the model")));
+            return Err(Error::format(
+                &st_path,
+                format!("tensor `{extra}` does not belong to any module of the model"),
+            ));
         }
         Ok(LoraAdapter { rank, alpha, targets, use_rslora, modules, dir: Some(dir.to_path_buf()) })
     }
@@ -208,7 +230,9 @@ impl LoraAdapter {
         }
         if modules.is_empty() {
             let names: Vec<&str> = linears.iter().map(|l| l.name.as_str()).take(8).collect();
-            return Err(Error::Invalid(format!("--lora-targets {targets:?} match no module (modules look like {names:?})")));
+            return Err(Error::Invalid(format!(
+                "--lora-targets {targets:?} match no module (modules look like {names:?})"
+            )));
         }
         Ok(LoraAdapter { rank, alpha, targets: spec, use_rslora: false, modules, dir: None })
     }
@@ -275,10 +299,18 @@ impl LoraAdapter {
         }
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
             .iter()
-            .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("valid view")))
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("valid view"),
+                )
+            })
             .collect();
         let bytes = safetensors::serialize(views, None).map_err(|e| Error::format(dir, e.to_string()))?;
         crate::util::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
-        crate::util::write_atomic(&dir.join("adapter_config.json"), serde_json::to_string_pretty(&cfg).expect("json").as_bytes())
+        crate::util::write_atomic(
+            &dir.join("adapter_config.json"),
+            serde_json::to_string_pretty(&cfg).expect("json").as_bytes(),
+        )
     }
 }

@@ -51,7 +51,14 @@ impl CausalLm {
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
         };
         let linears = lb.infos;
-        Ok(CausalLm { config, linears, dir: dir.to_path_buf(), files: weights.files.clone(), unused: weights.unused(), body })
+        Ok(CausalLm {
+            config,
+            linears,
+            dir: dir.to_path_buf(),
+            files: weights.files.clone(),
+            unused: weights.unused(),
+            body,
+        })
     }
 
     /// Final hidden states `[B, T, H]`.

@@ -114,7 +114,13 @@ pub fn silu(x: Tensor<3>) -> Tensor<3> {
 /// The inverse frequencies are rounded to `inv_freq_dtype`: Transformers keeps them in a
 /// buffer that takes the checkpoint's dtype when a bf16/f16 model is loaded, so a bf16 Qwen2
 /// rotates by bf16-rounded frequencies (measured: without this, logits drift by ~1e-4).
-pub fn rope_tables(t: usize, head_dim: usize, theta: f64, inv_freq_dtype: FloatKind, device: &Device) -> (Tensor<4>, Tensor<4>) {
+pub fn rope_tables(
+    t: usize,
+    head_dim: usize,
+    theta: f64,
+    inv_freq_dtype: FloatKind,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
     let half = head_dim / 2;
     let inv: Vec<f64> = (0..half)
         .map(|i| {

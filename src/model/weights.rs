@@ -31,18 +31,18 @@ fn to_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F64 => b
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect(),
-        other => return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected a float type"))),
+        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        other => {
+            return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected a float type")))
+        }
     })
 }
 
 /// Reads every tensor of one safetensors file into `out`.
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, HostTensor)>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let data = to_f32(path, &name, &view)?;
@@ -97,12 +97,15 @@ impl Weights {
 
     /// Takes tensor `name`, checking its shape.
     pub fn take(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
-        let (t, file) = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| Error::MissingTensor { path: self.origin(), name: name.into() })?;
+        let (t, file) =
+            self.tensors.get(name).ok_or_else(|| Error::MissingTensor { path: self.origin(), name: name.into() })?;
         if t.shape != expected {
-            return Err(Error::Shape { path: file.clone(), name: name.into(), found: t.shape.clone(), expected: expected.to_vec() });
+            return Err(Error::Shape {
+                path: file.clone(),
+                name: name.into(),
+                found: t.shape.clone(),
+                expected: expected.to_vec(),
+            });
         }
         self.taken.borrow_mut().insert(name.to_string());
         Ok(t.clone())
@@ -110,7 +113,11 @@ impl Weights {
 
     /// Takes `name` if present.
     pub fn take_opt(&self, name: &str, expected: &[usize]) -> Result<Option<HostTensor>> {
-        if self.contains(name) { self.take(name, expected).map(Some) } else { Ok(None) }
+        if self.contains(name) {
+            self.take(name, expected).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Names that were in the file but not used by the model.
