@@ -6,7 +6,7 @@
 //! - [`features`]: exact per-example LoRA gradients (one backward per batch), the WGSL random
 //!   projection and the resumable feature store.
 //! - [`methods`]: scoring methods (LESS).
-//! - [`select`]: top-k and the output files.
+//! - [`select`]: top-k and the output files; [`train`]: AdamW and warmup checkpoints.
 //! - [`device`]: wgpu adapters and the CPU fallback; [`gpu`]: our kernels' wgpu plumbing.
 //! - [`pipeline`]: the jobs the CLI runs; [`assets`]: the embedded default model and data;
 //!   [`bench`]: featurization throughput.
@@ -22,6 +22,7 @@ pub mod methods;
 pub mod model;
 pub mod pipeline;
 pub mod select;
+pub mod train;
 pub mod util;
 
 pub use device::{Compute, DeviceChoice};

@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gradsift::device::{self, Compute, DeviceChoice};
 use gradsift::features::{Dtype, LossKind};
-use gradsift::pipeline::{self, FeatureOptions, Method, ModelSpec};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
 use gradsift::select::Budget;
+use gradsift::train::{AdamWConfig, WarmupOptions};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,8 @@ enum Command {
     Featurize(FeaturizeArgs),
     /// Score a pool against a target set and write the selected subset.
     Select(SelectArgs),
+    /// LoRA warmup training on a random fraction of the pool, a checkpoint per epoch.
+    Warmup(WarmupArgs),
     /// Measure featurization throughput on every backend (the embedded model and demo pool).
     Bench(BenchArgs),
 }
@@ -151,11 +154,65 @@ struct SelectArgs {
     /// Number of examples to select (instead of --fraction).
     #[arg(long)]
     count: Option<usize>,
+    /// Warmup checkpoints (from `gradsift warmup`), combined with learning-rate weights.
+    #[arg(long, num_args = 1..)]
+    checkpoints: Vec<PathBuf>,
+    /// Candidate gradient type with checkpoints.
+    #[arg(long, value_enum, default_value_t = GradType::Adam)]
+    grad_type: GradType,
+    /// DPO temperature of ROSE's target loss.
+    #[arg(long, default_value_t = 0.1)]
+    beta: f64,
     /// Output directory.
     #[arg(long, default_value = "gradsift-out")]
     out: PathBuf,
     #[command(flatten)]
     features: FeatureArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WarmupLoss {
+    Sft,
+    Dpo,
+}
+
+#[derive(Args)]
+struct WarmupArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Pool (JSONL) to draw the warmup subset from [default: the embedded demo pool].
+    #[arg(long)]
+    pool: Option<PathBuf>,
+    /// Fraction of the pool to train on.
+    #[arg(long, default_value_t = 0.05)]
+    fraction: f64,
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.03)]
+    warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// sft for instruction data, dpo for preference pairs (reference = the base model).
+    #[arg(long, value_enum, default_value_t = WarmupLoss::Sft)]
+    loss: WarmupLoss,
+    #[arg(long, default_value_t = 0.1)]
+    beta: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
+    /// Output directory (checkpoint-1, checkpoint-2, ...).
+    #[arg(long, default_value = "gradsift-warmup")]
+    out: PathBuf,
+    #[arg(long)]
+    quiet: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -242,10 +299,53 @@ fn select(a: SelectArgs) -> Result<()> {
         Some(c) => Budget::Count(c),
         None => Budget::Fraction(a.fraction),
     };
-    let s =
-        pipeline::select(&loaded, a.method, &pool, &target, budget, &feature_options(&a.features), &compute, &a.out)
-            .context("select")?;
+    let opts = feature_options(&a.features);
+    let spec = SelectSpec {
+        method: a.method,
+        pool: &pool,
+        target: &target,
+        budget,
+        checkpoints: &a.checkpoints,
+        grad_type: a.grad_type,
+        beta: a.beta,
+        opts: &opts,
+        out: &a.out,
+    };
+    let s = pipeline::select(&loaded, &spec, &compute).context("select")?;
     println!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display());
+    Ok(())
+}
+
+fn warmup(a: WarmupArgs) -> Result<()> {
+    let (model_dir, pool) = match (&a.model.model, &a.pool) {
+        (None, None) => {
+            let d = gradsift::assets::materialize()?;
+            (d.model_dir, d.pool)
+        }
+        (Some(m), Some(p)) => (m.clone(), p.clone()),
+        _ => bail!("give --model and --pool together, or neither for the embedded default"),
+    };
+    let compute = open_device(&a.device)?;
+    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.seed), &compute)?;
+    let opts = WarmupOptions {
+        fraction: a.fraction,
+        epochs: a.epochs,
+        lr: a.lr,
+        batch_size: a.batch_size,
+        warmup_ratio: a.warmup_ratio,
+        adamw: AdamWConfig { weight_decay: a.weight_decay, ..Default::default() },
+        loss: match a.loss {
+            WarmupLoss::Sft => LossKind::Sft,
+            WarmupLoss::Dpo => LossKind::Dpo { beta: a.beta },
+        },
+        seed: a.seed,
+        max_len: a.max_len,
+        verbose: !a.quiet,
+    };
+    let paths = pipeline::warmup(&loaded, &pool, &opts, &compute, &a.out)?;
+    for p in paths {
+        println!("{}", p.display());
+    }
     Ok(())
 }
 
@@ -274,6 +374,7 @@ fn main() {
         Command::Devices => devices(),
         Command::Featurize(a) => featurize(a),
         Command::Select(a) => select(a),
+        Command::Warmup(a) => warmup(a),
         Command::Bench(a) => bench(a),
     };
     if let Err(e) = result {

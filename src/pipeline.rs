@@ -1,18 +1,19 @@
-//! The jobs the CLI runs, as library functions: load a model with its adapter, featurize a
-//! data set, select with a method.
+//! The jobs the CLI runs, as library functions: load a model, featurize a data set, warm up,
+//! select with a method.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::data::{load_jsonl, TextTokenizer};
+use crate::data::{load_jsonl, Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
-use crate::features::{self, Features, FeaturizeJob, LossKind};
+use crate::features::{self, Features, FeaturizeJob, LossKind, Transform};
 use crate::methods::less;
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
+use crate::train::{self, AdamW, WarmupOptions};
 
 /// Which model, and which LoRA weights get gradients.
 #[derive(Debug, Clone)]
@@ -66,7 +67,33 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
 }
 
-/// Featurizes one JSONL file into `out`.
+/// Featurizes one data set with `adapter` into `out`.
+#[allow(clippy::too_many_arguments)]
+fn featurize_with(
+    loaded: &Loaded,
+    adapter: &LoraAdapter,
+    adapter_key: &serde_json::Value,
+    dataset: &Dataset,
+    loss: LossKind,
+    transform: &Transform,
+    opts: &FeatureOptions,
+    compute: &Compute,
+    out: &Path,
+) -> Result<Features> {
+    let job = FeaturizeJob {
+        model: &loaded.model,
+        adapter,
+        adapter_key: adapter_key.clone(),
+        data: dataset,
+        tokenizer: &loaded.tokenizer,
+        loss,
+        transform,
+        opts,
+    };
+    features::featurize(&job, compute, out)
+}
+
+/// Featurizes one JSONL file into `out` with the loaded adapter (plain gradients).
 pub fn featurize(
     loaded: &Loaded,
     data: &Path,
@@ -76,23 +103,54 @@ pub fn featurize(
     out: &Path,
 ) -> Result<Features> {
     let dataset = load_jsonl(data)?;
-    let job = FeaturizeJob {
-        model: &loaded.model,
-        adapter: &loaded.adapter,
-        adapter_key: loaded.adapter_key.clone(),
-        data: &dataset,
-        tokenizer: &loaded.tokenizer,
-        loss,
-        opts,
-    };
-    features::featurize(&job, compute, out)
+    featurize_with(loaded, &loaded.adapter, &loaded.adapter_key, &dataset, loss, &Transform::Sgd, opts, compute, out)
+}
+
+/// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
+pub fn warmup(
+    loaded: &Loaded,
+    pool: &Path,
+    opts: &WarmupOptions,
+    compute: &Compute,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let dataset = load_jsonl(pool)?;
+    train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
 }
 
 /// Selection methods available through `select`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
-    /// LESS: gradient cosine, mean over shots, max over subtasks.
+    /// LESS: gradient cosine to SFT-loss target gradients, mean over shots, max over subtasks.
     Less,
+    /// ROSE: LESS with DPO-loss gradients of a preference target set.
+    Rose,
+}
+
+/// How candidate gradients are transformed when checkpoints with optimizer moments are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GradType {
+    /// Adam-preconditioned with the checkpoint's moments (LESS's default).
+    Adam,
+    /// The plain gradient.
+    Sgd,
+    /// Its sign.
+    Sign,
+}
+
+/// What `select` needs beyond the loaded model.
+pub struct SelectSpec<'a> {
+    pub method: Method,
+    pub pool: &'a Path,
+    pub target: &'a Path,
+    pub budget: Budget,
+    /// Warmup checkpoints; empty = the loaded adapter alone, plain gradients.
+    pub checkpoints: &'a [PathBuf],
+    pub grad_type: GradType,
+    /// DPO temperature (ROSE's target loss).
+    pub beta: f64,
+    pub opts: &'a FeatureOptions,
+    pub out: &'a Path,
 }
 
 /// What `select` produced.
@@ -102,49 +160,139 @@ pub struct Selection {
     pub out: PathBuf,
 }
 
-/// Scores the pool against the target with `method` and writes the selection into `out`.
-pub fn select(
-    loaded: &Loaded,
-    method: Method,
-    pool_path: &Path,
-    target_path: &Path,
-    budget: Budget,
-    opts: &FeatureOptions,
-    compute: &Compute,
-    out: &Path,
-) -> Result<Selection> {
-    let pool = load_jsonl(pool_path)?;
-    let target = load_jsonl(target_path)?;
-    let k = budget.count(pool.len())?;
-    let (pool_loss, target_loss) = match method {
-        Method::Less => (LossKind::Sft, LossKind::Sft),
-    };
-    if pool.is_preference() || target.is_preference() {
-        return Err(Error::Invalid(
-            "LESS scores instruction data: pool and target need {\"prompt\",\"completion\"} records".into(),
-        ));
+/// One gradient source: an adapter, its LESS weight and the candidate transform.
+struct Stage {
+    label: String,
+    adapter: LoraAdapter,
+    adapter_key: serde_json::Value,
+    transform: Transform,
+    mean_lr: f64,
+}
+
+fn stages(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<Stage>> {
+    if spec.checkpoints.is_empty() {
+        return Ok(vec![Stage {
+            label: "model".into(),
+            adapter: loaded.adapter.clone(),
+            adapter_key: loaded.adapter_key.clone(),
+            transform: Transform::Sgd,
+            mean_lr: 1.0,
+        }]);
     }
-    let pool_f = featurize(loaded, pool_path, pool_loss, opts, compute, &out.join("features/pool"))?;
-    let target_f = featurize(loaded, target_path, target_loss, opts, compute, &out.join("features/target"))?;
-    let scores = less::less_scores(&pool_f, &target_f);
-    let columns: Vec<(String, Vec<f64>)> =
+    spec.checkpoints
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let adapter = LoraAdapter::load(dir, &loaded.model.linears)?;
+            let state = train::read_state(dir)?;
+            let transform = match spec.grad_type {
+                GradType::Sgd => Transform::Sgd,
+                GradType::Sign => Transform::Sign,
+                GradType::Adam => {
+                    let p = dir.join("optimizer.safetensors");
+                    Transform::adam(&AdamW::load(&p, &adapter.layout())?, crate::util::sha256_file(&p)?)
+                }
+            };
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(Stage {
+                label: format!("{i}-{name}"),
+                adapter_key: features::adapter_key(&adapter, 0)?,
+                adapter,
+                transform,
+                mean_lr: state.mean_lr,
+            })
+        })
+        .collect()
+}
+
+/// Scores the pool against the target with `spec.method` and writes the selection.
+pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
+    let pool = load_jsonl(spec.pool)?;
+    let target = load_jsonl(spec.target)?;
+    let k = spec.budget.count(pool.len())?;
+    if pool.is_preference() {
+        return Err(Error::Invalid(format!(
+            "{}: LESS and ROSE score instruction candidates ({{\"prompt\",\"completion\"}})",
+            spec.pool.display()
+        )));
+    }
+    let target_loss = match spec.method {
+        Method::Less if target.is_preference() => {
+            return Err(Error::Invalid(format!(
+                "{}: LESS needs instruction targets; use --method rose for preference targets",
+                spec.target.display()
+            )))
+        }
+        Method::Less => LossKind::Sft,
+        Method::Rose if !target.is_preference() => {
+            return Err(Error::Invalid(format!(
+                "{}: ROSE needs preference targets ({{\"prompt\",\"chosen\",\"rejected\"}})",
+                spec.target.display()
+            )))
+        }
+        Method::Rose => LossKind::Dpo { beta: spec.beta },
+    };
+    let stages = stages(loaded, spec)?;
+    let weights = less::checkpoint_weights(&stages.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
+    let mut per_checkpoint = Vec::with_capacity(stages.len());
+    for st in &stages {
+        let dir = spec.out.join("features").join(&st.label);
+        let pf = featurize_with(
+            loaded,
+            &st.adapter,
+            &st.adapter_key,
+            &pool,
+            LossKind::Sft,
+            &st.transform,
+            spec.opts,
+            compute,
+            &dir.join("pool"),
+        )?;
+        let tf = featurize_with(
+            loaded,
+            &st.adapter,
+            &st.adapter_key,
+            &target,
+            target_loss,
+            &Transform::Sgd,
+            spec.opts,
+            compute,
+            &dir.join("target"),
+        )?;
+        per_checkpoint.push(less::subtask_cosines(&pf, &tf));
+    }
+    let scores = less::combine(&per_checkpoint, &weights);
+    let mut columns: Vec<(String, Vec<f64>)> =
         scores.per_task.iter().map(|(name, s)| (format!("task:{name}"), s.clone())).collect();
+    if stages.len() > 1 {
+        for (st, cos) in stages.iter().zip(&per_checkpoint) {
+            columns.extend(cos.iter().map(|(name, s)| (format!("{}:task:{name}", st.label), s.clone())));
+        }
+    }
+    let method = match spec.method {
+        Method::Less => "less",
+        Method::Rose => "rose",
+    };
     let manifest = json!({
-        "method": "less",
-        "pool": { "path": pool_path.display().to_string(), "examples": pool.len() },
-        "target": { "path": target_path.display().to_string(), "examples": target.len(),
+        "method": method,
+        "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
+        "target": { "path": spec.target.display().to_string(), "examples": target.len(),
                     "subtasks": scores.per_task.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>() },
         "selected": k,
-        "budget": match budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
+        "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
         "model": loaded.model.dir.display().to_string(),
-        "adapter": loaded.adapter_key,
-        "loss": { "pool": pool_loss.name(), "target": target_loss.name() },
-        "features": { "seed": opts.seed, "proj_dim": opts.proj_dim, "dtype": opts.dtype, "max_len": opts.max_len,
-                      "pool_store": "features/pool", "target_store": "features/target" },
-        "scoring": "cosine; mean over target examples of a subtask; max over subtasks; global top-k",
+        "checkpoints": stages.iter().zip(&weights).map(|(st, w)| json!({
+            "label": st.label, "adapter": st.adapter_key, "candidate_transform": st.transform.key(),
+            "mean_lr": st.mean_lr, "weight": w,
+            "pool_store": format!("features/{}/pool", st.label), "target_store": format!("features/{}/target", st.label),
+        })).collect::<Vec<_>>(),
+        "loss": { "pool": "sft", "target": target_loss.name(), "beta": spec.beta },
+        "features": { "seed": spec.opts.seed, "proj_dim": spec.opts.proj_dim, "dtype": spec.opts.dtype, "max_len": spec.opts.max_len },
+        "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
+        "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",
         "device": compute.label,
         "gradsift": env!("CARGO_PKG_VERSION"),
     });
-    let selected = select::write_selection(out, &pool, &scores.score, &columns, k, manifest)?;
-    Ok(Selection { selected, pool_size: pool.len(), out: out.to_path_buf() })
+    let selected = select::write_selection(spec.out, &pool, &scores.score, &columns, k, manifest)?;
+    Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }

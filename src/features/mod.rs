@@ -6,6 +6,7 @@ mod pergrad;
 pub mod project;
 pub mod rng;
 mod store;
+mod transform;
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ pub use npy::Dtype;
 pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, BatchGrads, DpoStats, LossKind};
 pub use project::{project_cpu, GpuProjector, Projector};
 pub use store::{Features, FileHash, Manifest, Store, StoreKey};
+pub use transform::Transform;
 
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
@@ -73,6 +75,8 @@ pub struct FeaturizeJob<'a> {
     pub data: &'a Dataset,
     pub tokenizer: &'a TextTokenizer,
     pub loss: LossKind,
+    /// Applied to each gradient before projection.
+    pub transform: &'a Transform,
     pub opts: &'a FeatureOptions,
 }
 
@@ -89,7 +93,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         model: hash_files(&model_files)?,
         adapter: job.adapter_key.clone(),
         loss: job.loss,
-        transform: "sgd".into(),
+        transform: job.transform.key(),
         seed: job.opts.seed,
         proj_dim: job.opts.proj_dim,
         dtype: job.opts.dtype,
@@ -159,7 +163,9 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         for b0 in (c0..c1).step_by(job.opts.batch_size) {
             let b1 = (b0 + job.opts.batch_size).min(c1);
             let g = per_example_grads(job.model, job.adapter, &tokenized[b0..b1], job.loss, &compute.device)?;
-            pending.extend(g.grads.into_data().iter::<f32>());
+            let mut flat: Vec<f32> = g.grads.into_data().iter::<f32>().collect();
+            job.transform.apply(&mut flat, grad_dim);
+            pending.extend(flat);
             losses.extend(g.losses.iter().map(|&l| l as f32));
             if b1 == c1 || pending.len() * 4 >= PENDING_BYTES {
                 let rows = pending.len() / grad_dim;

@@ -1,23 +1,28 @@
-//! LESS scoring (Xia et al. 2024): cosine similarity between each candidate's gradient feature
-//! and each target example's, averaged over the target examples of a subtask, maxed over
-//! subtasks. (Adam-preconditioned candidate features and several checkpoints arrive with warmup
-//! training; here the features are plain SGD gradients of one checkpoint.)
+//! LESS scoring (Xia et al. 2024). For each checkpoint i, the cosine between a candidate's
+//! (Adam-preconditioned) gradient feature and each target example's gradient feature; averaged
+//! over the target examples of a subtask; summed over checkpoints with weights η̄_i (the mean
+//! learning rate of epoch i, renormalised to sum to 1); maximum over subtasks:
+//! Score(z) = max_j mean_{z' ∈ j} Σ_i η̄_i · cos(Γ(z; θ_i), ∇ℓ(z'; θ_i)).
+//! ROSE is the same with DPO-loss gradients of a preference target set.
 
 use std::collections::BTreeMap;
 
 use crate::features::Features;
 
-/// Scores of every candidate, overall and per subtask.
-#[derive(Debug, Clone)]
-pub struct SubtaskScores {
-    /// max over subtasks of the per-subtask mean.
-    pub score: Vec<f64>,
-    /// (subtask name, per-candidate mean cosine), subtasks in name order.
-    pub per_task: Vec<(String, Vec<f64>)>,
-}
-
 /// Name of the subtask of target examples without a `task` field.
 pub const DEFAULT_TASK: &str = "target";
+
+/// Per-subtask mean cosine of every candidate, subtasks in name order.
+pub type TaskCosines = Vec<(String, Vec<f64>)>;
+
+/// Final scores.
+#[derive(Debug, Clone)]
+pub struct SubtaskScores {
+    /// max over subtasks of the weighted per-subtask score.
+    pub score: Vec<f64>,
+    /// (subtask, weighted score over checkpoints) per candidate.
+    pub per_task: TaskCosines,
+}
 
 fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
     let mut out = vec![0f64; rows * dim];
@@ -33,9 +38,9 @@ fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
     out
 }
 
-/// Cosine-similarity scores of `pool` rows against `target` rows, grouped by `target` tasks.
-/// A zero gradient has cosine 0 with everything.
-pub fn less_scores(pool: &Features, target: &Features) -> SubtaskScores {
+/// Mean cosine similarity of each `pool` row to the `target` rows of each subtask (the target
+/// manifest's `task` of each row). A zero gradient has cosine 0 with everything.
+pub fn subtask_cosines(pool: &Features, target: &Features) -> TaskCosines {
     assert_eq!(pool.dim, target.dim, "pool and target features have different widths");
     let dim = pool.dim;
     let p = unit_rows(&pool.data, pool.rows, dim);
@@ -44,25 +49,52 @@ pub fn less_scores(pool: &Features, target: &Features) -> SubtaskScores {
     for (j, task) in target.manifest.tasks.iter().enumerate() {
         groups.entry(task.clone().unwrap_or_else(|| DEFAULT_TASK.into())).or_default().push(j);
     }
-    let cos: Vec<f64> = {
-        let mut c = vec![0f64; pool.rows * target.rows];
-        for i in 0..pool.rows {
-            let pi = &p[i * dim..(i + 1) * dim];
-            for j in 0..target.rows {
-                c[i * target.rows + j] = pi.iter().zip(&t[j * dim..(j + 1) * dim]).map(|(a, b)| a * b).sum();
-            }
-        }
-        c
-    };
-    let per_task: Vec<(String, Vec<f64>)> = groups
+    groups
         .into_iter()
         .map(|(name, members)| {
             let s = (0..pool.rows)
-                .map(|i| members.iter().map(|&j| cos[i * target.rows + j]).sum::<f64>() / members.len() as f64)
+                .map(|i| {
+                    let pi = &p[i * dim..(i + 1) * dim];
+                    members
+                        .iter()
+                        .map(|&j| pi.iter().zip(&t[j * dim..(j + 1) * dim]).map(|(a, b)| a * b).sum::<f64>())
+                        .sum::<f64>()
+                        / members.len() as f64
+                })
                 .collect();
             (name, s)
         })
+        .collect()
+}
+
+/// Checkpoint weights: the learning rates renormalised to sum to 1 (equal weights if all are 0).
+pub fn checkpoint_weights(mean_lrs: &[f64]) -> Vec<f64> {
+    let total: f64 = mean_lrs.iter().sum();
+    if total > 0.0 {
+        mean_lrs.iter().map(|l| l / total).collect()
+    } else {
+        vec![1.0 / mean_lrs.len() as f64; mean_lrs.len()]
+    }
+}
+
+/// Combines per-checkpoint subtask cosines with `weights` and takes the max over subtasks.
+pub fn combine(per_checkpoint: &[TaskCosines], weights: &[f64]) -> SubtaskScores {
+    assert_eq!(per_checkpoint.len(), weights.len());
+    let first = &per_checkpoint[0];
+    let n = first.first().map(|(_, s)| s.len()).unwrap_or(0);
+    let per_task: TaskCosines = first
+        .iter()
+        .enumerate()
+        .map(|(j, (name, _))| {
+            let s = (0..n).map(|i| per_checkpoint.iter().zip(weights).map(|(c, w)| w * c[j].1[i]).sum()).collect();
+            (name.clone(), s)
+        })
         .collect();
-    let score = (0..pool.rows).map(|i| per_task.iter().map(|(_, s)| s[i]).fold(f64::NEG_INFINITY, f64::max)).collect();
+    let score = (0..n).map(|i| per_task.iter().map(|(_, s)| s[i]).fold(f64::NEG_INFINITY, f64::max)).collect();
     SubtaskScores { score, per_task }
+}
+
+/// LESS with one checkpoint of weight 1.
+pub fn less_scores(pool: &Features, target: &Features) -> SubtaskScores {
+    combine(&[subtask_cosines(pool, target)], &[1.0])
 }

@@ -250,6 +250,24 @@ impl LoraAdapter {
         out
     }
 
+    /// All trainable values as one vector, in [`Self::layout`] order.
+    pub fn flat_params(&self) -> Vec<f32> {
+        self.modules.iter().flat_map(|m| m.a.data.iter().chain(&m.b.data).copied()).collect()
+    }
+
+    /// Replaces all trainable values from a vector in [`Self::layout`] order.
+    pub fn set_flat_params(&mut self, flat: &[f32]) {
+        assert_eq!(flat.len(), self.num_params(), "parameter vector has the wrong length");
+        let mut off = 0;
+        for m in &mut self.modules {
+            for t in [&mut m.a, &mut m.b] {
+                let n = t.data.len();
+                t.data.copy_from_slice(&flat[off..off + n]);
+                off += n;
+            }
+        }
+    }
+
     /// Number of trainable parameters.
     pub fn num_params(&self) -> usize {
         self.modules.iter().map(|m| m.a.data.len() + m.b.data.len()).sum()

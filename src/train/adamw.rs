@@ -1,0 +1,147 @@
+//! AdamW over a flat parameter vector (the LoRA tensors), written out so that its moments can be
+//! saved: LESS preconditions candidate gradients with them. Same update as PyTorch's AdamW:
+//! decoupled weight decay, bias-corrected moments, ε outside the square root.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::{read_safetensors, ParamSlot};
+use crate::util::write_atomic;
+
+/// Hyper-parameters (PyTorch defaults: β1 0.9, β2 0.999, ε 1e-8).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+/// Optimizer state: first and second moments and the step count.
+#[derive(Debug, Clone)]
+pub struct AdamW {
+    pub config: AdamWConfig,
+    /// exp_avg.
+    pub m: Vec<f32>,
+    /// exp_avg_sq.
+    pub v: Vec<f32>,
+    pub step: u64,
+}
+
+impl AdamW {
+    /// Zero moments for `n` parameters.
+    pub fn new(config: AdamWConfig, n: usize) -> Self {
+        AdamW { config, m: vec![0.0; n], v: vec![0.0; n], step: 0 }
+    }
+
+    /// One update of `params` with gradient `grad` at learning rate `lr`.
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32], lr: f64) {
+        assert_eq!(params.len(), grad.len());
+        let c = self.config;
+        self.step += 1;
+        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+        let bc2 = 1.0 - c.beta2.powi(self.step as i32);
+        for i in 0..params.len() {
+            let g = grad[i] as f64;
+            let m = c.beta1 * self.m[i] as f64 + (1.0 - c.beta1) * g;
+            let v = c.beta2 * self.v[i] as f64 + (1.0 - c.beta2) * g * g;
+            self.m[i] = m as f32;
+            self.v[i] = v as f32;
+            let mut p = params[i] as f64 * (1.0 - lr * c.weight_decay);
+            p -= lr * (m / bc1) / ((v / bc2).sqrt() + c.eps);
+            params[i] = p as f32;
+        }
+    }
+
+    /// Writes `optimizer.safetensors`: `exp_avg.NAME` and `exp_avg_sq.NAME` per PEFT tensor,
+    /// with the step and hyper-parameters in the metadata.
+    pub fn save(&self, path: &Path, layout: &[ParamSlot]) -> Result<()> {
+        let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for slot in layout {
+            let len: usize = slot.shape.iter().product();
+            for (prefix, src) in [("exp_avg", &self.m), ("exp_avg_sq", &self.v)] {
+                let bytes = src[slot.offset..slot.offset + len].iter().flat_map(|x| x.to_le_bytes()).collect();
+                buffers.push((format!("{prefix}.{}", slot.name), slot.shape.clone(), bytes));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = buffers
+            .iter()
+            .map(|(n, s, b)| {
+                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"))
+            })
+            .collect();
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("step".to_string(), self.step.to_string());
+        meta.insert("config".to_string(), serde_json::to_string(&self.config).expect("json"));
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::format(path, e.to_string()))?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Reads moments saved by [`Self::save`] for the parameters of `layout`.
+    pub fn load(path: &Path, layout: &[ParamSlot]) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let step = meta.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let config = meta.get("config").and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+        let tensors: std::collections::HashMap<String, _> = read_safetensors(path)?.into_iter().collect();
+        let n = layout.last().map(|s| s.offset + s.shape.iter().product::<usize>()).unwrap_or(0);
+        let mut opt = AdamW::new(config, n);
+        opt.step = step;
+        for slot in layout {
+            for (prefix, dst) in [("exp_avg", &mut opt.m), ("exp_avg_sq", &mut opt.v)] {
+                let key = format!("{prefix}.{}", slot.name);
+                let t =
+                    tensors.get(&key).ok_or_else(|| Error::MissingTensor { path: path.into(), name: key.clone() })?;
+                if t.shape != slot.shape {
+                    return Err(Error::Shape {
+                        path: path.into(),
+                        name: key,
+                        found: t.shape.clone(),
+                        expected: slot.shape.clone(),
+                    });
+                }
+                dst[slot.offset..slot.offset + t.data.len()].copy_from_slice(&t.data);
+            }
+        }
+        Ok(opt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two steps by hand, PyTorch's formula, f64.
+    #[test]
+    fn matches_the_pytorch_update() {
+        let cfg = AdamWConfig { weight_decay: 0.1, ..Default::default() };
+        let mut opt = AdamW::new(cfg, 2);
+        let mut p = vec![0.5f32, -1.0];
+        let grads = [[0.2f32, -0.4], [0.1, 0.3]];
+        let mut want = [0.5f64, -1.0];
+        let (mut m, mut v) = ([0f64; 2], [0f64; 2]);
+        for (t, g) in grads.iter().enumerate() {
+            opt.step(&mut p, g, 1e-2);
+            for i in 0..2 {
+                let gi = g[i] as f64;
+                m[i] = 0.9 * m[i] + 0.1 * gi;
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                want[i] *= 1.0 - 1e-2 * 0.1;
+                let mh = m[i] / (1.0 - 0.9f64.powi(t as i32 + 1));
+                let vh = v[i] / (1.0 - 0.999f64.powi(t as i32 + 1));
+                want[i] -= 1e-2 * mh / (vh.sqrt() + 1e-8);
+            }
+        }
+        for i in 0..2 {
+            assert!((p[i] as f64 - want[i]).abs() < 1e-6, "{} vs {}", p[i], want[i]);
+        }
+    }
+}
