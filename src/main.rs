@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gradsift::device::{self, Compute, DeviceChoice};
 use gradsift::features::{Dtype, LossKind};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
+use gradsift::methods::prism::{Hessian, PairWeights};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec};
 use gradsift::select::Budget;
 use gradsift::train::{AdamWConfig, WarmupOptions};
 
@@ -163,6 +164,21 @@ struct SelectArgs {
     /// DPO temperature of ROSE's target loss.
     #[arg(long, default_value_t = 0.1)]
     beta: f64,
+    /// PRISM curvature: identity, or the damped covariance of the candidates' features.
+    #[arg(long, value_enum, default_value_t = HessianArg::Identity)]
+    hessian: HessianArg,
+    /// PRISM: λ = damping × mean eigenvalue of the covariance.
+    #[arg(long, default_value_t = 0.1)]
+    damping: f64,
+    /// PRISM target-pair weights.
+    #[arg(long, value_enum, default_value_t = PairWeights::Pi)]
+    weights: PairWeights,
+    /// PRISM: use only the targets' chosen responses.
+    #[arg(long)]
+    unpaired: bool,
+    /// PRISM: remove the --fraction/--count lowest-scoring candidates, keep the rest.
+    #[arg(long)]
+    repair: bool,
     /// Output directory.
     #[arg(long, default_value = "gradsift-out")]
     out: PathBuf,
@@ -170,6 +186,12 @@ struct SelectArgs {
     features: FeatureArgs,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HessianArg {
+    Identity,
+    Cov,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -308,6 +330,15 @@ fn select(a: SelectArgs) -> Result<()> {
         checkpoints: &a.checkpoints,
         grad_type: a.grad_type,
         beta: a.beta,
+        prism: PrismOptions {
+            hessian: match a.hessian {
+                HessianArg::Identity => Hessian::Identity,
+                HessianArg::Cov => Hessian::Covariance { damping: a.damping },
+            },
+            weights: a.weights,
+            unpaired: a.unpaired,
+            repair: a.repair,
+        },
         opts: &opts,
         out: &a.out,
     };

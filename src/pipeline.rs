@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
 use crate::features::{self, Features, FeaturizeJob, LossKind, Transform};
 use crate::methods::less;
+use crate::methods::prism::{self, Hessian, PairWeights};
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, AdamW, WarmupOptions};
@@ -125,6 +126,25 @@ pub enum Method {
     Less,
     /// ROSE: LESS with DPO-loss gradients of a preference target set.
     Rose,
+    /// PRISM: preference-aware influence toward the targets' chosen and away from their rejected.
+    Prism,
+}
+
+/// PRISM's options.
+#[derive(Debug, Clone, Copy)]
+pub struct PrismOptions {
+    pub hessian: Hessian,
+    pub weights: PairWeights,
+    /// Use only the targets' chosen responses.
+    pub unpaired: bool,
+    /// Remove the budget's count of lowest-scoring candidates instead of keeping the top.
+    pub repair: bool,
+}
+
+impl Default for PrismOptions {
+    fn default() -> Self {
+        PrismOptions { hessian: Hessian::Identity, weights: PairWeights::Pi, unpaired: false, repair: false }
+    }
 }
 
 /// How candidate gradients are transformed when checkpoints with optimizer moments are used.
@@ -149,6 +169,7 @@ pub struct SelectSpec<'a> {
     pub grad_type: GradType,
     /// DPO temperature (ROSE's target loss).
     pub beta: f64,
+    pub prism: PrismOptions,
     pub opts: &'a FeatureOptions,
     pub out: &'a Path,
 }
@@ -212,26 +233,63 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     let k = spec.budget.count(pool.len())?;
     if pool.is_preference() {
         return Err(Error::Invalid(format!(
-            "{}: LESS and ROSE score instruction candidates ({{\"prompt\",\"completion\"}})",
+            "{}: LESS, ROSE and PRISM score instruction candidates ({{\"prompt\",\"completion\"}})",
             spec.pool.display()
         )));
     }
-    let target_loss = match spec.method {
-        Method::Less if target.is_preference() => {
-            return Err(Error::Invalid(format!(
-                "{}: LESS needs instruction targets; use --method rose for preference targets",
-                spec.target.display()
-            )))
-        }
-        Method::Less => LossKind::Sft,
-        Method::Rose if !target.is_preference() => {
-            return Err(Error::Invalid(format!(
-                "{}: ROSE needs preference targets ({{\"prompt\",\"chosen\",\"rejected\"}})",
-                spec.target.display()
-            )))
-        }
-        Method::Rose => LossKind::Dpo { beta: spec.beta },
+    let wants_pairs = spec.method != Method::Less;
+    if target.is_preference() != wants_pairs {
+        return Err(Error::Invalid(format!(
+            "{}: --method {} needs {} targets",
+            spec.target.display(),
+            method_name(spec.method),
+            if wants_pairs {
+                "preference ({\"prompt\",\"chosen\",\"rejected\"})"
+            } else {
+                "instruction ({\"prompt\",\"completion\"})"
+            }
+        )));
+    }
+    let (scores, columns, kept, details) = match spec.method {
+        Method::Less | Method::Rose => less_like(loaded, spec, &pool, &target, compute, k)?,
+        Method::Prism => prism_scores(loaded, spec, &pool, &target, compute, k)?,
     };
+    let manifest = json!({
+        "method": method_name(spec.method),
+        "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
+        "target": { "path": spec.target.display().to_string(), "examples": target.len() },
+        "selected": kept,
+        "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
+        "model": loaded.model.dir.display().to_string(),
+        "features": { "seed": spec.opts.seed, "proj_dim": spec.opts.proj_dim, "dtype": spec.opts.dtype, "max_len": spec.opts.max_len },
+        "details": details,
+        "device": compute.label,
+        "gradsift": env!("CARGO_PKG_VERSION"),
+    });
+    let selected = select::write_selection(spec.out, &pool, &scores, &columns, kept, manifest)?;
+    Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Less => "less",
+        Method::Rose => "rose",
+        Method::Prism => "prism",
+    }
+}
+
+type Scored = (Vec<f64>, Vec<(String, Vec<f64>)>, usize, serde_json::Value);
+
+/// LESS and ROSE: per-checkpoint cosines, weighted, max over subtasks, top k.
+fn less_like(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    target: &Dataset,
+    compute: &Compute,
+    k: usize,
+) -> Result<Scored> {
+    let target_loss = if spec.method == Method::Rose { LossKind::Dpo { beta: spec.beta } } else { LossKind::Sft };
     let stages = stages(loaded, spec)?;
     let weights = less::checkpoint_weights(&stages.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
     let mut per_checkpoint = Vec::with_capacity(stages.len());
@@ -241,7 +299,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             loaded,
             &st.adapter,
             &st.adapter_key,
-            &pool,
+            pool,
             LossKind::Sft,
             &st.transform,
             spec.opts,
@@ -252,7 +310,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             loaded,
             &st.adapter,
             &st.adapter_key,
-            &target,
+            target,
             target_loss,
             &Transform::Sgd,
             spec.opts,
@@ -269,30 +327,97 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             columns.extend(cos.iter().map(|(name, s)| (format!("{}:task:{name}", st.label), s.clone())));
         }
     }
-    let method = match spec.method {
-        Method::Less => "less",
-        Method::Rose => "rose",
-    };
-    let manifest = json!({
-        "method": method,
-        "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
-        "target": { "path": spec.target.display().to_string(), "examples": target.len(),
-                    "subtasks": scores.per_task.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>() },
-        "selected": k,
-        "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
-        "model": loaded.model.dir.display().to_string(),
+    let details = json!({
+        "subtasks": scores.per_task.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "checkpoints": stages.iter().zip(&weights).map(|(st, w)| json!({
             "label": st.label, "adapter": st.adapter_key, "candidate_transform": st.transform.key(),
             "mean_lr": st.mean_lr, "weight": w,
             "pool_store": format!("features/{}/pool", st.label), "target_store": format!("features/{}/target", st.label),
         })).collect::<Vec<_>>(),
         "loss": { "pool": "sft", "target": target_loss.name(), "beta": spec.beta },
-        "features": { "seed": spec.opts.seed, "proj_dim": spec.opts.proj_dim, "dtype": spec.opts.dtype, "max_len": spec.opts.max_len },
         "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
         "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",
-        "device": compute.label,
-        "gradsift": env!("CARGO_PKG_VERSION"),
     });
-    let selected = select::write_selection(spec.out, &pool, &scores.score, &columns, k, manifest)?;
-    Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
+    Ok((scores.score, columns, k, details))
+}
+
+/// PRISM: direction from the target pairs, candidate summed-loss gradients, g·H⁻¹·d.
+fn prism_scores(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    target: &Dataset,
+    compute: &Compute,
+    k: usize,
+) -> Result<Scored> {
+    let (adapter, adapter_key, checkpoint) = match spec.checkpoints {
+        [] => (loaded.adapter.clone(), loaded.adapter_key.clone(), None),
+        [dir] => {
+            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
+            let key = features::adapter_key(&a, 0)?;
+            (a, key, Some(dir.display().to_string()))
+        }
+        _ => return Err(Error::Invalid("PRISM takes one reference checkpoint (--checkpoints DIR)".into())),
+    };
+    let p = &spec.prism;
+    let dir = spec.out.join("features/prism");
+    let sgd = Transform::Sgd;
+    let cand = featurize_with(
+        loaded,
+        &adapter,
+        &adapter_key,
+        pool,
+        LossKind::SftSum,
+        &sgd,
+        spec.opts,
+        compute,
+        &dir.join("pool"),
+    )?;
+    let pos_data = target.preference_side(true)?;
+    let pos = featurize_with(
+        loaded,
+        &adapter,
+        &adapter_key,
+        &pos_data,
+        LossKind::Sft,
+        &sgd,
+        spec.opts,
+        compute,
+        &dir.join("target-chosen"),
+    )?;
+    let neg = if p.unpaired {
+        None
+    } else {
+        let neg_data = target.preference_side(false)?;
+        Some(featurize_with(
+            loaded,
+            &adapter,
+            &adapter_key,
+            &neg_data,
+            LossKind::Sft,
+            &sgd,
+            spec.opts,
+            compute,
+            &dir.join("target-rejected"),
+        )?)
+    };
+    let (d, pi) = prism::direction(&pos, neg.as_ref(), p.weights);
+    let scores = prism::scores(&cand, &d, p.hessian);
+    let kept = if p.repair { pool.len() - k } else { k };
+    if kept == 0 {
+        return Err(Error::Invalid("--repair would remove every candidate".into()));
+    }
+    let details = json!({
+        "mode": if p.repair { "repair: the budget counts the removed lowest-scoring candidates" } else { "forward: top k" },
+        "removed": if p.repair { k } else { 0 },
+        "weights": if p.unpaired { json!("unpaired") } else { json!(p.weights) },
+        "pi": pi,
+        "hessian": p.hessian,
+        "checkpoint": checkpoint,
+        "adapter": adapter_key,
+        "loss": { "candidates": "sft-sum", "targets": "sft (token mean)" },
+        "scoring": "s(z) = g_z · H^-1 · d, d = mean over target pairs of pi_q (g(q,y+) - g(q,y-)); larger = more helpful",
+        "stores": ["features/prism/pool", "features/prism/target-chosen", "features/prism/target-rejected"],
+    });
+    Ok((scores, Vec::new(), kept, details))
 }

@@ -5,7 +5,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
 use gradsift::device::Compute;
 use gradsift::features::{Dtype, Features, FileHash, LossKind, Manifest, SeqBatch, StoreKey, Transform};
 use gradsift::methods::less;
@@ -25,6 +24,7 @@ fn features(data: Vec<f32>, rows: usize, dim: usize, tasks: Vec<Option<String>>)
         dtype: Dtype::F32,
         max_len: 0,
         source: FileHash { path: String::new(), sha256: String::new() },
+        view: String::new(),
         chunk_size: 1,
     };
     let manifest = Manifest {
@@ -256,6 +256,7 @@ fn rose_and_less_run_on_checkpoints() {
             checkpoints: &ckpts,
             grad_type,
             beta: 0.1,
+            prism: Default::default(),
             opts: &opts,
             out: &dir,
         };

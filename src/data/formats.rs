@@ -35,12 +35,39 @@ pub struct Example {
 pub struct Dataset {
     pub path: PathBuf,
     pub examples: Vec<Example>,
+    /// Empty for the file as read; `chosen` or `rejected` for a preference file seen as
+    /// instruction data with that response (see [`Dataset::preference_side`]).
+    pub view: String,
 }
 
 impl Dataset {
     /// True when every record is a preference pair.
     pub fn is_preference(&self) -> bool {
         self.examples.iter().all(|e| matches!(e.record, Record::Preference { .. }))
+    }
+
+    /// A preference file as instruction data: each pair's prompt with its chosen (or rejected)
+    /// response. Lines, tasks and raw text are kept.
+    pub fn preference_side(&self, chosen: bool) -> Result<Dataset> {
+        let examples = self
+            .examples
+            .iter()
+            .map(|e| match &e.record {
+                Record::Preference { prompt, chosen: c, rejected: r } => Ok(Example {
+                    record: Record::Instruction {
+                        prompt: prompt.clone(),
+                        completion: if chosen { c } else { r }.clone(),
+                    },
+                    ..e.clone()
+                }),
+                Record::Instruction { .. } => Err(Error::Record {
+                    path: self.path.clone(),
+                    line: e.line,
+                    message: "expected a preference pair (prompt, chosen, rejected)".into(),
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Dataset { path: self.path.clone(), examples, view: if chosen { "chosen" } else { "rejected" }.into() })
     }
 
     /// Number of examples.
@@ -146,7 +173,7 @@ pub fn load_jsonl(path: &Path) -> Result<Dataset> {
     if examples.is_empty() {
         return Err(Error::format(path, "no records"));
     }
-    Ok(Dataset { path: path.to_path_buf(), examples })
+    Ok(Dataset { path: path.to_path_buf(), examples, view: String::new() })
 }
 
 #[cfg(test)]

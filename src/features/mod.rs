@@ -99,6 +99,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         dtype: job.opts.dtype,
         max_len: job.opts.max_len,
         source: hash_files(&[&job.data.path])?.remove(0),
+        view: job.data.view.clone(),
         chunk_size: job.opts.chunk_size,
     };
     let store = Store::new(store_dir);

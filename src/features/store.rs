@@ -39,6 +39,9 @@ pub struct StoreKey {
     pub dtype: Dtype,
     pub max_len: usize,
     pub source: FileHash,
+    /// Which side of a preference file was read as instruction data (empty: the file as is).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub view: String,
     pub chunk_size: usize,
 }
 
