@@ -148,6 +148,23 @@ fn write_demo(dir: &Path) {
         }
     }
     std::fs::write(dir.join("target.jsonl"), target.join("\n") + "\n").unwrap();
+    // Preference targets (ROSE, PRISM): the correct answer against a plausible wrong one.
+    let mut pairs = Vec::new();
+    for (kind, task) in [(0, "arithmetic"), (1, "reverse")] {
+        for _ in 0..3 {
+            let (p, c) = example(kind, &mut rng);
+            let wrong = if kind == 0 {
+                format!(" {}", c.trim().parse::<i64>().unwrap() + 1 + rng.below(9) as i64)
+            } else {
+                let mut w: Vec<char> = c.trim().chars().collect();
+                w.swap(0, 1);
+                format!(" {}", w.into_iter().collect::<String>())
+            };
+            let v = serde_json::json!({"prompt": p, "chosen": c, "rejected": wrong, "task": task});
+            pairs.push(serde_json::to_string(&v).unwrap());
+        }
+    }
+    std::fs::write(dir.join("target-pairs.jsonl"), pairs.join("\n") + "\n").unwrap();
 }
 
 fn main() {

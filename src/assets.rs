@@ -13,6 +13,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("model/tokenizer.json", include_bytes!("../assets/model/tokenizer.json")),
     ("demo/pool.jsonl", include_bytes!("../assets/demo/pool.jsonl")),
     ("demo/target.jsonl", include_bytes!("../assets/demo/target.jsonl")),
+    ("demo/target-pairs.jsonl", include_bytes!("../assets/demo/target-pairs.jsonl")),
 ];
 
 /// Paths of the materialized default files.
@@ -20,6 +21,8 @@ pub struct DefaultAssets {
     pub model_dir: PathBuf,
     pub pool: PathBuf,
     pub target: PathBuf,
+    /// Preference pairs for the same subtasks (ROSE, PRISM).
+    pub target_pairs: PathBuf,
 }
 
 /// Writes the embedded files (once) under the system's cache or temp directory.
@@ -48,5 +51,6 @@ pub fn materialize() -> Result<DefaultAssets> {
         model_dir: base.join("model"),
         pool: base.join("demo/pool.jsonl"),
         target: base.join("demo/target.jsonl"),
+        target_pairs: base.join("demo/target-pairs.jsonl"),
     })
 }

@@ -6,9 +6,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gradsift::device::{self, Compute, DeviceChoice};
+use gradsift::features::Pooling;
 use gradsift::features::{Dtype, LossKind};
 use gradsift::methods::prism::{Hessian, PairWeights};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec};
+use gradsift::methods::tsds::TsdsParams;
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TsdsOptions};
 use gradsift::select::Budget;
 use gradsift::train::{AdamWConfig, WarmupOptions};
 
@@ -179,6 +181,36 @@ struct SelectArgs {
     /// PRISM: remove the --fraction/--count lowest-scoring candidates, keep the rest.
     #[arg(long)]
     repair: bool,
+    /// TSDS (and nothing else): hidden-state embeddings instead of gradient features.
+    #[arg(long, value_enum)]
+    embed: Option<Pooling>,
+    /// TSDS: precomputed candidate embeddings [N, d] (.npy), with --target-npy.
+    #[arg(long, requires = "target_npy")]
+    pool_npy: Option<PathBuf>,
+    /// TSDS: precomputed query embeddings [M, d] (.npy), with --pool-npy.
+    #[arg(long, requires = "pool_npy")]
+    target_npy: Option<PathBuf>,
+    /// TSDS: neighbours per query [default: min(5000, N/10)].
+    #[arg(long)]
+    tsds_k: Option<usize>,
+    /// TSDS: neighbours of the density estimate [default: min(1000, N/10)].
+    #[arg(long)]
+    kde_k: Option<usize>,
+    /// TSDS: kernel width (0 = no density correction).
+    #[arg(long, default_value_t = 0.75)]
+    sigma: f64,
+    /// TSDS: trade-off between matching the target and diversity.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// TSDS: the constant C.
+    #[arg(long, default_value_t = 5.0)]
+    tsds_c: f64,
+    /// TSDS: keep the most probable candidates instead of sampling with replacement.
+    #[arg(long)]
+    no_replacement: bool,
+    /// Loss baseline: prefer the lowest loss instead of the highest.
+    #[arg(long)]
+    low_loss: bool,
     /// Output directory.
     #[arg(long, default_value = "gradsift-out")]
     out: PathBuf,
@@ -310,7 +342,8 @@ fn select(a: SelectArgs) -> Result<()> {
                 "using the embedded default model and demo data ({})",
                 d.model_dir.parent().unwrap_or(&d.model_dir).display()
             );
-            (d.model_dir, d.pool, d.target)
+            let target = if matches!(a.method, Method::Rose | Method::Prism) { d.target_pairs } else { d.target };
+            (d.model_dir, d.pool, target)
         }
         (Some(m), Some(p), Some(t)) => (m.clone(), p.clone(), t.clone()),
         _ => bail!("give --model, --pool and --target together, or none of them for the embedded default"),
@@ -339,6 +372,13 @@ fn select(a: SelectArgs) -> Result<()> {
             unpaired: a.unpaired,
             repair: a.repair,
         },
+        tsds: TsdsOptions {
+            params: TsdsParams { k: a.tsds_k, kde_k: a.kde_k, sigma: a.sigma, alpha: a.alpha, c: a.tsds_c },
+            embed: a.embed,
+            npy: a.pool_npy.clone().zip(a.target_npy.clone()),
+            no_replacement: a.no_replacement,
+        },
+        low_loss: a.low_loss,
         opts: &opts,
         out: &a.out,
     };

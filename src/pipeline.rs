@@ -10,8 +10,10 @@ use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
 use crate::features::{self, Features, FeaturizeJob, LossKind, Transform};
-use crate::methods::less;
+use crate::features::{embeddings, sft_losses, Pooling};
 use crate::methods::prism::{self, Hessian, PairWeights};
+use crate::methods::tsds::{self, TsdsParams};
+use crate::methods::{baselines, less};
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, AdamW, WarmupOptions};
@@ -128,6 +130,30 @@ pub enum Method {
     Rose,
     /// PRISM: preference-aware influence toward the targets' chosen and away from their rejected.
     Prism,
+    /// TSDS: optimal-transport sampling toward the target distribution, near-duplicates discounted.
+    Tsds,
+    /// Baseline: a seeded uniformly random subset.
+    Random,
+    /// Baseline: highest token-mean loss (perplexity) first, or lowest with --low-loss.
+    Loss,
+    /// Baseline: RDS, last-token hidden-state cosine, mean over shots, max over subtasks.
+    Rds,
+    /// Baseline: RDS+, position-weighted mean pooling, round-robin over target examples.
+    RdsPlus,
+    /// Baseline: DSIR, hashed n-gram importance weights, Gumbel top-k.
+    Dsir,
+}
+
+/// TSDS's options.
+#[derive(Debug, Clone, Default)]
+pub struct TsdsOptions {
+    pub params: TsdsParams,
+    /// Hidden-state embeddings instead of gradient features.
+    pub embed: Option<Pooling>,
+    /// Precomputed `[N, d]` and `[M, d]` .npy embeddings (the reference tool's inputs).
+    pub npy: Option<(PathBuf, PathBuf)>,
+    /// Keep the top by probability instead of sampling with replacement.
+    pub no_replacement: bool,
 }
 
 /// PRISM's options.
@@ -170,6 +196,9 @@ pub struct SelectSpec<'a> {
     /// DPO temperature (ROSE's target loss).
     pub beta: f64,
     pub prism: PrismOptions,
+    pub tsds: TsdsOptions,
+    /// Loss baseline: prefer the lowest loss.
+    pub low_loss: bool,
     pub opts: &'a FeatureOptions,
     pub out: &'a Path,
 }
@@ -237,7 +266,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             spec.pool.display()
         )));
     }
-    let wants_pairs = spec.method != Method::Less;
+    let wants_pairs = matches!(spec.method, Method::Rose | Method::Prism);
     if target.is_preference() != wants_pairs {
         return Err(Error::Invalid(format!(
             "{}: --method {} needs {} targets",
@@ -250,9 +279,15 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             }
         )));
     }
-    let (scores, columns, kept, details) = match spec.method {
+    let (scores, columns, chosen, details) = match spec.method {
         Method::Less | Method::Rose => less_like(loaded, spec, &pool, &target, compute, k)?,
         Method::Prism => prism_scores(loaded, spec, &pool, &target, compute, k)?,
+        Method::Tsds => tsds_select(loaded, spec, &pool, &target, compute, k)?,
+        _ => baseline(loaded, spec, &pool, &target, compute, k)?,
+    };
+    let kept = match &chosen {
+        Chosen::Top(n) => *n,
+        Chosen::List(l) => l.len(),
     };
     let manifest = json!({
         "method": method_name(spec.method),
@@ -266,7 +301,13 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         "device": compute.label,
         "gradsift": env!("CARGO_PKG_VERSION"),
     });
-    let selected = select::write_selection(spec.out, &pool, &scores, &columns, kept, manifest)?;
+    let selected = match chosen {
+        Chosen::Top(n) => select::write_selection(spec.out, &pool, &scores, &columns, n, manifest)?,
+        Chosen::List(list) => {
+            select::write_outputs(spec.out, &pool, &scores, &columns, &list, manifest)?;
+            list
+        }
+    };
     Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }
 
@@ -275,10 +316,173 @@ fn method_name(m: Method) -> &'static str {
         Method::Less => "less",
         Method::Rose => "rose",
         Method::Prism => "prism",
+        Method::Tsds => "tsds",
+        Method::Random => "random",
+        Method::Loss => "loss",
+        Method::Rds => "rds",
+        Method::RdsPlus => "rds-plus",
+        Method::Dsir => "dsir",
     }
 }
 
-type Scored = (Vec<f64>, Vec<(String, Vec<f64>)>, usize, serde_json::Value);
+/// Which candidates a method keeps.
+enum Chosen {
+    /// The top n by score.
+    Top(usize),
+    /// An explicit list (round-robin order, or samples with repeats).
+    List(Vec<usize>),
+}
+
+type Scored = (Vec<f64>, Vec<(String, Vec<f64>)>, Chosen, serde_json::Value);
+
+/// Hidden-state embeddings of a data set with the loaded adapter.
+fn embed(
+    loaded: &Loaded,
+    data: &Dataset,
+    pooling: Pooling,
+    opts: &FeatureOptions,
+    compute: &Compute,
+) -> Result<Vec<f32>> {
+    let (tok, _) = loaded.tokenizer.examples(&data.examples, opts.max_len)?;
+    embeddings(&loaded.model, Some(&loaded.adapter), &tok, pooling, opts.batch_size, &compute.device)
+}
+
+/// The baselines.
+fn baseline(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    target: &Dataset,
+    compute: &Compute,
+    k: usize,
+) -> Result<Scored> {
+    let (n, m) = (pool.len(), target.len());
+    let tasks: Vec<Option<String>> = target.examples.iter().map(|e| e.task.clone()).collect();
+    Ok(match spec.method {
+        Method::Random => {
+            (baselines::random_scores(n, spec.opts.seed), vec![], Chosen::Top(k), json!({ "seed": spec.opts.seed }))
+        }
+        Method::Loss => {
+            let (tok, _) = loaded.tokenizer.examples(&pool.examples, spec.opts.max_len)?;
+            let losses = sft_losses(&loaded.model, Some(&loaded.adapter), &tok, spec.opts.batch_size, &compute.device)?;
+            let scores = losses.iter().map(|l| if spec.low_loss { -l } else { *l }).collect();
+            let order = if spec.low_loss { "lowest loss first" } else { "highest loss first" };
+            (scores, vec![("loss".into(), losses)], Chosen::Top(k), json!({ "order": order, "loss": "token-mean sft" }))
+        }
+        Method::Rds | Method::RdsPlus => {
+            let pooling = if spec.method == Method::Rds { Pooling::LastToken } else { Pooling::Mean };
+            let (pe, te) = (
+                embed(loaded, pool, pooling, spec.opts, compute)?,
+                embed(loaded, target, pooling, spec.opts, compute)?,
+            );
+            let dim = loaded.model.config.hidden;
+            let cos = baselines::cosine_matrix(&pe, n, &te, m, dim);
+            if spec.method == Method::Rds {
+                let scores = baselines::mean_max(&cos, n, &tasks);
+                (
+                    scores,
+                    vec![],
+                    Chosen::Top(k),
+                    json!({ "pooling": pooling, "matching": "mean over a subtask's targets, max over subtasks" }),
+                )
+            } else {
+                let best: Vec<f64> =
+                    (0..n).map(|i| (0..m).map(|j| cos[i * m + j]).fold(f64::NEG_INFINITY, f64::max)).collect();
+                let list = baselines::round_robin(&cos, n, m, k);
+                (
+                    best,
+                    vec![],
+                    Chosen::List(list),
+                    json!({ "pooling": pooling, "matching": "round-robin over target examples; score = best cosine" }),
+                )
+            }
+        }
+        Method::Dsir => {
+            let (scores, logw) = baselines::dsir_scores(&pool.examples, &target.examples, spec.opts.seed);
+            let d = json!({ "buckets": baselines::DSIR_BUCKETS, "features": "hashed unigrams and bigrams of lower-cased words",
+                            "score": "log importance weight + Gumbel noise (seeded): top-k samples without replacement" });
+            (scores, vec![("log_weight".into(), logw)], Chosen::Top(k), d)
+        }
+        _ => unreachable!("not a baseline"),
+    })
+}
+
+/// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
+fn tsds_select(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    target: &Dataset,
+    compute: &Compute,
+    k: usize,
+) -> Result<Scored> {
+    let t = &spec.tsds;
+    let (x, q, dim, source) = match (&t.npy, t.embed) {
+        (Some((pn, tn)), _) => {
+            let (x, rows, dim) = features::npy::read(pn)?;
+            let (q, _, qdim) = features::npy::read(tn)?;
+            if rows != pool.len() || qdim != dim {
+                return Err(Error::Invalid(format!(
+                    "{} is [{rows}, {dim}], {} has width {qdim}: the candidate matrix needs one row per pool line ({}) and both the same width",
+                    pn.display(), tn.display(), pool.len()
+                )));
+            }
+            (x, q, dim, json!({ "npy": [pn.display().to_string(), tn.display().to_string()] }))
+        }
+        (None, Some(pooling)) => {
+            let x = embed(loaded, pool, pooling, spec.opts, compute)?;
+            let q = embed(loaded, target, pooling, spec.opts, compute)?;
+            (x, q, loaded.model.config.hidden, json!({ "embed": pooling }))
+        }
+        (None, None) => {
+            let dir = spec.out.join("features/tsds");
+            let pf = featurize_with(
+                loaded,
+                &loaded.adapter,
+                &loaded.adapter_key,
+                pool,
+                LossKind::Sft,
+                &Transform::Sgd,
+                spec.opts,
+                compute,
+                &dir.join("pool"),
+            )?;
+            let tf = featurize_with(
+                loaded,
+                &loaded.adapter,
+                &loaded.adapter_key,
+                target,
+                LossKind::Sft,
+                &Transform::Sgd,
+                spec.opts,
+                compute,
+                &dir.join("target"),
+            )?;
+            let dim = pf.dim;
+            (
+                pf.data,
+                tf.data,
+                dim,
+                json!({ "features": "sft gradients", "stores": ["features/tsds/pool", "features/tsds/target"] }),
+            )
+        }
+    };
+    let probs = tsds::probabilities(&x, pool.len(), &q, q.len() / dim, dim, &t.params)?;
+    let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
+    features::npy::write(&spec.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
+    let chosen = if t.no_replacement {
+        Chosen::Top(k)
+    } else {
+        Chosen::List(tsds::sample_with_replacement(&probs, k, spec.opts.seed))
+    };
+    let details = json!({
+        "params": t.params, "source": source,
+        "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
+        "probabilities": "probabilities.npy (and the score column)",
+        "neighbours": "exact (ties by index)",
+    });
+    Ok((probs, vec![], chosen, details))
+}
 
 /// LESS and ROSE: per-checkpoint cosines, weighted, max over subtasks, top k.
 fn less_like(
@@ -338,7 +542,7 @@ fn less_like(
         "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
         "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",
     });
-    Ok((scores.score, columns, k, details))
+    Ok((scores.score, columns, Chosen::Top(k), details))
 }
 
 /// PRISM: direction from the target pairs, candidate summed-loss gradients, g·H⁻¹·d.
@@ -407,6 +611,7 @@ fn prism_scores(
     if kept == 0 {
         return Err(Error::Invalid("--repair would remove every candidate".into()));
     }
+    let kept = Chosen::Top(kept);
     let details = json!({
         "mode": if p.repair { "repair: the budget counts the removed lowest-scoring candidates" } else { "forward: top k" },
         "removed": if p.repair { k } else { 0 },

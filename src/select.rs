@@ -42,7 +42,8 @@ pub fn ranking(scores: &[f64]) -> Vec<usize> {
     idx
 }
 
-/// Writes the four outputs into `out`. `columns` are extra per-candidate score columns.
+/// Writes the four outputs into `out`, keeping the top `k` by score. `columns` are extra
+/// per-candidate score columns.
 pub fn write_selection(
     out: &Path,
     pool: &Dataset,
@@ -51,13 +52,32 @@ pub fn write_selection(
     k: usize,
     manifest: serde_json::Value,
 ) -> Result<Vec<usize>> {
+    let selected = ranking(scores)[..k].to_vec();
+    write_outputs(out, pool, scores, columns, &selected, manifest)?;
+    Ok(selected)
+}
+
+/// Writes the four outputs for an explicit selection (which may repeat indices, as sampling
+/// with replacement does; the `selected` column then counts the draws).
+pub fn write_outputs(
+    out: &Path,
+    pool: &Dataset,
+    scores: &[f64],
+    columns: &[(String, Vec<f64>)],
+    selected: &[usize],
+    manifest: serde_json::Value,
+) -> Result<()> {
+    if let Some(&bad) = selected.iter().find(|&&i| i >= pool.len()) {
+        return Err(Error::Invalid(format!("selected index {bad} is outside the pool of {}", pool.len())));
+    }
     let order = ranking(scores);
-    let selected: Vec<usize> = order[..k].to_vec();
     let mut rank = vec![0usize; scores.len()];
     for (r, &i) in order.iter().enumerate() {
         rank[i] = r + 1;
     }
-    write_atomic(&out.join("selected.json"), serde_json::to_string(&selected).expect("json").as_bytes())?;
+    let mut times = vec![0usize; scores.len()];
+    selected.iter().for_each(|&i| times[i] += 1);
+    write_atomic(&out.join("selected.json"), serde_json::to_string(selected).expect("json").as_bytes())?;
 
     let mut csv = String::from("index,score,rank,line,selected");
     for (name, _) in columns {
@@ -66,7 +86,7 @@ pub fn write_selection(
     }
     csv.push('\n');
     for i in 0..scores.len() {
-        csv.push_str(&format!("{i},{},{},{},{}", scores[i], rank[i], pool.examples[i].line, u8::from(rank[i] <= k)));
+        csv.push_str(&format!("{i},{},{},{},{}", scores[i], rank[i], pool.examples[i].line, times[i]));
         for (_, col) in columns {
             csv.push_str(&format!(",{}", col[i]));
         }
@@ -75,13 +95,12 @@ pub fn write_selection(
     write_atomic(&out.join("scores.csv"), csv.as_bytes())?;
 
     let mut lines = String::new();
-    for &i in &selected {
+    for &i in selected {
         lines.push_str(&pool.examples[i].raw);
         lines.push('\n');
     }
     write_atomic(&out.join("selected.jsonl"), lines.as_bytes())?;
-    write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).expect("json").as_bytes())?;
-    Ok(selected)
+    write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).expect("json").as_bytes())
 }
 
 fn csv_field(s: &str) -> String {

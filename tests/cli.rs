@@ -165,3 +165,43 @@ fn bad_input_fails_with_a_clear_message() {
         &["tiny-gpt2/adapter/adapter_config.json", "match no module of the model"],
     );
 }
+
+/// Every method through the CLI on the embedded default, timed; the selected lines are pool
+/// lines; warmup checkpoints feed LESS.
+#[test]
+fn every_method_runs_on_the_embedded_default() {
+    let base = tmp("methods");
+    for m in ["less", "rose", "prism", "tsds", "random", "loss", "rds", "rds-plus", "dsir"] {
+        let out = base.join(m);
+        let t = std::time::Instant::now();
+        let r = run(bin().args(["select", "--device", "cpu", "--quiet", "--method", m, "--out"]).arg(&out));
+        eprintln!("method {m}: {:.1} s", t.elapsed().as_secs_f64());
+        assert!(r.status.success(), "--method {m} failed");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["method"], m);
+        let pool = std::fs::read_to_string(manifest["pool"]["path"].as_str().unwrap()).unwrap();
+        let lines: Vec<&str> = pool.lines().collect();
+        let selected: Vec<usize> =
+            serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+        assert_eq!(selected.len(), 10, "--method {m}");
+        let chosen = std::fs::read_to_string(out.join("selected.jsonl")).unwrap();
+        for (line, &i) in chosen.lines().zip(&selected) {
+            assert_eq!(line, lines[i]);
+        }
+    }
+    let t = std::time::Instant::now();
+    let w = run(bin()
+        .args(["warmup", "--device", "cpu", "--quiet", "--epochs", "2", "--lr", "1e-3", "--out"])
+        .arg(base.join("warmup")));
+    assert!(w.status.success());
+    let r = run(bin()
+        .args(["select", "--device", "cpu", "--quiet", "--method", "less", "--out"])
+        .arg(base.join("less-ckpt"))
+        .arg("--checkpoints")
+        .arg(base.join("warmup/checkpoint-1"))
+        .arg(base.join("warmup/checkpoint-2")));
+    eprintln!("warmup + LESS over 2 checkpoints: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(r.status.success());
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -257,6 +257,8 @@ fn rose_and_less_run_on_checkpoints() {
             grad_type,
             beta: 0.1,
             prism: Default::default(),
+            tsds: Default::default(),
+            low_loss: false,
             opts: &opts,
             out: &dir,
         };

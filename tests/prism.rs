@@ -60,6 +60,8 @@ fn run(
         grad_type: GradType::Sgd,
         beta: 0.1,
         prism,
+        tsds: Default::default(),
+        low_loss: false,
         opts: &o,
         out,
     };

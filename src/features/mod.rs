@@ -1,6 +1,7 @@
 //! Features: per-example gradients, projected, stored.
 
 mod batch;
+mod embed;
 pub mod npy;
 mod pergrad;
 pub mod project;
@@ -13,8 +14,9 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub use batch::SeqBatch;
+pub use embed::{embeddings, Pooling};
 pub use npy::Dtype;
-pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, BatchGrads, DpoStats, LossKind};
+pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind};
 pub use project::{project_cpu, GpuProjector, Projector};
 pub use store::{Features, FileHash, Manifest, Store, StoreKey};
 pub use transform::Transform;

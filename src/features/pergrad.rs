@@ -208,3 +208,22 @@ pub fn dpo_stats(
         })
         .collect())
 }
+
+/// Token-mean SFT loss of every instruction example (forward passes only, `batch` at a time).
+pub fn sft_losses(
+    model: &CausalLm,
+    adapter: Option<&LoraAdapter>,
+    examples: &[Tokenized],
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    let (seqs, _) = flatten(examples, LossKind::Sft)?;
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(batch.max(1)) {
+        let logps = sequence_logps(model, adapter, chunk, device);
+        for (lp, s) in logps.iter().zip(chunk) {
+            out.push(-lp / s.mask.iter().skip(1).filter(|&&m| m == 1).count().max(1) as f64);
+        }
+    }
+    Ok(out)
+}

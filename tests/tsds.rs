@@ -1,0 +1,121 @@
+//! TSDS against a plain, naive transcription of the reference algorithm's steps (full sorts,
+//! a linear scan for the smallest entry instead of a heap), on small random embeddings with
+//! near-duplicates, to 1e-9; and seeded sampling.
+
+mod common;
+
+use gradsift::methods::tsds::{probabilities, sample_with_replacement, TsdsParams};
+
+fn naive(
+    x: &[f32],
+    n: usize,
+    q: &[f32],
+    m: usize,
+    dim: usize,
+    big_k: usize,
+    kde_k: usize,
+    sigma: f64,
+    alpha: f64,
+    c: f64,
+) -> Vec<f64> {
+    let d2 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(u, v)| (*u as f64 - *v as f64).powi(2)).sum::<f64>();
+    let row = |a: &[f32], i: usize| a[i * dim..(i + 1) * dim].to_vec();
+    let mut top_d = vec![];
+    let mut top_i = vec![];
+    for j in 0..m {
+        let mut all: Vec<(f64, usize)> = (0..n).map(|i| (d2(&row(q, j), &row(x, i)), i)).collect();
+        all.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+        top_d.push(all[..big_k].iter().map(|p| p.0.sqrt()).collect::<Vec<_>>());
+        top_i.push(all[..big_k].iter().map(|p| p.1).collect::<Vec<_>>());
+    }
+    let mut set: Vec<usize> = top_i.iter().flatten().copied().collect();
+    set.sort();
+    set.dedup();
+    let kde = |u: usize| -> f64 {
+        if sigma == 0.0 {
+            return 1.0;
+        }
+        let mut ds: Vec<f64> = set.iter().map(|&l| d2(&row(x, u), &row(x, l))).collect();
+        ds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        ds.iter().take(kde_k).map(|d| (1.0 - d / (sigma * sigma)).max(0.0)).sum()
+    };
+    let kdes: Vec<Vec<f64>> = top_i.iter().map(|r| r.iter().map(|&i| kde(i)).collect()).collect();
+    let mut active: Vec<(f64, usize, usize)> = (0..m).map(|j| (1.0 / kdes[j][0], 0, j)).collect();
+    let mut dws: Vec<f64> = (0..m).map(|j| top_d[j][0] / kdes[j][0]).collect();
+    let mut cost = vec![0.0; m];
+    let mut last = vec![0usize; m];
+    let (mut total, mut s) = (0.0, 0.0);
+    while !active.is_empty() {
+        let pos = (0..active.len())
+            .min_by(|&a, &b| {
+                let (x, y) = (active[a], active[b]);
+                x.0.partial_cmp(&y.0).unwrap().then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2))
+            })
+            .unwrap();
+        let (count, k, j) = active.remove(pos);
+        s = count;
+        total -= cost[j];
+        cost[j] = top_d[j][k + 1] * count - dws[j];
+        total += cost[j];
+        if alpha / c * total >= (1.0 - alpha) * m as f64 {
+            break;
+        }
+        last[j] = k;
+        if k < big_k - 2 {
+            active.push((count + 1.0 / kdes[j][k + 1], k + 1, j));
+            dws[j] += top_d[j][k + 1] / kdes[j][k + 1];
+        }
+    }
+    let mut p = vec![0.0; n];
+    for j in 0..m {
+        let mut sum = 0.0;
+        for k in 0..=last[j] {
+            p[top_i[j][k]] += 1.0 / m as f64 / s / kdes[j][k];
+            sum += 1.0 / m as f64 / s / kdes[j][k];
+        }
+        p[top_i[j][last[j] + 1]] += (1.0 / m as f64 - sum).max(0.0);
+    }
+    p
+}
+
+#[test]
+fn probabilities_match_the_reference_steps() {
+    let seed = common::fresh_seed("tsds probabilities");
+    let (n, m, dim) = (120usize, 9usize, 5usize);
+    let mut x = common::random_vec(n * dim, seed);
+    // Near-duplicates: rows 1..10 copy row 0 with tiny noise, so the KDE matters.
+    let noise = common::random_vec(10 * dim, seed + 1);
+    for r in 1..10 {
+        for d in 0..dim {
+            x[r * dim + d] = x[d] + 0.01 * noise[r * dim + d];
+        }
+    }
+    let q = common::random_vec(m * dim, seed + 2);
+    for (k, kde_k, sigma, alpha, c) in
+        [(12, 12, 0.75, 0.5, 5.0), (30, 7, 1.5, 0.3, 2.0), (5, 5, 0.0, 0.5, 5.0), (120, 120, 0.75, 0.9, 5.0)]
+    {
+        let params = TsdsParams { k: Some(k), kde_k: Some(kde_k), sigma, alpha, c };
+        let ours = probabilities(&x, n, &q, m, dim, &params).unwrap();
+        let want = naive(&x, n, &q, m, dim, k, kde_k, sigma, alpha, c);
+        let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+        let total: f64 = ours.iter().sum();
+        eprintln!("K={k} kde_K={kde_k} sigma={sigma} alpha={alpha} C={c}: max |diff| {err:.2e}, sum p = {total:.12}");
+        assert!(err <= 1e-9, "max |diff| {err}");
+        assert!((total - 1.0).abs() <= 1e-9, "probabilities sum to {total}");
+    }
+    // Defaults: K = kde_K = N/10.
+    let d = probabilities(&x, n, &q, m, dim, &TsdsParams::default()).unwrap();
+    let want = naive(&x, n, &q, m, dim, 12, 12, 0.75, 0.5, 5.0);
+    assert!(d.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-9));
+}
+
+#[test]
+fn sampling_is_reproducible_by_seed() {
+    let p = vec![0.1, 0.0, 0.6, 0.3];
+    let a = sample_with_replacement(&p, 1000, 7);
+    assert_eq!(a, sample_with_replacement(&p, 1000, 7));
+    assert_ne!(a, sample_with_replacement(&p, 1000, 8));
+    assert!(!a.contains(&1), "an index with p = 0 was drawn");
+    let share = a.iter().filter(|&&i| i == 2).count() as f64 / 1000.0;
+    assert!((share - 0.6).abs() < 0.06, "index 2 drawn {share} of the time, p = 0.6");
+}
