@@ -266,7 +266,7 @@ fn rose_and_less_run_on_checkpoints() {
         assert_eq!(sel.selected.len(), 2);
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-        assert_eq!(m["checkpoints"].as_array().unwrap().len(), 2);
+        assert_eq!(m["details"]["checkpoints"].as_array().unwrap().len(), 2);
         let target_store: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("features/0-checkpoint-1/target/manifest.json")).unwrap(),
         )
