@@ -165,6 +165,17 @@ fn write_demo(dir: &Path) {
         }
     }
     std::fs::write(dir.join("target-pairs.jsonl"), pairs.join("\n") + "\n").unwrap();
+    // A preference pool for the TIF family: the correct answer against the ignoring filler,
+    // with 30% of the pairs flipped (chosen and rejected swapped).
+    let pool_pairs: Vec<String> = (0..200)
+        .map(|_| {
+            let (p, c) = example(rng.below(7), &mut rng);
+            let (chosen, rejected) =
+                if rng.uniform() < 0.3 { (" ok ok ok".to_string(), c) } else { (c, " ok ok ok".to_string()) };
+            serde_json::to_string(&serde_json::json!({"prompt": p, "chosen": chosen, "rejected": rejected})).unwrap()
+        })
+        .collect();
+    std::fs::write(dir.join("pool-pairs.jsonl"), pool_pairs.join("\n") + "\n").unwrap();
 }
 
 fn main() {

@@ -14,6 +14,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("demo/pool.jsonl", include_bytes!("../assets/demo/pool.jsonl")),
     ("demo/target.jsonl", include_bytes!("../assets/demo/target.jsonl")),
     ("demo/target-pairs.jsonl", include_bytes!("../assets/demo/target-pairs.jsonl")),
+    ("demo/pool-pairs.jsonl", include_bytes!("../assets/demo/pool-pairs.jsonl")),
 ];
 
 /// Paths of the materialized default files.
@@ -21,8 +22,10 @@ pub struct DefaultAssets {
     pub model_dir: PathBuf,
     pub pool: PathBuf,
     pub target: PathBuf,
-    /// Preference pairs for the same subtasks (ROSE, PRISM).
+    /// Preference pairs for the same subtasks (ROSE, PRISM; the TIF family's validation set).
     pub target_pairs: PathBuf,
+    /// A preference pool, 30% of its pairs flipped (the TIF family).
+    pub pool_pairs: PathBuf,
 }
 
 /// Writes the embedded files (once) under the system's cache or temp directory.
@@ -52,5 +55,6 @@ pub fn materialize() -> Result<DefaultAssets> {
         pool: base.join("demo/pool.jsonl"),
         target: base.join("demo/target.jsonl"),
         target_pairs: base.join("demo/target-pairs.jsonl"),
+        pool_pairs: base.join("demo/pool-pairs.jsonl"),
     })
 }

@@ -10,7 +10,9 @@ use gradsift::features::Pooling;
 use gradsift::features::{Dtype, LossKind};
 use gradsift::methods::prism::{Hessian, PairWeights};
 use gradsift::methods::tsds::TsdsParams;
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TsdsOptions};
+use gradsift::pipeline::{
+    self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions,
+};
 use gradsift::select::Budget;
 use gradsift::train::{AdamWConfig, WarmupOptions};
 
@@ -211,6 +213,18 @@ struct SelectArgs {
     /// Loss baseline: prefer the lowest loss instead of the highest.
     #[arg(long)]
     low_loss: bool,
+    /// TIF: keep pairs whose influence lies strictly between these percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    band: (f64, f64),
+    /// LossDiff (and fusion) band, percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    lossdiff_band: (f64, f64),
+    /// IRM (and fusion) band, percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    irm_band: (f64, f64),
+    /// LossDiff: learning rate of the one epoch on the validation set.
+    #[arg(long, default_value_t = 1e-4)]
+    val_lr: f64,
     /// Output directory.
     #[arg(long, default_value = "gradsift-out")]
     out: PathBuf,
@@ -269,6 +283,17 @@ struct WarmupArgs {
     quiet: bool,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// Parses `LO,HI` percentiles.
+fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (percentiles)")?;
+    let (lo, hi): (f64, f64) =
+        (lo.trim().parse().map_err(|e| format!("{e}"))?, hi.trim().parse().map_err(|e| format!("{e}"))?);
+    if !(0.0..=100.0).contains(&lo) || !(0.0..=100.0).contains(&hi) || lo >= hi {
+        return Err(format!("{lo},{hi}: need 0 <= LO < HI <= 100"));
+    }
+    Ok((lo, hi))
 }
 
 fn open_device(args: &DeviceArgs) -> Result<Compute> {
@@ -335,18 +360,20 @@ fn featurize(a: FeaturizeArgs) -> Result<()> {
 }
 
 fn select(a: SelectArgs) -> Result<()> {
-    let (model_dir, pool, target) = match (&a.model.model, &a.pool, &a.target) {
-        (None, None, None) => {
+    let pairs_pool = matches!(a.method, Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion);
+    let (model_dir, pool, target) = match (&a.model.model, &a.pool) {
+        (None, None) if a.target.is_none() => {
             let d = gradsift::assets::materialize()?;
             eprintln!(
                 "using the embedded default model and demo data ({})",
                 d.model_dir.parent().unwrap_or(&d.model_dir).display()
             );
-            let target = if matches!(a.method, Method::Rose | Method::Prism) { d.target_pairs } else { d.target };
-            (d.model_dir, d.pool, target)
+            let pairs = pairs_pool || matches!(a.method, Method::Rose | Method::Prism);
+            let pool = if pairs_pool { d.pool_pairs } else { d.pool };
+            (d.model_dir, pool, Some(if pairs { d.target_pairs } else { d.target }))
         }
-        (Some(m), Some(p), Some(t)) => (m.clone(), p.clone(), t.clone()),
-        _ => bail!("give --model, --pool and --target together, or none of them for the embedded default"),
+        (Some(m), Some(p)) => (m.clone(), p.clone(), a.target.clone()),
+        _ => bail!("give --model and --pool (and --target) together, or none of them for the embedded default"),
     };
     let compute = open_device(&a.device)?;
     let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
@@ -358,7 +385,7 @@ fn select(a: SelectArgs) -> Result<()> {
     let spec = SelectSpec {
         method: a.method,
         pool: &pool,
-        target: &target,
+        target: target.as_deref(),
         budget,
         checkpoints: &a.checkpoints,
         grad_type: a.grad_type,
@@ -379,6 +406,7 @@ fn select(a: SelectArgs) -> Result<()> {
             no_replacement: a.no_replacement,
         },
         low_loss: a.low_loss,
+        tif: TifOptions { band: a.band, lossdiff_band: a.lossdiff_band, irm_band: a.irm_band, val_lr: a.val_lr },
         opts: &opts,
         out: &a.out,
     };
@@ -391,7 +419,7 @@ fn warmup(a: WarmupArgs) -> Result<()> {
     let (model_dir, pool) = match (&a.model.model, &a.pool) {
         (None, None) => {
             let d = gradsift::assets::materialize()?;
-            (d.model_dir, d.pool)
+            (d.model_dir, if matches!(a.loss, WarmupLoss::Dpo) { d.pool_pairs } else { d.pool })
         }
         (Some(m), Some(p)) => (m.clone(), p.clone()),
         _ => bail!("give --model and --pool together, or neither for the embedded default"),

@@ -13,7 +13,7 @@ use crate::features::{self, Features, FeaturizeJob, LossKind, Transform};
 use crate::features::{embeddings, sft_losses, Pooling};
 use crate::methods::prism::{self, Hessian, PairWeights};
 use crate::methods::tsds::{self, TsdsParams};
-use crate::methods::{baselines, less};
+use crate::methods::{baselines, less, tif};
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, AdamW, WarmupOptions};
@@ -142,6 +142,31 @@ pub enum Method {
     RdsPlus,
     /// Baseline: DSIR, hashed n-gram importance weights, Gumbel top-k.
     Dsir,
+    /// TIF: preference pairs whose DPO influence on the validation set is in the middle band.
+    Tif,
+    /// LossDiff: middle band of ℓ_DPO(θ) − ℓ_DPO(θ_val), θ_val trained on the validation set.
+    Lossdiff,
+    /// IRM: middle band of the implicit reward margin (no validation set needed).
+    Irm,
+    /// Fusion: the intersection of the LossDiff and IRM bands.
+    Fusion,
+}
+
+/// Options of the TIF family (bands are percentiles).
+#[derive(Debug, Clone, Copy)]
+pub struct TifOptions {
+    /// TIF's band of IF.
+    pub band: (f64, f64),
+    pub lossdiff_band: (f64, f64),
+    pub irm_band: (f64, f64),
+    /// Learning rate of θ_val's one epoch on the validation set.
+    pub val_lr: f64,
+}
+
+impl Default for TifOptions {
+    fn default() -> Self {
+        TifOptions { band: (20.0, 80.0), lossdiff_band: (20.0, 80.0), irm_band: (20.0, 80.0), val_lr: 1e-4 }
+    }
 }
 
 /// TSDS's options.
@@ -188,7 +213,8 @@ pub enum GradType {
 pub struct SelectSpec<'a> {
     pub method: Method,
     pub pool: &'a Path,
-    pub target: &'a Path,
+    /// Target or validation examples (not needed by random, loss and IRM).
+    pub target: Option<&'a Path>,
     pub budget: Budget,
     /// Warmup checkpoints; empty = the loaded adapter alone, plain gradients.
     pub checkpoints: &'a [PathBuf],
@@ -197,6 +223,7 @@ pub struct SelectSpec<'a> {
     pub beta: f64,
     pub prism: PrismOptions,
     pub tsds: TsdsOptions,
+    pub tif: TifOptions,
     /// Loss baseline: prefer the lowest loss.
     pub low_loss: bool,
     pub opts: &'a FeatureOptions,
@@ -258,41 +285,59 @@ fn stages(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<Stage>> {
 /// Scores the pool against the target with `spec.method` and writes the selection.
 pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
     let pool = load_jsonl(spec.pool)?;
-    let target = load_jsonl(spec.target)?;
+    let target = spec.target.map(load_jsonl).transpose()?;
     let k = spec.budget.count(pool.len())?;
-    if pool.is_preference() {
+    let name = method_name(spec.method);
+    let preference_pool = matches!(spec.method, Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion);
+    if pool.is_preference() != preference_pool {
         return Err(Error::Invalid(format!(
-            "{}: LESS, ROSE and PRISM score instruction candidates ({{\"prompt\",\"completion\"}})",
-            spec.pool.display()
-        )));
-    }
-    let wants_pairs = matches!(spec.method, Method::Rose | Method::Prism);
-    if target.is_preference() != wants_pairs {
-        return Err(Error::Invalid(format!(
-            "{}: --method {} needs {} targets",
-            spec.target.display(),
-            method_name(spec.method),
-            if wants_pairs {
+            "{}: --method {name} scores {} candidates",
+            spec.pool.display(),
+            if preference_pool {
                 "preference ({\"prompt\",\"chosen\",\"rejected\"})"
             } else {
                 "instruction ({\"prompt\",\"completion\"})"
             }
         )));
     }
-    let (scores, columns, chosen, details) = match spec.method {
-        Method::Less | Method::Rose => less_like(loaded, spec, &pool, &target, compute, k)?,
-        Method::Prism => prism_scores(loaded, spec, &pool, &target, compute, k)?,
-        Method::Tsds => tsds_select(loaded, spec, &pool, &target, compute, k)?,
-        _ => baseline(loaded, spec, &pool, &target, compute, k)?,
+    let needs_target = !matches!(spec.method, Method::Random | Method::Loss | Method::Irm);
+    let wants_pairs = matches!(spec.method, Method::Rose | Method::Prism) || preference_pool;
+    if let Some(t) = &target {
+        if t.is_preference() != wants_pairs && needs_target {
+            return Err(Error::Invalid(format!(
+                "{}: --method {name} needs {} targets",
+                t.path.display(),
+                if wants_pairs {
+                    "preference ({\"prompt\",\"chosen\",\"rejected\"})"
+                } else {
+                    "instruction ({\"prompt\",\"completion\"})"
+                }
+            )));
+        }
+    } else if needs_target {
+        return Err(Error::Invalid(format!("--method {name} needs --target")));
+    }
+    let (scores, columns, chosen, details) = match (spec.method, &target) {
+        (Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion, t) => {
+            tif_family(loaded, spec, &pool, t.as_ref(), compute)?
+        }
+        (Method::Random | Method::Loss, _) => baseline(loaded, spec, &pool, None, compute, k)?,
+        (_, Some(t)) => match spec.method {
+            Method::Less | Method::Rose => less_like(loaded, spec, &pool, t, compute, k)?,
+            Method::Prism => prism_scores(loaded, spec, &pool, t, compute, k)?,
+            Method::Tsds => tsds_select(loaded, spec, &pool, t, compute, k)?,
+            _ => baseline(loaded, spec, &pool, Some(t), compute, k)?,
+        },
+        (_, None) => unreachable!("checked above"),
     };
     let kept = match &chosen {
         Chosen::Top(n) => *n,
         Chosen::List(l) => l.len(),
     };
     let manifest = json!({
-        "method": method_name(spec.method),
+        "method": name,
         "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
-        "target": { "path": spec.target.display().to_string(), "examples": target.len() },
+        "target": target.as_ref().map(|t| json!({ "path": t.path.display().to_string(), "examples": t.len() })),
         "selected": kept,
         "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
         "model": loaded.model.dir.display().to_string(),
@@ -311,6 +356,158 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }
 
+/// TIF, LossDiff, IRM and their fusion over a preference pool. The selection is a band, so the
+/// budget does not apply.
+fn tif_family(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    val: Option<&Dataset>,
+    compute: &Compute,
+) -> Result<Scored> {
+    let (theta, theta_key, checkpoint) = match spec.checkpoints {
+        [] => (loaded.adapter.clone(), loaded.adapter_key.clone(), None),
+        [dir] => {
+            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
+            let key = features::adapter_key(&a, 0)?;
+            (a, key, Some(dir.display().to_string()))
+        }
+        _ => return Err(Error::Invalid("the TIF family takes one DPO warmup checkpoint (--checkpoints DIR)".into())),
+    };
+    let t = &spec.tif;
+    let (pairs, _) = loaded.tokenizer.examples(&pool.examples, spec.opts.max_len)?;
+    let stats = |adapter: &LoraAdapter| -> Result<Vec<features::DpoStats>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(spec.opts.batch_size.max(1)) {
+            out.extend(features::dpo_stats(&loaded.model, adapter, chunk, spec.beta, &compute.device)?);
+        }
+        Ok(out)
+    };
+    let at_theta = stats(&theta)?;
+    let irm: Vec<f64> = at_theta.iter().map(|s| s.margin).collect();
+    let mut columns = vec![("irm".to_string(), irm.clone())];
+    let mut details = json!({ "checkpoint": checkpoint, "beta": spec.beta });
+
+    let want_if = matches!(spec.method, Method::Tif | Method::Fusion);
+    let want_lossdiff = matches!(spec.method, Method::Lossdiff | Method::Fusion);
+    let influence = if want_if {
+        let val = val.expect("validation set checked");
+        let dir = spec.out.join("features/tif");
+        let loss = LossKind::Dpo { beta: spec.beta };
+        let pf = featurize_with(
+            loaded,
+            &theta,
+            &theta_key,
+            pool,
+            loss,
+            &Transform::Sgd,
+            spec.opts,
+            compute,
+            &dir.join("pool"),
+        )?;
+        let vf = featurize_with(
+            loaded,
+            &theta,
+            &theta_key,
+            val,
+            loss,
+            &Transform::Sgd,
+            spec.opts,
+            compute,
+            &dir.join("validation"),
+        )?;
+        let v = tif::influence(&pf.data, pf.rows, &vf.data, vf.rows, pf.dim);
+        columns.push(("if".into(), v.clone()));
+        Some(v)
+    } else {
+        None
+    };
+    let lossdiff = if want_lossdiff {
+        let val = val.expect("validation set checked");
+        let opts = WarmupOptions {
+            fraction: 1.0,
+            epochs: 1,
+            lr: t.val_lr,
+            batch_size: spec.opts.batch_size,
+            warmup_ratio: 0.0,
+            adamw: Default::default(),
+            loss: LossKind::Dpo { beta: spec.beta },
+            seed: spec.opts.seed,
+            max_len: spec.opts.max_len,
+            verbose: spec.opts.verbose,
+        };
+        let dirs = train::warmup(
+            &loaded.model,
+            theta.clone(),
+            &loaded.tokenizer,
+            val,
+            &opts,
+            compute,
+            &spec.out.join("theta-val"),
+        )?;
+        let theta_val = LoraAdapter::load(&dirs[0], &loaded.model.linears)?;
+        let at_val = stats(&theta_val)?;
+        let v: Vec<f64> = at_theta.iter().zip(&at_val).map(|(a, b)| a.loss - b.loss).collect();
+        columns.push(("lossdiff".into(), v.clone()));
+        details["theta_val"] = json!({ "checkpoint": "theta-val/checkpoint-1", "lr": t.val_lr, "epochs": 1 });
+        Some(v)
+    } else {
+        None
+    };
+    let n = pool.len() as f64;
+    let report = |kept: &[usize], lo: f64, hi: f64, a: f64, b: f64| json!({ "band_percentiles": [lo, hi], "thresholds": [a, b], "retained": kept.len(), "retained_fraction": kept.len() as f64 / n });
+    let tif_kept = influence.as_ref().map(|v| {
+        let (k, a, b) = tif::band(v, t.band.0, t.band.1);
+        details["tif"] = report(&k, t.band.0, t.band.1, a, b);
+        k
+    });
+    let (scores, kept) = match spec.method {
+        Method::Tif => (influence.expect("computed"), tif_kept.clone().expect("computed")),
+        Method::Irm => {
+            let (k, a, b) = tif::band(&irm, t.irm_band.0, t.irm_band.1);
+            details["irm"] = report(&k, t.irm_band.0, t.irm_band.1, a, b);
+            (irm, k)
+        }
+        Method::Lossdiff => {
+            let v = lossdiff.expect("computed");
+            let (k, a, b) = tif::band(&v, t.lossdiff_band.0, t.lossdiff_band.1);
+            details["lossdiff"] = report(&k, t.lossdiff_band.0, t.lossdiff_band.1, a, b);
+            (v, k)
+        }
+        _ => {
+            let v = lossdiff.expect("computed");
+            let (kl, a, b) = tif::band(&v, t.lossdiff_band.0, t.lossdiff_band.1);
+            details["lossdiff"] = report(&kl, t.lossdiff_band.0, t.lossdiff_band.1, a, b);
+            let (ki, a, b) = tif::band(&irm, t.irm_band.0, t.irm_band.1);
+            details["irm"] = report(&ki, t.irm_band.0, t.irm_band.1, a, b);
+            let fused = tif::intersect(&kl, &ki);
+            details["fusion"] = json!({ "retained": fused.len(), "retained_fraction": fused.len() as f64 / n });
+            if let Some(tk) = &tif_kept {
+                let (jaccard, share) = tif::overlap(&fused, tk);
+                details["fusion"]["overlap_with_tif"] = json!({ "jaccard": jaccard, "share_of_fusion_in_tif": share });
+            }
+            (irm, fused)
+        }
+    };
+    let (lo, hi) = scores.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    if lo == hi {
+        return Err(Error::Invalid(format!(
+            "--method {}: every pair has the same score ({lo}), so no band can be formed; the adapter \
+             likely still equals the reference model: run `gradsift warmup --loss dpo` and pass its checkpoint \
+             with --checkpoints",
+            method_name(spec.method)
+        )));
+    }
+    details["score"] = json!(match spec.method {
+        Method::Tif => "if",
+        Method::Lossdiff => "lossdiff",
+        _ => "irm",
+    });
+    details["selection"] =
+        json!("a band: --fraction/--count do not apply; selected.json lists the kept pairs in pool order");
+    Ok((scores, columns, Chosen::List(kept), details))
+}
+
 fn method_name(m: Method) -> &'static str {
     match m {
         Method::Less => "less",
@@ -322,6 +519,10 @@ fn method_name(m: Method) -> &'static str {
         Method::Rds => "rds",
         Method::RdsPlus => "rds-plus",
         Method::Dsir => "dsir",
+        Method::Tif => "tif",
+        Method::Lossdiff => "lossdiff",
+        Method::Irm => "irm",
+        Method::Fusion => "fusion",
     }
 }
 
@@ -352,12 +553,13 @@ fn baseline(
     loaded: &Loaded,
     spec: &SelectSpec<'_>,
     pool: &Dataset,
-    target: &Dataset,
+    target: Option<&Dataset>,
     compute: &Compute,
     k: usize,
 ) -> Result<Scored> {
-    let (n, m) = (pool.len(), target.len());
-    let tasks: Vec<Option<String>> = target.examples.iter().map(|e| e.task.clone()).collect();
+    let n = pool.len();
+    let needs =
+        || target.ok_or_else(|| Error::Invalid(format!("--method {} needs --target", method_name(spec.method))));
     Ok(match spec.method {
         Method::Random => {
             (baselines::random_scores(n, spec.opts.seed), vec![], Chosen::Top(k), json!({ "seed": spec.opts.seed }))
@@ -370,6 +572,9 @@ fn baseline(
             (scores, vec![("loss".into(), losses)], Chosen::Top(k), json!({ "order": order, "loss": "token-mean sft" }))
         }
         Method::Rds | Method::RdsPlus => {
+            let target = needs()?;
+            let m = target.len();
+            let tasks: Vec<Option<String>> = target.examples.iter().map(|e| e.task.clone()).collect();
             let pooling = if spec.method == Method::Rds { Pooling::LastToken } else { Pooling::Mean };
             let (pe, te) = (
                 embed(loaded, pool, pooling, spec.opts, compute)?,
@@ -398,7 +603,7 @@ fn baseline(
             }
         }
         Method::Dsir => {
-            let (scores, logw) = baselines::dsir_scores(&pool.examples, &target.examples, spec.opts.seed);
+            let (scores, logw) = baselines::dsir_scores(&pool.examples, &needs()?.examples, spec.opts.seed);
             let d = json!({ "buckets": baselines::DSIR_BUCKETS, "features": "hashed unigrams and bigrams of lower-cased words",
                             "score": "log importance weight + Gumbel noise (seeded): top-k samples without replacement" });
             (scores, vec![("log_weight".into(), logw)], Chosen::Top(k), d)

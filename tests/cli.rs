@@ -203,5 +203,44 @@ fn every_method_runs_on_the_embedded_default() {
         .arg(base.join("warmup/checkpoint-2")));
     eprintln!("warmup + LESS over 2 checkpoints: {:.1} s", t.elapsed().as_secs_f64());
     assert!(r.status.success());
+    // The TIF family on the demo preference pool, after a DPO warmup; without one, a clear error.
+    let r = run(bin()
+        .args(["select", "--device", "cpu", "--quiet", "--method", "irm", "--out"])
+        .arg(base.join("irm-cold")));
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("gradsift warmup --loss dpo"));
+    let t = std::time::Instant::now();
+    let w = run(bin()
+        .args([
+            "warmup",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--loss",
+            "dpo",
+            "--fraction",
+            "1",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e-3",
+            "--out",
+        ])
+        .arg(base.join("dpo")));
+    assert!(w.status.success());
+    eprintln!("DPO warmup: {:.1} s", t.elapsed().as_secs_f64());
+    for m in ["tif", "lossdiff", "irm", "fusion"] {
+        let t = std::time::Instant::now();
+        let out = base.join(m);
+        let r = run(bin()
+            .args(["select", "--device", "cpu", "--quiet", "--method", m, "--out"])
+            .arg(&out)
+            .arg("--checkpoints")
+            .arg(base.join("dpo/checkpoint-1")));
+        eprintln!("method {m}: {:.1} s", t.elapsed().as_secs_f64());
+        assert!(r.status.success(), "--method {m} failed");
+        let kept: Vec<usize> =
+            serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+        assert!(!kept.is_empty() && kept.len() < 200, "--method {m} kept {}", kept.len());
+    }
     let _ = std::fs::remove_dir_all(&base);
 }

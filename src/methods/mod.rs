@@ -4,4 +4,5 @@ pub mod baselines;
 pub mod less;
 pub mod prism;
 pub mod solve;
+pub mod tif;
 pub mod tsds;

@@ -1,0 +1,107 @@
+//! The TIF family on a preference pool with a known share of flipped pairs (chosen and rejected
+//! swapped) made by the generator below: after one epoch of DPO warmup, LossDiff, IRM, TIF and
+//! their fusion each keep a set cleaner than the pool. The fractions are printed.
+
+use std::path::PathBuf;
+
+use gradsift::device::Compute;
+use gradsift::features::{Dtype, LossKind};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
+use gradsift::select::Budget;
+use gradsift::train::WarmupOptions;
+use gradsift::util::SplitMix64;
+
+/// `n` arithmetic pairs, correct answer against an answer that ignores the question; a
+/// `flip_rate` share swapped. Returns the JSONL text and which lines are flipped.
+fn flipped_pairs(n: usize, flip_rate: f64, seed: u64) -> (String, Vec<bool>) {
+    let mut rng = SplitMix64(seed);
+    let mut text = String::new();
+    let mut flipped = Vec::new();
+    for _ in 0..n {
+        let (a, b) = (rng.below(50), rng.below(50));
+        let good = format!(" {}", a + b);
+        let bad = " ok ok ok".to_string();
+        let flip = rng.uniform() < flip_rate;
+        let (c, r) = if flip { (bad, good) } else { (good, bad) };
+        let line = serde_json::json!({"prompt": format!("Add {a} and {b}.\nAnswer:"), "chosen": c, "rejected": r});
+        text.push_str(&format!("{line}\n"));
+        flipped.push(flip);
+    }
+    (text, flipped)
+}
+
+#[test]
+fn proxies_keep_cleaner_sets_than_the_pool() {
+    let c = Compute::cpu();
+    let assets = gradsift::assets::materialize().unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("gradsift-tif-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pool_text, flipped) = flipped_pairs(160, 0.3, 11);
+    let (val_text, _) = flipped_pairs(8, 0.0, 12);
+    std::fs::write(dir.join("pool.jsonl"), pool_text).unwrap();
+    std::fs::write(dir.join("val.jsonl"), val_text).unwrap();
+    let clean_rate = flipped.iter().filter(|f| !**f).count() as f64 / flipped.len() as f64;
+
+    let spec = ModelSpec {
+        model_dir: assets.model_dir.clone(),
+        adapter_dir: None,
+        lora_r: 8,
+        lora_alpha: 32.0,
+        lora_targets: vec![],
+        seed: 0,
+    };
+    let loaded = pipeline::load(&spec, &c).unwrap();
+    let warm = WarmupOptions {
+        fraction: 1.0,
+        epochs: 1,
+        lr: 1e-3,
+        batch_size: 8,
+        warmup_ratio: 0.0,
+        adamw: Default::default(),
+        loss: LossKind::Dpo { beta: 0.1 },
+        seed: 0,
+        max_len: 512,
+        verbose: false,
+    };
+    let ckpt = pipeline::warmup(&loaded, &dir.join("pool.jsonl"), &warm, &c, &dir.join("warmup")).unwrap();
+    let opts = FeatureOptions {
+        seed: 0,
+        proj_dim: 1024,
+        dtype: Dtype::F32,
+        max_len: 512,
+        batch_size: 8,
+        chunk_size: 256,
+        overwrite: false,
+        verbose: false,
+    };
+    eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
+    for method in [Method::Irm, Method::Lossdiff, Method::Tif, Method::Fusion] {
+        let out = dir.join(format!("{method:?}"));
+        let s = SelectSpec {
+            method,
+            pool: &dir.join("pool.jsonl"),
+            target: Some(&dir.join("val.jsonl")),
+            budget: Budget::Fraction(1.0),
+            checkpoints: &ckpt,
+            grad_type: GradType::Sgd,
+            beta: 0.1,
+            prism: Default::default(),
+            tsds: Default::default(),
+            tif: gradsift::pipeline::TifOptions { val_lr: 1e-3, ..Default::default() },
+            low_loss: false,
+            opts: &opts,
+            out: &out,
+        };
+        let sel = pipeline::select(&loaded, &s, &c).unwrap();
+        let clean = sel.selected.iter().filter(|&&i| !flipped[i]).count() as f64 / sel.selected.len() as f64;
+        eprintln!(
+            "{method:?}: kept {} of {} ({:.3}), clean fraction {clean:.3}",
+            sel.selected.len(),
+            flipped.len(),
+            sel.selected.len() as f64 / flipped.len() as f64
+        );
+        assert!(clean > clean_rate, "{method:?} kept a set no cleaner ({clean:.3}) than the pool ({clean_rate:.3})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
