@@ -13,7 +13,7 @@ use crate::features::{self, Features, FeaturizeJob, LossKind, Transform};
 use crate::features::{embeddings, sft_losses, Pooling};
 use crate::methods::prism::{self, Hessian, PairWeights};
 use crate::methods::tsds::{self, TsdsParams};
-use crate::methods::{baselines, less, tif};
+use crate::methods::{baselines, gpu_score, less, tif};
 use crate::model::{Arch, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, AdamW, WarmupOptions};
@@ -702,6 +702,8 @@ fn less_like(
     let stages = stages(loaded, spec)?;
     let weights = less::checkpoint_weights(&stages.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
     let mut per_checkpoint = Vec::with_capacity(stages.len());
+    // On a GPU the WGSL kernel scores; on the CPU backend, plain Rust.
+    let scorer = compute.gpu.clone().map(gpu_score::GpuScorer::new);
     for st in &stages {
         let dir = spec.out.join("features").join(&st.label);
         let pf = featurize_with(
@@ -726,7 +728,10 @@ fn less_like(
             compute,
             &dir.join("target"),
         )?;
-        per_checkpoint.push(less::subtask_cosines(&pf, &tf));
+        per_checkpoint.push(match (&scorer, pf.dim <= gpu_score::MAX_DIM) {
+            (Some(s), true) => s.subtask_cosines(&pf, &tf)?,
+            _ => less::subtask_cosines(&pf, &tf),
+        });
     }
     let scores = less::combine(&per_checkpoint, &weights);
     let mut columns: Vec<(String, Vec<f64>)> =
