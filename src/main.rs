@@ -304,6 +304,22 @@ fn open_device(args: &DeviceArgs) -> Result<Compute> {
     Ok(c)
 }
 
+/// Loads the model and says which checkpoint tensors the architecture did not use.
+fn load_model(spec: &ModelSpec, compute: &Compute) -> Result<pipeline::Loaded> {
+    let loaded = pipeline::load(spec, compute)?;
+    let unused = &loaded.model.unused;
+    if !unused.is_empty() {
+        let shown: Vec<&str> = unused.iter().take(5).map(String::as_str).collect();
+        eprintln!(
+            "note: {} checkpoint tensors unused by the architecture: {}{}",
+            unused.len(),
+            shown.join(", "),
+            if unused.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(loaded)
+}
+
 fn model_spec(m: &ModelArgs, model_dir: PathBuf, seed: u64) -> ModelSpec {
     ModelSpec {
         model_dir,
@@ -348,7 +364,7 @@ fn devices() -> Result<()> {
 fn featurize(a: FeaturizeArgs) -> Result<()> {
     let Some(model_dir) = a.model.model.clone() else { bail!("featurize needs --model DIR") };
     let compute = open_device(&a.device)?;
-    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
+    let loaded = load_model(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
     let loss = match a.loss {
         LossArg::Sft => LossKind::Sft,
         LossArg::SftSum => LossKind::SftSum,
@@ -376,7 +392,7 @@ fn select(a: SelectArgs) -> Result<()> {
         _ => bail!("give --model and --pool (and --target) together, or none of them for the embedded default"),
     };
     let compute = open_device(&a.device)?;
-    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
+    let loaded = load_model(&model_spec(&a.model, model_dir, a.features.seed), &compute)?;
     let budget = match a.count {
         Some(c) => Budget::Count(c),
         None => Budget::Fraction(a.fraction),
@@ -425,7 +441,7 @@ fn warmup(a: WarmupArgs) -> Result<()> {
         _ => bail!("give --model and --pool together, or neither for the embedded default"),
     };
     let compute = open_device(&a.device)?;
-    let loaded = pipeline::load(&model_spec(&a.model, model_dir, a.seed), &compute)?;
+    let loaded = load_model(&model_spec(&a.model, model_dir, a.seed), &compute)?;
     let opts = WarmupOptions {
         fraction: a.fraction,
         epochs: a.epochs,

@@ -356,6 +356,24 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }
 
+/// The adapter of a method that works at one checkpoint: the one given with `--checkpoints`, or
+/// the loaded adapter. Returns it, its store key and the checkpoint's path.
+fn reference_checkpoint(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    only_one: &str,
+) -> Result<(LoraAdapter, serde_json::Value, Option<String>)> {
+    match spec.checkpoints {
+        [] => Ok((loaded.adapter.clone(), loaded.adapter_key.clone(), None)),
+        [dir] => {
+            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
+            let key = features::adapter_key(&a, 0)?;
+            Ok((a, key, Some(dir.display().to_string())))
+        }
+        _ => Err(Error::Invalid(format!("{only_one} (--checkpoints DIR)"))),
+    }
+}
+
 /// TIF, LossDiff, IRM and their fusion over a preference pool. The selection is a band, so the
 /// budget does not apply.
 fn tif_family(
@@ -365,15 +383,8 @@ fn tif_family(
     val: Option<&Dataset>,
     compute: &Compute,
 ) -> Result<Scored> {
-    let (theta, theta_key, checkpoint) = match spec.checkpoints {
-        [] => (loaded.adapter.clone(), loaded.adapter_key.clone(), None),
-        [dir] => {
-            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
-            let key = features::adapter_key(&a, 0)?;
-            (a, key, Some(dir.display().to_string()))
-        }
-        _ => return Err(Error::Invalid("the TIF family takes one DPO warmup checkpoint (--checkpoints DIR)".into())),
-    };
+    let (theta, theta_key, checkpoint) =
+        reference_checkpoint(loaded, spec, "the TIF family takes one DPO warmup checkpoint")?;
     let t = &spec.tif;
     let (pairs, _) = loaded.tokenizer.examples(&pool.examples, spec.opts.max_len)?;
     let stats = |adapter: &LoraAdapter| -> Result<Vec<features::DpoStats>> {
@@ -764,15 +775,8 @@ fn prism_scores(
     compute: &Compute,
     k: usize,
 ) -> Result<Scored> {
-    let (adapter, adapter_key, checkpoint) = match spec.checkpoints {
-        [] => (loaded.adapter.clone(), loaded.adapter_key.clone(), None),
-        [dir] => {
-            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
-            let key = features::adapter_key(&a, 0)?;
-            (a, key, Some(dir.display().to_string()))
-        }
-        _ => return Err(Error::Invalid("PRISM takes one reference checkpoint (--checkpoints DIR)".into())),
-    };
+    let (adapter, adapter_key, checkpoint) =
+        reference_checkpoint(loaded, spec, "PRISM takes one reference checkpoint")?;
     let p = &spec.prism;
     let dir = spec.out.join("features/prism");
     let sgd = Transform::Sgd;

@@ -6,43 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use gradsift::device::Compute;
-use gradsift::features::{Dtype, Features, FileHash, LossKind, Manifest, SeqBatch, StoreKey, Transform};
+use gradsift::features::{Dtype, LossKind, SeqBatch, Transform};
 use gradsift::methods::less;
 use gradsift::model::{read_safetensors, CausalLm, LoraAdapter};
 use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
 use gradsift::select::{ranking, Budget};
 use gradsift::train::{AdamW, AdamWConfig, WarmupOptions};
-
-fn features(data: Vec<f32>, rows: usize, dim: usize, tasks: Vec<Option<String>>) -> Features {
-    let key = StoreKey {
-        model: vec![],
-        adapter: serde_json::Value::Null,
-        loss: LossKind::Sft,
-        transform: "test".into(),
-        seed: 0,
-        proj_dim: 0,
-        dtype: Dtype::F32,
-        max_len: 0,
-        source: FileHash { path: String::new(), sha256: String::new() },
-        view: String::new(),
-        chunk_size: 1,
-    };
-    let manifest = Manifest {
-        format: String::new(),
-        key,
-        complete: true,
-        num_examples: rows,
-        feature_dim: dim,
-        grad_dim: dim,
-        chunks_done: 1,
-        truncated: 0,
-        rows: (1..=rows).collect(),
-        tasks,
-        layout: vec![],
-        device: String::new(),
-    };
-    Features { rows, dim, data, losses: vec![0.0; rows], manifest }
-}
 
 #[test]
 fn less_scores_match_a_hand_computation() {
@@ -64,8 +33,8 @@ fn less_scores_match_a_hand_computation() {
         let opt = AdamW { config: cfg, m: m.clone(), v: v.clone(), step: 10 };
         let mut transformed = g_pool.clone();
         Transform::adam(&opt, "x".into()).apply(&mut transformed, dim);
-        let pf = features(transformed, n_pool, dim, vec![None; n_pool]);
-        let tf = features(g_target.clone(), n_target, dim, tasks.clone());
+        let pf = common::features(transformed, n_pool, dim, vec![None; n_pool]);
+        let tf = common::features(g_target.clone(), n_target, dim, tasks.clone());
         per_ckpt.push(less::subtask_cosines(&pf, &tf));
         // By hand, f64: Γ = m'/sqrt(v' + eps), no bias correction.
         let gamma: Vec<Vec<f64>> = (0..n_pool)
