@@ -1,0 +1,88 @@
+//! TSDS over gradient features, hidden-state embeddings or given matrices.
+
+use serde_json::json;
+
+use super::embed;
+use super::{featurize_with, Chosen, Loaded, Scored, SelectSpec};
+use crate::data::Dataset;
+use crate::device::Compute;
+use crate::error::{Error, Result};
+use crate::features::{self, LossKind, Transform};
+use crate::methods::tsds;
+
+/// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
+pub(super) fn tsds_select(
+    loaded: &Loaded,
+    spec: &SelectSpec<'_>,
+    pool: &Dataset,
+    target: &Dataset,
+    compute: &Compute,
+    k: usize,
+) -> Result<Scored> {
+    let t = &spec.tsds;
+    let (x, q, dim, source) = match (&t.npy, t.embed) {
+        (Some((pn, tn)), _) => {
+            let (x, rows, dim) = features::npy::read(pn)?;
+            let (q, _, qdim) = features::npy::read(tn)?;
+            if rows != pool.len() || qdim != dim {
+                return Err(Error::Invalid(format!(
+                    "{} is [{rows}, {dim}], {} has width {qdim}: the candidate matrix needs one row per pool line ({}) and both the same width",
+                    pn.display(), tn.display(), pool.len()
+                )));
+            }
+            (x, q, dim, json!({ "npy": [pn.display().to_string(), tn.display().to_string()] }))
+        }
+        (None, Some(pooling)) => {
+            let x = embed(loaded, pool, pooling, spec.opts, compute)?;
+            let q = embed(loaded, target, pooling, spec.opts, compute)?;
+            (x, q, loaded.model.config.hidden, json!({ "embed": pooling }))
+        }
+        (None, None) => {
+            let dir = spec.out.join("features/tsds");
+            let pf = featurize_with(
+                loaded,
+                &loaded.adapter,
+                &loaded.adapter_key,
+                pool,
+                LossKind::Sft,
+                &Transform::Sgd,
+                spec.opts,
+                compute,
+                &dir.join("pool"),
+            )?;
+            let tf = featurize_with(
+                loaded,
+                &loaded.adapter,
+                &loaded.adapter_key,
+                target,
+                LossKind::Sft,
+                &Transform::Sgd,
+                spec.opts,
+                compute,
+                &dir.join("target"),
+            )?;
+            let dim = pf.dim;
+            (
+                pf.data,
+                tf.data,
+                dim,
+                json!({ "features": "sft gradients", "stores": ["features/tsds/pool", "features/tsds/target"] }),
+            )
+        }
+    };
+    let probs = tsds::probabilities(&x, pool.len(), &q, q.len() / dim, dim, &t.params)?;
+    let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
+    features::npy::write(&spec.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
+    let chosen = if t.no_replacement {
+        Chosen::Top(k)
+    } else {
+        Chosen::List(tsds::sample_with_replacement(&probs, k, spec.opts.seed))
+    };
+    let details = json!({
+        "params": t.params, "source": source,
+        "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
+        "probabilities": "probabilities.npy (and the score column)",
+        "neighbours": "exact (ties by index)",
+    });
+    Ok((probs, vec![], chosen, details))
+}
