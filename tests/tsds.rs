@@ -4,7 +4,8 @@
 
 mod common;
 
-use gradsift::methods::tsds::{probabilities, sample_with_replacement, TsdsParams};
+use gradsift::methods::gpu_knn::GpuKnn;
+use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, TsdsParams};
 
 fn naive(
     x: &[f32],
@@ -118,4 +119,21 @@ fn sampling_is_reproducible_by_seed() {
     assert!(!a.contains(&1), "an index with p = 0 was drawn");
     let share = a.iter().filter(|&&i| i == 2).count() as f64 / 1000.0;
     assert!((share - 0.6).abs() < 0.06, "index 2 drawn {share} of the time, p = 0.6");
+}
+
+#[test]
+fn gpu_neighbours_give_the_same_probabilities() {
+    let Some(c) = common::gpu() else { return };
+    let knn = GpuKnn::new(c.gpu.clone().unwrap());
+    let seed = common::fresh_seed("gpu_neighbours_give_the_same_probabilities");
+    // More candidates than one 4,096-row tile.
+    let (n, m, dim) = (4500usize, 6usize, 19usize);
+    let x = common::random_vec(n * dim, seed);
+    let q = common::random_vec(m * dim, seed + 1);
+    for params in [TsdsParams::default(), TsdsParams { k: Some(40), kde_k: Some(9), sigma: 1.2, ..Default::default() }]
+    {
+        let cpu = probabilities(&x, n, &q, m, dim, &params).unwrap();
+        let gpu = probabilities_with(&x, n, &q, m, dim, &params, Some(&knn)).unwrap();
+        assert_eq!(cpu, gpu, "GPU neighbours changed the probabilities on {}", c.label);
+    }
 }

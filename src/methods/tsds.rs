@@ -8,11 +8,13 @@
 //!    (α/C)·total cost ≥ (1 − α)·M;
 //! 4. p[I[j][k]] += 1/(M·s·ρ[j][k]) for k ≤ last[j], the remainder of 1/M to I[j][last[j]+1];
 //! 5. sampling with replacement (multinomial, seeded), or the top by p without replacement.
-//! Neighbours are exact (ties broken by index); the reference uses faiss IVF-Flat.
+//! Neighbours are exact (ties broken by index), on the GPU when given one (see
+//! [`super::gpu_knn`], which returns the same neighbours); the reference uses faiss IVF-Flat.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::gpu_knn::GpuKnn;
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
 
@@ -68,6 +70,35 @@ impl Ord for Entry {
 
 /// The TSDS probabilities of `n` candidates `x` (`[n, dim]`) for `m` queries `q`.
 pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Result<Vec<f64>> {
+    probabilities_with(x, n, q, m, dim, p, None)
+}
+
+/// Each query's `k` nearest rows of `x` among `subset`, on the GPU if given one.
+fn neighbours(
+    x: &[f32],
+    subset: &[usize],
+    q: &[f32],
+    m: usize,
+    dim: usize,
+    k: usize,
+    knn: Option<&GpuKnn>,
+) -> Result<Vec<Vec<(f64, usize)>>> {
+    match knn {
+        Some(g) if dim <= super::gpu_knn::MAX_DIM => g.nearest(x, subset, q, m, dim, k),
+        _ => Ok((0..m).map(|j| nearest(&q[j * dim..(j + 1) * dim], x, dim, subset, k)).collect()),
+    }
+}
+
+/// [`probabilities`], with the neighbour searches on `knn` when given.
+pub fn probabilities_with(
+    x: &[f32],
+    n: usize,
+    q: &[f32],
+    m: usize,
+    dim: usize,
+    p: &TsdsParams,
+    knn: Option<&GpuKnn>,
+) -> Result<Vec<f64>> {
     if n < 2 || m == 0 {
         return Err(Error::Invalid("TSDS needs at least 2 candidates and 1 query".into()));
     }
@@ -76,8 +107,7 @@ pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &T
     let all: Vec<usize> = (0..n).collect();
     // 1. Neighbours of each query.
     let (mut dists, mut idx) = (Vec::with_capacity(m), Vec::with_capacity(m));
-    for j in 0..m {
-        let nn = nearest(&q[j * dim..(j + 1) * dim], x, dim, &all, big_k);
+    for nn in neighbours(x, &all, q, m, dim, big_k, knn)? {
         dists.push(nn.iter().map(|(d, _)| d.sqrt()).collect::<Vec<f64>>());
         idx.push(nn.iter().map(|(_, i)| *i).collect::<Vec<usize>>());
     }
@@ -85,20 +115,17 @@ pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &T
     let mut union: Vec<usize> = idx.iter().flatten().copied().collect();
     union.sort_unstable();
     union.dedup();
-    let rho_of: HashMap<usize, f64> = union
-        .iter()
-        .map(|&u| {
-            let rho = if p.sigma == 0.0 {
-                1.0
-            } else {
-                nearest(&x[u * dim..(u + 1) * dim], x, dim, &union, kde_k)
-                    .iter()
-                    .map(|(d2, _)| (1.0 - d2 / (p.sigma * p.sigma)).max(0.0))
-                    .sum()
-            };
-            (u, rho)
-        })
-        .collect();
+    let rho_of: HashMap<usize, f64> = if p.sigma == 0.0 {
+        union.iter().map(|&u| (u, 1.0)).collect()
+    } else {
+        let rows: Vec<f32> = union.iter().flat_map(|&u| x[u * dim..(u + 1) * dim].iter().copied()).collect();
+        let nn = neighbours(x, &union, &rows, union.len(), dim, kde_k, knn)?;
+        union
+            .iter()
+            .zip(nn)
+            .map(|(&u, near)| (u, near.iter().map(|(d2, _)| (1.0 - d2 / (p.sigma * p.sigma)).max(0.0)).sum()))
+            .collect()
+    };
     let rho: Vec<Vec<f64>> = idx.iter().map(|row| row.iter().map(|i| rho_of[i]).collect()).collect();
     // 3. Probability assignment.
     let mut heap: BinaryHeap<Reverse<Entry>> = (0..m).map(|j| Reverse(Entry(1.0 / rho[j][0], 0, j))).collect();

@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::{self, LossKind, Transform};
-use crate::methods::tsds;
+use crate::methods::{gpu_knn, tsds};
 
 /// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
 pub(super) fn tsds_select(
@@ -70,7 +70,8 @@ pub(super) fn tsds_select(
             )
         }
     };
-    let probs = tsds::probabilities(&x, pool.len(), &q, q.len() / dim, dim, &t.params)?;
+    let knn = compute.gpu.clone().map(gpu_knn::GpuKnn::new);
+    let probs = tsds::probabilities_with(&x, pool.len(), &q, q.len() / dim, dim, &t.params, knn.as_ref())?;
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
     features::npy::write(&spec.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
     let chosen = if t.no_replacement {
@@ -82,7 +83,7 @@ pub(super) fn tsds_select(
         "params": t.params, "source": source,
         "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
         "probabilities": "probabilities.npy (and the score column)",
-        "neighbours": "exact (ties by index)",
+        "neighbours": if knn.is_some() { "exact, distances on the GPU, re-ranked in f64 (ties by index)" } else { "exact (ties by index)" },
     });
     Ok((probs, vec![], chosen, details))
 }
