@@ -6,6 +6,7 @@
 //! ℓ̄(y⁺) − ℓ̄(y⁻) by ≈ −η g_z·(ĝ⁺ − ĝ⁻), so g_z·d > 0 lowers y⁺'s loss relative to y⁻'s.
 
 use super::solve;
+use crate::error::{Error, Result};
 use crate::features::Features;
 
 /// How target pairs are weighted.
@@ -63,14 +64,19 @@ pub fn direction(pos: &Features, neg: Option<&Features>, weights: PairWeights) -
 }
 
 /// s(z) = g_zᵀ H⁻¹ d for every candidate row.
-pub fn scores(candidates: &Features, d: &[f64], hessian: Hessian) -> Vec<f64> {
+pub fn scores(candidates: &Features, d: &[f64], hessian: Hessian) -> Result<Vec<f64>> {
     let (n, k) = (candidates.rows, candidates.dim);
     let x = match hessian {
         Hessian::Identity => d.to_vec(),
         Hessian::Covariance { damping } => {
             let lambda = solve::damping_lambda(&candidates.data, n, k, damping);
+            if !(lambda > 0.0) {
+                return Err(Error::Invalid(format!(
+                    "--hessian cov needs a positive damping and nonzero candidate features (λ = {lambda})"
+                )));
+            }
             solve::damped_covariance_solve(&candidates.data, n, k, lambda, d)
         }
     };
-    (0..n).map(|i| candidates.row(i).iter().zip(&x).map(|(&g, x)| g as f64 * x).sum()).collect()
+    Ok((0..n).map(|i| candidates.row(i).iter().zip(&x).map(|(&g, x)| g as f64 * x).sum()).collect())
 }

@@ -64,7 +64,7 @@ pub(super) fn prism_scores(
         )?)
     };
     let (d, pi) = prism::direction(&pos, neg.as_ref(), p.weights);
-    let scores = prism::scores(&cand, &d, p.hessian);
+    let scores = prism::scores(&cand, &d, p.hessian)?;
     let kept = if p.repair { pool.len() - k } else { k };
     if kept == 0 {
         return Err(Error::Invalid("--repair would remove every candidate".into()));
