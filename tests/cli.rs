@@ -103,6 +103,10 @@ fn bad_input_fails_with_a_clear_message() {
     );
 
     let data = write("good.jsonl", &format!("{good}\n"));
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--data", &data, "--loss", "dpo", "--out", s],
+        &["good.jsonl:1", "dpo loss needs preference"],
+    );
     // A model directory without its weights.
     let no_weights = dir.join("no-weights");
     std::fs::create_dir_all(&no_weights).unwrap();

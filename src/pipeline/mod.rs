@@ -110,6 +110,22 @@ pub fn featurize(
     out: &Path,
 ) -> Result<Features> {
     let dataset = load_jsonl(data)?;
+    let pairs = matches!(loss, LossKind::Dpo { .. });
+    if dataset.is_preference() != pairs {
+        return Err(Error::Record {
+            path: data.to_path_buf(),
+            line: dataset.examples[0].line,
+            message: format!(
+                "the {} loss needs {} records",
+                loss.name(),
+                if pairs {
+                    "preference ({\"prompt\",\"chosen\",\"rejected\"})"
+                } else {
+                    "instruction ({\"prompt\",\"completion\"})"
+                }
+            ),
+        });
+    }
     featurize_with(loaded, &loaded.adapter, &loaded.adapter_key, &dataset, loss, &Transform::Sgd, opts, compute, out)
 }
 
