@@ -26,6 +26,29 @@ impl GpuContext {
         })
     }
 
+    /// A 16- or 32-byte uniform buffer for a kernel's parameters.
+    pub fn uniform(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A bind group for `pipeline`'s group 0: (binding, buffer) pairs, each buffer bound whole.
+    pub fn bind(&self, pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .iter()
+            .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
     /// A compute pipeline for `entry` of `source`, with its layout inferred from the shader.
     pub fn pipeline(&self, label: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -75,3 +98,13 @@ impl GpuContext {
 
 /// A shared handle.
 pub type Gpu = Arc<GpuContext>;
+
+/// Little-endian bytes of f32 values, as the kernels read them.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes of u32 values (kernel parameters, index lists).
+pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -10,7 +10,7 @@ use burn::tensor::wgpu::wgpu;
 
 use super::rng;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
 /// Columns one invocation sums (× (TILE_E + 1) loop iterations stays far below lavapipe's
 /// 65,535-iteration limit).
@@ -134,25 +134,9 @@ impl GpuProjector {
         let grads = ctx.storage("grads", (e * slab_cols * 4) as u64, wgpu::BufferUsages::empty());
         let partial = ctx.storage("partial", (z_max * per_z) as u64, wgpu::BufferUsages::empty());
         let out = ctx.storage("features", (e * k * 4) as u64, wgpu::BufferUsages::COPY_SRC);
-        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: 32,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind = |pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]| {
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
-                .iter()
-                .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
-                .collect();
-            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            })
-        };
-        let bg_project = bind(&self.project, &[(0, &params), (1, &grads), (2, &partial)]);
-        let bg_accum = bind(&self.accumulate, &[(0, &params), (2, &partial), (3, &out)]);
+        let params = ctx.uniform("project params", 32);
+        let bg_project = ctx.bind(&self.project, &[(0, &params), (1, &grads), (2, &partial)]);
+        let bg_accum = ctx.bind(&self.accumulate, &[(0, &params), (2, &partial), (3, &out)]);
 
         let mut slab = vec![0f32; e * slab_cols];
         let mut col_base = 0;
@@ -172,12 +156,8 @@ impl GpuProjector {
                 seed as u32,
                 (seed >> 32) as u32,
             ];
-            ctx.queue.write_buffer(&params, 0, &p.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-            ctx.queue.write_buffer(
-                &grads,
-                0,
-                &slab[..e * cols].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-            );
+            ctx.queue.write_buffer(&params, 0, &u32_bytes(&p));
+            ctx.queue.write_buffer(&grads, 0, &f32_bytes(&slab[..e * cols]));
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());

@@ -13,19 +13,9 @@ pub fn random_scores(n: usize, seed: u64) -> Vec<f64> {
     (0..n).map(|_| rng.uniform()).collect()
 }
 
-fn unit(rows: &[f32], n: usize, dim: usize) -> Vec<f64> {
-    let mut out = vec![0f64; n * dim];
-    for r in 0..n {
-        let row = &rows[r * dim..(r + 1) * dim];
-        let norm = row.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-        out[r * dim..(r + 1) * dim].iter_mut().zip(row).for_each(|(o, &x)| *o = x as f64 / norm);
-    }
-    out
-}
-
 /// Cosine similarities `[N, M]` between candidate and query embeddings.
 pub fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize) -> Vec<f64> {
-    let (c, q) = (unit(cand, n, dim), unit(query, m, dim));
+    let (c, q) = (super::less::unit_rows(cand, n, dim), super::less::unit_rows(query, m, dim));
     let mut out = vec![0f64; n * m];
     for i in 0..n {
         for j in 0..m {

@@ -7,8 +7,9 @@ use std::collections::BinaryHeap;
 
 use burn::tensor::wgpu::wgpu;
 
+use super::tsds::sq_dist;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
 /// Candidates per dispatch.
 const TILE: usize = 4096;
@@ -81,27 +82,13 @@ impl GpuKnn {
     ) -> Result<Vec<Vec<(f64, usize)>>> {
         let ctx = &self.gpu;
         let keep = (k + SLACK).min(subset.len());
-        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let query = ctx.storage("queries", (m * dim * 4) as u64, wgpu::BufferUsages::empty());
-        ctx.queue.write_buffer(&query, 0, &bytes(q));
+        ctx.queue.write_buffer(&query, 0, &f32_bytes(q));
         let tile = TILE.min(subset.len().max(1));
         let cand = ctx.storage("candidates", (tile * dim * 4) as u64, wgpu::BufferUsages::empty());
         let d2 = ctx.storage("d2", (tile * m * 4) as u64, wgpu::BufferUsages::COPY_SRC);
-        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("knn params"),
-            size: 16,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = [(0, &params), (1, &cand), (2, &query), (3, &d2)]
-            .iter()
-            .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
-            .collect();
-        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let params = ctx.uniform("knn params", 16);
+        let bind = ctx.bind(&self.pipeline, &[(0, &params), (1, &cand), (2, &query), (3, &d2)]);
         let mut heaps: Vec<BinaryHeap<Near>> = (0..m).map(|_| BinaryHeap::with_capacity(keep + 1)).collect();
         let mut rows = vec![0f32; tile * dim];
         for t0 in (0..subset.len()).step_by(tile) {
@@ -109,9 +96,8 @@ impl GpuKnn {
             for (r, &i) in subset[t0..t0 + n].iter().enumerate() {
                 rows[r * dim..(r + 1) * dim].copy_from_slice(&x[i * dim..(i + 1) * dim]);
             }
-            ctx.queue.write_buffer(&cand, 0, &bytes(&rows[..n * dim]));
-            let p: Vec<u8> = [n as u32, m as u32, dim as u32, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
-            ctx.queue.write_buffer(&params, 0, &p);
+            ctx.queue.write_buffer(&cand, 0, &f32_bytes(&rows[..n * dim]));
+            ctx.queue.write_buffer(&params, 0, &u32_bytes(&[n as u32, m as u32, dim as u32, 0]));
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
@@ -138,17 +124,8 @@ impl GpuKnn {
             .enumerate()
             .map(|(j, heap)| {
                 let qj = &q[j * dim..(j + 1) * dim];
-                let mut exact: Vec<(f64, usize)> = heap
-                    .into_iter()
-                    .map(|Near(_, i)| {
-                        let d: f64 = x[i * dim..(i + 1) * dim]
-                            .iter()
-                            .zip(qj)
-                            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-                            .sum();
-                        (d, i)
-                    })
-                    .collect();
+                let mut exact: Vec<(f64, usize)> =
+                    heap.into_iter().map(|Near(_, i)| (sq_dist(&x[i * dim..(i + 1) * dim], qj), i)).collect();
                 exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 exact.truncate(k);
                 exact

@@ -7,7 +7,7 @@ use burn::tensor::wgpu::wgpu;
 use super::less::{TaskCosines, DEFAULT_TASK};
 use crate::error::{Error, Result};
 use crate::features::Features;
-use crate::gpu::Gpu;
+use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
 /// Candidates scored per dispatch (bounds the GPU buffers).
 const CHUNK_ROWS: usize = 4096;
@@ -66,8 +66,6 @@ impl GpuScorer {
         }
         let g_count = names.len();
         let ctx = &self.gpu;
-        let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let u32_bytes = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let targ = ctx.storage("targets", (m * dim * 4) as u64, wgpu::BufferUsages::empty());
         ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows(&target.data, dim)));
         let members_buf = ctx.storage("members", (members.len() * 4) as u64, wgpu::BufferUsages::empty());
@@ -78,26 +76,10 @@ impl GpuScorer {
         let cand = ctx.storage("candidates", (rows * dim * 4) as u64, wgpu::BufferUsages::empty());
         let dots = ctx.storage("dots", (rows * m * 4) as u64, wgpu::BufferUsages::empty());
         let per_task = ctx.storage("per_task", (rows * g_count * 4) as u64, wgpu::BufferUsages::COPY_SRC);
-        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("score params"),
-            size: 16,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind = |p: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]| {
-            let e: Vec<wgpu::BindGroupEntry<'_>> = entries
-                .iter()
-                .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
-                .collect();
-            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &p.get_bind_group_layout(0),
-                entries: &e,
-            })
-        };
-        let bg_dots = bind(&self.dots, &[(0, &params), (1, &cand), (2, &targ), (3, &dots)]);
-        let bg_agg =
-            bind(&self.aggregate, &[(0, &params), (3, &dots), (4, &members_buf), (5, &offsets_buf), (6, &per_task)]);
+        let params = ctx.uniform("score params", 16);
+        let bg_dots = ctx.bind(&self.dots, &[(0, &params), (1, &cand), (2, &targ), (3, &dots)]);
+        let bg_agg = ctx
+            .bind(&self.aggregate, &[(0, &params), (3, &dots), (4, &members_buf), (5, &offsets_buf), (6, &per_task)]);
         let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(pool.rows); g_count];
         for r0 in (0..pool.rows).step_by(rows) {
             let n = rows.min(pool.rows - r0);

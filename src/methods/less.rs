@@ -24,7 +24,8 @@ pub struct SubtaskScores {
     pub per_task: TaskCosines,
 }
 
-fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
+/// Rows scaled to unit L2 norm (f64); zero rows stay zero.
+pub(crate) fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
     let mut out = vec![0f64; rows * dim];
     for r in 0..rows {
         let row = &data[r * dim..(r + 1) * dim];

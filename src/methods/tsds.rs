@@ -34,7 +34,8 @@ impl Default for TsdsParams {
     }
 }
 
-fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
+/// Squared L2 distance, accumulated in f64.
+pub(crate) fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
 }
 
