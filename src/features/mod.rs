@@ -156,6 +156,14 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     );
     bar.set_prefix("featurize");
     bar.set_position((manifest.chunks_done * job.opts.chunk_size).min(n) as u64);
+    // Chunks an earlier run finished come from disk; the rest are computed and kept here.
+    let mut all_data = Vec::with_capacity(n * dim);
+    let mut all_losses = Vec::with_capacity(n);
+    for c in 0..manifest.chunks_done {
+        let (d, l) = store.read_chunk(c, dim)?;
+        all_data.extend(d);
+        all_losses.extend(l);
+    }
     for c in manifest.chunks_done..n_chunks {
         let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
         let mut data = Vec::with_capacity((c1 - c0) * dim);
@@ -179,15 +187,11 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         store.write_chunk(c, &data, &losses, dim, job.opts.dtype)?;
         manifest.chunks_done = c + 1;
         store.write_manifest(&manifest)?;
+        all_data.extend(data);
+        all_losses.extend(losses);
     }
     bar.finish_and_clear();
-    let mut data = Vec::with_capacity(n * dim);
-    let mut losses = Vec::with_capacity(n);
-    for c in 0..n_chunks {
-        let (d, l) = store.read_chunk(c, dim)?;
-        data.extend(d);
-        losses.extend(l);
-    }
+    let (mut data, losses) = (all_data, all_losses);
     if job.opts.dtype == Dtype::F16 {
         // What a reload would see.
         data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
