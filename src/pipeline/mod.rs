@@ -115,15 +115,7 @@ pub fn featurize(
         return Err(Error::Record {
             path: data.to_path_buf(),
             line: dataset.examples[0].line,
-            message: format!(
-                "the {} loss needs {} records",
-                loss.name(),
-                if pairs {
-                    "preference ({\"prompt\",\"chosen\",\"rejected\"})"
-                } else {
-                    "instruction ({\"prompt\",\"completion\"})"
-                }
-            ),
+            message: format!("the {} loss needs {} records", loss.name(), record_kind(pairs)),
         });
     }
     featurize_with(loaded, &loaded.adapter, &loaded.adapter_key, &dataset, loss, &Transform::Sgd, opts, compute, out)
@@ -139,6 +131,15 @@ pub fn warmup(
 ) -> Result<Vec<PathBuf>> {
     let dataset = load_jsonl(pool)?;
     train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
+}
+
+/// How a record kind is named in error messages.
+fn record_kind(pairs: bool) -> &'static str {
+    if pairs {
+        "preference ({\"prompt\",\"chosen\",\"rejected\"})"
+    } else {
+        "instruction ({\"prompt\",\"completion\"})"
+    }
 }
 
 /// Selection methods available through `select`.
@@ -268,11 +269,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         return Err(Error::Invalid(format!(
             "{}: --method {name} scores {} candidates",
             spec.pool.display(),
-            if preference_pool {
-                "preference ({\"prompt\",\"chosen\",\"rejected\"})"
-            } else {
-                "instruction ({\"prompt\",\"completion\"})"
-            }
+            record_kind(preference_pool)
         )));
     }
     let needs_target = !matches!(spec.method, Method::Random | Method::Loss | Method::Irm);
@@ -282,11 +279,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             return Err(Error::Invalid(format!(
                 "{}: --method {name} needs {} targets",
                 t.path.display(),
-                if wants_pairs {
-                    "preference ({\"prompt\",\"chosen\",\"rejected\"})"
-                } else {
-                    "instruction ({\"prompt\",\"completion\"})"
-                }
+                record_kind(wants_pairs)
             )));
         }
     } else if needs_target {
