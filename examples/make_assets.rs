@@ -1,18 +1,20 @@
-//! Makes the embedded default in assets/: a tiny random-initialised Llama-architecture model in
-//! Hugging Face format (config.json + model.safetensors, seeded, N(0, 0.02) weights as HF
-//! initialises them) and a small demo pool and target set.
+//! Makes the embedded default in assets/: the demo task suite (`gradsift make-data` with its
+//! defaults at a 400-example pool) and a small Llama-architecture base model trained by us, from
+//! a seeded N(0, 0.02) initialisation, on the suite's generic mix (base.jsonl: every task kind
+//! plus chat, always correct) with full-parameter AdamW (`gradsift::train::train_base`).
 //!
-//!     cargo run --release --example make_assets -- assets
+//!     cargo run --example make_assets -- assets
 //!
 //! The tokenizer (assets/model/tokenizer.json) is the 384-token byte-level BPE of the test
-//! fixtures. Everything here is deterministic: re-running rewrites identical files.
+//! fixtures. Everything here is deterministic on one backend: re-running on the CPU backend
+//! rewrites the same files.
 
 use std::path::Path;
 
 use gradsift::util::SplitMix64 as Rng;
 
-fn write_model(dir: &Path) {
-    let (v, h, layers, heads, kv, inter) = (384usize, 64usize, 2usize, 4usize, 2usize, 176usize);
+fn write_init(dir: &Path) {
+    let (v, h, layers, heads, kv, inter) = (384usize, 96usize, 2usize, 4usize, 2usize, 256usize);
     let hd = h / heads;
     let config = serde_json::json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": v, "hidden_size": h,
@@ -58,130 +60,40 @@ fn write_model(dir: &Path) {
     std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
 
-const WORDS: &[&str] = &[
-    "planet", "garden", "river", "candle", "rocket", "silver", "forest", "window", "pencil", "dragon", "winter",
-    "castle",
-];
-const CAPITALS: &[(&str, &str)] = &[
-    ("France", "Paris"),
-    ("Japan", "Tokyo"),
-    ("Italy", "Rome"),
-    ("Spain", "Madrid"),
-    ("Egypt", "Cairo"),
-    ("Peru", "Lima"),
-    ("Kenya", "Nairobi"),
-    ("Norway", "Oslo"),
-];
-
-fn line(prompt: &str, completion: &str, task: Option<&str>) -> String {
-    let mut v = serde_json::json!({"prompt": prompt, "completion": completion});
-    if let Some(t) = task {
-        v["task"] = t.into();
-    }
-    serde_json::to_string(&v).unwrap()
-}
-
-/// One example of `kind`: (prompt, completion).
-fn example(kind: usize, rng: &mut Rng) -> (String, String) {
-    match kind {
-        0 => {
-            let (a, b) = (rng.below(50), rng.below(50));
-            let p = ["Add {a} and {b}.", "What is {a} plus {b}?", "Compute {a} + {b}."][rng.below(3)];
-            (
-                format!("{}\nAnswer:", p.replace("{a}", &a.to_string()).replace("{b}", &b.to_string())),
-                format!(" {}", a + b),
-            )
-        }
-        1 => {
-            let w = WORDS[rng.below(WORDS.len())];
-            let p = ["Reverse the word '{w}'.", "Spell '{w}' backwards."][rng.below(2)];
-            (format!("{}\nAnswer:", p.replace("{w}", w)), format!(" {}", w.chars().rev().collect::<String>()))
-        }
-        2 => {
-            let (c, cap) = CAPITALS[rng.below(CAPITALS.len())];
-            (format!("What is the capital of {c}?\nAnswer:"), format!(" {cap}"))
-        }
-        3 => {
-            let w = WORDS[rng.below(WORDS.len())];
-            (format!("Write '{w}' in capital letters.\nAnswer:"), format!(" {}", w.to_uppercase()))
-        }
-        4 => {
-            let w = WORDS[rng.below(WORDS.len())];
-            let mut c: Vec<char> = w.chars().collect();
-            c.sort();
-            (format!("Sort the letters of '{w}'.\nAnswer:"), format!(" {}", c.into_iter().collect::<String>()))
-        }
-        5 => {
-            let w = WORDS[rng.below(WORDS.len())];
-            (format!("How many letters are in '{w}'?\nAnswer:"), format!(" {}", w.len()))
-        }
-        6 => {
-            let w = WORDS[rng.below(WORDS.len())];
-            (
-                format!("Write a short sentence about a {w}.\nAnswer:"),
-                format!(" The {w} was quiet in the evening light."),
-            )
-        }
-        _ => {
-            // Low-quality filler: the response ignores the request.
-            let w = WORDS[rng.below(WORDS.len())];
-            (format!("Tell me about {w}.\nAnswer:"), " ok ok ok".to_string())
-        }
-    }
-}
-
-fn write_demo(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut rng = Rng(7);
-    let pool: Vec<String> = (0..200)
-        .map(|_| {
-            let (p, c) = example(rng.below(8), &mut rng);
-            line(&p, &c, None)
-        })
-        .collect();
-    std::fs::write(dir.join("pool.jsonl"), pool.join("\n") + "\n").unwrap();
-    let mut target = Vec::new();
-    for (kind, task) in [(0, "arithmetic"), (1, "reverse")] {
-        for _ in 0..3 {
-            let (p, c) = example(kind, &mut rng);
-            target.push(line(&p, &c, Some(task)));
-        }
-    }
-    std::fs::write(dir.join("target.jsonl"), target.join("\n") + "\n").unwrap();
-    // Preference targets (ROSE, PRISM): the correct answer against a plausible wrong one.
-    let mut pairs = Vec::new();
-    for (kind, task) in [(0, "arithmetic"), (1, "reverse")] {
-        for _ in 0..3 {
-            let (p, c) = example(kind, &mut rng);
-            let wrong = if kind == 0 {
-                format!(" {}", c.trim().parse::<i64>().unwrap() + 1 + rng.below(9) as i64)
-            } else {
-                let mut w: Vec<char> = c.trim().chars().collect();
-                w.swap(0, 1);
-                format!(" {}", w.into_iter().collect::<String>())
-            };
-            let v = serde_json::json!({"prompt": p, "chosen": c, "rejected": wrong, "task": task});
-            pairs.push(serde_json::to_string(&v).unwrap());
-        }
-    }
-    std::fs::write(dir.join("target-pairs.jsonl"), pairs.join("\n") + "\n").unwrap();
-    // A preference pool for the TIF family: the correct answer against the ignoring filler,
-    // with 30% of the pairs flipped (chosen and rejected swapped).
-    let pool_pairs: Vec<String> = (0..200)
-        .map(|_| {
-            let (p, c) = example(rng.below(7), &mut rng);
-            let (chosen, rejected) =
-                if rng.uniform() < 0.3 { (" ok ok ok".to_string(), c) } else { (c, " ok ok ok".to_string()) };
-            serde_json::to_string(&serde_json::json!({"prompt": p, "chosen": chosen, "rejected": rejected})).unwrap()
-        })
-        .collect();
-    std::fs::write(dir.join("pool-pairs.jsonl"), pool_pairs.join("\n") + "\n").unwrap();
+/// The demo suite: the CLI's defaults, with a pool small enough for a classroom run.
+fn suite() -> gradsift::suite::SuiteSpec {
+    gradsift::suite::SuiteSpec { pool: 400, ..Default::default() }
 }
 
 fn main() {
     let out = std::env::args().nth(1).unwrap_or_else(|| "assets".into());
     let out = Path::new(&out);
-    write_model(&out.join("model"));
-    write_demo(&out.join("demo"));
-    println!("wrote {}", out.display());
+    let demo = out.join("demo");
+    let manifest = suite().write(&demo).expect("write the suite");
+    // The generic mix trains the base model; it is not part of the embedded data.
+    let work = std::env::temp_dir().join(format!("gradsift-make-assets-{}", std::process::id()));
+    let init = work.join("init");
+    write_init(&init);
+    std::fs::copy(out.join("model/tokenizer.json"), init.join("tokenizer.json")).expect("tokenizer.json");
+    let base = demo.join("base.jsonl");
+    std::fs::rename(&base, work.join("base.jsonl")).expect("move base.jsonl");
+    let data = gradsift::data::load_jsonl(&work.join("base.jsonl")).expect("base mix");
+    let opts = gradsift::train::BaseOptions::default();
+    let compute = gradsift::Compute::cpu();
+    let start = std::time::Instant::now();
+    let record =
+        gradsift::train::train_base(&init, &data, &opts, &compute, &out.join("model"), &mut |step, total, loss| {
+            if step % 50 == 0 || step == total {
+                eprintln!("base: step {step}/{total}: loss {loss:.4} ({:.0} s)", start.elapsed().as_secs_f64());
+            }
+        })
+        .expect("train the base model");
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "wrote {} ({} suite files) and the base model (epoch losses {:?}, {:.0} s)",
+        out.display(),
+        manifest.files.len(),
+        record.epoch_loss,
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -1,5 +1,6 @@
-//! The embedded default: a tiny Llama-architecture model made by `examples/make_assets.rs`,
-//! its tokenizer, and a demo pool and target set. They are compiled into the binary and written
+//! The embedded default: a small Llama-architecture base model trained by
+//! `examples/make_assets.rs`, its tokenizer, and the demo task suite (pool, preference pool,
+//! few-shot targets, held-out tests and the suite's ground truth). They are compiled into the binary and written
 //! out to a cache directory on first use, so `gradsift select` works anywhere with no download.
 
 use std::path::PathBuf;
@@ -15,6 +16,9 @@ const FILES: &[(&str, &[u8])] = &[
     ("demo/target.jsonl", include_bytes!("../assets/demo/target.jsonl")),
     ("demo/target-pairs.jsonl", include_bytes!("../assets/demo/target-pairs.jsonl")),
     ("demo/pool-pairs.jsonl", include_bytes!("../assets/demo/pool-pairs.jsonl")),
+    ("demo/test.jsonl", include_bytes!("../assets/demo/test.jsonl")),
+    ("demo/test-pairs.jsonl", include_bytes!("../assets/demo/test-pairs.jsonl")),
+    ("demo/suite.json", include_bytes!("../assets/demo/suite.json")),
 ];
 
 /// Paths of the materialized default files.
@@ -26,6 +30,11 @@ pub struct DefaultAssets {
     pub target_pairs: PathBuf,
     /// A preference pool, 30% of its pairs flipped (the TIF family).
     pub pool_pairs: PathBuf,
+    /// Held-out instruction records and preference pairs of the target tasks.
+    pub test: PathBuf,
+    pub test_pairs: PathBuf,
+    /// The directory holding all demo files and `suite.json` (the ground truth).
+    pub demo_dir: PathBuf,
 }
 
 /// Writes the embedded files (once) under the system's cache or temp directory.
@@ -56,5 +65,8 @@ pub fn materialize() -> Result<DefaultAssets> {
         target: base.join("demo/target.jsonl"),
         target_pairs: base.join("demo/target-pairs.jsonl"),
         pool_pairs: base.join("demo/pool-pairs.jsonl"),
+        test: base.join("demo/test.jsonl"),
+        test_pairs: base.join("demo/test-pairs.jsonl"),
+        demo_dir: base.join("demo"),
     })
 }

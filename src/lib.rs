@@ -14,14 +14,18 @@
 pub mod assets;
 pub mod bench;
 pub mod data;
+pub mod demo;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod gpu;
 pub mod methods;
 pub mod model;
 pub mod pipeline;
+pub mod plot;
 pub mod select;
+pub mod suite;
 pub mod train;
 pub mod util;
 

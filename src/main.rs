@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use gradsift::demo::DemoOptions;
 use gradsift::device::{self, Compute, DeviceChoice};
+use gradsift::eval::{Arm, EvalOptions, Subset, TestSets};
 use gradsift::features::Pooling;
 use gradsift::features::{Dtype, LossKind};
 use gradsift::methods::prism::{Hessian, PairWeights};
@@ -14,6 +16,7 @@ use gradsift::pipeline::{
     self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions,
 };
 use gradsift::select::Budget;
+use gradsift::suite::SuiteSpec;
 use gradsift::train::{AdamWConfig, WarmupOptions};
 
 #[derive(Parser)]
@@ -39,6 +42,107 @@ enum Command {
     Warmup(WarmupArgs),
     /// Measure featurization throughput on every backend (the embedded model and demo pool).
     Bench(BenchArgs),
+    /// Generate a seeded task suite: pool, pairs, few-shot targets, held-out tests.
+    MakeData(MakeDataArgs),
+    /// Fine-tune on selections and on random subsets of the same size; measure on test data.
+    Eval(EvalArgs),
+    /// Draw the figures of a select, eval or demo output directory (PNG and SVG, in DIR/plots).
+    Plot {
+        /// The output directory to draw from.
+        dir: PathBuf,
+    },
+    /// The classroom run on the embedded default: make data, warm up, select with every method,
+    /// evaluate against random, write a report.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Report directory.
+    #[arg(long, default_value = "gradsift-demo")]
+    out: PathBuf,
+    /// Seeds of every fine-tune.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    seeds: Vec<u64>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct MakeDataArgs {
+    /// Output directory.
+    #[arg(long, default_value = "gradsift-data")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Pool size (instruction pool and preference pool alike).
+    #[arg(long, default_value_t = 1000)]
+    pool: usize,
+    /// Target tasks, comma-separated (see the task list in README.md).
+    #[arg(long, value_delimiter = ',', default_value = "add,capital")]
+    target_tasks: Vec<String>,
+    /// Few-shot target examples per target task.
+    #[arg(long, default_value_t = 4)]
+    shots: usize,
+    /// Held-out test examples per target task.
+    #[arg(long, default_value_t = 40)]
+    test: usize,
+    /// Fraction of the pool that is off-suite chat.
+    #[arg(long, default_value_t = 0.15)]
+    distractor_rate: f64,
+    /// Fraction of the pool with wrong or evasive answers.
+    #[arg(long, default_value_t = 0.15)]
+    low_quality_rate: f64,
+    /// Fraction of preference pairs with chosen and rejected swapped.
+    #[arg(long, default_value_t = 0.3)]
+    flip_rate: f64,
+    /// Size of the generic mix for base-model training (base.jsonl).
+    #[arg(long, default_value_t = 4000)]
+    base: usize,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Hugging Face model directory [default: the embedded base model].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Output directories of `select` to compare.
+    #[arg(long, num_args = 1.., required = true)]
+    selection: Vec<PathBuf>,
+    /// The pool the selections index [default: the pool named in the first selection's manifest].
+    #[arg(long)]
+    pool: Option<PathBuf>,
+    /// Held-out instruction records: test loss and exact-match accuracy.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Held-out preference pairs: preference accuracy.
+    #[arg(long)]
+    test_pairs: Option<PathBuf>,
+    /// Skip the random subsets (of the first selection's size).
+    #[arg(long)]
+    no_random: bool,
+    /// Seeds; every arm is fine-tuned once per seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    seeds: Vec<u64>,
+    /// Optimiser steps of every fine-tune.
+    #[arg(long, default_value_t = 40)]
+    steps: usize,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// DPO temperature (preference pools).
+    #[arg(long, default_value_t = 0.1)]
+    beta: f64,
+    /// Output directory (eval.json, eval.md).
+    #[arg(long, default_value = "gradsift-eval")]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(Args)]
@@ -483,6 +587,88 @@ fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn make_data(a: MakeDataArgs) -> Result<()> {
+    let spec = SuiteSpec {
+        seed: a.seed,
+        pool: a.pool,
+        target_tasks: a.target_tasks,
+        shots: a.shots,
+        test: a.test,
+        distractor_rate: a.distractor_rate,
+        low_quality_rate: a.low_quality_rate,
+        flip_rate: a.flip_rate,
+        base: a.base,
+    };
+    let m = spec.write(&a.out)?;
+    println!("wrote {} to {}", m.files.join(", "), a.out.display());
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let selections =
+        a.selection.iter().map(|d| gradsift::eval::read_selection(d)).collect::<gradsift::Result<Vec<_>>>()?;
+    let pool_path = match (&a.pool, &selections[0].pool) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => bail!("{}: no manifest.json names the pool; give --pool", a.selection[0].display()),
+    };
+    let model_dir = match &a.model {
+        Some(m) => m.clone(),
+        None => gradsift::assets::materialize()?.model_dir,
+    };
+    let compute = open_device(&a.device)?;
+    let pool = gradsift::data::load_jsonl(&pool_path)?;
+    let test = a.test.as_deref().map(gradsift::data::load_jsonl).transpose()?;
+    let pairs = a.test_pairs.as_deref().map(gradsift::data::load_jsonl).transpose()?;
+    // Arms are told apart by name: a clash (two selections of one method, or a `random`
+    // selection beside the random baseline) takes the directory's name as well.
+    let mut arms: Vec<Arm> = Vec::new();
+    for (s, dir) in selections.iter().zip(&a.selection) {
+        let mut name = s.name.clone();
+        if name == "random" || arms.iter().any(|x| x.name == name) {
+            name = format!("{name} ({})", dir.file_name().unwrap_or_default().to_string_lossy());
+        }
+        arms.push(Arm { name, subset: Subset::Fixed(s.indices.clone()) });
+    }
+    if !a.no_random {
+        arms.push(Arm { name: "random".into(), subset: Subset::Random(selections[0].indices.len()) });
+    }
+    let opts = EvalOptions {
+        steps: a.steps,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        lora_r: a.lora_r,
+        lora_alpha: a.lora_alpha,
+        seeds: a.seeds.clone(),
+        beta: a.beta,
+        ..EvalOptions::default()
+    };
+    let tests = TestSets { test: test.as_ref(), pairs: pairs.as_ref() };
+    let report = gradsift::eval::run_and_write(&model_dir, &pool, &arms, tests, &opts, &compute, &a.out, &mut |r| {
+        eprintln!("eval: {} seed {}: {}", r.arm, r.seed, r.metrics)
+    })?;
+    println!("{}", report.table);
+    println!("wrote {}", a.out.join("eval.md").display());
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Result<()> {
+    let compute = open_device(&a.device)?;
+    let assets = gradsift::assets::materialize()?;
+    let mut opts = DemoOptions::classroom(assets.model_dir);
+    opts.eval.seeds = a.seeds;
+    let r = gradsift::demo::run(&opts, &compute, &a.out, &mut |line| eprintln!("{line}"))?;
+    println!("{}", r.instruction.table);
+    println!("report: {}", a.out.join("report.md").display());
+    Ok(())
+}
+
+fn plot(dir: &std::path::Path) -> Result<()> {
+    for p in gradsift::plot::plot_dir(dir)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -491,6 +677,10 @@ fn main() {
         Command::Select(a) => select(a),
         Command::Warmup(a) => warmup(a),
         Command::Bench(a) => bench(a),
+        Command::MakeData(a) => make_data(a),
+        Command::Eval(a) => eval(a),
+        Command::Demo(a) => demo(a),
+        Command::Plot { dir } => plot(&dir),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

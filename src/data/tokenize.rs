@@ -70,6 +70,11 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The ids of a prompt alone, as generation starts from them (special tokens included).
+    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
+        self.encode(prompt)
+    }
+
     /// Decodes ids to text (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })

@@ -55,15 +55,10 @@ impl Gpt2 {
         let lnf_b = lb.vector(&format!("{pre}ln_f.bias"), h)?;
         // The original checkpoints keep a (tied) lm_head copy; skip it if present.
         let _ = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])?;
-        Ok(Gpt2 {
-            cfg: cfg.clone(),
-            wte: nn::upload(&wte_host, lb.device),
-            wpe: nn::upload(&wpe_host, lb.device),
-            blocks,
-            lnf_w,
-            lnf_b,
-            lm_head: nn::upload(&wte_host.transposed(), lb.device),
-        })
+        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), &wte_host, false);
+        let wpe = lb.param(&format!("{pre}wpe.weight"), &wpe_host, false);
+        let lm_head = wte.clone().transpose();
+        Ok(Gpt2 { cfg: cfg.clone(), wte, wpe, blocks, lnf_w, lnf_b, lm_head })
     }
 
     /// Final hidden states `[B, T, H]` (after `ln_f`).

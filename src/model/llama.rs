@@ -50,18 +50,14 @@ impl Llama {
             });
         }
         let norm = lb.vector("model.norm.weight", h)?;
-        let lm_head_host = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
-            embed_host.transposed()
+        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", &embed_host, false);
+        let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
+            // Tied: one tensor (one leaf, when training) serves both ends.
+            embed.clone().transpose()
         } else {
-            lb.weights.take("lm_head.weight", &[cfg.vocab_size, h])?.transposed()
+            lb.param("lm_head.weight", &lb.weights.take("lm_head.weight", &[cfg.vocab_size, h])?.transposed(), true)
         };
-        Ok(Llama {
-            cfg: cfg.clone(),
-            embed: nn::upload(&embed_host, lb.device),
-            blocks,
-            norm,
-            lm_head: nn::upload(&lm_head_host, lb.device),
-        })
+        Ok(Llama { cfg: cfg.clone(), embed, blocks, norm, lm_head })
     }
 
     /// Final hidden states `[B, T, H]` (after the last norm).

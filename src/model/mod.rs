@@ -13,7 +13,7 @@ use burn::prelude::*;
 
 pub use config::{Arch, FloatKind, ModelConfig};
 pub use lora::{peft_key, Branch, LoraAdapter, LoraModule, LoraRuntime, ParamSlot, TargetSpec};
-pub use nn::LinearInfo;
+pub use nn::{Leaf, LinearInfo};
 pub use weights::{read_safetensors, HostTensor, Weights};
 
 use crate::error::{Error, Result};
@@ -45,20 +45,33 @@ impl CausalLm {
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::from_dir(dir)?;
-        let mut lb = nn::LinearBuilder { weights: &weights, device, infos: Vec::new() };
+        Ok(Self::build(config, &weights, dir, device, false)?.0)
+    }
+
+    /// Builds the model from tensors in memory. With `trainable`, every weight is a gradient
+    /// leaf, returned alongside (full-parameter training of the embedded base model).
+    pub fn build(
+        config: ModelConfig,
+        weights: &Weights,
+        dir: &Path,
+        device: &Device,
+        trainable: bool,
+    ) -> Result<(Self, Vec<Leaf>)> {
+        let mut lb = nn::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
             Arch::Llama | Arch::Qwen2 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
         };
-        let linears = lb.infos;
-        Ok(CausalLm {
+        let (linears, leaves) = (lb.infos, lb.leaves);
+        let model = CausalLm {
             config,
             linears,
             dir: dir.to_path_buf(),
             files: weights.files.clone(),
             unused: weights.unused(),
             body,
-        })
+        };
+        Ok((model, leaves))
     }
 
     /// Final hidden states `[B, T, H]`.

@@ -1,7 +1,8 @@
 //! The building blocks shared by the architectures: linear layers with an optional LoRA
 //! branch, norms, rotary embeddings and causal attention. Weights are plain tensors (no Burn
-//! `Module`): loading is a direct copy from the checkpoint, and only the LoRA matrices ever get
-//! gradients.
+//! `Module`): loading is a direct copy from the checkpoint. Selection only ever differentiates the
+//! LoRA matrices; training the embedded base model loads the weights as gradient leaves instead
+//! ([`Leaf`]).
 
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -32,36 +33,69 @@ pub struct Linear {
     d_out: usize,
 }
 
+/// A checkpoint tensor uploaded as a gradient leaf, for full-parameter training. Vectors are
+/// leaves of shape `[1, n]`; linear weights are stored `[in, out]`, the transpose of HF's
+/// `nn.Linear`, which `transposed` records.
+pub struct Leaf {
+    pub name: String,
+    pub tensor: Tensor<2>,
+    pub transposed: bool,
+}
+
 /// Collects linear modules while a model is built, so LoRA targets can be matched by name.
 pub struct LinearBuilder<'a> {
     pub weights: &'a Weights,
     pub device: &'a Device,
     pub infos: Vec<LinearInfo>,
+    /// Upload every weight as a gradient leaf (recorded in `leaves`).
+    pub trainable: bool,
+    pub leaves: Vec<Leaf>,
 }
 
 impl<'a> LinearBuilder<'a> {
     /// A PyTorch `nn.Linear` (`weight [out, in]`).
     pub fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let w = self.weights.take(&format!("{name}.weight"), &[d_out, d_in])?.transposed();
-        self.finish(name, w, d_in, d_out)
+        self.finish(name, w, true, d_in, d_out)
     }
 
     /// A GPT-2 `Conv1D` (`weight [in, out]`).
     pub fn conv1d(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let w = self.weights.take(&format!("{name}.weight"), &[d_in, d_out])?;
-        self.finish(name, w, d_in, d_out)
+        self.finish(name, w, false, d_in, d_out)
     }
 
-    fn finish(&mut self, name: &str, w: HostTensor, d_in: usize, d_out: usize) -> Result<Linear> {
-        let b = self.weights.take_opt(&format!("{name}.bias"), &[d_out])?;
+    fn finish(&mut self, name: &str, w: HostTensor, transposed: bool, d_in: usize, d_out: usize) -> Result<Linear> {
+        let w = self.param(&format!("{name}.weight"), &w, transposed);
+        let b = match self.weights.take_opt(&format!("{name}.bias"), &[d_out])? {
+            Some(b) => Some(self.param(&format!("{name}.bias"), &b, false)),
+            None => None,
+        };
         let id = self.infos.len();
         self.infos.push(LinearInfo { name: name.to_string(), d_in, d_out });
-        Ok(Linear { id, w: upload(&w, self.device), b: b.map(|b| upload(&b, self.device)), d_out })
+        Ok(Linear { id, w, b, d_out })
     }
 
     /// A 1-D tensor (norm weight or bias).
     pub fn vector(&mut self, name: &str, n: usize) -> Result<Tensor<1>> {
-        Ok(upload(&self.weights.take(name, &[n])?, self.device))
+        let t = self.weights.take(name, &[n])?;
+        Ok(self.param(name, &t, false))
+    }
+
+    /// Uploads checkpoint tensor `name` (already transposed to our layout when `transposed`):
+    /// a constant, or a gradient leaf when the model is built for training.
+    pub fn param<const D: usize>(&mut self, name: &str, t: &HostTensor, transposed: bool) -> Tensor<D> {
+        if !self.trainable {
+            return upload(t, self.device);
+        }
+        let (rows, cols) = match t.shape[..] {
+            [n] => (1, n),
+            [r, c] => (r, c),
+            _ => unreachable!("weights are vectors or matrices"),
+        };
+        let leaf = Tensor::<2>::from_data(TensorData::new(t.data.clone(), [rows, cols]), self.device).require_grad();
+        self.leaves.push(Leaf { name: name.to_string(), tensor: leaf.clone(), transposed });
+        leaf.reshape(Shape::from(t.shape.clone()))
     }
 }
 

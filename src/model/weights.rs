@@ -85,6 +85,12 @@ impl Weights {
         Ok(Weights { tensors, files, taken: Default::default() })
     }
 
+    /// Tensors already in memory (a model being trained); errors name `origin`.
+    pub fn from_tensors(tensors: Vec<(String, HostTensor)>, origin: &Path) -> Self {
+        let tensors = tensors.into_iter().map(|(n, t)| (n, (t, origin.to_path_buf()))).collect();
+        Weights { tensors, files: vec![origin.to_path_buf()], taken: Default::default() }
+    }
+
     /// The path to name in errors: the single file, or the directory's index.
     fn origin(&self) -> PathBuf {
         self.files.first().cloned().unwrap_or_default()

@@ -342,7 +342,7 @@ fn reference_checkpoint(
     }
 }
 
-fn method_name(m: Method) -> &'static str {
+pub fn method_name(m: Method) -> &'static str {
     match m {
         Method::Less => "less",
         Method::Rose => "rose",

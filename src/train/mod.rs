@@ -1,7 +1,12 @@
-//! Training: our AdamW and the warmup that produces LESS's checkpoints.
+//! Training: our AdamW, LoRA fine-tuning (the warmup that produces LESS's checkpoints, and the
+//! evaluation fine-tunes), and full training of the embedded base model.
 
 pub mod adamw;
+pub mod base;
+pub mod lora_trainer;
 pub mod warmup;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use base::{train_base, BaseOptions, BaseRecord};
+pub use lora_trainer::{LoraTrainer, PassStats};
 pub use warmup::{linear_schedule, random_subset, read_state, warmup, CheckpointState, WarmupOptions};

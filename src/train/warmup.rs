@@ -1,22 +1,19 @@
 //! Warmup training (LESS step 1): LoRA fine-tuning on a random fraction of the pool, saving a
 //! checkpoint after every epoch: the PEFT adapter, the AdamW moments, and the epoch's mean
-//! learning rate (LESS weights checkpoints by it).
-//!
-//! The batch gradient is the gradient of the Hugging Face batch loss: for SFT the mean over ALL
-//! response tokens of the batch (so it is Σ of per-example summed-loss gradients / token count),
-//! for DPO the mean of per-pair losses. Both come from the exact per-example gradients.
+//! learning rate (LESS weights checkpoints by it). The steps themselves are [`LoraTrainer`]'s.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::adamw::{AdamW, AdamWConfig};
-use crate::data::{Dataset, TextTokenizer, Tokenized};
+use super::adamw::AdamWConfig;
+use super::lora_trainer::{shuffle, LoraTrainer};
+use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::{per_example_grads, LossKind};
+use crate::features::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
-use crate::util::{write_atomic, SplitMix64};
+use crate::util::write_atomic;
 
 /// Warmup settings (defaults follow LESS where it has one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,13 +68,6 @@ pub fn random_subset(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
     out
 }
 
-fn shuffle(v: &mut [usize], seed: u64) {
-    let mut rng = SplitMix64(seed);
-    for i in (1..v.len()).rev() {
-        v.swap(i, rng.below(i + 1));
-    }
-}
-
 /// Trains `adapter` on a random subset of `pool`; writes `out/checkpoint-E/` for every epoch E
 /// and returns their paths.
 pub fn warmup(
@@ -92,11 +82,7 @@ pub fn warmup(
     if opts.epochs == 0 || opts.batch_size == 0 {
         return Err(Error::Invalid("--epochs and --batch-size must be positive".into()));
     }
-    let per_seq = match opts.loss {
-        LossKind::Sft | LossKind::SftSum => LossKind::SftSum,
-        LossKind::Dpo { .. } => opts.loss,
-    };
-    if matches!(per_seq, LossKind::Dpo { .. }) != pool.is_preference() {
+    if matches!(opts.loss, LossKind::Dpo { .. }) != pool.is_preference() {
         return Err(Error::Invalid(format!(
             "{}: the {} loss needs {} records",
             pool.path.display(),
@@ -109,10 +95,8 @@ pub fn warmup(
     let (tokenized, truncated) = tokenizer.examples(&examples, opts.max_len)?;
     let steps_per_epoch = tokenized.len().div_ceil(opts.batch_size);
     let total = steps_per_epoch * opts.epochs;
-    let warm = (opts.warmup_ratio * total as f64).ceil() as usize;
-    let mut optimizer = AdamW::new(opts.adamw, adapter.num_params());
-    let mut params = adapter.flat_params();
-    let mut step = 0usize;
+    let mut trainer =
+        LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, opts.lr, total, opts.warmup_ratio);
     let mut paths = Vec::new();
     if opts.verbose {
         eprintln!(
@@ -126,45 +110,16 @@ pub fn warmup(
         );
     }
     for epoch in 1..=opts.epochs {
-        let mut order: Vec<usize> = (0..tokenized.len()).collect();
-        shuffle(&mut order, opts.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9));
-        let (mut lr_sum, mut loss_sum, mut loss_n) = (0f64, 0f64, 0usize);
-        for batch in order.chunks(opts.batch_size) {
-            let items: Vec<Tokenized> = batch.iter().map(|&i| tokenized[i].clone()).collect();
-            let g = per_example_grads(model, &adapter, &items, per_seq, &compute.device)?;
-            let (denom, batch_loss) = match per_seq {
-                LossKind::SftSum => {
-                    let tokens: usize = items
-                        .iter()
-                        .map(|t| {
-                            if let Tokenized::Single(s) = t {
-                                s.mask.iter().skip(1).filter(|&&m| m == 1).count()
-                            } else {
-                                0
-                            }
-                        })
-                        .sum();
-                    (tokens.max(1) as f32, g.losses.iter().sum::<f64>() / tokens.max(1) as f64)
-                }
-                _ => (items.len() as f32, g.losses.iter().sum::<f64>() / items.len() as f64),
-            };
-            let grad: Vec<f32> = g.grads.sum_dim(0).into_data().iter::<f32>().map(|x| x / denom).collect();
-            let lr = linear_schedule(step, total, warm, opts.lr);
-            optimizer.step(&mut params, &grad, lr);
-            adapter.set_flat_params(&params);
-            lr_sum += lr;
-            loss_sum += batch_loss;
-            loss_n += 1;
-            step += 1;
-        }
+        let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
+        let stats = trainer.pass(model, &mut adapter, &tokenized, seed, &compute.device)?;
         let dir = out.join(format!("checkpoint-{epoch}"));
         adapter.save(&dir, model.fan_in_fan_out())?;
-        optimizer.save(&dir.join("optimizer.safetensors"), &adapter.layout())?;
+        trainer.optimizer().save(&dir.join("optimizer.safetensors"), &adapter.layout())?;
         let state = CheckpointState {
             epoch,
-            mean_lr: lr_sum / loss_n.max(1) as f64,
-            step: optimizer.step,
-            loss: loss_sum / loss_n.max(1) as f64,
+            mean_lr: stats.mean_lr,
+            step: trainer.optimizer().step,
+            loss: stats.mean_loss,
             subset: subset.clone(),
             options: opts.clone(),
         };

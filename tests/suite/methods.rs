@@ -1,7 +1,7 @@
 //! LESS (Adam preconditioning, checkpoint weighting, mean over shots, max over subtasks) against
 //! a by-hand f64 computation; warmup checkpoints that load back; ROSE end to end.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

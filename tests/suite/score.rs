@@ -1,7 +1,7 @@
 //! The WGSL scoring kernel against the plain-Rust scoring, on fresh random features whose sizes
 //! are off the kernel's tiles (including more candidates than one chunk).
 
-mod common;
+use crate::common;
 
 use gradsift::methods::{gpu_score::GpuScorer, less};
 

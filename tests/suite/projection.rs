@@ -2,7 +2,7 @@
 //! sizes are not multiples of the tile sizes (including |θ| > 65,535 and several passes), and
 //! the Johnson–Lindenstrauss property of the projection on both backends.
 
-mod common;
+use crate::common;
 
 use gradsift::features::{project_cpu, rng, GpuProjector, Projector};
 

@@ -3,7 +3,7 @@
 //! log-probs and margins, and tokenization. Every numeric check runs on the CPU backend and on
 //! the wgpu backend (lavapipe in CI).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

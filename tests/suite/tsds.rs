@@ -2,7 +2,7 @@
 //! a linear scan for the smallest entry instead of a heap), on small random embeddings with
 //! near-duplicates, to 1e-9; and seeded sampling.
 
-mod common;
+use crate::common;
 
 use gradsift::methods::gpu_knn::GpuKnn;
 use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, TsdsParams};

@@ -1,0 +1,255 @@
+//! Does a selection help? Fine-tune a fresh LoRA adapter on each selected subset with a fixed
+//! budget (steps, batch, learning rate), and on random subsets of the same size, for several
+//! seeds; then measure every run on held-out test data.
+//!
+//! A selection's seeds vary the adapter's initialisation and the data order; a random arm's seeds
+//! also draw its subset, so its spread includes the luck of the draw.
+
+mod generate;
+mod measure;
+mod summary;
+
+use serde::{Deserialize, Serialize};
+
+pub use generate::greedy;
+pub use measure::{measure, Metrics, TestSets};
+pub use summary::{beats_on_loss, markdown_table, summarize, Stat, Summary};
+
+use crate::data::{Dataset, TextTokenizer};
+use crate::device::Compute;
+use crate::error::{Error, Result};
+use crate::features::LossKind;
+use crate::model::{CausalLm, LoraAdapter};
+use crate::train::{AdamWConfig, LoraTrainer};
+use crate::util::SplitMix64;
+
+/// The fixed fine-tuning budget and what is measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalOptions {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_ratio: f64,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    /// Module-name suffixes the adapter attaches to.
+    pub lora_targets: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// DPO's β, for preference pools.
+    pub beta: f64,
+    pub max_len: usize,
+    pub max_new_tokens: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            steps: 40,
+            batch_size: 8,
+            lr: 2e-3,
+            warmup_ratio: 0.1,
+            lora_r: 8,
+            lora_alpha: 16.0,
+            lora_targets: Vec::new(),
+            seeds: vec![1, 2, 3],
+            beta: 0.1,
+            max_len: 128,
+            max_new_tokens: 12,
+        }
+    }
+}
+
+/// A subset to fine-tune on.
+#[derive(Debug, Clone)]
+pub enum Subset {
+    /// Fixed pool indices (a method's selection).
+    Fixed(Vec<usize>),
+    /// A fresh random subset of this size for every seed.
+    Random(usize),
+}
+
+/// One arm of the comparison.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pub name: String,
+    pub subset: Subset,
+}
+
+/// One fine-tune and its measurements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub arm: String,
+    pub seed: u64,
+    /// Pool indices trained on (0-based).
+    pub subset: Vec<usize>,
+    /// Mean training loss of the last pass.
+    pub train_loss: f64,
+    pub metrics: Metrics,
+}
+
+/// `k` distinct pool indices drawn with `seed`, in increasing order.
+pub fn random_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = SplitMix64(seed ^ 0x7261_6E64);
+    for i in 0..k.min(n) {
+        let j = i + rng.below(n - i);
+        idx.swap(i, j);
+    }
+    let mut out = idx[..k.min(n)].to_vec();
+    out.sort_unstable();
+    out
+}
+
+/// Fine-tunes a fresh adapter on `pool[subset]` (SFT for instruction pools, DPO for preference
+/// pools) for `opts.steps` steps.
+pub fn fine_tune(
+    model: &CausalLm,
+    tokenizer: &TextTokenizer,
+    pool: &Dataset,
+    subset: &[usize],
+    opts: &EvalOptions,
+    seed: u64,
+    compute: &Compute,
+) -> Result<(LoraAdapter, f64)> {
+    if subset.is_empty() {
+        return Err(Error::Invalid("eval: an empty subset cannot be fine-tuned on".into()));
+    }
+    if let Some(&bad) = subset.iter().find(|&&i| i >= pool.len()) {
+        return Err(Error::Invalid(format!(
+            "eval: selected index {bad} is outside {} ({} examples)",
+            pool.path.display(),
+            pool.len()
+        )));
+    }
+    let targets = if opts.lora_targets.is_empty() {
+        crate::pipeline::default_targets(model.config.arch)
+    } else {
+        opts.lora_targets.clone()
+    };
+    let mut adapter = LoraAdapter::fresh(&model.linears, opts.lora_r, opts.lora_alpha, &targets, seed)?;
+    let examples: Vec<_> = subset.iter().map(|&i| pool.examples[i].clone()).collect();
+    let (tokenized, _) = tokenizer.examples(&examples, opts.max_len)?;
+    let loss = if pool.is_preference() { LossKind::Dpo { beta: opts.beta } } else { LossKind::Sft };
+    let mut trainer = LoraTrainer::new(
+        &adapter,
+        AdamWConfig::default(),
+        loss,
+        opts.batch_size,
+        opts.lr,
+        opts.steps,
+        opts.warmup_ratio,
+    );
+    let train_loss = trainer.run(model, &mut adapter, &tokenized, seed, &compute.device)?;
+    Ok((adapter, train_loss))
+}
+
+/// Runs every arm for every seed. `progress` hears about each finished run.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    model: &CausalLm,
+    tokenizer: &TextTokenizer,
+    pool: &Dataset,
+    arms: &[Arm],
+    tests: TestSets<'_>,
+    opts: &EvalOptions,
+    compute: &Compute,
+    progress: &mut dyn FnMut(&Run),
+) -> Result<Vec<Run>> {
+    if opts.seeds.is_empty() || opts.steps == 0 {
+        return Err(Error::Invalid("eval: at least one seed and one step are needed".into()));
+    }
+    if tests.test.is_none() && tests.pairs.is_none() {
+        return Err(Error::Invalid("eval: give a test set (instruction records) or test pairs".into()));
+    }
+    let mut runs = Vec::new();
+    for arm in arms {
+        for &seed in &opts.seeds {
+            let subset = match &arm.subset {
+                Subset::Fixed(ix) => ix.clone(),
+                Subset::Random(k) => random_indices(pool.len(), *k, seed),
+            };
+            let (adapter, train_loss) = fine_tune(model, tokenizer, pool, &subset, opts, seed, compute)?;
+            let metrics = measure(model, Some(&adapter), tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
+            let run = Run { arm: arm.name.clone(), seed, subset, train_loss, metrics };
+            progress(&run);
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+/// A selection written by `select`: its name (the method, or the directory name), the selected
+/// pool indices, and the pool it was made from.
+#[derive(Debug, Clone)]
+pub struct SavedSelection {
+    pub name: String,
+    pub indices: Vec<usize>,
+    pub pool: Option<std::path::PathBuf>,
+}
+
+/// Reads `selected.json` (and `manifest.json`, when present) of a `select` output directory.
+pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
+    let path = dir.join("selected.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let indices: Vec<usize> = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&path, format!("expected a JSON array of pool indices: {e}")))?;
+    let mpath = dir.join("manifest.json");
+    let manifest: Option<serde_json::Value> = match std::fs::read_to_string(&mpath) {
+        Ok(t) => Some(serde_json::from_str(&t).map_err(|e| Error::format(&mpath, format!("invalid JSON: {e}")))?),
+        Err(_) => None,
+    };
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "selection".into());
+    let method = manifest.as_ref().and_then(|m| m["method"].as_str()).map(String::from);
+    let pool = manifest.as_ref().and_then(|m| m["pool"]["path"].as_str()).map(std::path::PathBuf::from);
+    Ok(SavedSelection { name: method.unwrap_or(dir_name), indices, pool })
+}
+
+/// Everything an evaluation produced (`eval.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub options: EvalOptions,
+    pub pool: String,
+    /// The model before fine-tuning.
+    pub base: Metrics,
+    pub runs: Vec<Run>,
+    pub summary: Vec<Summary>,
+    /// The Markdown table (`eval.md`).
+    pub table: String,
+}
+
+impl EvalReport {
+    /// Reads `eval.json` from an `eval` output directory.
+    pub fn read(dir: &std::path::Path) -> Result<Self> {
+        let path = dir.join("eval.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not an eval report: {e}")))
+    }
+}
+
+/// Loads the model in `model_dir`, measures it before fine-tuning, runs every arm, and writes
+/// `eval.json` and `eval.md` into `out`. Returns the report.
+#[allow(clippy::too_many_arguments)]
+pub fn run_and_write(
+    model_dir: &std::path::Path,
+    pool: &Dataset,
+    arms: &[Arm],
+    tests: TestSets<'_>,
+    opts: &EvalOptions,
+    compute: &Compute,
+    out: &std::path::Path,
+    progress: &mut dyn FnMut(&Run),
+) -> Result<EvalReport> {
+    let model = CausalLm::load(model_dir, &compute.device)?;
+    let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
+    let base = measure(&model, None, &tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
+    let runs = evaluate(&model, &tokenizer, pool, arms, tests, opts, compute, progress)?;
+    let summary = summarize(&runs);
+    let reference = arms.iter().find(|a| matches!(a.subset, Subset::Random(_))).map(|a| a.name.as_str());
+    let table = markdown_table(&summary, Some(&base), reference);
+    let report =
+        EvalReport { options: opts.clone(), pool: pool.path.display().to_string(), base, runs, summary, table };
+    crate::util::write_atomic(&out.join("eval.md"), report.table.as_bytes())?;
+    let json = serde_json::to_string_pretty(&report).expect("json");
+    crate::util::write_atomic(&out.join("eval.json"), json.as_bytes())?;
+    Ok(report)
+}

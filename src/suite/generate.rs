@@ -1,0 +1,227 @@
+//! `make-data`: a seeded task suite written as JSONL files, plus `suite.json`, which records the
+//! ground truth a selection is judged against (which pool lines are low quality, which pairs were
+//! flipped).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::tasks::{self, Item, KINDS};
+use crate::error::{Error, Result};
+use crate::util::{write_atomic, SplitMix64 as Rng};
+
+/// What to generate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SuiteSpec {
+    pub seed: u64,
+    /// Instruction pool size (the pairs pool has the same size).
+    pub pool: usize,
+    /// The tasks the target and test sets are drawn from.
+    pub target_tasks: Vec<String>,
+    /// Target (few-shot) examples per target task.
+    pub shots: usize,
+    /// Held-out test examples per target task.
+    pub test: usize,
+    /// Fraction of the pool that is off-suite chat.
+    pub distractor_rate: f64,
+    /// Fraction of the pool whose response is wrong or ignores the request.
+    pub low_quality_rate: f64,
+    /// Fraction of preference pairs with chosen and rejected swapped.
+    pub flip_rate: f64,
+    /// Size of the generic mix the base model is trained on (`base.jsonl`: every kind but the
+    /// target tasks, plus chat).
+    pub base: usize,
+}
+
+impl Default for SuiteSpec {
+    fn default() -> Self {
+        SuiteSpec {
+            seed: 1,
+            pool: 1000,
+            target_tasks: vec!["add".into(), "capital".into()],
+            shots: 4,
+            test: 40,
+            distractor_rate: 0.15,
+            low_quality_rate: 0.15,
+            flip_rate: 0.3,
+            base: 4000,
+        }
+    }
+}
+
+/// What was written, and the ground truth behind it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteManifest {
+    pub spec: SuiteSpec,
+    /// Pool lines (1-based) by kind of content: a task name, `chat` or `low-quality`.
+    pub pool_kinds: Vec<String>,
+    /// 1-based lines of `pool-pairs.jsonl` whose chosen and rejected were swapped.
+    pub flipped: Vec<usize>,
+    pub files: Vec<String>,
+}
+
+impl SuiteManifest {
+    /// Reads `suite.json` from a generated directory.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("suite.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+    }
+}
+
+/// The prompt as the model sees it, and the completion it learns (LESS appends EOS).
+pub fn render(prompt: &str) -> String {
+    format!("{prompt}\nAnswer:")
+}
+
+fn instruction(prompt: &str, answer: &str, task: &str) -> String {
+    json!({"prompt": render(prompt), "completion": format!(" {answer}"), "task": task}).to_string()
+}
+
+fn pair(prompt: &str, chosen: &str, rejected: &str, task: &str) -> String {
+    json!({"prompt": render(prompt), "chosen": format!(" {chosen}"), "rejected": format!(" {rejected}"), "task": task})
+        .to_string()
+}
+
+impl SuiteSpec {
+    fn check(&self) -> Result<Vec<usize>> {
+        let bad = |m: String| Error::Invalid(m);
+        if self.target_tasks.is_empty() {
+            return Err(bad("make-data: at least one target task is needed".into()));
+        }
+        let kinds = self
+            .target_tasks
+            .iter()
+            .map(|t| {
+                tasks::kind_index(t)
+                    .ok_or_else(|| bad(format!("make-data: unknown task '{t}' (known: {})", KINDS.join(", "))))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (name, r) in [
+            ("distractor rate", self.distractor_rate),
+            ("low-quality rate", self.low_quality_rate),
+            ("flip rate", self.flip_rate),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(bad(format!("make-data: the {name} must lie in [0, 1], got {r}")));
+            }
+        }
+        if self.distractor_rate + self.low_quality_rate > 1.0 {
+            return Err(bad("make-data: distractor and low-quality rates add up to more than 1".into()));
+        }
+        if self.pool == 0 || self.shots == 0 || self.test == 0 {
+            return Err(bad("make-data: pool, shots and test sizes must be positive".into()));
+        }
+        Ok(kinds)
+    }
+
+    /// Writes the suite into `dir` and returns its manifest. Same spec, same bytes.
+    pub fn write(&self, dir: &Path) -> Result<SuiteManifest> {
+        let target_kinds = self.check()?;
+        // Separate streams, so growing one file does not change the others.
+        let mut pool_rng = Rng(self.seed ^ 0x706F_6F6C);
+        let mut pair_rng = Rng(self.seed ^ 0x7061_6972);
+        let mut eval_rng = Rng(self.seed ^ 0x6576_616C);
+        let mut base_rng = Rng(self.seed ^ 0x6261_7365);
+
+        let mut pool = Vec::with_capacity(self.pool);
+        let mut pool_kinds = Vec::with_capacity(self.pool);
+        for _ in 0..self.pool {
+            let u = pool_rng.uniform();
+            let kind = pool_rng.below(KINDS.len());
+            if u < self.distractor_rate {
+                let (p, a) = tasks::distractor(&mut pool_rng);
+                pool.push(instruction(&p, &a, "chat"));
+                pool_kinds.push("chat".to_string());
+            } else if u < self.distractor_rate + self.low_quality_rate {
+                // Looks like a task, answers wrongly or not at all.
+                let item = tasks::draw(kind, &mut pool_rng);
+                let a = if pool_rng.below(2) == 0 { item.wrong } else { tasks::filler(&mut pool_rng) };
+                pool.push(instruction(&item.prompt, &a, KINDS[kind]));
+                pool_kinds.push("low-quality".to_string());
+            } else {
+                let item = tasks::draw(kind, &mut pool_rng);
+                pool.push(instruction(&item.prompt, &item.answer, KINDS[kind]));
+                pool_kinds.push(KINDS[kind].to_string());
+            }
+        }
+
+        let mut pairs = Vec::with_capacity(self.pool);
+        let mut flipped = Vec::new();
+        for line in 1..=self.pool {
+            let kind = pair_rng.below(KINDS.len());
+            let item = tasks::draw(kind, &mut pair_rng);
+            if pair_rng.uniform() < self.flip_rate {
+                pairs.push(pair(&item.prompt, &item.wrong, &item.answer, KINDS[kind]));
+                flipped.push(line);
+            } else {
+                pairs.push(pair(&item.prompt, &item.answer, &item.wrong, KINDS[kind]));
+            }
+        }
+
+        let draw_sets = |rng: &mut Rng, n: usize| -> Vec<(usize, Item)> {
+            let mut out = Vec::new();
+            for &k in &target_kinds {
+                for _ in 0..n {
+                    out.push((k, tasks::draw(k, rng)));
+                }
+            }
+            out
+        };
+        let target = draw_sets(&mut eval_rng, self.shots);
+        let test = draw_sets(&mut eval_rng, self.test);
+        let lines = |items: &[(usize, Item)], as_pairs: bool| -> Vec<String> {
+            items
+                .iter()
+                .map(|(k, it)| {
+                    if as_pairs {
+                        pair(&it.prompt, &it.answer, &it.wrong, KINDS[*k])
+                    } else {
+                        instruction(&it.prompt, &it.answer, KINDS[*k])
+                    }
+                })
+                .collect()
+        };
+
+        // The generic mix the base model learns the format from: every kind except the target
+        // tasks, plus chat, always correct. The target tasks stay new skills, so what the
+        // selected data teaches shows in the evaluation.
+        let base_kinds: Vec<usize> = (0..KINDS.len()).filter(|k| !target_kinds.contains(k)).collect();
+        let base: Vec<String> = (0..self.base)
+            .map(|_| {
+                let pick = base_rng.below(base_kinds.len() + 1);
+                if pick == base_kinds.len() {
+                    let (p, a) = tasks::distractor(&mut base_rng);
+                    instruction(&p, &a, "chat")
+                } else {
+                    let kind = base_kinds[pick];
+                    let item = tasks::draw(kind, &mut base_rng);
+                    instruction(&item.prompt, &item.answer, KINDS[kind])
+                }
+            })
+            .collect();
+
+        let files: Vec<(&str, Vec<String>)> = vec![
+            ("pool.jsonl", pool),
+            ("pool-pairs.jsonl", pairs),
+            ("target.jsonl", lines(&target, false)),
+            ("target-pairs.jsonl", lines(&target, true)),
+            ("test.jsonl", lines(&test, false)),
+            ("test-pairs.jsonl", lines(&test, true)),
+            ("base.jsonl", base),
+        ];
+        for (name, content) in &files {
+            write_atomic(&dir.join(name), (content.join("\n") + "\n").as_bytes())?;
+        }
+        let manifest = SuiteManifest {
+            spec: self.clone(),
+            pool_kinds,
+            flipped,
+            files: files.iter().map(|(n, _)| n.to_string()).collect(),
+        };
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+        write_atomic(&dir.join("suite.json"), text.as_bytes())?;
+        Ok(manifest)
+    }
+}

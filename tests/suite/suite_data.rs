@@ -1,0 +1,80 @@
+//! `make-data`: the generated suite is reproducible, mixes every task kind with distractors and
+//! low-quality lines, and its ground truth (`suite.json`) is right: checked by recomputing the
+//! answers of the arithmetic pairs from their prompts.
+
+use gradsift::data::{load_jsonl, Record};
+use gradsift::suite::{tasks::KINDS, SuiteManifest, SuiteSpec};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gradsift-suite-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let spec = SuiteSpec { pool: 120, base: 50, ..SuiteSpec::default() };
+    let (a, b, c) = (tmp("a"), tmp("b"), tmp("c"));
+    let m = spec.write(&a).unwrap();
+    spec.write(&b).unwrap();
+    SuiteSpec { seed: 2, ..spec.clone() }.write(&c).unwrap();
+    for f in &m.files {
+        let (x, y, z) =
+            (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), std::fs::read(c.join(f)).unwrap());
+        assert_eq!(x, y, "{f} differs between two runs with one seed");
+        assert_ne!(x, z, "{f} does not depend on the seed");
+    }
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn pool_mixes_every_kind_and_ground_truth_is_right() {
+    let dir = tmp("truth");
+    let spec = SuiteSpec { pool: 600, base: 10, ..SuiteSpec::default() };
+    spec.write(&dir).unwrap();
+    let m = SuiteManifest::read(&dir).unwrap();
+    assert_eq!(m.pool_kinds.len(), 600);
+    for k in KINDS.iter().copied().chain(["chat", "low-quality"]) {
+        let n = m.pool_kinds.iter().filter(|x| x.as_str() == k).count();
+        assert!(n >= 10, "pool has only {n} `{k}` lines");
+    }
+    // Preference pairs: the flipped list is exactly the pairs whose chosen answer is wrong.
+    let pairs = load_jsonl(&dir.join("pool-pairs.jsonl")).unwrap();
+    let flipped: std::collections::HashSet<usize> = m.flipped.iter().copied().collect();
+    let rate = flipped.len() as f64 / pairs.len() as f64;
+    assert!((rate - 0.3).abs() < 0.06, "flip rate {rate}");
+    let mut checked = 0;
+    for e in &pairs.examples {
+        let Record::Preference { prompt, chosen, rejected } = &e.record else { panic!("not a pair") };
+        assert_ne!(chosen, rejected);
+        if e.task.as_deref() == Some("add") {
+            let n: Vec<i64> = prompt
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().unwrap())
+                .collect();
+            let right = (n[0] + n[1]).to_string();
+            let chosen_right = chosen.trim() == right;
+            assert_eq!(!chosen_right, flipped.contains(&e.line), "line {}: {prompt} {chosen}", e.line);
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} add pairs");
+    // Targets and tests carry the task field, only for target tasks.
+    for f in ["target.jsonl", "test.jsonl", "target-pairs.jsonl", "test-pairs.jsonl"] {
+        let d = load_jsonl(&dir.join(f)).unwrap();
+        assert!(d.examples.iter().all(|e| e.task.as_deref().is_some_and(|t| spec.target_tasks.iter().any(|x| x == t))));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_specs_are_refused_with_the_reason() {
+    let dir = tmp("bad");
+    let e = SuiteSpec { target_tasks: vec!["poetry".into()], ..SuiteSpec::default() }.write(&dir).unwrap_err();
+    assert!(e.to_string().contains("unknown task 'poetry'"), "{e}");
+    let e = SuiteSpec { flip_rate: 1.5, ..SuiteSpec::default() }.write(&dir).unwrap_err();
+    assert!(e.to_string().contains("flip rate"), "{e}");
+}
