@@ -171,6 +171,14 @@ impl SuiteSpec {
         };
         let target = draw_sets(&mut eval_rng, self.shots);
         let test = draw_sets(&mut eval_rng, self.test);
+        // The preference pool spans every kind, so cleaning it is judged on every kind: a small
+        // clean validation set (TIF's) and a held-out test set, both over all kinds.
+        let mut pref_rng = Rng(self.seed ^ 0x7072_6566);
+        let all_kinds = |rng: &mut Rng, n: usize| -> Vec<(usize, Item)> {
+            (0..KINDS.len()).flat_map(|k| (0..n).map(move |_| k)).map(|k| (k, tasks::draw(k, rng))).collect()
+        };
+        let val_pairs = all_kinds(&mut pref_rng, self.shots);
+        let heldout_pairs = all_kinds(&mut pref_rng, self.test.div_ceil(2));
         let lines = |items: &[(usize, Item)], as_pairs: bool| -> Vec<String> {
             items
                 .iter()
@@ -209,6 +217,8 @@ impl SuiteSpec {
             ("target-pairs.jsonl", lines(&target, true)),
             ("test.jsonl", lines(&test, false)),
             ("test-pairs.jsonl", lines(&test, true)),
+            ("val-pairs.jsonl", lines(&val_pairs, true)),
+            ("heldout-pairs.jsonl", lines(&heldout_pairs, true)),
             ("base.jsonl", base),
         ];
         for (name, content) in &files {
