@@ -103,7 +103,8 @@ struct MakeDataArgs {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// Hugging Face model directory [default: the embedded base model].
+    /// Hugging Face model directory [default: the model named in the first selection's
+    /// manifest, else the embedded base model].
     #[arg(long)]
     model: Option<PathBuf>,
     /// Output directories of `select` to compare.
@@ -611,9 +612,9 @@ fn eval(a: EvalArgs) -> Result<()> {
         (Some(p), _) | (None, Some(p)) => p.clone(),
         (None, None) => bail!("{}: no manifest.json names the pool; give --pool", a.selection[0].display()),
     };
-    let model_dir = match &a.model {
-        Some(m) => m.clone(),
-        None => gradsift::assets::materialize()?.model_dir,
+    let model_dir = match (&a.model, &selections[0].model) {
+        (Some(m), _) | (None, Some(m)) => m.clone(),
+        (None, None) => gradsift::assets::materialize()?.model_dir,
     };
     let compute = open_device(&a.device)?;
     let pool = gradsift::data::load_jsonl(&pool_path)?;

@@ -179,12 +179,14 @@ pub fn evaluate(
 }
 
 /// A selection written by `select`: its name (the method, or the directory name), the selected
-/// pool indices, and the pool it was made from.
+/// pool indices, and the pool and model it was made with.
 #[derive(Debug, Clone)]
 pub struct SavedSelection {
     pub name: String,
     pub indices: Vec<usize>,
     pub pool: Option<std::path::PathBuf>,
+    /// The model directory it was made with.
+    pub model: Option<std::path::PathBuf>,
 }
 
 /// Reads `selected.json` (and `manifest.json`, when present) of a `select` output directory.
@@ -201,7 +203,8 @@ pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "selection".into());
     let method = manifest.as_ref().and_then(|m| m["method"].as_str()).map(String::from);
     let pool = manifest.as_ref().and_then(|m| m["pool"]["path"].as_str()).map(std::path::PathBuf::from);
-    Ok(SavedSelection { name: method.unwrap_or(dir_name), indices, pool })
+    let model = manifest.as_ref().and_then(|m| m["model"].as_str()).map(std::path::PathBuf::from);
+    Ok(SavedSelection { name: method.unwrap_or(dir_name), indices, pool, model })
 }
 
 /// Everything an evaluation produced (`eval.json`).
