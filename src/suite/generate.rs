@@ -222,7 +222,8 @@ impl SuiteSpec {
             ("base.jsonl", base),
         ];
         for (name, content) in &files {
-            write_atomic(&dir.join(name), (content.join("\n") + "\n").as_bytes())?;
+            let text: String = content.iter().map(|l| format!("{l}\n")).collect();
+            write_atomic(&dir.join(name), text.as_bytes())?;
         }
         let manifest = SuiteManifest {
             spec: self.clone(),
