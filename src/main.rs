@@ -87,6 +87,9 @@ struct MakeDataArgs {
     /// Held-out test examples per target task.
     #[arg(long, default_value_t = 40)]
     test: usize,
+    /// Clean validation pairs per task kind (val-pairs.jsonl).
+    #[arg(long, default_value_t = 10)]
+    val_shots: usize,
     /// Fraction of the pool that is off-suite chat.
     #[arg(long, default_value_t = 0.15)]
     distractor_rate: f64,
@@ -595,6 +598,7 @@ fn make_data(a: MakeDataArgs) -> Result<()> {
         target_tasks: a.target_tasks,
         shots: a.shots,
         test: a.test,
+        val_shots: a.val_shots,
         distractor_rate: a.distractor_rate,
         low_quality_rate: a.low_quality_rate,
         flip_rate: a.flip_rate,

@@ -23,6 +23,8 @@ pub struct SuiteSpec {
     pub shots: usize,
     /// Held-out test examples per target task.
     pub test: usize,
+    /// Clean validation pairs per task kind (`val-pairs.jsonl`, the TIF family's validation set).
+    pub val_shots: usize,
     /// Fraction of the pool that is off-suite chat.
     pub distractor_rate: f64,
     /// Fraction of the pool whose response is wrong or ignores the request.
@@ -42,6 +44,7 @@ impl Default for SuiteSpec {
             target_tasks: vec!["add".into(), "capital".into()],
             shots: 4,
             test: 40,
+            val_shots: 10,
             distractor_rate: 0.15,
             low_quality_rate: 0.15,
             flip_rate: 0.3,
@@ -110,8 +113,8 @@ impl SuiteSpec {
         if self.distractor_rate + self.low_quality_rate > 1.0 {
             return Err(bad("make-data: distractor and low-quality rates add up to more than 1".into()));
         }
-        if self.pool == 0 || self.shots == 0 || self.test == 0 {
-            return Err(bad("make-data: pool, shots and test sizes must be positive".into()));
+        if self.pool == 0 || self.shots == 0 || self.test == 0 || self.val_shots == 0 {
+            return Err(bad("make-data: pool, shots, test and validation sizes must be positive".into()));
         }
         Ok(kinds)
     }
@@ -177,7 +180,7 @@ impl SuiteSpec {
         let all_kinds = |rng: &mut Rng, n: usize| -> Vec<(usize, Item)> {
             (0..KINDS.len()).flat_map(|k| (0..n).map(move |_| k)).map(|k| (k, tasks::draw(k, rng))).collect()
         };
-        let val_pairs = all_kinds(&mut pref_rng, self.shots);
+        let val_pairs = all_kinds(&mut pref_rng, self.val_shots);
         let heldout_pairs = all_kinds(&mut pref_rng, self.test.div_ceil(2));
         let lines = |items: &[(usize, Item)], as_pairs: bool| -> Vec<String> {
             items

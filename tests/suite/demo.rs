@@ -39,7 +39,7 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     let _ = std::fs::remove_dir_all(&out);
     let assets = gradsift::assets::materialize().unwrap();
     let mut o = DemoOptions::classroom(assets.model_dir);
-    o.suite = SuiteSpec { pool: 80, shots: 2, test: 6, base: 0, ..SuiteSpec::default() };
+    o.suite = SuiteSpec { pool: 80, shots: 2, test: 6, val_shots: 2, base: 0, ..SuiteSpec::default() };
     o.methods = vec![Method::Less, Method::Prism, Method::Rds];
     o.warmup_epochs = 1;
     o.proj_dim = 256;
