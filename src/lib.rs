@@ -1,12 +1,16 @@
 //! gradsift picks the training data worth fine-tuning a language model on.
 //!
 //! Crate map, in pipeline order:
+//! - [`suite`]: the generated task suite (`make-data`).
 //! - [`data`]: JSONL records and LESS-convention tokenization.
 //! - [`model`]: Hugging Face causal LMs (Llama family, Qwen2, GPT-2) and PEFT LoRA adapters.
 //! - [`features`]: exact per-example LoRA gradients (one backward per batch), the WGSL random
 //!   projection and the resumable feature store.
-//! - [`methods`]: scoring methods (LESS).
-//! - [`select`]: top-k and the output files; [`train`]: AdamW and warmup checkpoints.
+//! - [`methods`]: the scoring methods (LESS, ROSE, PRISM, the TIF family, TSDS, baselines).
+//! - [`select`]: top-k and the output files; [`train`]: AdamW, LoRA fine-tuning, warmup
+//!   checkpoints and training the embedded base model.
+//! - [`eval`]: fine-tune on selections and random subsets, measure held-out data;
+//!   [`plot`]: the figures; [`demo`]: the classroom run end to end.
 //! - [`device`]: wgpu adapters and the CPU fallback; [`gpu`]: our kernels' wgpu plumbing.
 //! - [`pipeline`]: the jobs the CLI runs; [`assets`]: the embedded default model and data;
 //!   [`bench`]: featurization throughput.
