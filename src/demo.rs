@@ -223,7 +223,8 @@ pub fn run(opts: &DemoOptions, compute: &Compute, out: &Path, log: &mut dyn FnMu
     let pool = load_jsonl(&pool_path)?;
     let test = load_jsonl(&file("test.jsonl"))?;
     let instruction = eval::run_and_write(
-        &opts.model_dir,
+        &loaded.model,
+        &loaded.tokenizer,
         &pool,
         &arms,
         TestSets { test: Some(&test), pairs: None },
@@ -271,7 +272,8 @@ pub fn run(opts: &DemoOptions, compute: &Compute, out: &Path, log: &mut dyn FnMu
         Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) },
     ];
     let preference = eval::run_and_write(
-        &opts.model_dir,
+        &loaded.model,
+        &loaded.tokenizer,
         &pairs,
         &pref_arms,
         TestSets { test: None, pairs: Some(&test_pairs) },

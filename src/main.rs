@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use gradsift::data::TextTokenizer;
 use gradsift::demo::DemoOptions;
 use gradsift::device::{self, Compute, DeviceChoice};
 use gradsift::eval::{Arm, EvalOptions, Subset, TestSets};
@@ -12,6 +13,7 @@ use gradsift::features::Pooling;
 use gradsift::features::{Dtype, LossKind};
 use gradsift::methods::prism::{Hessian, PairWeights};
 use gradsift::methods::tsds::TsdsParams;
+use gradsift::model::CausalLm;
 use gradsift::pipeline::{
     self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions,
 };
@@ -648,9 +650,12 @@ fn eval(a: EvalArgs) -> Result<()> {
         ..EvalOptions::default()
     };
     let tests = TestSets { test: test.as_ref(), pairs: pairs.as_ref() };
-    let report = gradsift::eval::run_and_write(&model_dir, &pool, &arms, tests, &opts, &compute, &a.out, &mut |r| {
-        eprintln!("eval: {} seed {}: {}", r.arm, r.seed, r.metrics)
-    })?;
+    let model = CausalLm::load(&model_dir, &compute.device)?;
+    let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
+    let report =
+        gradsift::eval::run_and_write(&model, &tokenizer, &pool, &arms, tests, &opts, &compute, &a.out, &mut |r| {
+            eprintln!("eval: {} seed {}: {}", r.arm, r.seed, r.metrics)
+        })?;
     println!("{}", report.table);
     println!("wrote {}", a.out.join("eval.md").display());
     Ok(())

@@ -229,11 +229,12 @@ impl EvalReport {
     }
 }
 
-/// Loads the model in `model_dir`, measures it before fine-tuning, runs every arm, and writes
-/// `eval.json` and `eval.md` into `out`. Returns the report.
+/// Measures `model` before fine-tuning, runs every arm, and writes `eval.json` and `eval.md`
+/// into `out`. Returns the report.
 #[allow(clippy::too_many_arguments)]
 pub fn run_and_write(
-    model_dir: &std::path::Path,
+    model: &CausalLm,
+    tokenizer: &TextTokenizer,
     pool: &Dataset,
     arms: &[Arm],
     tests: TestSets<'_>,
@@ -242,10 +243,8 @@ pub fn run_and_write(
     out: &std::path::Path,
     progress: &mut dyn FnMut(&Run),
 ) -> Result<EvalReport> {
-    let model = CausalLm::load(model_dir, &compute.device)?;
-    let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
-    let base = measure(&model, None, &tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
-    let runs = evaluate(&model, &tokenizer, pool, arms, tests, opts, compute, progress)?;
+    let base = measure(model, None, tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
+    let runs = evaluate(model, tokenizer, pool, arms, tests, opts, compute, progress)?;
     let summary = summarize(&runs);
     let reference = arms.iter().find(|a| matches!(a.subset, Subset::Random(_))).map(|a| a.name.as_str());
     let table = markdown_table(&summary, Some(&base), reference);

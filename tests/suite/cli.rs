@@ -1,18 +1,12 @@
 //! The real binary on temp dirs: the embedded-default selection, resumption, and clear errors
 //! on bad input.
 
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gradsift"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -27,7 +21,7 @@ fn fixtures() -> PathBuf {
 
 #[test]
 fn select_on_embedded_default_writes_outputs_and_resumes() {
-    let out = tmp("default");
+    let out = common::tmp("test", "default");
     let first = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
     assert!(first.status.success(), "first run failed");
     for f in ["selected.json", "scores.csv", "selected.jsonl", "manifest.json"] {
@@ -71,7 +65,7 @@ fn expect_error(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn bad_input_fails_with_a_clear_message() {
-    let dir = tmp("bad");
+    let dir = common::tmp("test", "bad");
     let model = fixtures().join("tiny-llama");
     let m = model.to_str().unwrap();
     let store = dir.join("store");
@@ -170,7 +164,7 @@ fn bad_input_fails_with_a_clear_message() {
 /// lines; warmup checkpoints feed LESS.
 #[test]
 fn every_method_runs_on_the_embedded_default() {
-    let base = tmp("methods");
+    let base = common::tmp("test", "methods");
     for m in ["less", "rose", "prism", "tsds", "random", "loss", "rds", "rds-plus", "dsir"] {
         let out = base.join(m);
         let t = std::time::Instant::now();
@@ -248,7 +242,7 @@ fn every_method_runs_on_the_embedded_default() {
 /// make-data → select → eval → plot through the CLI on a small generated suite.
 #[test]
 fn make_data_select_eval_and_plot_chain_through_the_cli() {
-    let base = tmp("chain");
+    let base = common::tmp("test", "chain");
     let data = base.join("data");
     let r = run(bin().args(["make-data", "--pool", "60", "--test", "4", "--base", "10", "--out"]).arg(&data));
     assert!(r.status.success());

@@ -25,6 +25,15 @@ pub fn gpu() -> Option<Compute> {
     devices().into_iter().find(|c| c.is_gpu())
 }
 
+/// A fresh, empty directory `gradsift-PREFIX-PID-NAME` under the temp dir. The prefix keeps
+/// the modules of the one test binary (one process id) apart.
+pub fn tmp(prefix: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gradsift-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Relative error ‖a − b‖ / ‖b‖.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::common;
 use gradsift::data::{Sequence, Tokenized};
 use gradsift::device::Compute;
 use gradsift::features::{per_example_grads, LossKind, SeqBatch};
@@ -13,13 +14,6 @@ use gradsift::model::{read_safetensors, CausalLm, HostTensor, LoraAdapter};
 
 fn llama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-llama")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-load-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Writes tensors (name → f32 host tensor) as safetensors in `dtype`.
@@ -47,7 +41,7 @@ fn model_dir(
     tensors: &BTreeMap<String, HostTensor>,
     dtype: safetensors::Dtype,
 ) -> PathBuf {
-    let d = tmp(name);
+    let d = common::tmp("load", name);
     std::fs::write(d.join("config.json"), config.to_string()).unwrap();
     write_st(&d.join("model.safetensors"), tensors, dtype);
     d
@@ -77,7 +71,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn sharded_checkpoint_equals_single_file() {
     let t = base_tensors();
-    let d = tmp("sharded");
+    let d = common::tmp("load", "sharded");
     std::fs::write(d.join("config.json"), base_config().to_string()).unwrap();
     let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
     let mut map = serde_json::Map::new();

@@ -95,12 +95,6 @@ fn llama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-llama")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-methods-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 fn warmup_opts(loss: LossKind) -> WarmupOptions {
     WarmupOptions {
         fraction: 1.0,
@@ -130,7 +124,7 @@ fn warmup_checkpoints_load_back() {
         seed: 0,
     };
     let loaded = pipeline::load(&spec, &c).unwrap();
-    let out = tmp("warmup");
+    let out = common::tmp("methods", "warmup");
     let data = llama().parent().unwrap().join("instruction.jsonl");
     let ckpts = pipeline::warmup(&loaded, &data, &warmup_opts(LossKind::Sft), &c, &out).unwrap();
     assert_eq!(ckpts.len(), 2);
@@ -194,7 +188,7 @@ fn rose_and_less_run_on_checkpoints() {
     };
     let loaded = pipeline::load(&spec, &c).unwrap();
     let fixtures = llama().parent().unwrap().to_path_buf();
-    let out = tmp("rose");
+    let out = common::tmp("methods", "rose");
     let ckpts = pipeline::warmup(
         &loaded,
         &fixtures.join("preference.jsonl"),

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::methods::prism::{Hessian, PairWeights};
@@ -73,13 +74,6 @@ fn run(
     (scores, m)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-prism-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn preferred_response_outranks_rejected_response() {
     let c = Compute::cpu();
@@ -87,7 +81,7 @@ fn preferred_response_outranks_rejected_response() {
     let pairs = std::fs::read_to_string(fixtures().join("preference.jsonl")).unwrap();
     for (i, line) in pairs.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let dir = tmp(&format!("pair{i}"));
+        let dir = common::tmp("prism", &format!("pair{i}"));
         std::fs::write(dir.join("target.jsonl"), format!("{line}\n")).unwrap();
         let cand =
             |resp: &serde_json::Value| serde_json::json!({"prompt": v["prompt"], "completion": resp}).to_string();
@@ -114,7 +108,7 @@ fn preferred_response_outranks_rejected_response() {
 fn pi_weights_follow_the_length_normalised_likelihoods() {
     let c = Compute::cpu();
     let loaded = load(&c);
-    let dir = tmp("pi");
+    let dir = common::tmp("prism", "pi");
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
     let (s_pi, m_pi) = run(&loaded, &c, &pool, &target, &dir.join("pi"), PrismOptions::default(), Budget::Count(2), 0);
@@ -145,7 +139,7 @@ fn pi_weights_follow_the_length_normalised_likelihoods() {
 fn covariance_repair_and_unpaired_run_end_to_end() {
     let c = Compute::cpu();
     let loaded = load(&c);
-    let dir = tmp("modes");
+    let dir = common::tmp("prism", "modes");
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
     let cov = PrismOptions { hessian: Hessian::Covariance { damping: 0.1 }, repair: true, ..Default::default() };

@@ -2,19 +2,14 @@
 //! low-quality lines, and its ground truth (`suite.json`) is right: checked by recomputing the
 //! answers of the arithmetic pairs from their prompts.
 
+use crate::common;
 use gradsift::data::{load_jsonl, Record};
 use gradsift::suite::{tasks::KINDS, SuiteManifest, SuiteSpec};
-
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-suite-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let spec = SuiteSpec { pool: 120, base: 50, ..SuiteSpec::default() };
-    let (a, b, c) = (tmp("a"), tmp("b"), tmp("c"));
+    let (a, b, c) = (common::tmp("suite", "a"), common::tmp("suite", "b"), common::tmp("suite", "c"));
     let m = spec.write(&a).unwrap();
     spec.write(&b).unwrap();
     SuiteSpec { seed: 2, ..spec.clone() }.write(&c).unwrap();
@@ -31,7 +26,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 
 #[test]
 fn pool_mixes_every_kind_and_ground_truth_is_right() {
-    let dir = tmp("truth");
+    let dir = common::tmp("suite", "truth");
     let spec = SuiteSpec { pool: 600, base: 10, ..SuiteSpec::default() };
     spec.write(&dir).unwrap();
     let m = SuiteManifest::read(&dir).unwrap();
@@ -72,7 +67,7 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
 
 #[test]
 fn bad_specs_are_refused_with_the_reason() {
-    let dir = tmp("bad");
+    let dir = common::tmp("suite", "bad");
     let e = SuiteSpec { target_tasks: vec!["poetry".into()], ..SuiteSpec::default() }.write(&dir).unwrap_err();
     assert!(e.to_string().contains("unknown task 'poetry'"), "{e}");
     let e = SuiteSpec { flip_rate: 1.5, ..SuiteSpec::default() }.write(&dir).unwrap_err();
