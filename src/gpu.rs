@@ -65,8 +65,19 @@ impl GpuContext {
         })
     }
 
+    /// The largest buffer a kernel may bind (the smaller of the device's two limits).
+    pub fn max_binding(&self) -> usize {
+        let l = self.device.limits();
+        (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size) as usize
+    }
+
     /// Reads a buffer of f32 back to the host (waits for the queue).
     pub fn read_f32(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        Ok(self.read_words(src, len)?.into_iter().map(f32::from_bits).collect())
+    }
+
+    /// Reads the first `len` 32-bit words of a buffer back to the host (waits for the queue).
+    pub fn read_words(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
         let bytes = (len * 4) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -89,7 +100,7 @@ impl GpuContext {
             .map_err(|e| Error::Device(format!("reading a GPU buffer: {e}")))?;
         let data =
             staging.slice(..).get_mapped_range().map_err(|e| Error::Device(format!("mapping a GPU buffer: {e}")))?;
-        let out = data.chunks_exact(4).take(len).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let out = data.chunks_exact(4).take(len).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         drop(data);
         staging.unmap();
         Ok(out)

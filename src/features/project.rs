@@ -124,7 +124,7 @@ impl GpuProjector {
 
     fn project_group(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
         let ctx = &self.gpu;
-        let limit = ctx.device.limits().max_storage_buffer_binding_size as usize;
+        let limit = ctx.max_binding();
         let per_z = e * k * 4;
         if per_z > limit {
             return Err(Error::Device(format!("projection dim {k} too large for this adapter's {limit}-byte buffers")));

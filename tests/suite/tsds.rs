@@ -137,3 +137,45 @@ fn gpu_neighbours_give_the_same_probabilities() {
         assert_eq!(cpu, gpu, "GPU neighbours changed the probabilities on {}", c.label);
     }
 }
+
+/// Brute force: every candidate of `subset`, full sort by (f64 squared distance, index).
+fn brute_nearest(x: &[f32], subset: &[usize], qj: &[f32], dim: usize, k: usize) -> Vec<(f64, usize)> {
+    let mut all: Vec<(f64, usize)> = subset
+        .iter()
+        .map(|&i| {
+            let d: f64 = x[i * dim..(i + 1) * dim].iter().zip(qj).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+            (d, i)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all
+}
+
+#[test]
+fn gpu_top_k_equals_brute_force() {
+    let Some(c) = common::gpu() else { return };
+    let knn = GpuKnn::new(c.gpu.clone().unwrap());
+    let seed = common::fresh_seed("gpu_top_k_equals_brute_force");
+    // (candidates, queries, dim, k): one tile; several tiles with k past one tile's worth of
+    // sorted slots; TSDS's largest default K; k above the candidate count.
+    for (n, m, dim, k) in [(37usize, 3usize, 5usize, 4usize), (9000, 4, 7, 700), (6000, 2, 3, 5000), (50, 2, 4, 80)] {
+        let mut x = common::random_vec(n * dim, seed ^ n as u64);
+        // Exact duplicates of row 0, so that ties must fall to the lower index.
+        for r in [3usize, 11, n - 1] {
+            let row0 = x[..dim].to_vec();
+            x[r * dim..(r + 1) * dim].copy_from_slice(&row0);
+        }
+        let mut q = common::random_vec(m * dim, seed + 3);
+        q[..dim].copy_from_slice(&x[..dim].to_vec());
+        // Every other candidate: a subset, as the KDE step passes.
+        for subset in [(0..n).collect::<Vec<_>>(), (0..n).filter(|i| i % 2 == 1 || *i == 0).collect()] {
+            let got = knn.nearest(&x, &subset, &q, m, dim, k).unwrap();
+            for j in 0..m {
+                let want = brute_nearest(&x, &subset, &q[j * dim..(j + 1) * dim], dim, k);
+                assert_eq!(got[j], want, "n={n} k={k} query {j}: GPU neighbours differ on {}", c.label);
+            }
+        }
+        eprintln!("n={n} m={m} dim={dim} k={k}: equal on {}", c.label);
+    }
+}
