@@ -1,15 +1,24 @@
-//! Featurization throughput (`gradsift bench`): per-example gradients plus projection of the
-//! embedded demo pool, timed to completion (every batch's features are read back to the host,
-//! so nothing lazy escapes the clock), on each backend.
+//! Benchmarks (`gradsift bench`):
+//! - featurization throughput: per-example gradients plus projection of the embedded demo pool,
+//!   timed to completion (every batch's features are read back to the host, so nothing lazy
+//!   escapes the clock), on each backend;
+//! - scoring (`--scoring`): time and peak-memory growth of LESS scoring plus top-k over a
+//!   synthetic feature matrix on disk, which shows that the scorers stream the pool.
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::data::{load_jsonl, TextTokenizer, Tokenized};
 use crate::device::Compute;
-use crate::error::Result;
-use crate::features::{per_example_grads, GpuProjector, LossKind, Projector};
+use crate::error::{Error, Result};
+use crate::features::npy::{NpyFile, NpyWriter};
+use crate::features::rng::{fmix32, row_key};
+use crate::features::{per_example_grads, Dtype, Features, GpuProjector, LossKind, Projector, BLOCK_ROWS};
+use crate::methods::gpu_score::{GpuScorer, Stage};
+use crate::methods::less;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::pipeline::default_targets;
+use crate::select;
 
 /// One backend's measurement.
 #[derive(Debug, Clone)]
@@ -83,4 +92,100 @@ pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result
         grad_seconds,
         proj_seconds,
     })
+}
+
+/// One backend's LESS scoring of a feature matrix on disk (`gradsift bench --scoring`).
+#[derive(Debug, Clone)]
+pub struct ScoringRun {
+    pub device: String,
+    pub rows: usize,
+    pub dim: usize,
+    pub targets: usize,
+    /// Size of the matrix's file.
+    pub matrix_bytes: u64,
+    /// Scoring plus the top-5% selection.
+    pub seconds: f64,
+    /// How far the process's peak resident memory rose while scoring (Linux only).
+    pub peak_growth_bytes: Option<u64>,
+}
+
+impl ScoringRun {
+    /// One table row.
+    pub fn line(&self) -> String {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        format!(
+            "{:<52} {:>8.2} s  {:>9.0} candidates/s   peak memory +{} while scoring a {:.0} MiB matrix ({} × {}, {} targets)",
+            self.device,
+            self.seconds,
+            self.rows as f64 / self.seconds,
+            self.peak_growth_bytes.map(|b| format!("{:.0} MiB", mib(b))).unwrap_or_else(|| "n/a".into()),
+            mib(self.matrix_bytes),
+            self.rows,
+            self.dim,
+            self.targets
+        )
+    }
+}
+
+/// Writes a `[rows, dim]` f32 matrix of counter-based random values to `path`, a block at a
+/// time (the generator is keyed by (seed, row, column), as the projection's is).
+pub fn synthetic_matrix(path: &Path, rows: usize, dim: usize, seed: u64) -> Result<NpyFile> {
+    let mut w = NpyWriter::create(path, rows, dim, Dtype::F32)?;
+    for r0 in (0..rows).step_by(BLOCK_ROWS) {
+        let n = BLOCK_ROWS.min(rows - r0);
+        let block: Vec<f32> = (r0..r0 + n)
+            .flat_map(|r| {
+                let key = row_key(seed, r as u32);
+                (0..dim as u32).map(move |c| (fmix32(key ^ c.wrapping_mul(0x9E37_79B9)) as f32 / u32::MAX as f32) - 0.5)
+            })
+            .collect();
+        w.append(&block)?;
+    }
+    w.finish()?;
+    NpyFile::open(path)
+}
+
+/// Scores `matrix` against `targets` (one checkpoint) on `compute`, then picks the top 5%:
+/// the WGSL kernel on a GPU, plain Rust on the CPU backend; both stream the matrix.
+pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -> Result<ScoringRun> {
+    reset_peak_rss();
+    let before = peak_rss_bytes();
+    let start = Instant::now();
+    let scores = match &compute.gpu {
+        Some(g) => {
+            let scorer = GpuScorer::new(g.clone());
+            let stage = [Stage { pool: matrix, target: targets, weight: 1.0 }];
+            if let Some(why) = scorer.unfit(&stage) {
+                return Err(Error::Invalid(why));
+            }
+            scorer.score(&stage)?.combined
+        }
+        None => less::combine(&[less::subtask_cosines(matrix, targets)?], &[1.0]),
+    };
+    let kept = select::top_k(&scores.score, (matrix.rows / 20).max(1));
+    let seconds = start.elapsed().as_secs_f64();
+    debug_assert!(!kept.is_empty());
+    let matrix_bytes = std::fs::metadata(matrix.path()).map(|m| m.len()).unwrap_or(0);
+    Ok(ScoringRun {
+        device: compute.label.clone(),
+        rows: matrix.rows,
+        dim: matrix.cols,
+        targets: targets.rows,
+        matrix_bytes,
+        seconds,
+        peak_growth_bytes: before.zip(peak_rss_bytes()).map(|(b, a)| a.saturating_sub(b)),
+    })
+}
+
+/// VmHWM, the process's peak resident memory, from /proc (None elsewhere than Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// Lowers the peak to the current resident memory (Linux: `5` to /proc/self/clear_refs), so
+/// each measurement starts from where the process stands.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -68,7 +68,7 @@ impl GpuContext {
     /// The largest buffer a kernel may bind (the smaller of the device's two limits).
     pub fn max_binding(&self) -> usize {
         let l = self.device.limits();
-        (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size) as usize
+        l.max_storage_buffer_binding_size.min(l.max_buffer_size) as usize
     }
 
     /// Reads a buffer of f32 back to the host (waits for the queue).

@@ -162,6 +162,19 @@ struct BenchArgs {
     /// Skip the wgpu adapters.
     #[arg(long)]
     cpu_only: bool,
+    /// Benchmark LESS scoring of a synthetic feature matrix on disk instead (time, and how far
+    /// peak memory rises: the scorers stream the pool a block at a time).
+    #[arg(long)]
+    scoring: bool,
+    /// --scoring: candidates in the synthetic matrix.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// --scoring: its width.
+    #[arg(long, default_value_t = 2048)]
+    dim: usize,
+    /// --scoring: target examples (in two subtasks).
+    #[arg(long, default_value_t = 16)]
+    targets: usize,
 }
 
 #[derive(Args)]
@@ -575,8 +588,11 @@ fn warmup(a: WarmupArgs) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    println!("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)");
     let mut targets = vec![Compute::cpu(), Compute::cpu_ndarray()];
+    if a.scoring {
+        // One CPU backend: the CPU scorer is plain Rust, whatever the tensor backend.
+        targets.truncate(1);
+    }
     if !a.cpu_only {
         let adapters = device::list_adapters();
         for entry in &adapters {
@@ -586,11 +602,34 @@ fn bench(a: BenchArgs) -> Result<()> {
             }
         }
     }
+    if a.scoring {
+        return bench_scoring(&a, &targets);
+    }
+    println!("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)");
     for c in &targets {
         let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.batch_size)?;
         println!("{}", t.line(a.proj_dim, a.batch_size));
     }
     Ok(())
+}
+
+fn bench_scoring(a: &BenchArgs, devices: &[Compute]) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("gradsift-bench-scoring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let matrix = gradsift::bench::synthetic_matrix(&dir.join("features.npy"), a.rows, a.dim, 1)?;
+    let t = gradsift::bench::synthetic_matrix(&dir.join("targets.npy"), a.targets, a.dim, 2)?;
+    let tasks = (0..a.targets).map(|j| Some(if j % 2 == 0 { "a" } else { "b" }.to_string())).collect();
+    let targets = gradsift::features::Features::from_matrix(t.read_rows(0, a.targets)?, a.targets, a.dim, tasks);
+    println!("LESS scoring of a feature matrix on disk, then the top 5%");
+    let result = devices.iter().try_for_each(|c| -> Result<()> {
+        match gradsift::bench::scoring_memory(c, &matrix, &targets) {
+            Ok(r) => println!("{}", r.line()),
+            Err(e) => println!("{}: skipped ({e})", c.label),
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn make_data(a: MakeDataArgs) -> Result<()> {

@@ -28,17 +28,33 @@ impl Budget {
     }
 }
 
+/// The rank order of candidates `a` and `b`: higher score first, ties to the lower index, NaN last.
+fn rank_order(scores: &[f64], a: usize, b: usize) -> std::cmp::Ordering {
+    let (x, y) = (scores[a], scores[b]);
+    match (x.is_nan(), y.is_nan()) {
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)),
+    }
+}
+
 /// Indices of all candidates sorted by descending score (ties: lower index first; NaN last).
 pub fn ranking(scores: &[f64]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| {
-        let (x, y) = (scores[a], scores[b]);
-        match (x.is_nan(), y.is_nan()) {
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)),
-        }
-    });
+    idx.sort_by(|&a, &b| rank_order(scores, a, b));
+    idx
+}
+
+/// The first `k` of [`ranking`] without sorting the whole pool: a linear-time partition
+/// around the k-th candidate, then a sort of the k kept (O(N + k log k)).
+pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let k = k.min(idx.len());
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, |&a, &b| rank_order(scores, a, b));
+        idx.truncate(k);
+    }
+    idx.sort_by(|&a, &b| rank_order(scores, a, b));
     idx
 }
 
@@ -52,7 +68,7 @@ pub fn write_selection(
     k: usize,
     manifest: serde_json::Value,
 ) -> Result<Vec<usize>> {
-    let selected = ranking(scores)[..k].to_vec();
+    let selected = top_k(scores, k);
     write_outputs(out, pool, scores, columns, &selected, manifest)?;
     Ok(selected)
 }
@@ -118,6 +134,28 @@ mod tests {
     #[test]
     fn ranks_descending_with_stable_ties_and_nan_last() {
         assert_eq!(ranking(&[0.5, f64::NAN, 0.9, 0.5]), vec![2, 0, 3, 1]);
+    }
+
+    #[test]
+    fn top_k_is_the_head_of_the_ranking() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let scores: Vec<f64> = (0..5000)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                // Few distinct values (many ties) and a NaN now and then.
+                if i % 97 == 0 {
+                    f64::NAN
+                } else {
+                    (s % 50) as f64 / 7.0
+                }
+            })
+            .collect();
+        let full = ranking(&scores);
+        for k in [0, 1, 49, 50, 1234, 4999, 5000] {
+            assert_eq!(top_k(&scores, k), full[..k], "k = {k}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod npy;
 mod pergrad;
 pub mod project;
 pub mod rng;
+mod rows;
 mod store;
 mod transform;
 
@@ -18,7 +19,8 @@ pub use embed::{embeddings, Pooling};
 pub use npy::Dtype;
 pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind};
 pub use project::{project_cpu, GpuProjector, Projector};
-pub use store::{Features, FileHash, Manifest, Store, StoreKey};
+pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
+pub use store::{FeatureFile, Features, FileHash, Manifest, Store, StoreKey};
 pub use transform::Transform;
 
 use crate::data::{Dataset, TextTokenizer};
@@ -82,8 +84,9 @@ pub struct FeaturizeJob<'a> {
     pub opts: &'a FeatureOptions,
 }
 
-/// Computes (or resumes, or reloads) the features of `job.data` into `store_dir`.
-pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<Features> {
+/// Computes (or resumes, or reuses) the features of `job.data` into `store_dir`, and opens the
+/// result; [`FeatureFile::load`] brings it into memory where a method needs every row.
+pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<FeatureFile> {
     if job.opts.batch_size == 0 || job.opts.chunk_size == 0 {
         return Err(Error::Invalid("--batch-size and --chunk-size must be positive".into()));
     }
@@ -111,7 +114,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
             if job.opts.verbose {
                 eprintln!("featurize: {} is complete, reusing it", store_dir.display());
             }
-            return store.load();
+            return store.open();
         }
     }
     let projector = match (&compute.gpu, job.opts.proj_dim) {
@@ -156,14 +159,8 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     );
     bar.set_prefix("featurize");
     bar.set_position((manifest.chunks_done * job.opts.chunk_size).min(n) as u64);
-    // Chunks an earlier run finished come from disk; the rest are computed and kept here.
-    let mut all_data = Vec::with_capacity(n * dim);
-    let mut all_losses = Vec::with_capacity(n);
-    for c in 0..manifest.chunks_done {
-        let (d, l) = store.read_chunk(c, dim)?;
-        all_data.extend(d);
-        all_losses.extend(l);
-    }
+    // Chunks an earlier run finished stay on disk; each new chunk is written as soon as it is
+    // done, and the matrix is assembled from the chunks at the end, so memory holds one chunk.
     for c in manifest.chunks_done..n_chunks {
         let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
         let mut data = Vec::with_capacity((c1 - c0) * dim);
@@ -187,15 +184,8 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         store.write_chunk(c, &data, &losses, dim, job.opts.dtype)?;
         manifest.chunks_done = c + 1;
         store.write_manifest(&manifest)?;
-        all_data.extend(data);
-        all_losses.extend(losses);
     }
     bar.finish_and_clear();
-    let (mut data, losses) = (all_data, all_losses);
-    if job.opts.dtype == Dtype::F16 {
-        // What a reload would see.
-        data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
-    }
-    store.finish(&mut manifest, &data, &losses)?;
-    Ok(Features { rows: n, dim, data, losses, manifest })
+    store.finish(&mut manifest)?;
+    store.open()
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::npy::{self, Dtype};
+use super::npy::{self, Dtype, NpyFile, NpyWriter};
 use crate::error::{Error, Result};
 use crate::model::ParamSlot;
 use crate::util::write_atomic;
@@ -79,6 +79,40 @@ pub struct Features {
 }
 
 impl Features {
+    /// A matrix made in memory rather than by `featurize` (benchmarks, tests): its manifest
+    /// records the shape and the rows' tasks, and no source.
+    pub fn from_matrix(data: Vec<f32>, rows: usize, dim: usize, tasks: Vec<Option<String>>) -> Features {
+        assert_eq!(data.len(), rows * dim, "a [{rows}, {dim}] matrix needs {} values", rows * dim);
+        let key = StoreKey {
+            model: vec![],
+            adapter: serde_json::Value::Null,
+            loss: crate::features::LossKind::Sft,
+            transform: String::new(),
+            seed: 0,
+            proj_dim: dim,
+            dtype: Dtype::F32,
+            max_len: 0,
+            source: FileHash { path: String::new(), sha256: String::new() },
+            view: String::new(),
+            chunk_size: rows.max(1),
+        };
+        let manifest = Manifest {
+            format: "gradsift-features/1".into(),
+            key,
+            complete: true,
+            num_examples: rows,
+            feature_dim: dim,
+            grad_dim: dim,
+            chunks_done: 1,
+            truncated: 0,
+            rows: (1..=rows).collect(),
+            tasks,
+            layout: vec![],
+            device: "memory".into(),
+        };
+        Features { rows, dim, data, losses: vec![0.0; rows], manifest }
+    }
+
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
@@ -169,28 +203,76 @@ impl Store {
         Ok((data, losses))
     }
 
-    /// Writes the final matrix and losses, removes the chunks, marks the manifest complete.
-    pub fn finish(&self, m: &mut Manifest, data: &[f32], losses: &[f32]) -> Result<()> {
-        npy::write(&self.dir.join("features.npy"), data, m.num_examples, m.feature_dim, m.key.dtype)?;
-        npy::write(&self.dir.join("losses.npy"), losses, losses.len(), 1, Dtype::F32)?;
+    /// Assembles the final matrix and losses from the chunks, one chunk in memory at a time,
+    /// removes the chunks and marks the manifest complete.
+    pub fn finish(&self, m: &mut Manifest) -> Result<()> {
+        let (dim, size) = (m.feature_dim, m.key.chunk_size);
+        let mut features = NpyWriter::create(&self.dir.join("features.npy"), m.num_examples, dim, m.key.dtype)?;
+        let mut losses = Vec::with_capacity(m.num_examples);
+        for c in 0..m.num_examples.div_ceil(size) {
+            let (d, l) = self.read_chunk(c, dim)?;
+            if l.len() != size.min(m.num_examples - c * size) {
+                return Err(Error::format(self.chunk_path(c), format!("chunk has {} rows, expected {size}", l.len())));
+            }
+            features.append(&d)?;
+            losses.extend(l);
+        }
+        features.finish()?;
+        npy::write(&self.dir.join("losses.npy"), &losses, losses.len(), 1, Dtype::F32)?;
         m.complete = true;
         self.write_manifest(m)?;
         let _ = std::fs::remove_dir_all(self.dir.join("chunks"));
         Ok(())
     }
 
-    /// Loads a complete store.
-    pub fn load(&self) -> Result<Features> {
+    /// Opens a complete store for reading a block of rows at a time.
+    pub fn open(&self) -> Result<FeatureFile> {
         let m = self.manifest()?.ok_or_else(|| Error::format(&self.dir, "no manifest.json: not a feature store"))?;
         if !m.complete {
             return Err(Error::format(&self.dir, "feature store is incomplete; re-run featurize to resume it"));
         }
-        let (data, rows, dim) = npy::read(&self.dir.join("features.npy"))?;
+        let path = self.dir.join("features.npy");
+        let matrix = NpyFile::open(&path)?;
         let (losses, _, _) = npy::read(&self.dir.join("losses.npy"))?;
-        if rows != m.num_examples || dim != m.feature_dim {
-            return Err(Error::format(self.dir.join("features.npy"), "shape disagrees with manifest.json"));
+        if matrix.rows != m.num_examples || matrix.cols != m.feature_dim || losses.len() != m.num_examples {
+            return Err(Error::format(path, "shape disagrees with manifest.json"));
         }
-        Ok(Features { rows, dim, data, losses, manifest: m })
+        Ok(FeatureFile { rows: matrix.rows, dim: matrix.cols, matrix, losses, manifest: m })
+    }
+
+    /// Loads a complete store into memory.
+    pub fn load(&self) -> Result<Features> {
+        self.open()?.load()
+    }
+}
+
+/// A complete store's matrix, left on disk: [`super::FeatureRows`] reads it a block of rows at
+/// a time, so scoring a pool holds one block, not the pool.
+#[derive(Debug, Clone)]
+pub struct FeatureFile {
+    pub rows: usize,
+    pub dim: usize,
+    matrix: NpyFile,
+    /// Per-example loss values.
+    pub losses: Vec<f32>,
+    pub manifest: Manifest,
+}
+
+impl FeatureFile {
+    /// Rows `r0 .. r0 + n`.
+    pub fn read_rows(&self, r0: usize, n: usize) -> Result<Vec<f32>> {
+        self.matrix.read_rows(r0, n)
+    }
+
+    /// The whole matrix in memory, for the methods that need every row at once.
+    pub fn load(&self) -> Result<Features> {
+        Ok(Features {
+            rows: self.rows,
+            dim: self.dim,
+            data: self.read_rows(0, self.rows)?,
+            losses: self.losses.clone(),
+            manifest: self.manifest.clone(),
+        })
     }
 }
 

@@ -211,8 +211,7 @@ impl GpuKnn {
                 ctx.queue.write_buffer(&piece_params, 0, &u32_bytes(&p));
                 run(&self.distances, &[(&piece_bind, n)]);
             }
-            let binds: Vec<(&wgpu::BindGroup, usize)> =
-                step_binds.iter().map(|(m, b)| (b, plan.pairs(*m))).collect();
+            let binds: Vec<(&wgpu::BindGroup, usize)> = step_binds.iter().map(|(m, b)| (b, plan.pairs(*m))).collect();
             run(&self.sort_step, &binds);
         }
         let found = ctx.read_words(&ids, rows * plan.best)?;

@@ -1,29 +1,51 @@
-//! The WGSL scoring kernel (shaders/score.wgsl): cosine of every candidate with every target and
-//! the per-subtask means, on the GPU, over candidate chunks so that GPU memory stays bounded
-//! as the pool grows. [`super::less::subtask_cosines`] is the CPU reference it is tested against.
+//! The WGSL scoring kernel (shaders/score.wgsl) for LESS and ROSE: cosine of every candidate
+//! with every target, the per-subtask means, the learning-rate-weighted sum over checkpoints
+//! and the maximum over subtasks, all on the GPU. The candidates stream from the feature store
+//! in chunks of [`BLOCK_ROWS`], so host and GPU memory hold one chunk of features however large
+//! the pool; only scores (one number per candidate and subtask) grow with it.
+//! [`super::less::subtask_cosines`] and [`super::less::combine`] are the CPU reference it is
+//! tested against.
 
 use burn::tensor::wgpu::wgpu;
 
-use super::less::{TaskCosines, DEFAULT_TASK};
+use super::less::{subtask_groups, SubtaskScores, TaskCosines};
 use crate::error::{Error, Result};
-use crate::features::Features;
+use crate::features::{FeatureRows, Features, BLOCK_ROWS};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
-/// Candidates scored per dispatch (bounds the GPU buffers).
-const CHUNK_ROWS: usize = 4096;
 /// Longest feature row the one-loop kernel takes (lavapipe's 65,535-iteration limit).
 pub const MAX_DIM: usize = 60_000;
+/// Most loop iterations of one `aggregate` invocation (targets + subtasks).
+const MAX_AGGREGATE: usize = 65_535;
+/// Candidates per y-row of a `maximum` dispatch (1,024 workgroups of 64).
+const MAX_X: usize = 1024 * 64;
+
+/// One checkpoint's features and its weight.
+pub struct Stage<'a> {
+    pub pool: &'a dyn FeatureRows,
+    pub target: &'a Features,
+    pub weight: f64,
+}
+
+/// What [`GpuScorer::score`] returns.
+pub struct Scored {
+    /// Per checkpoint: each subtask's mean cosine for every candidate.
+    pub per_checkpoint: Vec<TaskCosines>,
+    /// The weighted sums over checkpoints and their maximum over subtasks.
+    pub combined: SubtaskScores,
+}
 
 /// The compiled kernel.
 pub struct GpuScorer {
     gpu: Gpu,
     dots: wgpu::ComputePipeline,
     aggregate: wgpu::ComputePipeline,
+    maximum: wgpu::ComputePipeline,
 }
 
 fn unit_rows(data: &[f32], dim: usize) -> Vec<f32> {
     let mut out = data.to_vec();
-    for row in out.chunks_mut(dim) {
+    for row in out.chunks_mut(dim.max(1)) {
         let norm = row.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
         if norm > 0.0 {
             row.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
@@ -38,71 +60,127 @@ impl GpuScorer {
         let src = include_str!("../../shaders/score.wgsl");
         let dots = gpu.pipeline("dots", src, "dots");
         let aggregate = gpu.pipeline("aggregate", src, "aggregate");
-        GpuScorer { gpu, dots, aggregate }
+        let maximum = gpu.pipeline("maximum", src, "maximum");
+        GpuScorer { gpu, dots, aggregate, maximum }
     }
 
-    /// Per-subtask mean cosines, as [`super::less::subtask_cosines`] computes them.
-    pub fn subtask_cosines(&self, pool: &Features, target: &Features) -> Result<TaskCosines> {
-        let (m, dim) = (target.rows, target.dim);
-        if pool.dim != dim {
-            return Err(Error::Invalid("pool and target features have different widths".into()));
-        }
-        if m > 65_535 {
-            return Err(Error::Invalid(format!("{m} target examples exceed the scoring kernel's 65,535")));
-        }
+    /// Why the kernel cannot score `stages`, or None when it can (the caller then uses the
+    /// CPU scorer): feature width, target count, and buffer sizes against the adapter's limits.
+    pub fn unfit(&self, stages: &[Stage<'_>]) -> Option<String> {
+        let limit = self.gpu.max_binding();
+        let first = stages.first()?;
+        let (n, m) = (first.pool.rows(), first.target.rows);
+        let groups = subtask_groups(&first.target.manifest.tasks).len();
+        let dim = stages.iter().map(|s| s.pool.dim()).max().unwrap_or(0);
         if dim > MAX_DIM {
-            return Err(Error::Invalid(format!("feature width {dim} exceeds the scoring kernel's {MAX_DIM}")));
+            Some(format!("feature width {dim} exceeds the scoring kernel's {MAX_DIM}"))
+        } else if m + groups > MAX_AGGREGATE {
+            Some(format!("{m} targets in {groups} subtasks exceed the scoring kernel's {MAX_AGGREGATE} iterations"))
+        } else if [n * groups, m * dim, BLOCK_ROWS * dim, BLOCK_ROWS * m].iter().any(|&w| w * 4 > limit) {
+            Some(format!("{n} candidates × {m} targets × {dim} columns exceed this adapter's {limit}-byte buffers"))
+        } else {
+            None
         }
-        let mut groups: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
-        for (j, t) in target.manifest.tasks.iter().enumerate() {
-            groups.entry(t.clone().unwrap_or_else(|| DEFAULT_TASK.into())).or_default().push(j as u32);
+    }
+
+    /// LESS scores: for each stage, every candidate's mean cosine to each subtask's targets;
+    /// Σ weight × mean over stages; max over subtasks. Every stage needs the same target rows
+    /// and subtasks (the checkpoints' features of one target set).
+    pub fn score(&self, stages: &[Stage<'_>]) -> Result<Scored> {
+        if let Some(why) = self.unfit(stages) {
+            return Err(Error::Invalid(why));
         }
-        let names: Vec<String> = groups.keys().cloned().collect();
-        let mut members = Vec::with_capacity(m);
-        let mut offsets = vec![0u32];
-        for g in groups.values() {
-            members.extend_from_slice(g);
-            offsets.push(members.len() as u32);
+        let first = &stages[0];
+        let total = first.pool.rows();
+        let groups = subtask_groups(&first.target.manifest.tasks);
+        if groups.is_empty() {
+            return Err(Error::Invalid("no target features to score against".into()));
         }
-        let g_count = names.len();
+        if stages.iter().any(|s| s.pool.rows() != total || subtask_groups(&s.target.manifest.tasks) != groups) {
+            return Err(Error::Invalid("the checkpoints' features cover different pools or target sets".into()));
+        }
+        let g_count = groups.len();
         let ctx = &self.gpu;
-        let targ = ctx.storage("targets", (m * dim * 4) as u64, wgpu::BufferUsages::empty());
-        ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows(&target.data, dim)));
-        let members_buf = ctx.storage("members", (members.len() * 4) as u64, wgpu::BufferUsages::empty());
+        let none = wgpu::BufferUsages::empty();
+        let members: Vec<u32> = groups.iter().flat_map(|(_, m)| m.iter().map(|&j| j as u32)).collect();
+        let mut offsets = vec![0u32];
+        for (_, m) in &groups {
+            offsets.push(offsets.last().copied().unwrap_or(0) + m.len() as u32);
+        }
+        let members_buf = ctx.storage("members", (members.len() * 4) as u64, none);
         ctx.queue.write_buffer(&members_buf, 0, &u32_bytes(&members));
-        let offsets_buf = ctx.storage("offsets", (offsets.len() * 4) as u64, wgpu::BufferUsages::empty());
+        let offsets_buf = ctx.storage("offsets", (offsets.len() * 4) as u64, none);
         ctx.queue.write_buffer(&offsets_buf, 0, &u32_bytes(&offsets));
-        let rows = CHUNK_ROWS.min(pool.rows.max(1));
-        let cand = ctx.storage("candidates", (rows * dim * 4) as u64, wgpu::BufferUsages::empty());
-        let dots = ctx.storage("dots", (rows * m * 4) as u64, wgpu::BufferUsages::empty());
-        let per_task = ctx.storage("per_task", (rows * g_count * 4) as u64, wgpu::BufferUsages::COPY_SRC);
-        let params = ctx.uniform("score params", 16);
-        let bg_dots = ctx.bind(&self.dots, &[(0, &params), (1, &cand), (2, &targ), (3, &dots)]);
-        let bg_agg = ctx
-            .bind(&self.aggregate, &[(0, &params), (3, &dots), (4, &members_buf), (5, &offsets_buf), (6, &per_task)]);
-        let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(pool.rows); g_count];
-        for r0 in (0..pool.rows).step_by(rows) {
-            let n = rows.min(pool.rows - r0);
-            ctx.queue.write_buffer(&cand, 0, &f32_bytes(&unit_rows(&pool.data[r0 * dim..(r0 + n) * dim], dim)));
-            ctx.queue.write_buffer(&params, 0, &u32_bytes(&[n as u32, m as u32, dim as u32, g_count as u32]));
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&self.dots);
-                pass.set_bind_group(0, &bg_dots, &[]);
-                pass.dispatch_workgroups(n.div_ceil(64) as u32, m as u32, 1);
-                pass.set_pipeline(&self.aggregate);
-                pass.set_bind_group(0, &bg_agg, &[]);
-                pass.dispatch_workgroups(n.div_ceil(64) as u32, 1, 1);
+        // Zero-initialised by wgpu: the weighted sum starts at 0.
+        let weighted = ctx.storage("weighted", (total * g_count * 4) as u64, wgpu::BufferUsages::COPY_SRC);
+        let score = ctx.storage("score", (total * 4) as u64, wgpu::BufferUsages::COPY_SRC);
+        let params = ctx.uniform("score params", 32);
+        let write_params = |n: usize, m: usize, dim: usize, row0: usize, weight: f64| {
+            let p = [n, m, dim, g_count, row0, total].map(|v| v as u32);
+            let mut words = p.to_vec();
+            words.extend([(weight as f32).to_bits(), 0]);
+            ctx.queue.write_buffer(&params, 0, &u32_bytes(&words));
+        };
+        let mut per_checkpoint = Vec::with_capacity(stages.len());
+        for stage in stages {
+            let (m, dim) = (stage.target.rows, stage.pool.dim());
+            if stage.target.dim != dim {
+                return Err(Error::Invalid(format!(
+                    "pool features have width {dim}, target features {}",
+                    stage.target.dim
+                )));
             }
-            ctx.queue.submit(Some(enc.finish()));
-            let chunk = ctx.read_f32(&per_task, n * g_count)?;
-            for i in 0..n {
-                for (g, col) in out.iter_mut().enumerate() {
-                    col.push(chunk[i * g_count + g] as f64);
+            let targ = ctx.storage("targets", (m * dim * 4) as u64, none);
+            ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows(&stage.target.data, dim)));
+            let rows = BLOCK_ROWS.min(total.max(1));
+            let cand = ctx.storage("candidates", (rows * dim * 4) as u64, none);
+            let dots = ctx.storage("dots", (rows * m * 4) as u64, none);
+            let per_task = ctx.storage("per_task", (rows * g_count * 4) as u64, wgpu::BufferUsages::COPY_SRC);
+            let bg_dots = ctx.bind(&self.dots, &[(0, &params), (1, &cand), (2, &targ), (3, &dots)]);
+            let bg_agg = ctx.bind(
+                &self.aggregate,
+                &[(0, &params), (3, &dots), (4, &members_buf), (5, &offsets_buf), (6, &per_task), (7, &weighted)],
+            );
+            let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(total); g_count];
+            for r0 in (0..total).step_by(rows) {
+                let n = rows.min(total - r0);
+                ctx.queue.write_buffer(&cand, 0, &f32_bytes(&unit_rows(&stage.pool.block(r0, n)?, dim)));
+                write_params(n, m, dim, r0, stage.weight);
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&self.dots);
+                    pass.set_bind_group(0, &bg_dots, &[]);
+                    pass.dispatch_workgroups(n.div_ceil(64) as u32, m as u32, 1);
+                    pass.set_pipeline(&self.aggregate);
+                    pass.set_bind_group(0, &bg_agg, &[]);
+                    pass.dispatch_workgroups(n.div_ceil(64) as u32, 1, 1);
+                }
+                ctx.queue.submit(Some(enc.finish()));
+                let chunk = ctx.read_f32(&per_task, n * g_count)?;
+                for row in chunk.chunks(g_count) {
+                    cols.iter_mut().zip(row).for_each(|(c, &v)| c.push(v as f64));
                 }
             }
+            per_checkpoint.push(groups.iter().map(|(name, _)| name.clone()).zip(cols).collect::<TaskCosines>());
         }
-        Ok(names.into_iter().zip(out).collect())
+        write_params(0, 0, 0, 0, 0.0);
+        let bg_max = ctx.bind(&self.maximum, &[(0, &params), (7, &weighted), (8, &score)]);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.maximum);
+            pass.set_bind_group(0, &bg_max, &[]);
+            pass.dispatch_workgroups((MAX_X / 64) as u32, total.div_ceil(MAX_X).max(1) as u32, 1);
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        let sums = ctx.read_f32(&weighted, total * g_count)?;
+        let per_task = groups
+            .iter()
+            .enumerate()
+            .map(|(g, (name, _))| (name.clone(), sums.iter().skip(g).step_by(g_count).map(|&v| v as f64).collect()))
+            .collect();
+        let score = ctx.read_f32(&score, total)?.into_iter().map(f64::from).collect();
+        Ok(Scored { per_checkpoint, combined: SubtaskScores { score, per_task } })
     }
 }

@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::features::Features;
+use crate::error::{Error, Result};
+use crate::features::{FeatureRows, Features, BLOCK_ROWS};
 
 /// Name of the subtask of target examples without a `task` field.
 pub const DEFAULT_TASK: &str = "target";
@@ -39,33 +40,38 @@ pub(crate) fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
     out
 }
 
-/// Mean cosine similarity of each `pool` row to the `target` rows of each subtask (the target
-/// manifest's `task` of each row). A zero gradient has cosine 0 with everything.
-pub fn subtask_cosines(pool: &Features, target: &Features) -> TaskCosines {
-    assert_eq!(pool.dim, target.dim, "pool and target features have different widths");
-    let dim = pool.dim;
-    let p = unit_rows(&pool.data, pool.rows, dim);
-    let t = unit_rows(&target.data, target.rows, dim);
+/// The target rows of each subtask (a row's `task`, or [`DEFAULT_TASK`]), subtasks in name order.
+pub fn subtask_groups(tasks: &[Option<String>]) -> Vec<(String, Vec<usize>)> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (j, task) in target.manifest.tasks.iter().enumerate() {
+    for (j, task) in tasks.iter().enumerate() {
         groups.entry(task.clone().unwrap_or_else(|| DEFAULT_TASK.into())).or_default().push(j);
     }
-    groups
-        .into_iter()
-        .map(|(name, members)| {
-            let s = (0..pool.rows)
-                .map(|i| {
-                    let pi = &p[i * dim..(i + 1) * dim];
-                    members
-                        .iter()
-                        .map(|&j| pi.iter().zip(&t[j * dim..(j + 1) * dim]).map(|(a, b)| a * b).sum::<f64>())
-                        .sum::<f64>()
-                        / members.len() as f64
-                })
-                .collect();
-            (name, s)
-        })
-        .collect()
+    groups.into_iter().collect()
+}
+
+/// Mean cosine similarity of each `pool` row to the `target` rows of each subtask (the target
+/// manifest's `task` of each row). A zero gradient has cosine 0 with everything. The pool is
+/// read [`BLOCK_ROWS`] rows at a time.
+pub fn subtask_cosines(pool: &dyn FeatureRows, target: &Features) -> Result<TaskCosines> {
+    let dim = pool.dim();
+    if target.dim != dim {
+        return Err(Error::Invalid(format!("pool features have width {dim}, target features {}", target.dim)));
+    }
+    let t = unit_rows(&target.data, target.rows, dim);
+    let groups = subtask_groups(&target.manifest.tasks);
+    let mut out: TaskCosines = groups.iter().map(|(name, _)| (name.clone(), Vec::with_capacity(pool.rows()))).collect();
+    for r0 in (0..pool.rows()).step_by(BLOCK_ROWS) {
+        let n = BLOCK_ROWS.min(pool.rows() - r0);
+        let p = unit_rows(&pool.block(r0, n)?, n, dim);
+        for pi in p.chunks(dim.max(1)).take(n) {
+            let cos: Vec<f64> =
+                (0..target.rows).map(|j| pi.iter().zip(&t[j * dim..(j + 1) * dim]).map(|(a, b)| a * b).sum()).collect();
+            for ((_, members), (_, col)) in groups.iter().zip(out.iter_mut()) {
+                col.push(members.iter().map(|&j| cos[j]).sum::<f64>() / members.len() as f64);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Checkpoint weights: the learning rates renormalised to sum to 1 (equal weights if all are 0).
@@ -93,9 +99,4 @@ pub fn combine(per_checkpoint: &[TaskCosines], weights: &[f64]) -> SubtaskScores
         .collect();
     let score = (0..n).map(|i| per_task.iter().map(|(_, s)| s[i]).fold(f64::NEG_INFINITY, f64::max)).collect();
     SubtaskScores { score, per_task }
-}
-
-/// LESS with one checkpoint of weight 1.
-pub fn less_scores(pool: &Features, target: &Features) -> SubtaskScores {
-    combine(&[subtask_cosines(pool, target)], &[1.0])
 }

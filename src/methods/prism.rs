@@ -7,7 +7,7 @@
 
 use super::solve;
 use crate::error::{Error, Result};
-use crate::features::Features;
+use crate::features::{dot_rows, FeatureRows, Features};
 
 /// How target pairs are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -63,20 +63,22 @@ pub fn direction(pos: &Features, neg: Option<&Features>, weights: PairWeights) -
     (d, pi)
 }
 
-/// s(z) = g_zᵀ H⁻¹ d for every candidate row.
-pub fn scores(candidates: &Features, d: &[f64], hessian: Hessian) -> Result<Vec<f64>> {
-    let (n, k) = (candidates.rows, candidates.dim);
+/// s(z) = g_zᵀ H⁻¹ d for every candidate row. With H = identity the candidates are read a
+/// block at a time; the covariance needs every row at once.
+pub fn scores(candidates: &dyn FeatureRows, d: &[f64], hessian: Hessian) -> Result<Vec<f64>> {
+    let (n, k) = (candidates.rows(), candidates.dim());
     let x = match hessian {
         Hessian::Identity => d.to_vec(),
         Hessian::Covariance { damping } => {
-            let lambda = solve::damping_lambda(&candidates.data, n, k, damping);
-            if !(lambda > 0.0) {
+            let all = candidates.block(0, n)?;
+            let lambda = solve::damping_lambda(&all, n, k, damping);
+            if lambda.is_nan() || lambda <= 0.0 {
                 return Err(Error::Invalid(format!(
                     "--hessian cov needs a positive damping and nonzero candidate features (λ = {lambda})"
                 )));
             }
-            solve::damped_covariance_solve(&candidates.data, n, k, lambda, d)
+            solve::damped_covariance_solve(&all, n, k, lambda, d)
         }
     };
-    Ok((0..n).map(|i| candidates.row(i).iter().zip(&x).map(|(&g, x)| g as f64 * x).sum()).collect())
+    dot_rows(candidates, &x)
 }

@@ -8,6 +8,9 @@
 //!   needs no validation set;
 //! - fusion: the intersection of the LossDiff band and the IRM band.
 
+use crate::error::{Error, Result};
+use crate::features::{dot_rows, FeatureRows, Features};
+
 /// A percentile with linear interpolation between order statistics (NumPy's default).
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
@@ -38,10 +41,15 @@ pub fn overlap(a: &[usize], b: &[usize]) -> (f64, f64) {
     (if union > 0.0 { inter / union } else { 1.0 }, if a.is_empty() { 0.0 } else { inter / a.len() as f64 })
 }
 
-/// IF of each pool row against the mean validation row.
-pub fn influence(pool: &[f32], n: usize, val: &[f32], m: usize, dim: usize) -> Vec<f64> {
-    let mean: Vec<f64> = (0..dim).map(|j| (0..m).map(|r| val[r * dim + j] as f64).sum::<f64>() / m as f64).collect();
-    (0..n).map(|i| pool[i * dim..(i + 1) * dim].iter().zip(&mean).map(|(&g, v)| g as f64 * v).sum()).collect()
+/// IF of each pool row against the mean validation row (the pool read a block at a time).
+pub fn influence(pool: &dyn FeatureRows, val: &Features) -> Result<Vec<f64>> {
+    let (m, dim) = (val.rows, val.dim);
+    if pool.dim() != dim {
+        return Err(Error::Invalid(format!("pool features have width {}, validation features {dim}", pool.dim())));
+    }
+    let mean: Vec<f64> =
+        (0..dim).map(|j| (0..m).map(|r| val.data[r * dim + j] as f64).sum::<f64>() / m as f64).collect();
+    dot_rows(pool, &mean)
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 //!    (α/C)·total cost ≥ (1 − α)·M;
 //! 4. p[I[j][k]] += 1/(M·s·ρ[j][k]) for k ≤ last[j], the remainder of 1/M to I[j][last[j]+1];
 //! 5. sampling with replacement (multinomial, seeded), or the top by p without replacement.
+//!
 //! Neighbours are exact (ties broken by index), on the GPU when given one (see
-//! [`super::gpu_knn`], which returns the same neighbours); the reference uses faiss IVF-Flat.
+//! [`super::gpu_knn`], whose distances and top-K run on the GPU and which returns the same
+//! neighbours); the reference uses faiss IVF-Flat, an approximate index.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

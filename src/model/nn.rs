@@ -67,10 +67,10 @@ impl<'a> LinearBuilder<'a> {
 
     fn finish(&mut self, name: &str, w: HostTensor, transposed: bool, d_in: usize, d_out: usize) -> Result<Linear> {
         let w = self.param(&format!("{name}.weight"), &w, transposed);
-        let b = match self.weights.take_opt(&format!("{name}.bias"), &[d_out])? {
-            Some(b) => Some(self.param(&format!("{name}.bias"), &b, false)),
-            None => None,
-        };
+        let b = self
+            .weights
+            .take_opt(&format!("{name}.bias"), &[d_out])?
+            .map(|b| self.param(&format!("{name}.bias"), &b, false));
         let id = self.infos.len();
         self.infos.push(LinearInfo { name: name.to_string(), d_in, d_out });
         Ok(Linear { id, w, b, d_out })

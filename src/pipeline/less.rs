@@ -69,9 +69,7 @@ pub(super) fn less_like(
     let target_loss = if spec.method == Method::Rose { LossKind::Dpo { beta: spec.beta } } else { LossKind::Sft };
     let stages = stages(loaded, spec)?;
     let weights = less::checkpoint_weights(&stages.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
-    let mut per_checkpoint = Vec::with_capacity(stages.len());
-    // On a GPU the WGSL kernel scores; on the CPU backend, plain Rust.
-    let scorer = compute.gpu.clone().map(gpu_score::GpuScorer::new);
+    let mut features = Vec::with_capacity(stages.len());
     for st in &stages {
         let dir = spec.out.join("features").join(&st.label);
         let pf = featurize_with(
@@ -96,12 +94,28 @@ pub(super) fn less_like(
             compute,
             &dir.join("target"),
         )?;
-        per_checkpoint.push(match (&scorer, pf.dim <= gpu_score::MAX_DIM) {
-            (Some(s), true) => s.subtask_cosines(&pf, &tf)?,
-            _ => less::subtask_cosines(&pf, &tf),
-        });
+        // The pool stays on disk and is scored a block at a time; the few targets are loaded.
+        features.push((pf, tf.load()?));
     }
-    let scores = less::combine(&per_checkpoint, &weights);
+    let gpu_stages: Vec<gpu_score::Stage<'_>> = features
+        .iter()
+        .zip(&weights)
+        .map(|((pf, tf), &weight)| gpu_score::Stage { pool: pf, target: tf, weight })
+        .collect();
+    // On a GPU the WGSL kernel scores; on the CPU backend (or past the kernel's limits), plain Rust.
+    let scorer = compute.gpu.clone().map(gpu_score::GpuScorer::new);
+    let (per_checkpoint, scores, scorer_name) = match scorer.filter(|s| s.unfit(&gpu_stages).is_none()) {
+        Some(s) => {
+            let out = s.score(&gpu_stages)?;
+            (out.per_checkpoint, out.combined, "wgsl (f32)")
+        }
+        None => {
+            let per: Vec<less::TaskCosines> =
+                features.iter().map(|(pf, tf)| less::subtask_cosines(pf, tf)).collect::<Result<_>>()?;
+            let combined = less::combine(&per, &weights);
+            (per, combined, "cpu (f64)")
+        }
+    };
     let mut columns: Vec<(String, Vec<f64>)> =
         scores.per_task.iter().map(|(name, s)| (format!("task:{name}"), s.clone())).collect();
     if stages.len() > 1 {
@@ -117,6 +131,7 @@ pub(super) fn less_like(
             "pool_store": format!("features/{}/pool", st.label), "target_store": format!("features/{}/target", st.label),
         })).collect::<Vec<_>>(),
         "loss": { "pool": "sft", "target": target_loss.name(), "beta": spec.beta },
+        "scorer": scorer_name,
         "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
         "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",
     });

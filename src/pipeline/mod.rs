@@ -15,7 +15,7 @@ use crate::data::{load_jsonl, Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
-use crate::features::{self, embeddings, Features, FeaturizeJob, LossKind, Pooling, Transform};
+use crate::features::{self, embeddings, FeatureFile, FeaturizeJob, LossKind, Pooling, Transform};
 use crate::methods::prism::{Hessian, PairWeights};
 use crate::methods::tsds::TsdsParams;
 use crate::model::{Arch, CausalLm, LoraAdapter};
@@ -86,7 +86,7 @@ fn featurize_with(
     opts: &FeatureOptions,
     compute: &Compute,
     out: &Path,
-) -> Result<Features> {
+) -> Result<FeatureFile> {
     let job = FeaturizeJob {
         model: &loaded.model,
         adapter,
@@ -108,7 +108,7 @@ pub fn featurize(
     opts: &FeatureOptions,
     compute: &Compute,
     out: &Path,
-) -> Result<Features> {
+) -> Result<FeatureFile> {
     let dataset = load_jsonl(data)?;
     let pairs = matches!(loss, LossKind::Dpo { .. });
     if dataset.is_preference() != pairs {

@@ -63,6 +63,8 @@ pub(super) fn prism_scores(
             &dir.join("target-rejected"),
         )?)
     };
+    // The targets are few and loaded; the candidates stay on disk unless the covariance needs them.
+    let (pos, neg) = (pos.load()?, neg.map(|n| n.load()).transpose()?);
     let (d, pi) = prism::direction(&pos, neg.as_ref(), p.weights);
     let scores = prism::scores(&cand, &d, p.hessian)?;
     let kept = if p.repair { pool.len() - k } else { k };

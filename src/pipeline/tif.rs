@@ -65,7 +65,7 @@ pub(super) fn tif_family(
             compute,
             &dir.join("validation"),
         )?;
-        let v = tif::influence(&pf.data, pf.rows, &vf.data, vf.rows, pf.dim);
+        let v = tif::influence(&pf, &vf.load()?)?;
         columns.push(("if".into(), v.clone()));
         Some(v)
     } else {

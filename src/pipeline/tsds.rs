@@ -61,10 +61,11 @@ pub(super) fn tsds_select(
                 compute,
                 &dir.join("target"),
             )?;
+            // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;
             (
-                pf.data,
-                tf.data,
+                pf.load()?.data,
+                tf.load()?.data,
                 dim,
                 json!({ "features": "sft gradients", "stores": ["features/tsds/pool", "features/tsds/target"] }),
             )

@@ -72,33 +72,5 @@ pub fn fresh_seed(name: &str) -> u64 {
 
 /// A complete in-memory feature matrix with the given target tasks (for scoring tests).
 pub fn features(data: Vec<f32>, rows: usize, dim: usize, tasks: Vec<Option<String>>) -> gradsift::features::Features {
-    use gradsift::features::{Dtype, FileHash, LossKind, Manifest, StoreKey};
-    let key = StoreKey {
-        model: vec![],
-        adapter: serde_json::Value::Null,
-        loss: LossKind::Sft,
-        transform: String::new(),
-        seed: 0,
-        proj_dim: dim,
-        dtype: Dtype::F32,
-        max_len: 0,
-        source: FileHash { path: String::new(), sha256: String::new() },
-        view: String::new(),
-        chunk_size: 1,
-    };
-    let manifest = Manifest {
-        format: String::new(),
-        key,
-        complete: true,
-        num_examples: rows,
-        feature_dim: dim,
-        grad_dim: dim,
-        chunks_done: 1,
-        truncated: 0,
-        rows: (1..=rows).collect(),
-        tasks,
-        layout: vec![],
-        device: String::new(),
-    };
-    gradsift::features::Features { rows, dim, data, losses: vec![0.0; rows], manifest }
+    gradsift::features::Features::from_matrix(data, rows, dim, tasks)
 }

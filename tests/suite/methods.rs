@@ -35,7 +35,7 @@ fn less_scores_match_a_hand_computation() {
         Transform::adam(&opt, "x".into()).apply(&mut transformed, dim);
         let pf = common::features(transformed, n_pool, dim, vec![None; n_pool]);
         let tf = common::features(g_target.clone(), n_target, dim, tasks.clone());
-        per_ckpt.push(less::subtask_cosines(&pf, &tf));
+        per_ckpt.push(less::subtask_cosines(&pf, &tf).unwrap());
         // By hand, f64: Γ = m'/sqrt(v' + eps), no bias correction.
         let gamma: Vec<Vec<f64>> = (0..n_pool)
             .map(|i| {

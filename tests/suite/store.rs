@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gradsift::device::Compute;
-use gradsift::features::{npy, Dtype, LossKind, Store};
+use gradsift::features::{npy, Dtype, FeatureRows, LossKind, Store};
 use gradsift::pipeline::{self, FeatureOptions, ModelSpec};
 
 fn fixtures() -> PathBuf {
@@ -41,13 +41,18 @@ fn resumes_from_the_last_complete_chunk() {
     let base = std::env::temp_dir().join(format!("gradsift-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
-    let full =
+    let file =
         pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full")).unwrap();
+    let full = file.load().unwrap();
     assert_eq!((full.rows, full.dim), (6, 64));
     assert_eq!(full.manifest.rows, vec![1, 2, 3, 4, 5, 6]);
     let (on_disk, r, d) = npy::read(&base.join("full/features.npy")).unwrap();
     assert_eq!((r, d), (6, 64));
     assert_eq!(on_disk, full.data);
+    // The scorers' streamed blocks are the matrix's rows.
+    assert_eq!(file.block(1, 3).unwrap().as_ref(), &full.data[64..4 * 64]);
+    assert_eq!(file.block(5, 1).unwrap().as_ref(), &full.data[5 * 64..]);
+    assert!(file.read_rows(5, 2).is_err(), "a read past the last row must fail");
 
     // An interrupted run: chunk 0 finished (with marker values we can recognise), the rest not.
     let partial = Store::new(&base.join("partial"));
@@ -61,6 +66,8 @@ fn resumes_from_the_last_complete_chunk() {
 
     let resumed =
         pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial"))
+            .unwrap()
+            .load()
             .unwrap();
     assert_eq!(&resumed.data[..128], &marker[..], "chunk 0 was recomputed instead of reused");
     assert_eq!(&resumed.data[128..], &full.data[128..], "resumed rows differ from a full run");
@@ -71,8 +78,10 @@ fn resumes_from_the_last_complete_chunk() {
         .unwrap_err();
     assert!(err.to_string().contains("dtype"), "{err}");
     // ...unless asked to overwrite; f16 storage halves the file and stays close.
-    let f16 =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full")).unwrap();
+    let f16 = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full"))
+        .unwrap()
+        .load()
+        .unwrap();
     let max_diff = f16.data.iter().zip(&full.data).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0f32, f32::max);
     assert!(max_diff < 2e-3, "f16 features differ by {max_diff}");
     let _ = std::fs::remove_dir_all(&base);

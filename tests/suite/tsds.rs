@@ -167,7 +167,7 @@ fn gpu_top_k_equals_brute_force() {
             x[r * dim..(r + 1) * dim].copy_from_slice(&row0);
         }
         let mut q = common::random_vec(m * dim, seed + 3);
-        q[..dim].copy_from_slice(&x[..dim].to_vec());
+        q[..dim].copy_from_slice(&x[..dim]);
         // Every other candidate: a subset, as the KDE step passes.
         for subset in [(0..n).collect::<Vec<_>>(), (0..n).filter(|i| i % 2 == 1 || *i == 0).collect()] {
             let got = knn.nearest(&x, &subset, &q, m, dim, k).unwrap();
