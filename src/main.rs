@@ -11,8 +11,9 @@ use gradsift::device::{self, Compute, DeviceChoice};
 use gradsift::eval::{Arm, EvalOptions, Subset, TestSets};
 use gradsift::features::Pooling;
 use gradsift::features::{Dtype, LossKind};
+use gradsift::methods::ivf::IvfParams;
 use gradsift::methods::prism::{Hessian, PairWeights};
-use gradsift::methods::tsds::TsdsParams;
+use gradsift::methods::tsds::{KnnIndex, TsdsParams};
 use gradsift::model::CausalLm;
 use gradsift::pipeline::{
     self, FeatureOptions, GradType, Method, ModelSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions,
@@ -333,6 +334,15 @@ struct SelectArgs {
     /// TSDS: keep the most probable candidates instead of sampling with replacement.
     #[arg(long)]
     no_replacement: bool,
+    /// TSDS: neighbour search; ivf = the reference's IVF-Flat index, APPROXIMATE, for large pools.
+    #[arg(long, value_enum, default_value_t = IndexArg::Exact)]
+    tsds_index: IndexArg,
+    /// TSDS --tsds-index ivf: cells [default: max(1, √N / 2)].
+    #[arg(long)]
+    nlist: Option<usize>,
+    /// TSDS --tsds-index ivf: cells scanned per query.
+    #[arg(long, default_value_t = 10)]
+    nprobe: usize,
     /// Loss baseline: prefer the lowest loss instead of the highest.
     #[arg(long)]
     low_loss: bool,
@@ -355,6 +365,13 @@ struct SelectArgs {
     features: FeatureArgs,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// TSDS's neighbour search.
+#[derive(Clone, Copy, ValueEnum)]
+enum IndexArg {
+    Exact,
+    Ivf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -539,7 +556,19 @@ fn select(a: SelectArgs) -> Result<()> {
             repair: a.repair,
         },
         tsds: TsdsOptions {
-            params: TsdsParams { k: a.tsds_k, kde_k: a.kde_k, sigma: a.sigma, alpha: a.alpha, c: a.tsds_c },
+            params: TsdsParams {
+                k: a.tsds_k,
+                kde_k: a.kde_k,
+                sigma: a.sigma,
+                alpha: a.alpha,
+                c: a.tsds_c,
+                index: match a.tsds_index {
+                    IndexArg::Exact => KnnIndex::Exact,
+                    IndexArg::Ivf => {
+                        KnnIndex::Ivf(IvfParams { nlist: a.nlist, nprobe: a.nprobe, seed: a.features.seed })
+                    }
+                },
+            },
             embed: a.embed,
             npy: a.pool_npy.clone().zip(a.target_npy.clone()),
             no_replacement: a.no_replacement,

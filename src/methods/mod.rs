@@ -3,6 +3,7 @@
 pub mod baselines;
 pub mod gpu_knn;
 pub mod gpu_score;
+pub mod ivf;
 pub mod less;
 pub mod prism;
 pub mod solve;

@@ -9,16 +9,28 @@
 //! 4. p[I[j][k]] += 1/(M·s·ρ[j][k]) for k ≤ last[j], the remainder of 1/M to I[j][last[j]+1];
 //! 5. sampling with replacement (multinomial, seeded), or the top by p without replacement.
 //!
-//! Neighbours are exact (ties broken by index), on the GPU when given one (see
+//! Neighbours are exact by default (ties broken by index), on the GPU when given one (see
 //! [`super::gpu_knn`], whose distances and top-K run on the GPU and which returns the same
-//! neighbours); the reference uses faiss IVF-Flat, an approximate index.
+//! neighbours). [`KnnIndex::Ivf`] uses an approximate IVF-Flat index instead, as the
+//! reference's faiss does, for pools too large for exact search.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use super::gpu_knn::GpuKnn;
+use super::ivf::{IvfIndex, IvfParams};
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
+
+/// How neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnnIndex {
+    /// Every candidate is compared (the default).
+    Exact,
+    /// An IVF-Flat index, as the reference's faiss: APPROXIMATE, for large pools.
+    Ivf(IvfParams),
+}
 
 /// TSDS parameters; `None` picks the reference defaults min(5000, N/10) and min(1000, N/10).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -28,11 +40,12 @@ pub struct TsdsParams {
     pub sigma: f64,
     pub alpha: f64,
     pub c: f64,
+    pub index: KnnIndex,
 }
 
 impl Default for TsdsParams {
     fn default() -> Self {
-        TsdsParams { k: None, kde_k: None, sigma: 0.75, alpha: 0.5, c: 5.0 }
+        TsdsParams { k: None, kde_k: None, sigma: 0.75, alpha: 0.5, c: 5.0, index: KnnIndex::Exact }
     }
 }
 
@@ -43,7 +56,13 @@ pub(crate) fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
 
 /// The `k` nearest rows of `points` (among `candidates`) to `q`: (squared distance, index),
 /// ascending, ties by index.
-fn nearest(q: &[f32], points: &[f32], dim: usize, candidates: &[usize], k: usize) -> Vec<(f64, usize)> {
+pub(crate) fn exact_neighbours(
+    q: &[f32],
+    points: &[f32],
+    dim: usize,
+    candidates: &[usize],
+    k: usize,
+) -> Vec<(f64, usize)> {
     let mut all: Vec<(f64, usize)> =
         candidates.iter().map(|&i| (sq_dist(q, &points[i * dim..(i + 1) * dim]), i)).collect();
     let cmp = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
@@ -76,7 +95,8 @@ pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &T
     probabilities_with(x, n, q, m, dim, p, None)
 }
 
-/// Each query's `k` nearest rows of `x` among `subset`, on the GPU if given one.
+/// Each query's `k` nearest rows of `x` among `subset` (by `index`), on the GPU if given one.
+#[allow(clippy::too_many_arguments)]
 fn neighbours(
     x: &[f32],
     subset: &[usize],
@@ -84,11 +104,13 @@ fn neighbours(
     m: usize,
     dim: usize,
     k: usize,
+    index: KnnIndex,
     knn: Option<&GpuKnn>,
 ) -> Result<Vec<Vec<(f64, usize)>>> {
-    match knn {
-        Some(g) if dim <= super::gpu_knn::MAX_DIM => g.nearest(x, subset, q, m, dim, k),
-        _ => Ok((0..m).map(|j| nearest(&q[j * dim..(j + 1) * dim], x, dim, subset, k)).collect()),
+    match (index, knn) {
+        (KnnIndex::Ivf(p), _) => IvfIndex::build(x, subset, dim, &p, knn)?.search(x, q, m, k, p.nprobe, knn),
+        (KnnIndex::Exact, Some(g)) if dim <= super::gpu_knn::MAX_DIM => g.nearest(x, subset, q, m, dim, k),
+        _ => Ok((0..m).map(|j| exact_neighbours(&q[j * dim..(j + 1) * dim], x, dim, subset, k)).collect()),
     }
 }
 
@@ -110,7 +132,7 @@ pub fn probabilities_with(
     let all: Vec<usize> = (0..n).collect();
     // 1. Neighbours of each query.
     let (mut dists, mut idx) = (Vec::with_capacity(m), Vec::with_capacity(m));
-    for nn in neighbours(x, &all, q, m, dim, big_k, knn)? {
+    for nn in neighbours(x, &all, q, m, dim, big_k, p.index, knn)? {
         dists.push(nn.iter().map(|(d, _)| d.sqrt()).collect::<Vec<f64>>());
         idx.push(nn.iter().map(|(_, i)| *i).collect::<Vec<usize>>());
     }
@@ -122,7 +144,7 @@ pub fn probabilities_with(
         union.iter().map(|&u| (u, 1.0)).collect()
     } else {
         let rows: Vec<f32> = union.iter().flat_map(|&u| x[u * dim..(u + 1) * dim].iter().copied()).collect();
-        let nn = neighbours(x, &union, &rows, union.len(), dim, kde_k, knn)?;
+        let nn = neighbours(x, &union, &rows, union.len(), dim, kde_k, p.index, knn)?;
         union
             .iter()
             .zip(nn)

@@ -95,7 +95,7 @@ fn probabilities_match_the_reference_steps() {
     for (k, kde_k, sigma, alpha, c) in
         [(12, 12, 0.75, 0.5, 5.0), (30, 7, 1.5, 0.3, 2.0), (5, 5, 0.0, 0.5, 5.0), (120, 120, 0.75, 0.9, 5.0)]
     {
-        let params = TsdsParams { k: Some(k), kde_k: Some(kde_k), sigma, alpha, c };
+        let params = TsdsParams { k: Some(k), kde_k: Some(kde_k), sigma, alpha, c, ..Default::default() };
         let ours = probabilities(&x, n, &q, m, dim, &params).unwrap();
         let want = naive(&x, n, &q, m, dim, k, kde_k, sigma, alpha, c);
         let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
@@ -178,4 +178,58 @@ fn gpu_top_k_equals_brute_force() {
         }
         eprintln!("n={n} m={m} dim={dim} k={k}: equal on {}", c.label);
     }
+}
+
+/// `n` points around `clusters` random centres (spread 0.3 per coordinate, centres ±3).
+fn clustered(n: usize, clusters: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let centres = common::random_vec(clusters * dim, seed);
+    let noise = common::random_vec(n * dim, seed + 1);
+    (0..n * dim).map(|i| 3.0 * centres[(i / dim % clusters) * dim + i % dim] + 0.3 * noise[i]).collect()
+}
+
+#[test]
+fn ivf_scanning_every_cell_is_exact_and_default_probes_recall_most() {
+    use gradsift::methods::ivf::{IvfIndex, IvfParams};
+    let seed = common::fresh_seed("ivf_scanning_every_cell_is_exact_and_default_probes_recall_most");
+    let (n, m, dim, k) = (5000usize, 12usize, 16usize, 20usize);
+    let x = clustered(n, 30, dim, seed);
+    let q = clustered(m, 7, dim, seed + 5);
+    let all: Vec<usize> = (0..n).collect();
+    let exact: Vec<_> = (0..m).map(|j| brute_nearest(&x, &all, &q[j * dim..(j + 1) * dim], dim, k)).collect();
+    let gpu = common::gpu().map(|c| GpuKnn::new(c.gpu.unwrap()));
+    let p = IvfParams { seed: seed % 1000, ..Default::default() };
+    let cpu_index = IvfIndex::build(&x, &all, dim, &p, None).unwrap();
+    assert_eq!(cpu_index.nlist(), 35, "√5000 / 2 cells");
+    // Every cell probed: exact.
+    assert_eq!(cpu_index.search(&x, &q, m, k, 35, None).unwrap(), exact);
+    // The reference's 10 probes: approximate, most neighbours found.
+    let approx = cpu_index.search(&x, &q, m, k, 10, None).unwrap();
+    let found: usize =
+        approx.iter().zip(&exact).map(|(a, e)| a.iter().filter(|(_, i)| e.iter().any(|(_, j)| j == i)).count()).sum();
+    let recall = found as f64 / (m * k) as f64;
+    eprintln!("IVF nlist 35, nprobe 10: recall@{k} = {recall:.3}");
+    assert!(recall >= 0.9, "recall {recall}");
+    assert!(approx.iter().all(|a| a.len() == k), "every query gets k neighbours");
+    // The same index and answers when the assignments run on the GPU.
+    if let Some(g) = gpu.as_ref() {
+        let gpu_index = IvfIndex::build(&x, &all, dim, &p, Some(g)).unwrap();
+        assert_eq!(gpu_index.search(&x, &q, m, k, 10, Some(g)).unwrap(), approx, "GPU-built index differs");
+    }
+}
+
+#[test]
+fn tsds_with_an_ivf_index_probing_every_cell_equals_exact() {
+    use gradsift::methods::ivf::IvfParams;
+    use gradsift::methods::tsds::KnnIndex;
+    let seed = common::fresh_seed("tsds_with_an_ivf_index_probing_every_cell_equals_exact");
+    let (n, m, dim) = (600usize, 5usize, 6usize);
+    let x = clustered(n, 9, dim, seed);
+    let q = clustered(m, 3, dim, seed + 2);
+    let exact = TsdsParams { k: Some(40), kde_k: Some(12), ..Default::default() };
+    let ivf = |nprobe| TsdsParams { index: KnnIndex::Ivf(IvfParams { nlist: Some(8), nprobe, seed: 1 }), ..exact };
+    let want = probabilities(&x, n, &q, m, dim, &exact).unwrap();
+    assert_eq!(probabilities(&x, n, &q, m, dim, &ivf(8)).unwrap(), want);
+    let approx = probabilities(&x, n, &q, m, dim, &ivf(2)).unwrap();
+    let total: f64 = approx.iter().sum();
+    assert!((total - 1.0).abs() < 1e-9, "probabilities sum to {total}");
 }
