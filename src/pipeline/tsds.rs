@@ -84,7 +84,11 @@ pub(super) fn tsds_select(
         "params": t.params, "source": source,
         "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
         "probabilities": "probabilities.npy (and the score column)",
-        "neighbours": if knn.is_some() { "exact, distances on the GPU, re-ranked in f64 (ties by index)" } else { "exact (ties by index)" },
+        "neighbours": match (t.params.index, knn.is_some()) {
+            (tsds::KnnIndex::Exact, true) => "exact: distances and top-K on the GPU, re-ranked in f64 (ties by index)",
+            (tsds::KnnIndex::Exact, false) => "exact (ties by index)",
+            (tsds::KnnIndex::Ivf(_), _) => "APPROXIMATE: IVF-Flat index (see params.index), exact scan of the probed cells",
+        },
     });
     Ok((probs, vec![], chosen, details))
 }
