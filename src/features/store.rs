@@ -211,8 +211,12 @@ impl Store {
         let mut losses = Vec::with_capacity(m.num_examples);
         for c in 0..m.num_examples.div_ceil(size) {
             let (d, l) = self.read_chunk(c, dim)?;
-            if l.len() != size.min(m.num_examples - c * size) {
-                return Err(Error::format(self.chunk_path(c), format!("chunk has {} rows, expected {size}", l.len())));
+            let expected = size.min(m.num_examples - c * size);
+            if l.len() != expected {
+                return Err(Error::format(
+                    self.chunk_path(c),
+                    format!("chunk has {} rows, expected {expected}", l.len()),
+                ));
             }
             features.append(&d)?;
             losses.extend(l);
