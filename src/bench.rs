@@ -162,9 +162,8 @@ pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -
         }
         None => less::combine(&[less::subtask_cosines(matrix, targets)?], &[1.0]),
     };
-    let kept = select::top_k(&scores.score, (matrix.rows / 20).max(1));
+    std::hint::black_box(select::top_k(&scores.score, (matrix.rows / 20).max(1)));
     let seconds = start.elapsed().as_secs_f64();
-    debug_assert!(!kept.is_empty());
     let matrix_bytes = std::fs::metadata(matrix.path()).map(|m| m.len()).unwrap_or(0);
     Ok(ScoringRun {
         device: compute.label.clone(),

@@ -165,8 +165,8 @@ impl GpuKnn {
         let cand_ids = ctx.storage("knn candidate ids", (plan.piece * 4) as u64, none);
         let params = |mode: u32, span: u32| -> wgpu::Buffer {
             let b = ctx.uniform("knn params", 32);
-            let p = [rows, dim, plan.best, plan.tile, 0, 0].map(|v| v as u32);
-            ctx.queue.write_buffer(&b, 0, &u32_bytes(&[p[0], p[1], p[2], p[3], p[4], p[5], mode, span]));
+            let p = [rows, dim, plan.best, plan.tile, 0, 0, mode as usize, span as usize].map(|v| v as u32);
+            ctx.queue.write_buffer(&b, 0, &u32_bytes(&p));
             b
         };
         let sorted = |p: &wgpu::Buffer| ctx.bind(&self.sort_step, &[(0, p), (4, &keys), (5, &ids)]);
