@@ -74,3 +74,17 @@ pub fn fresh_seed(name: &str) -> u64 {
 pub fn features(data: Vec<f32>, rows: usize, dim: usize, tasks: Vec<Option<String>>) -> gradsift::features::Features {
     gradsift::features::Features::from_matrix(data, rows, dim, tasks)
 }
+
+/// A fixture model (tests/fixtures/hf-tiny/NAME) with its PEFT adapter, loaded on `c`.
+pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny").join(name);
+    let spec = gradsift::pipeline::ModelSpec {
+        adapter_dir: Some(model.join("adapter")),
+        model_dir: model,
+        lora_r: 8,
+        lora_alpha: 16.0,
+        lora_targets: vec![],
+        seed: 0,
+    };
+    gradsift::pipeline::load(&spec, c).unwrap()
+}

@@ -9,7 +9,7 @@ use gradsift::device::Compute;
 use gradsift::features::{Dtype, LossKind, SeqBatch, Transform};
 use gradsift::methods::less;
 use gradsift::model::{read_safetensors, CausalLm, LoraAdapter};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, SelectSpec};
 use gradsift::select::{ranking, Budget};
 use gradsift::train::{AdamW, AdamWConfig, WarmupOptions};
 
@@ -115,15 +115,7 @@ fn warmup_opts(loss: LossKind) -> WarmupOptions {
 #[test]
 fn warmup_checkpoints_load_back() {
     let c = Compute::cpu();
-    let spec = ModelSpec {
-        model_dir: llama(),
-        adapter_dir: Some(llama().join("adapter")),
-        lora_r: 8,
-        lora_alpha: 16.0,
-        lora_targets: vec![],
-        seed: 0,
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
+    let loaded = common::load_with_adapter("tiny-llama", &c);
     let out = common::tmp("methods", "warmup");
     let data = llama().parent().unwrap().join("instruction.jsonl");
     let ckpts = pipeline::warmup(&loaded, &data, &warmup_opts(LossKind::Sft), &c, &out).unwrap();
@@ -178,15 +170,7 @@ fn warmup_checkpoints_load_back() {
 #[test]
 fn rose_and_less_run_on_checkpoints() {
     let c = Compute::cpu();
-    let spec = ModelSpec {
-        model_dir: llama(),
-        adapter_dir: Some(llama().join("adapter")),
-        lora_r: 8,
-        lora_alpha: 16.0,
-        lora_targets: vec![],
-        seed: 0,
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
+    let loaded = common::load_with_adapter("tiny-llama", &c);
     let fixtures = llama().parent().unwrap().to_path_buf();
     let out = common::tmp("methods", "rose");
     let ckpts = pipeline::warmup(

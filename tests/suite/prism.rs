@@ -8,7 +8,7 @@ use crate::common;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::methods::prism::{Hessian, PairWeights};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Loaded, Method, ModelSpec, PrismOptions, SelectSpec};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Loaded, Method, PrismOptions, SelectSpec};
 use gradsift::select::Budget;
 
 fn fixtures() -> PathBuf {
@@ -16,16 +16,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn load(c: &Compute) -> Loaded {
-    let m = fixtures().join("tiny-llama");
-    let spec = ModelSpec {
-        model_dir: m.clone(),
-        adapter_dir: Some(m.join("adapter")),
-        lora_r: 8,
-        lora_alpha: 16.0,
-        lora_targets: vec![],
-        seed: 0,
-    };
-    pipeline::load(&spec, c).unwrap()
+    common::load_with_adapter("tiny-llama", c)
 }
 
 fn opts(proj_dim: usize) -> FeatureOptions {

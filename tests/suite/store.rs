@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common;
+
 use gradsift::device::Compute;
 use gradsift::features::{npy, Dtype, FeatureRows, LossKind, Store};
-use gradsift::pipeline::{self, FeatureOptions, ModelSpec};
+use gradsift::pipeline::{self, FeatureOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -27,16 +29,7 @@ fn opts(dtype: Dtype, overwrite: bool) -> FeatureOptions {
 #[test]
 fn resumes_from_the_last_complete_chunk() {
     let c = Compute::cpu();
-    let model = fixtures().join("tiny-llama");
-    let spec = ModelSpec {
-        model_dir: model.clone(),
-        adapter_dir: Some(model.join("adapter")),
-        lora_r: 8,
-        lora_alpha: 16.0,
-        lora_targets: vec![],
-        seed: 0,
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
+    let loaded = common::load_with_adapter("tiny-llama", &c);
     let data = fixtures().join("instruction.jsonl");
     let base = std::env::temp_dir().join(format!("gradsift-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -90,16 +83,7 @@ fn resumes_from_the_last_complete_chunk() {
 #[test]
 fn exact_gradients_store_their_layout() {
     let c = Compute::cpu();
-    let model = fixtures().join("tiny-gpt2");
-    let spec = ModelSpec {
-        model_dir: model.clone(),
-        adapter_dir: Some(model.join("adapter")),
-        lora_r: 8,
-        lora_alpha: 16.0,
-        lora_targets: vec![],
-        seed: 0,
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
+    let loaded = common::load_with_adapter("tiny-gpt2", &c);
     let dir = std::env::temp_dir().join(format!("gradsift-layout-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut o = opts(Dtype::F32, false);
