@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use gradsift::model::HostTensor;
 use gradsift::util::SplitMix64 as Rng;
 
 fn write_init(dir: &Path) {
@@ -27,11 +28,10 @@ fn write_init(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let mut rng = Rng(20261123);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<(String, HostTensor)> = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, init: &mut dyn FnMut() -> f32| {
         let n: usize = shape.iter().product();
-        let bytes = (0..n).flat_map(|_| init().to_le_bytes()).collect();
-        tensors.push((name, shape, bytes));
+        tensors.push((name, HostTensor { data: (0..n).map(|_| init()).collect(), shape }));
     };
     let mut normal = || (rng.normal() * 0.02) as f32;
     add("model.embed_tokens.weight".into(), vec![v, h], &mut normal);
@@ -49,15 +49,7 @@ fn write_init(dir: &Path) {
         add(format!("{p}.post_attention_layernorm.weight"), vec![h], &mut || 1.0);
     }
     add("model.norm.weight".into(), vec![h], &mut || 1.0);
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
-        })
-        .collect();
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+    gradsift::train::write_model(dir, &tensors).unwrap();
 }
 
 /// The demo suite: the CLI's defaults, with a pool small enough for a classroom run.

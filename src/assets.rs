@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::data::RecordKind;
 use crate::error::{Error, Result};
 use crate::util::write_atomic;
 
@@ -35,6 +36,25 @@ pub struct DefaultAssets {
     pub test_pairs: PathBuf,
     /// The directory holding all demo files and `suite.json` (the ground truth).
     pub demo_dir: PathBuf,
+}
+
+impl DefaultAssets {
+    /// The demo pool of `kind`.
+    pub fn pool_of(&self, kind: RecordKind) -> &PathBuf {
+        match kind {
+            RecordKind::Instructions => &self.pool,
+            RecordKind::Preferences => &self.pool_pairs,
+        }
+    }
+
+    /// The demo target set of `kind` (preference targets double as the TIF family's
+    /// validation set).
+    pub fn target_of(&self, kind: RecordKind) -> &PathBuf {
+        match kind {
+            RecordKind::Instructions => &self.target,
+            RecordKind::Preferences => &self.target_pairs,
+        }
+    }
 }
 
 /// Writes the embedded files (once) under the system's cache or temp directory.

@@ -13,11 +13,11 @@ use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::npy::{NpyFile, NpyWriter};
 use crate::features::rng::{fmix32, row_key};
-use crate::features::{per_example_grads, Dtype, Features, GpuProjector, LossKind, Projector, BLOCK_ROWS};
-use crate::methods::gpu_score::{GpuScorer, Stage};
+use crate::features::{Dtype, Features, GpuProjector, Projector, BLOCK_ROWS};
+use crate::loss::{per_example_grads, LossKind};
+use crate::methods::gpu_score::{GpuScorer, WeightedFeatures};
 use crate::methods::less;
 use crate::model::{CausalLm, LoraAdapter};
-use crate::pipeline::default_targets;
 use crate::select;
 
 /// One backend's measurement.
@@ -54,7 +54,7 @@ pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result
     let assets = crate::assets::materialize()?;
     let model = CausalLm::load(&assets.model_dir, &compute.device)?;
     let tok = TextTokenizer::from_file(&assets.model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
-    let adapter = LoraAdapter::fresh(&model.linears, 8, 32.0, &default_targets(model.config.arch), 0)?;
+    let adapter = LoraAdapter::fresh(&model.linears, 8, 32.0, &model.config.arch.default_lora_targets(), 0)?;
     let pool = load_jsonl(&assets.pool)?;
     let (examples, _) = tok.examples(&pool.examples, 512)?;
     let tokens = examples.iter().map(|e| if let Tokenized::Single(s) = e { s.ids.len() } else { 0 }).sum();
@@ -145,6 +145,36 @@ pub fn synthetic_matrix(path: &Path, rows: usize, dim: usize, seed: u64) -> Resu
     NpyFile::open(path)
 }
 
+/// The inputs of the scoring bench under `dir`: a `[rows, dim]` candidate matrix on disk and
+/// `targets` target rows in memory, split into two subtasks.
+pub fn scoring_inputs(dir: &Path, rows: usize, dim: usize, targets: usize) -> Result<(NpyFile, Features)> {
+    let matrix = synthetic_matrix(&dir.join("features.npy"), rows, dim, 1)?;
+    let t = synthetic_matrix(&dir.join("targets.npy"), targets, dim, 2)?;
+    let tasks = (0..targets).map(|j| Some(if j % 2 == 0 { "a" } else { "b" }.to_string())).collect();
+    Ok((matrix, Features::from_matrix(t.read_rows(0, targets)?, targets, dim, tasks)))
+}
+
+/// The backends a benchmark compares: the CPU backends (Flex, and NdArray when `both_cpus`),
+/// then every wgpu adapter unless `cpu_only`. Adapters that fail to open come back as
+/// `(description, why)`.
+pub fn backends(both_cpus: bool, cpu_only: bool) -> (Vec<Compute>, Vec<(String, String)>) {
+    let mut ok = vec![Compute::cpu()];
+    if both_cpus {
+        ok.push(Compute::cpu_ndarray());
+    }
+    let mut skipped = Vec::new();
+    if !cpu_only {
+        let adapters = crate::device::list_adapters();
+        for entry in &adapters {
+            match crate::device::open_adapter(&adapters, entry) {
+                Ok(c) => ok.push(c),
+                Err(e) => skipped.push((entry.describe(), e.to_string())),
+            }
+        }
+    }
+    (ok, skipped)
+}
+
 /// Scores `matrix` against `targets` (one checkpoint) on `compute`, then picks the top 5%:
 /// the WGSL kernel on a GPU, plain Rust on the CPU backend; both stream the matrix.
 pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -> Result<ScoringRun> {
@@ -154,7 +184,7 @@ pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -
     let scores = match &compute.gpu {
         Some(g) => {
             let scorer = GpuScorer::new(g.clone());
-            let stage = [Stage { pool: matrix, target: targets, weight: 1.0 }];
+            let stage = [WeightedFeatures { pool: matrix, target: targets, weight: 1.0 }];
             if let Some(why) = scorer.unfit(&stage) {
                 return Err(Error::Invalid(why));
             }

@@ -5,46 +5,93 @@
 //! The preference half asks the TIF question: on a pool with flipped pairs, does the fusion's
 //! kept set hold clean pairs, and does DPO on it beat DPO on the whole pool?
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::load_jsonl;
+use crate::choice::Choice;
+use crate::data::{load_jsonl, RecordKind};
 use crate::device::Compute;
 use crate::error::Result;
 use crate::eval::{self, Arm, EvalOptions, EvalReport, Subset, TestSets};
-use crate::features::{Dtype, LossKind};
-use crate::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec, TifOptions};
+use crate::features::Dtype;
+use crate::loss::LossKind;
+use crate::pipeline::{
+    self, CheckpointUse, FeatureOptions, GradType, Loaded, Method, ModelSpec, SelectSpec, Selection, TifOptions,
+};
 use crate::select::Budget;
 use crate::suite::{SuiteManifest, SuiteSpec};
 use crate::train::{AdamWConfig, WarmupOptions};
 use crate::util::write_atomic;
 
-/// What the demo runs.
+/// Every setting of the demo; [`DemoOptions::classroom`] holds the values the report shows.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub suite: SuiteSpec,
     /// The base model directory.
-    pub model_dir: PathBuf,
+    pub model: ModelSpec,
     /// Fraction of the pool every method selects.
     pub fraction: f64,
     /// Instruction-pool methods compared with random.
     pub methods: Vec<Method>,
-    pub warmup_epochs: usize,
-    pub proj_dim: usize,
+    /// The SFT warmup whose checkpoints LESS, ROSE and PRISM use (its fraction is the budget's).
+    pub warmup: WarmupOptions,
+    pub features: FeatureOptions,
+    pub grad_type: GradType,
+    /// DPO temperature of ROSE's targets and of the TIF family.
+    pub beta: f64,
+    /// The SFT fine-tunes of the instruction half.
     pub eval: EvalOptions,
-    /// DPO fine-tuning steps of the preference half (the rest: [`EvalOptions::default`]).
-    pub dpo_steps: usize,
+    /// The DPO warmup epoch the TIF family scores pairs at.
+    pub dpo_warmup: WarmupOptions,
+    pub tif: TifOptions,
+    /// The DPO fine-tunes of the preference half.
+    pub dpo_eval: EvalOptions,
 }
 
 impl DemoOptions {
     /// The classroom defaults on `model_dir` (the embedded base model).
     pub fn classroom(model_dir: PathBuf) -> Self {
+        let suite = SuiteSpec { pool: 400, ..SuiteSpec::default() };
+        let fraction = 0.05;
+        let warmup = WarmupOptions {
+            fraction,
+            epochs: 2,
+            lr: 1e-3,
+            batch_size: 8,
+            warmup_ratio: 0.03,
+            adamw: AdamWConfig::default(),
+            loss: LossKind::Sft,
+            seed: 0,
+            max_len: 128,
+        };
+        // The TIF family scores pairs at one light DPO epoch on the whole pool: margins then
+        // reflect what the pool agrees on rather than memorised pairs (measured on the demo
+        // pool: IRM separates flipped pairs with AUC 0.70 at lr 2e-4, 0.58 after two epochs at
+        // 2e-3).
+        let dpo_warmup = WarmupOptions {
+            fraction: 1.0,
+            epochs: 1,
+            lr: 2e-4,
+            warmup_ratio: 0.0,
+            loss: LossKind::Dpo { beta: 0.1 },
+            ..warmup.clone()
+        };
+        // The proxies' bands start above the suite's share of flipped pairs, which sink to the
+        // bottom of the IRM ranking.
+        let band = ((100.0 * suite.flip_rate + 10.0).min(90.0), 100.0);
         DemoOptions {
-            suite: SuiteSpec { pool: 400, ..SuiteSpec::default() },
-            model_dir,
-            fraction: 0.05,
+            model: ModelSpec {
+                model_dir,
+                adapter_dir: None,
+                lora_r: 8,
+                lora_alpha: 32.0,
+                lora_targets: Vec::new(),
+                seed: 0,
+            },
+            fraction,
             methods: vec![
                 Method::Less,
                 Method::Rose,
@@ -54,8 +101,18 @@ impl DemoOptions {
                 Method::Dsir,
                 Method::Loss,
             ],
-            warmup_epochs: 2,
-            proj_dim: 2048,
+            warmup,
+            features: FeatureOptions {
+                seed: 0,
+                proj_dim: 2048,
+                dtype: Dtype::F32,
+                max_len: 128,
+                batch_size: 8,
+                chunk_size: 256,
+                overwrite: true,
+            },
+            grad_type: GradType::Adam,
+            beta: 0.1,
             eval: EvalOptions {
                 steps: 60,
                 lr: 5e-3,
@@ -64,8 +121,19 @@ impl DemoOptions {
                     .to_vec(),
                 ..EvalOptions::default()
             },
-            dpo_steps: 40,
+            dpo_warmup,
+            tif: TifOptions { val_lr: 1e-3, lossdiff_band: band, irm_band: band, ..Default::default() },
+            // DPO moves a model that already prefers the right answer on most kinds: the
+            // default, gentler budget (attention LoRA, lr 2e-3) rather than the SFT half's.
+            dpo_eval: EvalOptions { steps: 40, ..EvalOptions::default() },
+            suite,
         }
+    }
+
+    /// Every fine-tune of both halves runs once per seed of `seeds`.
+    pub fn set_seeds(&mut self, seeds: Vec<u64>) {
+        self.dpo_eval.seeds = seeds.clone();
+        self.eval.seeds = seeds;
     }
 }
 
@@ -100,207 +168,197 @@ pub struct DemoReport {
     pub plots: Vec<String>,
 }
 
-/// Runs the demo into `out`; `log` hears one line per stage.
-pub fn run(opts: &DemoOptions, compute: &Compute, out: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
-    let start = Instant::now();
-    let mut stages: Vec<(String, f64)> = Vec::new();
-    let mut lap = |name: &str, t: &mut Instant, log: &mut dyn FnMut(&str)| {
-        let s = t.elapsed().as_secs_f64();
-        stages.push((name.to_string(), s));
-        log(&format!("demo: {name} done in {s:.1} s"));
-        *t = Instant::now();
-    };
-    let mut t = Instant::now();
+/// Seconds per stage, logged as each ends.
+struct Stages {
+    done: Vec<(String, f64)>,
+    lap: Instant,
+}
 
-    let data = out.join("data");
-    let suite: SuiteManifest = opts.suite.write(&data)?;
-    let file = |n: &str| data.join(n);
-    lap("make-data", &mut t, log);
+impl Stages {
+    fn end(&mut self, name: &str) {
+        let s = self.lap.elapsed().as_secs_f64();
+        tracing::info!("demo: {name} done in {s:.1} s");
+        self.done.push((name.to_string(), s));
+        self.lap = Instant::now();
+    }
+}
 
-    let spec = ModelSpec {
-        model_dir: opts.model_dir.clone(),
-        adapter_dir: None,
-        lora_r: 8,
-        lora_alpha: 32.0,
-        lora_targets: Vec::new(),
-        seed: 0,
-    };
-    let loaded = pipeline::load(&spec, compute)?;
-    let warm = WarmupOptions {
-        fraction: opts.fraction,
-        epochs: opts.warmup_epochs,
-        lr: 1e-3,
-        batch_size: 8,
-        warmup_ratio: 0.03,
-        adamw: AdamWConfig::default(),
-        loss: LossKind::Sft,
-        seed: 0,
-        max_len: 128,
-        verbose: false,
-    };
-    let checkpoints = pipeline::warmup(&loaded, &file("pool.jsonl"), &warm, compute, &out.join("warmup"))?;
-    lap("warmup", &mut t, log);
+/// What both halves share: the model, the generated suite and where things go.
+struct Run<'a> {
+    opts: &'a DemoOptions,
+    compute: &'a Compute,
+    out: &'a Path,
+    loaded: Loaded,
+    suite: SuiteManifest,
+    data: PathBuf,
+}
 
-    let features = FeatureOptions {
-        seed: 0,
-        proj_dim: opts.proj_dim,
-        dtype: Dtype::F32,
-        max_len: 128,
-        batch_size: 8,
-        chunk_size: 256,
-        overwrite: true,
-        verbose: false,
-    };
-    let budget = Budget::Fraction(opts.fraction);
-    let select_dir = out.join("select");
-    let pool_path = file("pool.jsonl");
-    let pairs_path = file("pool-pairs.jsonl");
-    let (target_path, target_pairs_path) = (file("target.jsonl"), file("target-pairs.jsonl"));
-    let mut selections = Vec::new();
-    let mut arms = Vec::new();
-    // The proxies' bands start above the expected share of flipped pairs, which sink to the
-    // bottom of the IRM ranking.
-    let band = ((100.0 * opts.suite.flip_rate + 10.0).min(90.0), 100.0);
-    let run_select = |method: Method, pool: &Path, target: Option<&Path>, checkpoints: &[PathBuf], dir: &Path| {
-        let pspec = SelectSpec {
+impl Run<'_> {
+    fn file(&self, name: &str) -> PathBuf {
+        self.data.join(name)
+    }
+
+    /// `select` with `method` and the demo's settings, into `select/NAME`.
+    fn select(&self, method: Method, pool: &Path, target: Option<&Path>, checkpoints: &[PathBuf]) -> Result<Selection> {
+        let o = self.opts;
+        let spec = SelectSpec {
             method,
             pool,
             target,
-            budget,
+            budget: Budget::Fraction(o.fraction),
             checkpoints,
-            grad_type: GradType::Adam,
-            beta: 0.1,
+            grad_type: o.grad_type,
+            beta: o.beta,
             prism: Default::default(),
             tsds: Default::default(),
-            tif: TifOptions { val_lr: 1e-3, lossdiff_band: band, irm_band: band, ..Default::default() },
+            tif: o.tif,
             low_loss: false,
-            opts: &features,
-            out: dir,
+            opts: &o.features,
+            out: &self.out.join("select").join(method.name()),
         };
-        pipeline::select(&loaded, &pspec, compute)
-    };
-    for &method in &opts.methods {
-        let name = pipeline::method_name(method);
+        pipeline::select(&self.loaded, &spec, self.compute)
+    }
+}
+
+/// The instruction half: the SFT warmup, every method's selection, and the fine-tunes that
+/// compare them with random subsets of the same size.
+fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<SelectionInfo>, EvalReport, usize)> {
+    let o = run.opts;
+    let pool_path = run.file("pool.jsonl");
+    let checkpoints = pipeline::warmup(&run.loaded, &pool_path, &o.warmup, run.compute, &run.out.join("warmup"))?;
+    stages.end("warmup");
+    let mut selections = Vec::new();
+    let mut arms = Vec::new();
+    for &method in &o.methods {
+        let name = method.name();
         let m0 = Instant::now();
-        let target = match method {
-            Method::Rose | Method::Prism => Some(target_pairs_path.as_path()),
-            Method::Random | Method::Loss => None,
-            _ => Some(target_path.as_path()),
-        };
-        let dir = select_dir.join(name);
+        let target = method.target_use().kind().map(|kind| match kind {
+            RecordKind::Instructions => run.file("target.jsonl"),
+            RecordKind::Preferences => run.file("target-pairs.jsonl"),
+        });
         // LESS and ROSE weigh every warmup checkpoint; PRISM works at the last one; the rest
         // see the fresh adapter (TSDS) or no gradients at all.
-        let ckpts: &[PathBuf] = match method {
-            Method::Less | Method::Rose => &checkpoints,
-            Method::Prism => &checkpoints[checkpoints.len() - 1..],
-            _ => &[],
+        let ckpts: &[PathBuf] = match method.checkpoint_use() {
+            CheckpointUse::Weighted => &checkpoints,
+            CheckpointUse::One => &checkpoints[checkpoints.len() - 1..],
+            CheckpointUse::Unused => &[],
         };
-        let s = run_select(method, &pool_path, target, ckpts, &dir)?;
+        let s = run.select(method, &pool_path, target.as_deref(), ckpts)?;
         let share = |kind: &dyn Fn(&str) -> bool| {
-            s.selected.iter().filter(|&&i| kind(&suite.pool_kinds[i])).count() as f64 / s.selected.len().max(1) as f64
+            s.selected.iter().filter(|&&i| kind(&run.suite.pool_kinds[i])).count() as f64
+                / s.selected.len().max(1) as f64
         };
         let info = SelectionInfo {
             method: name.to_string(),
             dir: format!("select/{name}"),
             selected: s.selected.len(),
-            target_share: share(&|k| opts.suite.target_tasks.iter().any(|t| t == k)),
+            target_share: share(&|k| o.suite.target_tasks.iter().any(|t| t == k)),
             low_quality_share: share(&|k| k == "low-quality"),
             seconds: m0.elapsed().as_secs_f64(),
         };
-        log(&format!(
+        tracing::info!(
             "demo: {name}: {} selected, {:.0}% target-task, {:.1} s",
             info.selected,
             100.0 * info.target_share,
             info.seconds
-        ));
+        );
         selections.push(info);
         arms.push(Arm { name: name.to_string(), subset: Subset::Fixed(s.selected) });
     }
-    lap("select", &mut t, log);
-
-    let k = budget.count(suite.pool_kinds.len())?;
-    arms.push(Arm { name: "random".into(), subset: Subset::Random(k) });
+    stages.end("select");
+    let budget = Budget::Fraction(o.fraction).count(run.suite.pool_kinds.len())?;
+    arms.push(Arm { name: "random".into(), subset: Subset::Random(budget) });
     let pool = load_jsonl(&pool_path)?;
-    let test = load_jsonl(&file("test.jsonl"))?;
-    let instruction = eval::run_and_write(
-        &loaded.model,
-        &loaded.tokenizer,
+    let test = load_jsonl(&run.file("test.jsonl"))?;
+    let report = eval::run_and_write(
+        &run.loaded.model,
+        &run.loaded.tokenizer,
         &pool,
         &arms,
         TestSets { test: Some(&test), pairs: None },
-        &opts.eval,
-        compute,
-        &out.join("eval"),
-        &mut |r| log(&format!("demo: eval {} seed {}: {}", r.arm, r.seed, r.metrics)),
+        &o.eval,
+        run.compute,
+        &run.out.join("eval"),
     )?;
-    lap("eval (instruction)", &mut t, log);
+    stages.end("eval (instruction)");
+    Ok((selections, report, budget))
+}
 
-    // The TIF family scores pairs at a DPO warmup checkpoint: one epoch on the whole pool.
-    // A light epoch: margins then reflect what the pool agrees on rather than memorised pairs
-    // (measured on the demo pool: IRM separates flipped pairs with AUC 0.70 at lr 2e-4, 0.58
-    // after two epochs at 2e-3).
-    let dpo_warm = WarmupOptions {
-        fraction: 1.0,
-        epochs: 1,
-        lr: 2e-4,
-        warmup_ratio: 0.0,
-        loss: LossKind::Dpo { beta: 0.1 },
-        ..warm
-    };
-    let dpo_ckpt = pipeline::warmup(&loaded, &pairs_path, &dpo_warm, compute, &out.join("warmup-dpo"))?;
-    let fusion_dir = select_dir.join("fusion");
+/// What the preference half measured.
+struct PreferenceHalf {
+    pool_clean: f64,
+    fusion_clean: f64,
+    fusion_kept: usize,
+    report: EvalReport,
+}
+
+/// The preference half: the DPO warmup, the fusion's kept set and how clean it is, and DPO on
+/// it against DPO on the whole pool.
+fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf> {
+    let o = run.opts;
+    let pairs_path = run.file("pool-pairs.jsonl");
+    let dpo_ckpt = pipeline::warmup(&run.loaded, &pairs_path, &o.dpo_warmup, run.compute, &run.out.join("warmup-dpo"))?;
     let last = &dpo_ckpt[dpo_ckpt.len() - 1..];
-    let fusion = run_select(Method::Fusion, &pairs_path, Some(&file("val-pairs.jsonl")), last, &fusion_dir)?;
-    let flipped: std::collections::HashSet<usize> = suite.flipped.iter().map(|l| l - 1).collect();
-    let n_pairs = opts.suite.pool;
+    let fusion = run.select(Method::Fusion, &pairs_path, Some(&run.file("val-pairs.jsonl")), last)?;
+    let flipped: HashSet<usize> = run.suite.flipped.iter().map(|l| l - 1).collect();
+    let n_pairs = o.suite.pool;
     let pool_clean = 1.0 - flipped.len() as f64 / n_pairs.max(1) as f64;
     let fusion_clean =
         fusion.selected.iter().filter(|i| !flipped.contains(i)).count() as f64 / fusion.selected.len().max(1) as f64;
-    log(&format!(
+    tracing::info!(
         "demo: fusion kept {} of {n_pairs} pairs, clean fraction {fusion_clean:.3} (pool {pool_clean:.3})",
         fusion.selected.len()
-    ));
-    lap("select (fusion)", &mut t, log);
+    );
+    stages.end("select (fusion)");
 
     let pairs = load_jsonl(&pairs_path)?;
-    let test_pairs = load_jsonl(&file("heldout-pairs.jsonl"))?;
-    // DPO moves a model that already prefers the right answer on most kinds: the default,
-    // gentler budget (attention LoRA, lr 2e-3) rather than the SFT half's.
-    let dpo = EvalOptions { steps: opts.dpo_steps, seeds: opts.eval.seeds.clone(), ..EvalOptions::default() };
-    let pref_arms = vec![
+    let test_pairs = load_jsonl(&run.file("heldout-pairs.jsonl"))?;
+    let arms = vec![
         Arm { name: "fusion (kept)".into(), subset: Subset::Fixed(fusion.selected.clone()) },
         Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) },
     ];
-    let preference = eval::run_and_write(
-        &loaded.model,
-        &loaded.tokenizer,
+    let report = eval::run_and_write(
+        &run.loaded.model,
+        &run.loaded.tokenizer,
         &pairs,
-        &pref_arms,
+        &arms,
         TestSets { test: None, pairs: Some(&test_pairs) },
-        &dpo,
-        compute,
-        &out.join("eval-dpo"),
-        &mut |r| log(&format!("demo: dpo {} seed {}: {}", r.arm, r.seed, r.metrics)),
+        &o.dpo_eval,
+        run.compute,
+        &run.out.join("eval-dpo"),
     )?;
-    lap("eval (preference)", &mut t, log);
+    stages.end("eval (preference)");
+    Ok(PreferenceHalf { pool_clean, fusion_clean, fusion_kept: fusion.selected.len(), report })
+}
 
+/// Runs the demo into `out`, logging one line per stage.
+pub fn run(opts: &DemoOptions, compute: &Compute, out: &Path) -> Result<DemoReport> {
+    let start = Instant::now();
+    let mut stages = Stages { done: Vec::new(), lap: Instant::now() };
+    let data = out.join("data");
+    let suite = opts.suite.write(&data)?;
+    stages.end("make-data");
+    let loaded = pipeline::load(&opts.model, compute)?;
+    let run = Run { opts, compute, out, loaded, suite, data };
+    let (selections, instruction, budget) = instruction_half(&run, &mut stages)?;
+    let preference = preference_half(&run, &mut stages)?;
     let mut report = DemoReport {
-        pool: suite.pool_kinds.len(),
-        budget: k,
+        pool: run.suite.pool_kinds.len(),
+        budget,
         selections,
         instruction,
-        pool_clean,
-        fusion_clean,
-        fusion_kept: fusion.selected.len(),
-        preference,
+        pool_clean: preference.pool_clean,
+        fusion_clean: preference.fusion_clean,
+        fusion_kept: preference.fusion_kept,
+        preference: preference.report,
         stages: Vec::new(),
         plots: Vec::new(),
     };
     // eval.json files are on disk: the plots read them like `gradsift plot` does.
     let plots = crate::plot::plot_dir(out)?;
     report.plots = plots.iter().filter_map(|p| p.strip_prefix(out).ok().map(|r| r.display().to_string())).collect();
-    lap("plots", &mut t, log);
-    report.stages = stages;
+    stages.end("plots");
+    report.stages = stages.done;
     report.stages.push(("total".into(), start.elapsed().as_secs_f64()));
     write_atomic(&out.join("demo.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
     write_atomic(&out.join("report.md"), markdown(&report, &opts.suite, compute).as_bytes())?;

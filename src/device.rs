@@ -14,15 +14,18 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuContext};
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// The best wgpu adapter, else the CPU backend.
     Auto,
-    /// A wgpu adapter, or an error.
     Gpu,
-    /// Burn's CPU backend.
     Cpu,
 }
+
+crate::choice::choice!(DeviceChoice {
+    Auto => "auto": "the best wgpu adapter, else the CPU backend",
+    Gpu => "gpu": "a wgpu adapter, or an error",
+    Cpu => "cpu": "Burn's CPU backend",
+});
 
 /// One wgpu adapter as `gradsift devices` shows it.
 #[derive(Debug, Clone)]
@@ -131,16 +134,18 @@ pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
 /// Resolves `--adapter` (an index or a case-insensitive name substring).
 pub fn find_adapter(adapters: &[AdapterEntry], spec: &str) -> Result<usize> {
     if let Ok(i) = spec.parse::<usize>() {
-        return adapters.iter().find(|a| a.index == i).map(|a| a.index).ok_or_else(|| {
-            Error::Invalid(format!("--adapter {i}: there are {} adapters (see `gradsift devices`)", adapters.len()))
-        });
+        return adapters
+            .iter()
+            .find(|a| a.index == i)
+            .map(|a| a.index)
+            .ok_or_else(|| Error::NoSuchAdapter(format!("adapter {i}: there are {} adapters", adapters.len())));
     }
     let lower = spec.to_lowercase();
     adapters
         .iter()
         .find(|a| a.info.name.to_lowercase().contains(&lower))
         .map(|a| a.index)
-        .ok_or_else(|| Error::Invalid(format!("--adapter `{spec}` matches no adapter (see `gradsift devices`)")))
+        .ok_or_else(|| Error::NoSuchAdapter(format!("adapter `{spec}` matches no adapter")))
 }
 
 /// A device ready to compute on.
@@ -243,7 +248,7 @@ pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
         None if adapters.is_empty() => "no wgpu adapter (no Vulkan, Metal or DX12 driver found)".to_string(),
         None if env_override()?.is_some() => "CUBECL_WGPU_DEFAULT_DEVICE names no present adapter".to_string(),
         None => format!(
-            "only a software wgpu adapter ({}), slower than the CPU backend (--device gpu uses it)",
+            "only a software wgpu adapter ({}), slower than the CPU backend (ask for the GPU device to use it)",
             adapters.iter().map(|a| a.info.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
     };

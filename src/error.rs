@@ -34,6 +34,31 @@ pub enum Error {
     /// No usable compute device, or a GPU operation failed.
     #[error("device: {0}")]
     Device(String),
+    /// A method that matches a target set was given none.
+    #[error("the {method} method needs a target set")]
+    MissingTarget { method: &'static str },
+    /// Checkpoints were given to a method that works with the loaded adapter only.
+    #[error("the {method} method does not use warmup checkpoints")]
+    CheckpointsUnused { method: &'static str },
+    /// Several checkpoints were given to a method that works at one reference checkpoint.
+    #[error("the {method} method takes one reference checkpoint")]
+    OneCheckpoint { method: &'static str },
+    /// A band method saw the same score for every pair: usually an adapter that still equals
+    /// the reference model, so every margin is zero.
+    #[error("{method}: every pair has the same score ({value}), so no band can be formed; the adapter likely still equals the reference model")]
+    NoSpread { method: &'static str, value: f64 },
+    /// The selection budget does not fit the pool.
+    #[error("{0}")]
+    Budget(String),
+    /// Fresh LoRA targets that match no module of the model.
+    #[error("LoRA targets {targets:?} match no module (modules look like {examples:?})")]
+    NoLoraTarget { targets: Vec<String>, examples: Vec<String> },
+    /// A feature store exists at this path, made with other inputs or settings.
+    #[error("{}: this feature store was made with other arguments ({})", path.display(), differs.join(", "))]
+    StoreMismatch { path: PathBuf, differs: Vec<String> },
+    /// A wgpu adapter asked for by index or name is not there.
+    #[error("{0}")]
+    NoSuchAdapter(String),
     /// An argument or option has a value we cannot use.
     #[error("{0}")]
     Invalid(String),

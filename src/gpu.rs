@@ -8,6 +8,11 @@ use burn::tensor::wgpu::wgpu;
 
 use crate::error::{Error, Result};
 
+/// Longest row a kernel walks in one loop: lavapipe silently stops an invocation after 65,535
+/// loop iterations, so the kernels that take a whole feature row per invocation (scoring dots,
+/// kNN distances) refuse wider rows and their callers fall back to the CPU.
+pub const MAX_ROW: usize = 60_000;
+
 /// The wgpu handles shared with Burn.
 pub struct GpuContext {
     pub device: wgpu::Device,

@@ -1,23 +1,29 @@
 //! gradsift picks the training data worth fine-tuning a language model on.
 //!
-//! Crate map, in pipeline order:
-//! - [`suite`]: the generated task suite (`make-data`).
-//! - [`data`]: JSONL records and LESS-convention tokenization.
-//! - [`model`]: Hugging Face causal LMs (Llama family, Qwen2, GPT-2) and PEFT LoRA adapters.
-//! - [`features`]: exact per-example LoRA gradients (one backward per batch), the WGSL random
-//!   projection, the resumable feature store and its row blocks (scorers stream the pool).
-//! - [`methods`]: the scoring methods (LESS, ROSE, PRISM, the TIF family, TSDS, baselines), the
-//!   WGSL scorer and kNN (distances and top-K on the GPU), and TSDS's approximate IVF index.
-//! - [`select`]: top-k and the output files; [`train`]: AdamW, LoRA fine-tuning, warmup
-//!   checkpoints and training the embedded base model.
+//! Crate map, in dependency order: each module uses only those above it (the command line, in
+//! the binary's `cli/`, uses the library and nothing uses it).
+//! - [`error`], [`util`], [`choice`]: the error type, atomic writes and file digests, named
+//!   options that front ends list and parse.
+//! - [`data`]: JSONL records, record kinds and LESS-convention tokenization; [`suite`]: the
+//!   generated task suite (`make-data`).
+//! - [`model`]: Hugging Face causal LMs (typed config per family, memory-mapped weights, shared
+//!   attention/MLP/norm blocks, cached positions) and PEFT LoRA adapters; [`gpu`]: our kernels'
+//!   wgpu plumbing; [`device`]: adapters and the CPU fallback.
+//! - [`loss`]: SFT and DPO losses and their exact per-example LoRA gradients (one backward per
+//!   batch); [`train`]: AdamW, LoRA fine-tuning, warmup checkpoints, base-model training.
+//! - [`features`]: gradients transformed, projected by the WGSL kernel, and kept in the
+//!   resumable feature store, read back a block of rows at a time.
+//! - [`methods`]: the scoring methods (LESS, ROSE, PRISM, the TIF family, TSDS, baselines),
+//!   the WGSL scorer, nearest-neighbour search (exact CPU/GPU and IVF behind one trait), subtask
+//!   grouping; [`select`]: top-k and the output files.
 //! - [`eval`]: fine-tune on selections and random subsets, measure held-out data;
-//!   [`plot`]: the figures; [`demo`]: the classroom run end to end.
-//! - [`device`]: wgpu adapters and the CPU fallback; [`gpu`]: our kernels' wgpu plumbing.
-//! - [`pipeline`]: the jobs the CLI runs; [`assets`]: the embedded default model and data;
-//!   [`bench`]: featurization throughput and streamed scoring.
+//!   [`pipeline`]: the jobs the CLI runs (load, featurize, warm up, select: what each method
+//!   needs, in `pipeline::Method`); [`plot`]: the figures; [`demo`]: the classroom run;
+//!   [`bench`]: throughput and streamed scoring; [`assets`]: the embedded default.
 
 pub mod assets;
 pub mod bench;
+pub mod choice;
 pub mod data;
 pub mod demo;
 pub mod device;
@@ -25,6 +31,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod gpu;
+pub mod loss;
 pub mod methods;
 pub mod model;
 pub mod pipeline;

@@ -21,9 +21,11 @@ impl Budget {
     pub fn count(&self, n: usize) -> Result<usize> {
         match *self {
             Budget::Fraction(f) if f > 0.0 && f <= 1.0 => Ok(((f * n as f64).floor() as usize).max(1)),
-            Budget::Fraction(f) => Err(Error::Invalid(format!("--fraction {f} must be in (0, 1]"))),
+            Budget::Fraction(f) => Err(Error::Budget(format!("the fraction to select, {f}, must be in (0, 1]"))),
             Budget::Count(k) if k >= 1 && k <= n => Ok(k),
-            Budget::Count(k) => Err(Error::Invalid(format!("--count {k} must be between 1 and the pool size {n}"))),
+            Budget::Count(k) => {
+                Err(Error::Budget(format!("the count to select, {k}, must be between 1 and the pool size {n}")))
+            }
         }
     }
 }
@@ -95,20 +97,25 @@ pub fn write_outputs(
     selected.iter().for_each(|&i| times[i] += 1);
     write_atomic(&out.join("selected.json"), serde_json::to_string(selected).expect("json").as_bytes())?;
 
-    let mut csv = String::from("index,score,rank,line,selected");
-    for (name, _) in columns {
-        csv.push(',');
-        csv.push_str(&csv_field(name));
-    }
-    csv.push('\n');
+    let scores_path = out.join("scores.csv");
+    let csv_error = |e: csv::Error| Error::format(&scores_path, e.to_string());
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let header =
+        ["index", "score", "rank", "line", "selected"].into_iter().chain(columns.iter().map(|(n, _)| n.as_str()));
+    csv.write_record(header).map_err(csv_error)?;
     for i in 0..scores.len() {
-        csv.push_str(&format!("{i},{},{},{},{}", scores[i], rank[i], pool.examples[i].line, times[i]));
-        for (_, col) in columns {
-            csv.push_str(&format!(",{}", col[i]));
-        }
-        csv.push('\n');
+        let fixed = [
+            i.to_string(),
+            scores[i].to_string(),
+            rank[i].to_string(),
+            pool.examples[i].line.to_string(),
+            times[i].to_string(),
+        ];
+        csv.write_record(fixed.into_iter().chain(columns.iter().map(|(_, col)| col[i].to_string())))
+            .map_err(csv_error)?;
     }
-    write_atomic(&out.join("scores.csv"), csv.as_bytes())?;
+    let csv = csv.into_inner().map_err(|e| Error::format(&scores_path, e.to_string()))?;
+    write_atomic(&scores_path, &csv)?;
 
     let mut lines = String::new();
     for &i in selected {
@@ -117,14 +124,6 @@ pub fn write_outputs(
     }
     write_atomic(&out.join("selected.jsonl"), lines.as_bytes())?;
     write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).expect("json").as_bytes())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,27 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     ))
 }
 
-/// SHA-256 of a file, hex.
+/// SHA-256 of a file, hex. Store keys hash the model's weight files, the data and the
+/// adapter on every featurize call, and one `select` makes several such calls on a model of
+/// gigabytes: the digest is remembered for the process, keyed by the file's path, length and
+/// modification time, so each file is read once per run and a changed file is read again.
 pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Stamp = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static DIGESTS: OnceLock<Mutex<HashMap<Stamp, String>>> = OnceLock::new();
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let stamp: Stamp = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let digests = DIGESTS.get_or_init(Default::default);
+    if let Some(d) = digests.lock().expect("digest cache").get(&stamp) {
+        return Ok(d.clone());
+    }
+    let digest = sha256_uncached(path)?;
+    digests.lock().expect("digest cache").insert(stamp, digest.clone());
+    Ok(digest)
+}
+
+fn sha256_uncached(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;

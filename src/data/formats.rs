@@ -18,6 +18,25 @@ pub enum Record {
     Preference { prompt: String, chosen: String, rejected: String },
 }
 
+/// The two shapes of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// `{"prompt", "completion"}`.
+    Instructions,
+    /// `{"prompt", "chosen", "rejected"}`.
+    Preferences,
+}
+
+impl RecordKind {
+    /// How the kind is named in error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RecordKind::Instructions => "instruction ({\"prompt\",\"completion\"})",
+            RecordKind::Preferences => "preference ({\"prompt\",\"chosen\",\"rejected\"})",
+        }
+    }
+}
+
 /// One example with where it came from.
 #[derive(Debug, Clone)]
 pub struct Example {
@@ -35,15 +54,39 @@ pub struct Example {
 pub struct Dataset {
     pub path: PathBuf,
     pub examples: Vec<Example>,
-    /// Empty for the file as read; `chosen` or `rejected` for a preference file seen as
-    /// instruction data with that response (see [`Dataset::preference_side`]).
-    pub view: String,
+    /// How the records are read (see [`Dataset::preference_side`]).
+    pub view: View,
+}
+
+/// How a data set's records are read. Store keys record it, so the two sides of one
+/// preference file never share a feature store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum View {
+    /// The file's records as they are.
+    #[default]
+    #[serde(rename = "")]
+    AsRead,
+    /// A preference file as instruction data with each pair's chosen response.
+    #[serde(rename = "chosen")]
+    Chosen,
+    /// ... with each pair's rejected response.
+    #[serde(rename = "rejected")]
+    Rejected,
 }
 
 impl Dataset {
     /// True when every record is a preference pair.
     pub fn is_preference(&self) -> bool {
         self.examples.iter().all(|e| matches!(e.record, Record::Preference { .. }))
+    }
+
+    /// The kind of its records: preferences when every record is a pair.
+    pub fn kind(&self) -> RecordKind {
+        if self.is_preference() {
+            RecordKind::Preferences
+        } else {
+            RecordKind::Instructions
+        }
     }
 
     /// A preference file as instruction data: each pair's prompt with its chosen (or rejected)
@@ -67,7 +110,7 @@ impl Dataset {
                 }),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Dataset { path: self.path.clone(), examples, view: if chosen { "chosen" } else { "rejected" }.into() })
+        Ok(Dataset { path: self.path.clone(), examples, view: if chosen { View::Chosen } else { View::Rejected } })
     }
 
     /// Number of examples.
@@ -173,7 +216,7 @@ pub fn load_jsonl(path: &Path) -> Result<Dataset> {
     if examples.is_empty() {
         return Err(Error::format(path, "no records"));
     }
-    Ok(Dataset { path: path.to_path_buf(), examples, view: String::new() })
+    Ok(Dataset { path: path.to_path_buf(), examples, view: View::AsRead })
 }
 
 #[cfg(test)]

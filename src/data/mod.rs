@@ -3,5 +3,5 @@
 mod formats;
 mod tokenize;
 
-pub use formats::{load_jsonl, Dataset, Example, Record};
+pub use formats::{load_jsonl, Dataset, Example, Record, RecordKind, View};
 pub use tokenize::{Sequence, TextTokenizer, Tokenized, TokenizedPair};

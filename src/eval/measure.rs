@@ -7,7 +7,7 @@ use super::generate::greedy;
 use crate::data::{Dataset, Record, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::{sequence_logps, sft_losses};
+use crate::loss::{sequence_logps, sft_losses};
 use crate::model::{CausalLm, LoraAdapter};
 
 /// What a test set says about one model.

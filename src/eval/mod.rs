@@ -18,7 +18,7 @@ pub use summary::{beats_on_loss, markdown_table, summarize, Stat, Summary};
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::LossKind;
+use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::train::{AdamWConfig, LoraTrainer};
 use crate::util::SplitMix64;
@@ -121,11 +121,8 @@ pub fn fine_tune(
             pool.len()
         )));
     }
-    let targets = if opts.lora_targets.is_empty() {
-        crate::pipeline::default_targets(model.config.arch)
-    } else {
-        opts.lora_targets.clone()
-    };
+    let targets =
+        if opts.lora_targets.is_empty() { model.config.arch.default_lora_targets() } else { opts.lora_targets.clone() };
     let mut adapter = LoraAdapter::fresh(&model.linears, opts.lora_r, opts.lora_alpha, &targets, seed)?;
     let examples: Vec<_> = subset.iter().map(|&i| pool.examples[i].clone()).collect();
     let (tokenized, _) = tokenizer.examples(&examples, opts.max_len)?;
@@ -143,7 +140,7 @@ pub fn fine_tune(
     Ok((adapter, train_loss))
 }
 
-/// Runs every arm for every seed. `progress` hears about each finished run.
+/// Runs every arm for every seed, logging each finished run.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &CausalLm,
@@ -153,7 +150,6 @@ pub fn evaluate(
     tests: TestSets<'_>,
     opts: &EvalOptions,
     compute: &Compute,
-    progress: &mut dyn FnMut(&Run),
 ) -> Result<Vec<Run>> {
     if opts.seeds.is_empty() || opts.steps == 0 {
         return Err(Error::Invalid("eval: at least one seed and one step are needed".into()));
@@ -171,7 +167,7 @@ pub fn evaluate(
             let (adapter, train_loss) = fine_tune(model, tokenizer, pool, &subset, opts, seed, compute)?;
             let metrics = measure(model, Some(&adapter), tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
             let run = Run { arm: arm.name.clone(), seed, subset, train_loss, metrics };
-            progress(&run);
+            tracing::info!("eval: {} seed {}: {}", run.arm, run.seed, run.metrics);
             runs.push(run);
         }
     }
@@ -182,6 +178,8 @@ pub fn evaluate(
 /// pool indices, and the pool and model it was made with.
 #[derive(Debug, Clone)]
 pub struct SavedSelection {
+    /// The `select` output directory it was read from.
+    pub dir: std::path::PathBuf,
     pub name: String,
     pub indices: Vec<usize>,
     pub pool: Option<std::path::PathBuf>,
@@ -204,7 +202,25 @@ pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
     let method = manifest.as_ref().and_then(|m| m["method"].as_str()).map(String::from);
     let pool = manifest.as_ref().and_then(|m| m["pool"]["path"].as_str()).map(std::path::PathBuf::from);
     let model = manifest.as_ref().and_then(|m| m["model"].as_str()).map(std::path::PathBuf::from);
-    Ok(SavedSelection { name: method.unwrap_or(dir_name), indices, pool, model })
+    Ok(SavedSelection { dir: dir.to_path_buf(), name: method.unwrap_or(dir_name), indices, pool, model })
+}
+
+/// The arms comparing `selections`, plus (with `random`) random subsets of the first one's
+/// size. Arms are told apart by name: a clash (two selections of one method, or a `random`
+/// selection beside the random baseline) takes the directory's name as well.
+pub fn arms(selections: &[SavedSelection], random: bool) -> Vec<Arm> {
+    let mut arms: Vec<Arm> = Vec::new();
+    for s in selections {
+        let mut name = s.name.clone();
+        if name == "random" || arms.iter().any(|x| x.name == name) {
+            name = format!("{name} ({})", s.dir.file_name().unwrap_or_default().to_string_lossy());
+        }
+        arms.push(Arm { name, subset: Subset::Fixed(s.indices.clone()) });
+    }
+    if let (true, Some(first)) = (random, selections.first()) {
+        arms.push(Arm { name: "random".into(), subset: Subset::Random(first.indices.len()) });
+    }
+    arms
 }
 
 /// Everything an evaluation produced (`eval.json`).
@@ -241,10 +257,9 @@ pub fn run_and_write(
     opts: &EvalOptions,
     compute: &Compute,
     out: &std::path::Path,
-    progress: &mut dyn FnMut(&Run),
 ) -> Result<EvalReport> {
     let base = measure(model, None, tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
-    let runs = evaluate(model, tokenizer, pool, arms, tests, opts, compute, progress)?;
+    let runs = evaluate(model, tokenizer, pool, arms, tests, opts, compute)?;
     let summary = summarize(&runs);
     let reference = arms.iter().find(|a| matches!(a.subset, Subset::Random(_))).map(|a| a.name.as_str());
     let table = markdown_table(&summary, Some(&base), reference);

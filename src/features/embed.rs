@@ -3,20 +3,23 @@
 
 use burn::prelude::*;
 
-use super::batch::SeqBatch;
 use crate::data::{Sequence, Tokenized};
 use crate::error::{Error, Result};
+use crate::loss::SeqBatch;
 use crate::model::{CausalLm, LoraAdapter};
 
 /// How a sequence's hidden states become one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pooling {
-    /// The last token's state (RDS).
     LastToken,
-    /// Position-weighted mean, weight (t+1)/Σ(t+1) over the sequence's tokens (RDS+).
     Mean,
 }
+
+crate::choice::choice!(Pooling {
+    LastToken => "last-token": "the last token's state (RDS)",
+    Mean => "mean": "position-weighted mean, weight (t+1)/sum(t+1) over the sequence's tokens (RDS+)",
+});
 
 /// `[N, H]` embeddings of instruction examples, `batch` sequences per forward pass.
 pub fn embeddings(

@@ -1,9 +1,7 @@
 //! Features: per-example gradients, projected, stored.
 
-mod batch;
 mod embed;
 pub mod npy;
-mod pergrad;
 pub mod project;
 pub mod rng;
 mod rows;
@@ -14,10 +12,8 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub use batch::SeqBatch;
 pub use embed::{embeddings, Pooling};
 pub use npy::Dtype;
-pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind};
 pub use project::{project_cpu, GpuProjector, Projector};
 pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
 pub use store::{FeatureFile, Features, FileHash, Manifest, Store, StoreKey};
@@ -26,6 +22,7 @@ pub use transform::Transform;
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
+use crate::loss::{per_example_grads, LossKind};
 use crate::model::{CausalLm, LoraAdapter};
 
 /// Most gradient bytes held before they are projected together.
@@ -51,6 +48,19 @@ pub fn adapter_key(adapter: &LoraAdapter, fresh_seed: u64) -> Result<serde_json:
     })
 }
 
+/// A progress bar on stderr while log lines at INFO are wanted (the CLI without `--quiet`);
+/// hidden otherwise, and by indicatif itself when stderr is not a terminal.
+fn progress_bar(len: u64) -> ProgressBar {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} examples {per_sec} eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    )
+}
+
 /// Featurization options shared by `featurize` and `select`.
 #[derive(Debug, Clone)]
 pub struct FeatureOptions {
@@ -66,8 +76,6 @@ pub struct FeatureOptions {
     pub chunk_size: usize,
     /// Replace a store made with other arguments.
     pub overwrite: bool,
-    /// Show a progress bar and log lines on stderr.
-    pub verbose: bool,
 }
 
 /// What to featurize and how.
@@ -88,7 +96,7 @@ pub struct FeaturizeJob<'a> {
 /// result; [`FeatureFile::load`] brings it into memory where a method needs every row.
 pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<FeatureFile> {
     if job.opts.batch_size == 0 || job.opts.chunk_size == 0 {
-        return Err(Error::Invalid("--batch-size and --chunk-size must be positive".into()));
+        return Err(Error::Invalid("the batch size and the chunk size must be positive".into()));
     }
     let (tokenized, truncated) = job.tokenizer.examples(&job.data.examples, job.opts.max_len)?;
     let n = tokenized.len();
@@ -104,16 +112,14 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         dtype: job.opts.dtype,
         max_len: job.opts.max_len,
         source: hash_files(&[&job.data.path])?.remove(0),
-        view: job.data.view.clone(),
+        view: job.data.view,
         chunk_size: job.opts.chunk_size,
     };
     let store = Store::new(store_dir);
     let done = store.open_for(&key, job.opts.overwrite)?;
     if let Some(m) = store.manifest()? {
         if m.complete && m.key == key {
-            if job.opts.verbose {
-                eprintln!("featurize: {} is complete, reusing it", store_dir.display());
-            }
+            tracing::info!("featurize: {} is complete, reusing it", store_dir.display());
             return store.open();
         }
     }
@@ -140,23 +146,16 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         layout: if job.opts.proj_dim == 0 { job.adapter.layout() } else { Vec::new() },
         device: compute.label.clone(),
     };
-    if job.opts.verbose {
-        eprintln!(
-            "featurize {}: {n} examples ({truncated} truncated at {} tokens), loss {}, |θ| = {grad_dim}, features {dim}, on {}{}",
-            job.data.path.display(),
-            job.opts.max_len,
-            job.loss.name(),
-            compute.label,
-            if done > 0 { format!(", resuming after {done} of {n_chunks} chunks") } else { String::new() }
-        );
-    }
-    store.write_manifest(&manifest)?;
-    let bar = if job.opts.verbose { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} examples {per_sec} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+    tracing::info!(
+        "featurize {}: {n} examples ({truncated} truncated at {} tokens), loss {}, |θ| = {grad_dim}, features {dim}, on {}{}",
+        job.data.path.display(),
+        job.opts.max_len,
+        job.loss.name(),
+        compute.label,
+        if done > 0 { format!(", resuming after {done} of {n_chunks} chunks") } else { String::new() }
     );
+    store.write_manifest(&manifest)?;
+    let bar = progress_bar(n as u64);
     bar.set_prefix("featurize");
     bar.set_position((manifest.chunks_done * job.opts.chunk_size).min(n) as u64);
     // Chunks an earlier run finished stay on disk; each new chunk is written as soon as it is

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::npy::{self, Dtype, NpyFile, NpyWriter};
+use crate::data::View;
 use crate::error::{Error, Result};
 use crate::model::ParamSlot;
 use crate::util::write_atomic;
@@ -31,7 +32,7 @@ pub struct StoreKey {
     pub model: Vec<FileHash>,
     /// Adapter files, or a description of the fresh adapter.
     pub adapter: serde_json::Value,
-    pub loss: crate::features::LossKind,
+    pub loss: crate::loss::LossKind,
     pub transform: String,
     pub seed: u64,
     /// 0 = no projection.
@@ -40,9 +41,13 @@ pub struct StoreKey {
     pub max_len: usize,
     pub source: FileHash,
     /// Which side of a preference file was read as instruction data (empty: the file as is).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub view: String,
+    #[serde(default, skip_serializing_if = "is_as_read")]
+    pub view: View,
     pub chunk_size: usize,
+}
+
+fn is_as_read(v: &View) -> bool {
+    *v == View::AsRead
 }
 
 /// manifest.json.
@@ -86,14 +91,14 @@ impl Features {
         let key = StoreKey {
             model: vec![],
             adapter: serde_json::Value::Null,
-            loss: crate::features::LossKind::Sft,
+            loss: crate::loss::LossKind::Sft,
             transform: String::new(),
             seed: 0,
             proj_dim: dim,
             dtype: Dtype::F32,
             max_len: 0,
             source: FileHash { path: String::new(), sha256: String::new() },
-            view: String::new(),
+            view: View::AsRead,
             chunk_size: rows.max(1),
         };
         let manifest = Manifest {
@@ -160,12 +165,8 @@ impl Store {
                 return Ok(old.chunks_done);
             }
             if !overwrite {
-                let diff = differing_fields(&old.key, key);
-                return Err(Error::Invalid(format!(
-                    "{}: this feature store was made with other arguments ({}); choose another output or pass --overwrite",
-                    self.dir.display(),
-                    diff.join(", ")
-                )));
+                let differs = differing_fields(&old.key, key).into_iter().map(String::from).collect();
+                return Err(Error::StoreMismatch { path: self.dir.clone(), differs });
             }
             let _ = std::fs::remove_dir_all(self.dir.join("chunks"));
             let _ = std::fs::remove_file(self.dir.join("features.npy"));

@@ -8,7 +8,8 @@ use crate::train::AdamW;
 /// A gradient transform.
 #[derive(Debug, Clone)]
 pub enum Transform {
-    Sgd,
+    /// The gradient as it is (LESS's `sgd` gradient type; so named in store keys).
+    Identity,
     Sign,
     Adam {
         m: Vec<f32>,
@@ -37,7 +38,7 @@ impl Transform {
     /// The name recorded in a store's key.
     pub fn key(&self) -> String {
         match self {
-            Transform::Sgd => "sgd".into(),
+            Transform::Identity => "sgd".into(),
             Transform::Sign => "sign".into(),
             Transform::Adam { source, .. } => format!("adam:{source}"),
         }
@@ -46,7 +47,7 @@ impl Transform {
     /// Transforms rows of `g` (`[e, n]`) in place.
     pub fn apply(&self, g: &mut [f32], n: usize) {
         match self {
-            Transform::Sgd => {}
+            Transform::Identity => {}
             Transform::Sign => g.iter_mut().for_each(|x| {
                 *x = if *x > 0.0 {
                     1.0

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::subtasks::subtask_groups;
+use super::unit::unit_rows;
 use crate::data::{Example, Record};
 use crate::features::rng::fmix32;
 use crate::util::SplitMix64;
@@ -15,7 +17,7 @@ pub fn random_scores(n: usize, seed: u64) -> Vec<f64> {
 
 /// Cosine similarities `[N, M]` between candidate and query embeddings.
 pub fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize) -> Vec<f64> {
-    let (c, q) = (super::less::unit_rows(cand, n, dim), super::less::unit_rows(query, m, dim));
+    let (c, q) = (unit_rows(cand, n, dim), unit_rows(query, m, dim));
     let mut out = vec![0f64; n * m];
     for i in 0..n {
         for j in 0..m {
@@ -28,15 +30,12 @@ pub fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize
 /// RDS matching as LESS does it: mean cosine over a subtask's queries, max over subtasks.
 pub fn mean_max(cos: &[f64], n: usize, tasks: &[Option<String>]) -> Vec<f64> {
     let m = tasks.len();
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (j, t) in tasks.iter().enumerate() {
-        groups.entry(t.clone().unwrap_or_default()).or_default().push(j);
-    }
+    let groups = subtask_groups(tasks);
     (0..n)
         .map(|i| {
             groups
-                .values()
-                .map(|g| g.iter().map(|&j| cos[i * m + j]).sum::<f64>() / g.len() as f64)
+                .iter()
+                .map(|(_, g)| g.iter().map(|&j| cos[i * m + j]).sum::<f64>() / g.len() as f64)
                 .fold(f64::NEG_INFINITY, f64::max)
         })
         .collect()

@@ -8,27 +8,27 @@
 
 use burn::tensor::wgpu::wgpu;
 
-use super::less::{subtask_groups, SubtaskScores, TaskCosines};
+use super::less::{SubtaskScores, TaskCosines};
+use super::subtasks::subtask_groups;
+use super::unit::unit_rows_f32;
 use crate::error::{Error, Result};
 use crate::features::{FeatureRows, Features, BLOCK_ROWS};
-use crate::gpu::{f32_bytes, u32_bytes, Gpu};
+use crate::gpu::{f32_bytes, u32_bytes, Gpu, MAX_ROW};
 
-/// Longest feature row the one-loop kernel takes (lavapipe's 65,535-iteration limit).
-pub const MAX_DIM: usize = 60_000;
 /// Most loop iterations of one `aggregate` invocation (targets + subtasks).
 const MAX_AGGREGATE: usize = 65_535;
 /// Candidates per y-row of a `maximum` dispatch (1,024 workgroups of 64).
 const MAX_X: usize = 1024 * 64;
 
 /// One checkpoint's features and its weight.
-pub struct Stage<'a> {
+pub struct WeightedFeatures<'a> {
     pub pool: &'a dyn FeatureRows,
     pub target: &'a Features,
     pub weight: f64,
 }
 
 /// What [`GpuScorer::score`] returns.
-pub struct Scored {
+pub struct CheckpointScores {
     /// Per checkpoint: each subtask's mean cosine for every candidate.
     pub per_checkpoint: Vec<TaskCosines>,
     /// The weighted sums over checkpoints and their maximum over subtasks.
@@ -43,17 +43,6 @@ pub struct GpuScorer {
     maximum: wgpu::ComputePipeline,
 }
 
-fn unit_rows(data: &[f32], dim: usize) -> Vec<f32> {
-    let mut out = data.to_vec();
-    for row in out.chunks_mut(dim.max(1)) {
-        let norm = row.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
-        }
-    }
-    out
-}
-
 impl GpuScorer {
     /// Compiles the kernel on `gpu`.
     pub fn new(gpu: Gpu) -> Self {
@@ -66,14 +55,14 @@ impl GpuScorer {
 
     /// Why the kernel cannot score `stages`, or None when it can (the caller then uses the
     /// CPU scorer): feature width, target count, and buffer sizes against the adapter's limits.
-    pub fn unfit(&self, stages: &[Stage<'_>]) -> Option<String> {
+    pub fn unfit(&self, stages: &[WeightedFeatures<'_>]) -> Option<String> {
         let limit = self.gpu.max_binding();
         let first = stages.first()?;
         let (n, m) = (first.pool.rows(), first.target.rows);
         let groups = subtask_groups(&first.target.manifest.tasks).len();
         let dim = stages.iter().map(|s| s.pool.dim()).max().unwrap_or(0);
-        if dim > MAX_DIM {
-            Some(format!("feature width {dim} exceeds the scoring kernel's {MAX_DIM}"))
+        if dim > MAX_ROW {
+            Some(format!("feature width {dim} exceeds the scoring kernel's {MAX_ROW}"))
         } else if m + groups > MAX_AGGREGATE {
             Some(format!("{m} targets in {groups} subtasks exceed the scoring kernel's {MAX_AGGREGATE} iterations"))
         } else if [n * groups, m * dim, BLOCK_ROWS * dim, BLOCK_ROWS * m].iter().any(|&w| w * 4 > limit) {
@@ -86,7 +75,7 @@ impl GpuScorer {
     /// LESS scores: for each stage, every candidate's mean cosine to each subtask's targets;
     /// Σ weight × mean over stages; max over subtasks. Every stage needs the same target rows
     /// and subtasks (the checkpoints' features of one target set).
-    pub fn score(&self, stages: &[Stage<'_>]) -> Result<Scored> {
+    pub fn score(&self, stages: &[WeightedFeatures<'_>]) -> Result<CheckpointScores> {
         if let Some(why) = self.unfit(stages) {
             return Err(Error::Invalid(why));
         }
@@ -131,7 +120,7 @@ impl GpuScorer {
                 )));
             }
             let targ = ctx.storage("targets", (m * dim * 4) as u64, none);
-            ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows(&stage.target.data, dim)));
+            ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows_f32(&stage.target.data, stage.target.rows, dim)));
             let rows = BLOCK_ROWS.min(total.max(1));
             let cand = ctx.storage("candidates", (rows * dim * 4) as u64, none);
             let dots = ctx.storage("dots", (rows * m * 4) as u64, none);
@@ -144,7 +133,7 @@ impl GpuScorer {
             let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(total); g_count];
             for r0 in (0..total).step_by(rows) {
                 let n = rows.min(total - r0);
-                ctx.queue.write_buffer(&cand, 0, &f32_bytes(&unit_rows(&stage.pool.block(r0, n)?, dim)));
+                ctx.queue.write_buffer(&cand, 0, &f32_bytes(&unit_rows_f32(&stage.pool.block(r0, n)?, n, dim)));
                 write_params(n, m, dim, r0, stage.weight);
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 {
@@ -181,6 +170,6 @@ impl GpuScorer {
             .map(|(g, (name, _))| (name.clone(), sums.iter().skip(g).step_by(g_count).map(|&v| v as f64).collect()))
             .collect();
         let score = ctx.read_f32(&score, total)?.into_iter().map(f64::from).collect();
-        Ok(Scored { per_checkpoint, combined: SubtaskScores { score, per_task } })
+        Ok(CheckpointScores { per_checkpoint, combined: SubtaskScores { score, per_task } })
     }
 }

@@ -5,13 +5,10 @@
 //! Score(z) = max_j mean_{z' ∈ j} Σ_i η̄_i · cos(Γ(z; θ_i), ∇ℓ(z'; θ_i)).
 //! ROSE is the same with DPO-loss gradients of a preference target set.
 
-use std::collections::BTreeMap;
-
+use super::subtasks::subtask_groups;
+use super::unit::unit_rows;
 use crate::error::{Error, Result};
 use crate::features::{FeatureRows, Features, BLOCK_ROWS};
-
-/// Name of the subtask of target examples without a `task` field.
-pub const DEFAULT_TASK: &str = "target";
 
 /// Per-subtask mean cosine of every candidate, subtasks in name order.
 pub type TaskCosines = Vec<(String, Vec<f64>)>;
@@ -23,30 +20,6 @@ pub struct SubtaskScores {
     pub score: Vec<f64>,
     /// (subtask, weighted score over checkpoints) per candidate.
     pub per_task: TaskCosines,
-}
-
-/// Rows scaled to unit L2 norm (f64); zero rows stay zero.
-pub(crate) fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
-    let mut out = vec![0f64; rows * dim];
-    for r in 0..rows {
-        let row = &data[r * dim..(r + 1) * dim];
-        let norm = row.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            for (o, &x) in out[r * dim..(r + 1) * dim].iter_mut().zip(row) {
-                *o = x as f64 / norm;
-            }
-        }
-    }
-    out
-}
-
-/// The target rows of each subtask (a row's `task`, or [`DEFAULT_TASK`]), subtasks in name order.
-pub fn subtask_groups(tasks: &[Option<String>]) -> Vec<(String, Vec<usize>)> {
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (j, task) in tasks.iter().enumerate() {
-        groups.entry(task.clone().unwrap_or_else(|| DEFAULT_TASK.into())).or_default().push(j);
-    }
-    groups.into_iter().collect()
 }
 
 /// Mean cosine similarity of each `pool` row to the `target` rows of each subtask (the target

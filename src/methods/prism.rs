@@ -10,14 +10,17 @@ use crate::error::{Error, Result};
 use crate::features::{dot_rows, FeatureRows, Features};
 
 /// How target pairs are weighted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PairWeights {
-    /// π_q from the length-normalised likelihoods (targets the model nearly prefers weigh more).
     Pi,
-    /// π_q = 1/2 (ablation).
     Uniform,
 }
+
+crate::choice::choice!(PairWeights {
+    Pi => "pi": "pi_q from the length-normalised likelihoods (targets the model nearly prefers weigh more)",
+    Uniform => "uniform": "pi_q = 1/2 (ablation)",
+});
 
 /// The curvature used in the score.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -74,7 +77,7 @@ pub fn scores(candidates: &dyn FeatureRows, d: &[f64], hessian: Hessian) -> Resu
             let lambda = solve::damping_lambda(&all, n, k, damping);
             if lambda.is_nan() || lambda <= 0.0 {
                 return Err(Error::Invalid(format!(
-                    "--hessian cov needs a positive damping and nonzero candidate features (λ = {lambda})"
+                    "the covariance Hessian needs a positive damping and nonzero candidate features (λ = {lambda})"
                 )));
             }
             solve::damped_covariance_solve(&all, n, k, lambda, d)

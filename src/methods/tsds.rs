@@ -9,34 +9,25 @@
 //! 4. p[I[j][k]] += 1/(M·s·ρ[j][k]) for k ≤ last[j], the remainder of 1/M to I[j][last[j]+1];
 //! 5. sampling with replacement (multinomial, seeded), or the top by p without replacement.
 //!
-//! Neighbours are exact by default (ties broken by index), on the GPU when given one (see
-//! [`super::gpu_knn`], whose distances and top-K run on the GPU and which returns the same
-//! neighbours). [`KnnIndex::Ivf`] uses an approximate IVF-Flat index instead, as the
-//! reference's faiss does, for pools too large for exact search.
+//! Neighbours come from [`super::knn`]: exact by default (ties broken by index, the same on
+//! the CPU and the GPU), or [`KnnIndex::Ivf`], an approximate IVF-Flat index as the
+//! reference's faiss uses, for pools too large for exact search.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::gpu_knn::GpuKnn;
-use super::ivf::{IvfIndex, IvfParams};
+pub use super::knn::KnnIndex;
+use super::knn::{searcher, Exact};
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
-
-/// How neighbours are found.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KnnIndex {
-    /// Every candidate is compared (the default).
-    Exact,
-    /// An IVF-Flat index, as the reference's faiss: APPROXIMATE, for large pools.
-    Ivf(IvfParams),
-}
 
 /// TSDS parameters; `None` picks the reference defaults min(5000, N/10) and min(1000, N/10).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct TsdsParams {
-    pub k: Option<usize>,
-    pub kde_k: Option<usize>,
+    /// K: neighbours of each query (the candidates it can be matched to).
+    pub neighbours: Option<usize>,
+    /// kde_K: neighbours of each candidate in its density estimate.
+    pub kde_neighbours: Option<usize>,
     pub sigma: f64,
     pub alpha: f64,
     pub c: f64,
@@ -45,34 +36,8 @@ pub struct TsdsParams {
 
 impl Default for TsdsParams {
     fn default() -> Self {
-        TsdsParams { k: None, kde_k: None, sigma: 0.75, alpha: 0.5, c: 5.0, index: KnnIndex::Exact }
+        TsdsParams { neighbours: None, kde_neighbours: None, sigma: 0.75, alpha: 0.5, c: 5.0, index: KnnIndex::Exact }
     }
-}
-
-/// Squared L2 distance, accumulated in f64.
-pub(crate) fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
-}
-
-/// The `k` nearest rows of `points` (among `candidates`) to `q`: (squared distance, index),
-/// ascending, ties by index.
-pub(crate) fn exact_neighbours(
-    q: &[f32],
-    points: &[f32],
-    dim: usize,
-    candidates: &[usize],
-    k: usize,
-) -> Vec<(f64, usize)> {
-    let mut all: Vec<(f64, usize)> =
-        candidates.iter().map(|&i| (sq_dist(q, &points[i * dim..(i + 1) * dim]), i)).collect();
-    let cmp = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    let k = k.min(all.len());
-    if k < all.len() {
-        all.select_nth_unstable_by(k, cmp);
-        all.truncate(k);
-    }
-    all.sort_by(cmp);
-    all
 }
 
 /// A heap entry ordered by (count, k, j), as Python's tuples compare.
@@ -92,29 +57,10 @@ impl Ord for Entry {
 
 /// The TSDS probabilities of `n` candidates `x` (`[n, dim]`) for `m` queries `q`.
 pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Result<Vec<f64>> {
-    probabilities_with(x, n, q, m, dim, p, None)
+    probabilities_with(x, n, q, m, dim, p, &Exact::Cpu)
 }
 
-/// Each query's `k` nearest rows of `x` among `subset` (by `index`), on the GPU if given one.
-#[allow(clippy::too_many_arguments)]
-fn neighbours(
-    x: &[f32],
-    subset: &[usize],
-    q: &[f32],
-    m: usize,
-    dim: usize,
-    k: usize,
-    index: KnnIndex,
-    knn: Option<&GpuKnn>,
-) -> Result<Vec<Vec<(f64, usize)>>> {
-    match (index, knn) {
-        (KnnIndex::Ivf(p), _) => IvfIndex::build(x, subset, dim, &p, knn)?.search(x, q, m, k, p.nprobe, knn),
-        (KnnIndex::Exact, Some(g)) if dim <= super::gpu_knn::MAX_DIM => g.nearest(x, subset, q, m, dim, k),
-        _ => Ok((0..m).map(|j| exact_neighbours(&q[j * dim..(j + 1) * dim], x, dim, subset, k)).collect()),
-    }
-}
-
-/// [`probabilities`], with the neighbour searches on `knn` when given.
+/// [`probabilities`], with the exact parts of the neighbour searches on `exact`.
 pub fn probabilities_with(
     x: &[f32],
     n: usize,
@@ -122,17 +68,18 @@ pub fn probabilities_with(
     m: usize,
     dim: usize,
     p: &TsdsParams,
-    knn: Option<&GpuKnn>,
+    exact: &Exact,
 ) -> Result<Vec<f64>> {
+    let search = searcher(p.index, exact);
     if n < 2 || m == 0 {
         return Err(Error::Invalid("TSDS needs at least 2 candidates and 1 query".into()));
     }
-    let big_k = p.k.unwrap_or(5000.min(n / 10)).clamp(2, n);
-    let kde_k = p.kde_k.unwrap_or(1000.min(n / 10)).max(1);
+    let big_k = p.neighbours.unwrap_or(5000.min(n / 10)).clamp(2, n);
+    let kde_k = p.kde_neighbours.unwrap_or(1000.min(n / 10)).max(1);
     let all: Vec<usize> = (0..n).collect();
     // 1. Neighbours of each query.
     let (mut dists, mut idx) = (Vec::with_capacity(m), Vec::with_capacity(m));
-    for nn in neighbours(x, &all, q, m, dim, big_k, p.index, knn)? {
+    for nn in search.nearest(x, &all, q, m, dim, big_k)? {
         dists.push(nn.iter().map(|(d, _)| d.sqrt()).collect::<Vec<f64>>());
         idx.push(nn.iter().map(|(_, i)| *i).collect::<Vec<usize>>());
     }
@@ -144,7 +91,7 @@ pub fn probabilities_with(
         union.iter().map(|&u| (u, 1.0)).collect()
     } else {
         let rows: Vec<f32> = union.iter().flat_map(|&u| x[u * dim..(u + 1) * dim].iter().copied()).collect();
-        let nn = neighbours(x, &union, &rows, union.len(), dim, kde_k, p.index, knn)?;
+        let nn = search.nearest(x, &union, &rows, union.len(), dim, kde_k)?;
         union
             .iter()
             .zip(nn)

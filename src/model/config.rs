@@ -1,8 +1,10 @@
-//! The parts of a Hugging Face `config.json` the supported architectures use, read as the file
-//! has them (both the old top-level `rope_theta` and the newer `rope_parameters` block).
+//! The parts of a Hugging Face `config.json` the supported architectures use: one typed serde
+//! struct per family, read as the file has it (both the old top-level `rope_theta` and the
+//! newer `rope_parameters` block), turned into the [`ModelConfig`] the model code uses.
 
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -16,6 +18,16 @@ pub enum Arch {
     Qwen2,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
+}
+
+impl Arch {
+    /// Where a fresh LoRA attaches when no targets are given: the attention projections.
+    pub fn default_lora_targets(self) -> Vec<String> {
+        match self {
+            Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
+            Arch::Llama | Arch::Qwen2 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+        }
+    }
 }
 
 /// A checkpoint's declared float type.
@@ -47,19 +59,104 @@ pub struct ModelConfig {
     pub dtype: FloatKind,
 }
 
-fn get_usize(v: &Value, key: &str, path: &Path) -> Result<usize> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .map(|x| x as usize)
-        .ok_or_else(|| Error::format(path, format!("missing or non-integer field `{key}`")))
+/// `eos_token_id` / `bos_token_id`: one id, or a list (Llama-3 lists several EOS ids; the
+/// first is the one appended after a completion).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
 }
 
-fn first_id(v: Option<&Value>) -> Option<u32> {
-    match v? {
-        Value::Number(n) => n.as_u64().map(|x| x as u32),
-        Value::Array(a) => a.first().and_then(Value::as_u64).map(|x| x as u32),
-        _ => None,
+impl TokenIds {
+    /// The first id.
+    pub fn first(&self) -> Option<u32> {
+        match self {
+            TokenIds::One(id) => Some(*id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
     }
+}
+
+/// The RoPE block: `rope_parameters` (newer files) or `rope_scaling` (older ones, with
+/// `rope_theta` at the top level).
+#[derive(Debug, Clone, Deserialize)]
+struct RopeParameters {
+    rope_type: Option<String>,
+    /// The older name of `rope_type` (some files carry both).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rope_theta: Option<f64>,
+}
+
+/// The fields of `config.json` every family shares.
+#[derive(Debug, Clone, Deserialize)]
+struct CommonFields {
+    #[serde(default)]
+    model_type: String,
+    eos_token_id: Option<TokenIds>,
+    bos_token_id: Option<TokenIds>,
+    dtype: Option<String>,
+    /// The older name of `dtype` (some files carry both).
+    torch_dtype: Option<String>,
+}
+
+/// config.json of the Llama family (Llama, Mistral, SmolLM, TinyLlama) and Qwen2, as the file
+/// has it.
+#[derive(Debug, Clone, Deserialize)]
+struct LlamaConfigFile {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    #[serde(default = "default_rms_eps")]
+    rms_norm_eps: f64,
+    rope_theta: Option<f64>,
+    rope_parameters: Option<RopeParameters>,
+    rope_scaling: Option<RopeParameters>,
+    tie_word_embeddings: Option<bool>,
+    max_position_embeddings: Option<usize>,
+    #[serde(default = "default_act")]
+    hidden_act: String,
+}
+
+fn default_rms_eps() -> f64 {
+    1e-6
+}
+
+fn default_act() -> String {
+    "silu".into()
+}
+
+/// config.json of GPT-2.
+#[derive(Debug, Clone, Deserialize)]
+struct Gpt2ConfigFile {
+    vocab_size: usize,
+    n_embd: usize,
+    n_layer: usize,
+    n_head: usize,
+    n_positions: usize,
+    n_inner: Option<usize>,
+    #[serde(default = "default_ln_eps")]
+    layer_norm_epsilon: f64,
+    #[serde(default = "default_gpt2_act")]
+    activation_function: String,
+}
+
+fn default_ln_eps() -> f64 {
+    1e-5
+}
+
+fn default_gpt2_act() -> String {
+    "gelu_new".into()
+}
+
+/// Deserializes `v` as `T`, naming the file in the error (serde names the field).
+fn typed<T: serde::de::DeserializeOwned>(v: &Value, path: &Path) -> Result<T> {
+    T::deserialize(v).map_err(|e| Error::format(path, e.to_string()))
 }
 
 impl ModelConfig {
@@ -72,91 +169,146 @@ impl ModelConfig {
 
     /// Interprets a parsed `config.json`; `path` is only used in error messages.
     pub fn from_value(v: &Value, path: &Path) -> Result<Self> {
-        let model_type = v.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
-        let arch = match model_type.as_str() {
+        let common: CommonFields = typed(v, path)?;
+        let arch = match common.model_type.as_str() {
             "llama" | "mistral" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "gpt2" => Arch::Gpt2,
-            _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type }),
+            _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
-        let eos_token_id =
-            first_id(v.get("eos_token_id")).ok_or_else(|| Error::format(path, "missing field `eos_token_id`"))?;
-        let bos_token_id = first_id(v.get("bos_token_id"));
-        let dtype = match v.get("dtype").or_else(|| v.get("torch_dtype")).and_then(Value::as_str) {
+        let eos_token_id = common
+            .eos_token_id
+            .as_ref()
+            .and_then(TokenIds::first)
+            .ok_or_else(|| Error::format(path, "missing field `eos_token_id`"))?;
+        let bos_token_id = common.bos_token_id.as_ref().and_then(TokenIds::first);
+        let dtype = match common.dtype.as_deref().or(common.torch_dtype.as_deref()) {
             Some("bfloat16") => FloatKind::Bf16,
             Some("float16") => FloatKind::F16,
             _ => FloatKind::F32,
         };
-        if arch == Arch::Gpt2 {
-            let hidden = get_usize(v, "n_embd", path)?;
-            let heads = get_usize(v, "n_head", path)?;
-            let act = v.get("activation_function").and_then(Value::as_str).unwrap_or("gelu_new");
-            if !matches!(act, "gelu_new" | "gelu_pytorch_tanh") {
-                return Err(Error::format(path, format!("unsupported activation_function `{act}` (gelu_new)")));
-            }
-            return Ok(ModelConfig {
-                arch,
-                vocab_size: get_usize(v, "vocab_size", path)?,
-                hidden,
-                layers: get_usize(v, "n_layer", path)?,
-                heads,
-                kv_heads: heads,
-                head_dim: hidden / heads,
-                intermediate: v.get("n_inner").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(4 * hidden),
-                norm_eps: v.get("layer_norm_epsilon").and_then(Value::as_f64).unwrap_or(1e-5),
-                rope_theta: 0.0,
-                tie_embeddings: true,
-                max_positions: get_usize(v, "n_positions", path)?,
-                eos_token_id,
-                bos_token_id,
-                dtype,
-            });
+        match arch {
+            Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
+            Arch::Llama | Arch::Qwen2 => Self::llama(arch, typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
         }
-        let hidden = get_usize(v, "hidden_size", path)?;
-        let heads = get_usize(v, "num_attention_heads", path)?;
-        let kv_heads = v.get("num_key_value_heads").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(heads);
-        let head_dim = v.get("head_dim").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(hidden / heads);
-        if heads % kv_heads != 0 {
+    }
+
+    fn gpt2(c: Gpt2ConfigFile, path: &Path, eos: u32, bos: Option<u32>, dtype: FloatKind) -> Result<Self> {
+        if !matches!(c.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(Error::format(
+                path,
+                format!("unsupported activation_function `{}` (gelu_new)", c.activation_function),
+            ));
+        }
+        Ok(ModelConfig {
+            arch: Arch::Gpt2,
+            vocab_size: c.vocab_size,
+            hidden: c.n_embd,
+            layers: c.n_layer,
+            heads: c.n_head,
+            kv_heads: c.n_head,
+            head_dim: c.n_embd / c.n_head,
+            intermediate: c.n_inner.unwrap_or(4 * c.n_embd),
+            norm_eps: c.layer_norm_epsilon,
+            rope_theta: 0.0,
+            tie_embeddings: true,
+            max_positions: c.n_positions,
+            eos_token_id: eos,
+            bos_token_id: bos,
+            dtype,
+        })
+    }
+
+    fn llama(
+        arch: Arch,
+        c: LlamaConfigFile,
+        path: &Path,
+        eos: u32,
+        bos: Option<u32>,
+        dtype: FloatKind,
+    ) -> Result<Self> {
+        let heads = c.num_attention_heads;
+        let kv_heads = c.num_key_value_heads.unwrap_or(heads);
+        if kv_heads == 0 || heads % kv_heads != 0 {
             return Err(Error::format(
                 path,
                 format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"),
             ));
         }
-        let rope = v.get("rope_parameters").or_else(|| v.get("rope_scaling")).filter(|r| !r.is_null());
-        if let Some(kind) = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str) {
+        let rope = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
+        if let Some(kind) = rope.and_then(|r| r.rope_type.as_deref().or(r.kind.as_deref())) {
             if kind != "default" {
                 return Err(Error::format(path, format!("unsupported rope_type `{kind}` (default)")));
             }
         }
-        let rope_theta = rope
-            .and_then(|r| r.get("rope_theta"))
-            .or_else(|| v.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(10000.0);
-        let act = v.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
-        if act != "silu" {
-            return Err(Error::format(path, format!("unsupported hidden_act `{act}` (silu)")));
+        if c.hidden_act != "silu" {
+            return Err(Error::format(path, format!("unsupported hidden_act `{}` (silu)", c.hidden_act)));
         }
         Ok(ModelConfig {
             arch,
-            vocab_size: get_usize(v, "vocab_size", path)?,
-            hidden,
-            layers: get_usize(v, "num_hidden_layers", path)?,
+            vocab_size: c.vocab_size,
+            hidden: c.hidden_size,
+            layers: c.num_hidden_layers,
             heads,
             kv_heads,
-            head_dim,
-            intermediate: get_usize(v, "intermediate_size", path)?,
-            norm_eps: v.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
-            rope_theta,
-            tie_embeddings: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(arch == Arch::Qwen2),
-            max_positions: v
-                .get("max_position_embeddings")
-                .and_then(Value::as_u64)
-                .map(|x| x as usize)
-                .unwrap_or(usize::MAX),
-            eos_token_id,
-            bos_token_id,
+            head_dim: c.head_dim.unwrap_or(c.hidden_size / heads),
+            intermediate: c.intermediate_size,
+            norm_eps: c.rms_norm_eps,
+            rope_theta: rope.and_then(|r| r.rope_theta).or(c.rope_theta).unwrap_or(10000.0),
+            tie_embeddings: c.tie_word_embeddings.unwrap_or(arch == Arch::Qwen2),
+            max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
+            eos_token_id: eos,
+            bos_token_id: bos,
             dtype,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<ModelConfig> {
+        ModelConfig::from_value(&v, Path::new("config.json"))
+    }
+
+    fn llama(extra: Value) -> Value {
+        let mut v = serde_json::json!({
+            "model_type": "llama", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 24,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "eos_token_id": 2,
+        });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    #[test]
+    fn eos_may_be_a_list_and_the_first_is_used() {
+        let c = parse(llama(serde_json::json!({ "eos_token_id": [7, 9], "bos_token_id": 1 }))).unwrap();
+        assert_eq!((c.eos_token_id, c.bos_token_id), (7, Some(1)));
+    }
+
+    #[test]
+    fn rope_theta_from_either_form_and_defaults() {
+        let top = parse(llama(serde_json::json!({ "rope_theta": 500000.0, "rope_scaling": null }))).unwrap();
+        assert_eq!(top.rope_theta, 500000.0);
+        let block =
+            parse(llama(serde_json::json!({ "rope_parameters": { "rope_type": "default", "rope_theta": 1e6 } })));
+        assert_eq!(block.unwrap().rope_theta, 1e6);
+        let c = parse(llama(serde_json::json!({}))).unwrap();
+        assert_eq!((c.rope_theta, c.head_dim, c.norm_eps, c.tie_embeddings), (10000.0, 4, 1e-6, false));
+    }
+
+    #[test]
+    fn unsupported_settings_and_missing_fields_are_named() {
+        let e = parse(llama(serde_json::json!({ "rope_scaling": { "type": "yarn" } }))).unwrap_err();
+        assert!(e.to_string().contains("yarn"), "{e}");
+        let mut v = llama(serde_json::json!({}));
+        v.as_object_mut().unwrap().remove("hidden_size");
+        let e = parse(v).unwrap_err();
+        assert!(e.to_string().contains("hidden_size"), "{e}");
+        let e = parse(llama(serde_json::json!({ "num_key_value_heads": 3 }))).unwrap_err();
+        assert!(e.to_string().contains("num_key_value_heads"), "{e}");
+        let e = parse(serde_json::json!({ "model_type": "mamba" })).unwrap_err();
+        assert!(e.to_string().contains("mamba"), "{e}");
     }
 }

@@ -1,86 +1,81 @@
-//! GPT-2: learned positions, pre-LayerNorm blocks, fused q/k/v `c_attn`, Conv1D weights
-//! stored `[in, out]`, tied output embedding.
+//! GPT-2: learned positions, pre-LayerNorm blocks, fused q/k/v `c_attn`, GELU (tanh) MLP,
+//! Conv1D weights stored `[in, out]`, tied output embedding.
 
 use burn::prelude::*;
 
+use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
-use super::lora::LoraRuntime;
-use super::nn::{self, Linear, LinearBuilder};
+use super::linear::{LinearBuilder, LoraRuntime};
+use super::positions::PositionCache;
 use crate::error::Result;
-
-struct Block {
-    ln1_w: Tensor<1>,
-    ln1_b: Tensor<1>,
-    c_attn: Linear,
-    c_proj: Linear,
-    ln2_w: Tensor<1>,
-    ln2_b: Tensor<1>,
-    c_fc: Linear,
-    mlp_proj: Linear,
-}
 
 /// The GPT-2 stack and tied head.
 pub struct Gpt2 {
-    cfg: ModelConfig,
+    hidden: usize,
     wte: Tensor<2>,
     wpe: Tensor<2>,
     blocks: Vec<Block>,
-    lnf_w: Tensor<1>,
-    lnf_b: Tensor<1>,
+    ln_f: Norm,
     lm_head: Tensor<2>,
+    positions: PositionCache,
 }
 
 impl Gpt2 {
     /// Builds the model; accepts names with or without the `transformer.` prefix.
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
         let pre = if lb.weights.contains("wte.weight") { "" } else { "transformer." };
-        let h = cfg.hidden;
+        let (h, eps) = (cfg.hidden, cfg.norm_eps);
         let wte_host = lb.weights.take(&format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;
         let wpe_host = lb.weights.take(&format!("{pre}wpe.weight"), &[cfg.max_positions, h])?;
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("{pre}h.{l}");
-            blocks.push(Block {
-                ln1_w: lb.vector(&format!("{p}.ln_1.weight"), h)?,
-                ln1_b: lb.vector(&format!("{p}.ln_1.bias"), h)?,
-                c_attn: lb.conv1d(&format!("{p}.attn.c_attn"), h, 3 * h)?,
-                c_proj: lb.conv1d(&format!("{p}.attn.c_proj"), h, h)?,
-                ln2_w: lb.vector(&format!("{p}.ln_2.weight"), h)?,
-                ln2_b: lb.vector(&format!("{p}.ln_2.bias"), h)?,
-                c_fc: lb.conv1d(&format!("{p}.mlp.c_fc"), h, cfg.intermediate)?,
-                mlp_proj: lb.conv1d(&format!("{p}.mlp.c_proj"), cfg.intermediate, h)?,
-            });
+            let attn_norm = Norm::Layer {
+                w: lb.vector(&format!("{p}.ln_1.weight"), h)?,
+                b: lb.vector(&format!("{p}.ln_1.bias"), h)?,
+                eps,
+            };
+            let attn = Attention {
+                qkv: Qkv::Fused(lb.conv1d(&format!("{p}.attn.c_attn"), h, 3 * h)?),
+                o: lb.conv1d(&format!("{p}.attn.c_proj"), h, h)?,
+                heads: cfg.heads,
+                kv_heads: cfg.heads,
+                head_dim: cfg.head_dim,
+            };
+            let mlp_norm = Norm::Layer {
+                w: lb.vector(&format!("{p}.ln_2.weight"), h)?,
+                b: lb.vector(&format!("{p}.ln_2.bias"), h)?,
+                eps,
+            };
+            let mlp = Mlp::GeluTanh {
+                fc: lb.conv1d(&format!("{p}.mlp.c_fc"), h, cfg.intermediate)?,
+                proj: lb.conv1d(&format!("{p}.mlp.c_proj"), cfg.intermediate, h)?,
+            };
+            blocks.push(Block { attn_norm, attn, mlp_norm, mlp });
         }
-        let lnf_w = lb.vector(&format!("{pre}ln_f.weight"), h)?;
-        let lnf_b = lb.vector(&format!("{pre}ln_f.bias"), h)?;
+        let ln_f = Norm::Layer {
+            w: lb.vector(&format!("{pre}ln_f.weight"), h)?,
+            b: lb.vector(&format!("{pre}ln_f.bias"), h)?,
+            eps,
+        };
         // The original checkpoints keep a (tied) lm_head copy; skip it if present.
         let _ = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])?;
-        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), &wte_host, false);
-        let wpe = lb.param(&format!("{pre}wpe.weight"), &wpe_host, false);
+        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), wte_host, false);
+        let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
         let lm_head = wte.clone().transpose();
-        Ok(Gpt2 { cfg: cfg.clone(), wte, wpe, blocks, lnf_w, lnf_b, lm_head })
+        Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None) })
     }
 
     /// Final hidden states `[B, T, H]` (after `ln_f`).
     pub fn hidden(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
-        let c = &self.cfg;
-        let device = ids.device();
-        let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, c.hidden]);
-        let pos = self.wpe.clone().narrow(0, 0, t).reshape([1, t, c.hidden]);
-        let mut x = tok + pos;
-        let mask = nn::causal_mask(t, &device);
+        let pos = self.positions.positions(t, &ids.device());
+        let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        let mut x = tok + self.wpe.clone().narrow(0, 0, t).reshape([1, t, self.hidden]);
         for blk in &self.blocks {
-            let hn = nn::layer_norm(x.clone(), &blk.ln1_w, &blk.ln1_b, c.norm_eps);
-            let qkv = blk.c_attn.forward(hn, lora);
-            let q = nn::heads(qkv.clone().narrow(2, 0, c.hidden), c.heads, c.head_dim);
-            let k = nn::heads(qkv.clone().narrow(2, c.hidden, c.hidden), c.heads, c.head_dim);
-            let v = nn::heads(qkv.narrow(2, 2 * c.hidden, c.hidden), c.heads, c.head_dim);
-            x = x + blk.c_proj.forward(nn::attention(q, k, v, &mask), lora);
-            let hn = nn::layer_norm(x.clone(), &blk.ln2_w, &blk.ln2_b, c.norm_eps);
-            x = x + blk.mlp_proj.forward(nn::gelu_tanh(blk.c_fc.forward(hn, lora)), lora);
+            x = blk.forward(x, &pos, lora);
         }
-        nn::layer_norm(x, &self.lnf_w, &self.lnf_b, c.norm_eps)
+        self.ln_f.forward(x)
     }
 
     /// The output projection `[H, V]`.

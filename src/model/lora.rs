@@ -10,8 +10,8 @@ use burn::prelude::*;
 use regex::Regex;
 use serde_json::{json, Value};
 
-use super::nn::LinearInfo;
-use super::weights::{read_safetensors, HostTensor};
+use super::linear::{Branch, LinearInfo, LoraRuntime};
+use super::weights::{read_safetensors, write_safetensors, HostTensor};
 use crate::error::{Error, Result};
 
 /// Which modules get a LoRA branch.
@@ -75,31 +75,6 @@ pub struct ParamSlot {
     pub name: String,
     pub shape: Vec<usize>,
     pub offset: usize,
-}
-
-/// The LoRA branches used by one forward pass: per linear module, `a: [S, in, r]`,
-/// `b: [S, r, out]` with S the number of sequences (1 for a shared adapter).
-pub struct LoraRuntime {
-    branches: Vec<Option<Branch>>,
-}
-
-/// One module's branch.
-pub struct Branch {
-    pub a: Tensor<3>,
-    pub b: Tensor<3>,
-    pub scale: f64,
-}
-
-impl LoraRuntime {
-    /// Branches indexed by linear id.
-    pub fn new(branches: Vec<Option<Branch>>) -> Self {
-        LoraRuntime { branches }
-    }
-
-    /// The branch of linear `id`, if adapted.
-    pub fn branch(&self, id: usize) -> Option<&Branch> {
-        self.branches.get(id).and_then(Option::as_ref)
-    }
 }
 
 /// PEFT key of a module's tensor.
@@ -229,10 +204,8 @@ impl LoraAdapter {
             });
         }
         if modules.is_empty() {
-            let names: Vec<&str> = linears.iter().map(|l| l.name.as_str()).take(8).collect();
-            return Err(Error::Invalid(format!(
-                "--lora-targets {targets:?} match no module (modules look like {names:?})"
-            )));
+            let examples = linears.iter().map(|l| l.name.clone()).take(8).collect();
+            return Err(Error::NoLoraTarget { targets: targets.to_vec(), examples });
         }
         Ok(LoraAdapter { rank, alpha, targets: spec, use_rslora: false, modules, dir: None })
     }
@@ -308,27 +281,45 @@ impl LoraAdapter {
             "inference_mode": true, "base_model_name_or_path": null, "modules_to_save": null,
             "init_lora_weights": true,
         });
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for m in &self.modules {
-            for (w, t) in [("A", &m.a), ("B", &m.b)] {
-                let bytes = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
-                tensors.push((peft_key(&m.module, w), t.shape.clone(), bytes));
-            }
-        }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        let tensors: Vec<(String, Vec<usize>, &[f32])> = self
+            .modules
             .iter()
-            .map(|(n, s, b)| {
-                (
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("valid view"),
-                )
+            .flat_map(|m| {
+                [("A", &m.a), ("B", &m.b)].map(|(w, t)| (peft_key(&m.module, w), t.shape.clone(), &t.data[..]))
             })
             .collect();
-        let bytes = safetensors::serialize(views, None).map_err(|e| Error::format(dir, e.to_string()))?;
-        crate::util::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
+        write_safetensors(&dir.join("adapter_model.safetensors"), &tensors, &[])?;
         crate::util::write_atomic(
             &dir.join("adapter_config.json"),
             serde_json::to_string_pretty(&cfg).expect("json").as_bytes(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_whole_components_and_regexes_the_whole_name() {
+        let names = TargetSpec::Names(vec!["q_proj".into(), "c_attn".into()]);
+        assert!(names.matches("model.layers.0.self_attn.q_proj").unwrap());
+        assert!(names.matches("q_proj").unwrap());
+        assert!(!names.matches("model.layers.0.self_attn.xq_proj").unwrap());
+        assert!(!names.matches("model.layers.0.self_attn.q_proj.base").unwrap());
+        let re = TargetSpec::Regex(r".*\.(q|v)_proj".into());
+        assert!(re.matches("model.layers.3.self_attn.v_proj").unwrap());
+        assert!(!re.matches("model.layers.3.self_attn.v_proj_extra").unwrap(), "the match is anchored");
+        assert!(TargetSpec::Regex("(".into()).matches("x").is_err());
+    }
+
+    #[test]
+    fn rank_and_alpha_patterns_match_like_peft() {
+        let pats: serde_json::Map<String, Value> =
+            serde_json::from_value(json!({ "layers.1.self_attn.q_proj": 16, "v_proj": 4 })).unwrap();
+        assert_eq!(pattern_value(&pats, "model.layers.1.self_attn.q_proj"), Some(16.0));
+        assert_eq!(pattern_value(&pats, "model.layers.11.self_attn.q_proj"), None, "keys match whole components");
+        assert_eq!(pattern_value(&pats, "model.layers.0.self_attn.v_proj"), Some(4.0));
+        assert_eq!(pattern_value(&pats, "model.layers.0.self_attn.k_proj"), None);
     }
 }

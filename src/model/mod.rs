@@ -1,20 +1,23 @@
 //! Models: Hugging Face causal LMs (Llama family, Qwen2, GPT-2) with LoRA, on any Burn device.
 
+mod block;
 mod config;
 mod gpt2;
+mod linear;
 mod llama;
 mod lora;
 mod nn;
+mod positions;
 mod weights;
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use config::{Arch, FloatKind, ModelConfig};
-pub use lora::{peft_key, Branch, LoraAdapter, LoraModule, LoraRuntime, ParamSlot, TargetSpec};
-pub use nn::{Leaf, LinearInfo};
-pub use weights::{read_safetensors, HostTensor, Weights};
+pub use config::{Arch, FloatKind, ModelConfig, TokenIds};
+pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
+pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
+pub use weights::{read_safetensors, write_safetensors, HostTensor, Weights};
 
 use crate::error::{Error, Result};
 
@@ -57,7 +60,7 @@ impl CausalLm {
         device: &Device,
         trainable: bool,
     ) -> Result<(Self, Vec<Leaf>)> {
-        let mut lb = nn::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
+        let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
             Arch::Llama | Arch::Qwen2 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),

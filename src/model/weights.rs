@@ -1,10 +1,12 @@
 //! Reading checkpoint tensors: `model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`. Floats in f32, f16, bf16 or f64 are cast to f32, because
-//! wgpu has no bf16 and our kernels run in f32.
+//! `model.safetensors.index.json`, memory-mapped. Floats in f32, f16, bf16 or f64 are cast to
+//! f32 as each tensor is taken, because wgpu has no bf16 and our kernels run in f32.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
@@ -16,18 +18,36 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// All tensors of a checkpoint, by name, and the file each came from.
-pub struct Weights {
-    tensors: HashMap<String, (HostTensor, PathBuf)>,
-    /// The files read, in order (for hashing into manifests).
-    pub files: Vec<PathBuf>,
-    /// Tensor names that were read but never taken (reported, not fatal).
-    taken: std::cell::RefCell<std::collections::HashSet<String>>,
+/// Where a checkpoint's tensors are: which file, which bytes, in which dtype.
+struct Entry {
+    file: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: std::ops::Range<usize>,
 }
 
-fn to_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
-    let b = view.data();
-    Ok(match view.dtype() {
+/// The tensors' storage.
+enum Source {
+    /// Memory-mapped safetensors files. A tensor is decoded to f32 only when the model takes
+    /// it and is moved from there to the device, so the host holds the mapping (file-backed,
+    /// reclaimable) and one tensor in flight, never a second copy of the whole model.
+    Mapped { maps: Vec<Mmap>, index: HashMap<String, Entry> },
+    /// Tensors already in memory (a model being trained); taking one moves it out.
+    Memory(RefCell<HashMap<String, HostTensor>>),
+}
+
+/// All tensors of a checkpoint, by name, and the files they come from.
+pub struct Weights {
+    source: Source,
+    /// The files read, in order (for hashing into manifests).
+    pub files: Vec<PathBuf>,
+    /// Names taken by the model (the rest are reported as unused, not fatal).
+    taken: RefCell<HashSet<String>>,
+}
+
+/// Decodes little-endian floats of `dtype` to f32.
+fn to_f32(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
@@ -38,21 +58,44 @@ fn to_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -
     })
 }
 
-/// Reads every tensor of one safetensors file into `out`.
+/// Maps a safetensors file and lists its tensors (name → dtype, shape, byte range).
+fn map_file(path: &Path, file: usize) -> Result<(Mmap, Vec<(String, Entry)>)> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the mapping is read-only and lives as long as the `Weights`; a checkpoint
+    // rewritten by another process while we read it is outside what we can guard against
+    // (as with every reader of safetensors files).
+    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+    let (header, meta) = SafeTensors::read_metadata(&map[..])
+        .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let base = 8 + header;
+    let entries = meta
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| {
+            let (s, e) = info.data_offsets;
+            (name, Entry { file, dtype: info.dtype, shape: info.shape.clone(), bytes: base + s..base + e })
+        })
+        .collect();
+    Ok((map, entries))
+}
+
+/// Reads every tensor of one safetensors file (adapters, optimizer moments: small files).
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, HostTensor)>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st =
-        SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
-    let mut out = Vec::new();
-    for (name, view) in st.tensors() {
-        let data = to_f32(path, &name, &view)?;
-        out.push((name, HostTensor { shape: view.shape().to_vec(), data }));
-    }
+    let (map, entries) = map_file(path, 0)?;
+    let mut out = entries
+        .into_iter()
+        .map(|(name, e)| {
+            let data = to_f32(path, &name, e.dtype, &map[e.bytes])?;
+            Ok((name, HostTensor { shape: e.shape, data }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
 impl Weights {
-    /// Loads the checkpoint of a model directory.
+    /// Maps the checkpoint of a model directory: `model.safetensors`, or the shards listed by
+    /// `model.safetensors.index.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let single = dir.join("model.safetensors");
         let index = dir.join("model.safetensors.index.json");
@@ -73,22 +116,25 @@ impl Weights {
         } else {
             return Err(Error::format(dir, "no model.safetensors or model.safetensors.index.json"));
         };
-        let mut tensors = HashMap::new();
-        for f in &files {
+        let (mut maps, mut index) = (Vec::with_capacity(files.len()), HashMap::new());
+        for (i, f) in files.iter().enumerate() {
             if !f.exists() {
                 return Err(Error::format(f, "shard listed in model.safetensors.index.json is missing"));
             }
-            for (name, t) in read_safetensors(f)? {
-                tensors.insert(name, (t, f.clone()));
-            }
+            let (map, entries) = map_file(f, i)?;
+            maps.push(map);
+            index.extend(entries);
         }
-        Ok(Weights { tensors, files, taken: Default::default() })
+        Ok(Weights { source: Source::Mapped { maps, index }, files, taken: Default::default() })
     }
 
     /// Tensors already in memory (a model being trained); errors name `origin`.
     pub fn from_tensors(tensors: Vec<(String, HostTensor)>, origin: &Path) -> Self {
-        let tensors = tensors.into_iter().map(|(n, t)| (n, (t, origin.to_path_buf()))).collect();
-        Weights { tensors, files: vec![origin.to_path_buf()], taken: Default::default() }
+        Weights {
+            source: Source::Memory(RefCell::new(tensors.into_iter().collect())),
+            files: vec![origin.to_path_buf()],
+            taken: Default::default(),
+        }
     }
 
     /// The path to name in errors: the single file, or the directory's index.
@@ -96,25 +142,57 @@ impl Weights {
         self.files.first().cloned().unwrap_or_default()
     }
 
-    /// True if the checkpoint has `name`.
-    pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+    /// Every tensor name.
+    fn names(&self) -> Vec<String> {
+        match &self.source {
+            Source::Mapped { index, .. } => index.keys().cloned().collect(),
+            Source::Memory(m) => m.borrow().keys().chain(self.taken.borrow().iter()).cloned().collect(),
+        }
     }
 
-    /// Takes tensor `name`, checking its shape.
-    pub fn take(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
-        let (t, file) =
-            self.tensors.get(name).ok_or_else(|| Error::MissingTensor { path: self.origin(), name: name.into() })?;
-        if t.shape != expected {
-            return Err(Error::Shape {
-                path: file.clone(),
-                name: name.into(),
-                found: t.shape.clone(),
-                expected: expected.to_vec(),
-            });
+    /// True if the checkpoint has `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        match &self.source {
+            Source::Mapped { index, .. } => index.contains_key(name),
+            Source::Memory(m) => m.borrow().contains_key(name) || self.taken.borrow().contains(name),
         }
+    }
+
+    /// Takes tensor `name` (decoded to f32, or moved out of memory), checking its shape.
+    pub fn take(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
+        let missing = || Error::MissingTensor { path: self.origin(), name: name.into() };
+        let shape_error = |file: &Path, found: &[usize]| Error::Shape {
+            path: file.to_path_buf(),
+            name: name.into(),
+            found: found.to_vec(),
+            expected: expected.to_vec(),
+        };
+        if self.taken.borrow().contains(name) {
+            return Err(Error::format(self.origin(), format!("tensor `{name}` is used twice by the model")));
+        }
+        let tensor = match &self.source {
+            Source::Mapped { maps, index } => {
+                let e = index.get(name).ok_or_else(missing)?;
+                let file = &self.files[e.file];
+                if e.shape != expected {
+                    return Err(shape_error(file, &e.shape));
+                }
+                HostTensor {
+                    shape: e.shape.clone(),
+                    data: to_f32(file, name, e.dtype, &maps[e.file][e.bytes.clone()])?,
+                }
+            }
+            Source::Memory(m) => {
+                let mut m = m.borrow_mut();
+                let found = m.get(name).ok_or_else(missing)?.shape.clone();
+                if found != expected {
+                    return Err(shape_error(&self.origin(), &found));
+                }
+                m.remove(name).expect("checked above")
+            }
+        };
         self.taken.borrow_mut().insert(name.to_string());
-        Ok(t.clone())
+        Ok(tensor)
     }
 
     /// Takes `name` if present.
@@ -129,7 +207,7 @@ impl Weights {
     /// Names that were in the file but not used by the model.
     pub fn unused(&self) -> Vec<String> {
         let taken = self.taken.borrow();
-        let mut v: Vec<String> = self.tensors.keys().filter(|k| !taken.contains(*k)).cloned().collect();
+        let mut v: Vec<String> = self.names().into_iter().filter(|k| !taken.contains(k)).collect();
         v.sort();
         v
     }
@@ -147,4 +225,28 @@ impl HostTensor {
         }
         HostTensor { shape: vec![c, r], data }
     }
+}
+
+/// Writes f32 tensors `(name, shape, values)` to a safetensors file at `path` (atomically),
+/// with `metadata` in its header. The one writer of adapters, optimizer moments and models.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, &[f32])],
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::format(path, format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let data = safetensors::serialize(views, (!meta.is_empty()).then_some(meta))
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    crate::util::write_atomic(path, &data)
 }

@@ -2,32 +2,31 @@
 
 use serde_json::json;
 
-use super::{featurize_with, Chosen, Loaded, Scored, SelectSpec};
+use super::{Checkpoint, Chosen, Featurizer, Loaded, Scored, SelectSpec};
 use super::{GradType, Method};
 use crate::data::Dataset;
 use crate::device::Compute;
 use crate::error::Result;
-use crate::features::{self, LossKind, Transform};
+use crate::features::Transform;
+use crate::loss::LossKind;
 use crate::methods::{gpu_score, less};
-use crate::model::LoraAdapter;
 use crate::train::{self, AdamW};
 
-/// One gradient source: an adapter, its LESS weight and the candidate transform.
-pub(super) struct Stage {
+/// One gradient source: a checkpoint, its LESS weight and the candidate transform.
+struct GradientSource {
     label: String,
-    adapter: LoraAdapter,
-    adapter_key: serde_json::Value,
+    checkpoint: Checkpoint,
     transform: Transform,
     mean_lr: f64,
 }
 
-pub(super) fn stages(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<Stage>> {
+/// The loaded adapter alone (plain gradients), or every warmup checkpoint with its moments.
+fn sources(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<GradientSource>> {
     if spec.checkpoints.is_empty() {
-        return Ok(vec![Stage {
+        return Ok(vec![GradientSource {
             label: "model".into(),
-            adapter: loaded.adapter.clone(),
-            adapter_key: loaded.adapter_key.clone(),
-            transform: Transform::Sgd,
+            checkpoint: Checkpoint::loaded(loaded),
+            transform: Transform::Identity,
             mean_lr: 1.0,
         }]);
     }
@@ -35,24 +34,18 @@ pub(super) fn stages(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<Stage
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            let adapter = LoraAdapter::load(dir, &loaded.model.linears)?;
+            let checkpoint = Checkpoint::load(loaded, dir)?;
             let state = train::read_state(dir)?;
             let transform = match spec.grad_type {
-                GradType::Sgd => Transform::Sgd,
+                GradType::Sgd => Transform::Identity,
                 GradType::Sign => Transform::Sign,
                 GradType::Adam => {
                     let p = dir.join("optimizer.safetensors");
-                    Transform::adam(&AdamW::load(&p, &adapter.layout())?, crate::util::sha256_file(&p)?)
+                    Transform::adam(&AdamW::load(&p, &checkpoint.adapter.layout())?, crate::util::sha256_file(&p)?)
                 }
             };
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(Stage {
-                label: format!("{i}-{name}"),
-                adapter_key: features::adapter_key(&adapter, 0)?,
-                adapter,
-                transform,
-                mean_lr: state.mean_lr,
-            })
+            Ok(GradientSource { label: format!("{i}-{name}"), checkpoint, transform, mean_lr: state.mean_lr })
         })
         .collect()
 }
@@ -64,49 +57,30 @@ pub(super) fn less_like(
     pool: &Dataset,
     target: &Dataset,
     compute: &Compute,
-    k: usize,
+    budget: usize,
 ) -> Result<Scored> {
     let target_loss = if spec.method == Method::Rose { LossKind::Dpo { beta: spec.beta } } else { LossKind::Sft };
-    let stages = stages(loaded, spec)?;
-    let weights = less::checkpoint_weights(&stages.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
-    let mut features = Vec::with_capacity(stages.len());
-    for st in &stages {
+    let sources = sources(loaded, spec)?;
+    let weights = less::checkpoint_weights(&sources.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
+    let mut features = Vec::with_capacity(sources.len());
+    for st in &sources {
         let dir = spec.out.join("features").join(&st.label);
-        let pf = featurize_with(
-            loaded,
-            &st.adapter,
-            &st.adapter_key,
-            pool,
-            LossKind::Sft,
-            &st.transform,
-            spec.opts,
-            compute,
-            &dir.join("pool"),
-        )?;
-        let tf = featurize_with(
-            loaded,
-            &st.adapter,
-            &st.adapter_key,
-            target,
-            target_loss,
-            &Transform::Sgd,
-            spec.opts,
-            compute,
-            &dir.join("target"),
-        )?;
+        let f = Featurizer { loaded, checkpoint: &st.checkpoint, opts: spec.opts, compute };
+        let pf = f.run(pool, LossKind::Sft, &st.transform, &dir.join("pool"))?;
+        let tf = f.run(target, target_loss, &Transform::Identity, &dir.join("target"))?;
         // The pool stays on disk and is scored a block at a time; the few targets are loaded.
         features.push((pf, tf.load()?));
     }
-    let gpu_stages: Vec<gpu_score::Stage<'_>> = features
+    let weighted: Vec<gpu_score::WeightedFeatures<'_>> = features
         .iter()
         .zip(&weights)
-        .map(|((pf, tf), &weight)| gpu_score::Stage { pool: pf, target: tf, weight })
+        .map(|((pf, tf), &weight)| gpu_score::WeightedFeatures { pool: pf, target: tf, weight })
         .collect();
     // On a GPU the WGSL kernel scores; on the CPU backend (or past the kernel's limits), plain Rust.
     let scorer = compute.gpu.clone().map(gpu_score::GpuScorer::new);
-    let (per_checkpoint, scores, scorer_name) = match scorer.filter(|s| s.unfit(&gpu_stages).is_none()) {
+    let (per_checkpoint, scores, scorer_name) = match scorer.filter(|s| s.unfit(&weighted).is_none()) {
         Some(s) => {
-            let out = s.score(&gpu_stages)?;
+            let out = s.score(&weighted)?;
             (out.per_checkpoint, out.combined, "wgsl (f32)")
         }
         None => {
@@ -118,15 +92,15 @@ pub(super) fn less_like(
     };
     let mut columns: Vec<(String, Vec<f64>)> =
         scores.per_task.iter().map(|(name, s)| (format!("task:{name}"), s.clone())).collect();
-    if stages.len() > 1 {
-        for (st, cos) in stages.iter().zip(&per_checkpoint) {
+    if sources.len() > 1 {
+        for (st, cos) in sources.iter().zip(&per_checkpoint) {
             columns.extend(cos.iter().map(|(name, s)| (format!("{}:task:{name}", st.label), s.clone())));
         }
     }
     let details = json!({
         "subtasks": scores.per_task.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-        "checkpoints": stages.iter().zip(&weights).map(|(st, w)| json!({
-            "label": st.label, "adapter": st.adapter_key, "candidate_transform": st.transform.key(),
+        "checkpoints": sources.iter().zip(&weights).map(|(st, w)| json!({
+            "label": st.label, "adapter": st.checkpoint.key, "candidate_transform": st.transform.key(),
             "mean_lr": st.mean_lr, "weight": w,
             "pool_store": format!("features/{}/pool", st.label), "target_store": format!("features/{}/target", st.label),
         })).collect::<Vec<_>>(),
@@ -135,5 +109,5 @@ pub(super) fn less_like(
         "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
         "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",
     });
-    Ok((scores.score, columns, Chosen::Top(k), details))
+    Ok(Scored { scores: scores.score, columns, chosen: Chosen::Top(budget), details })
 }

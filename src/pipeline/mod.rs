@@ -2,8 +2,11 @@
 //! select with a method (one file per method family).
 
 mod baselines;
+mod featurizer;
 mod less;
+mod method;
 mod prism;
+mod scored;
 mod tif;
 mod tsds;
 
@@ -11,16 +14,24 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::choice::{choice, Choice};
 use crate::data::{load_jsonl, Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
-use crate::features::{self, embeddings, FeatureFile, FeaturizeJob, LossKind, Pooling, Transform};
+use crate::features::{self, embeddings, FeatureFile, Pooling, Transform};
+use crate::loss::LossKind;
 use crate::methods::prism::{Hessian, PairWeights};
 use crate::methods::tsds::TsdsParams;
-use crate::model::{Arch, CausalLm, LoraAdapter};
+use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, WarmupOptions};
+
+pub use method::{CheckpointUse, Method, TargetUse};
+
+use featurizer::{Checkpoint, Featurizer};
+use scored::{Chosen, Scored};
+use tif::Member;
 
 /// Which model, and which LoRA weights get gradients.
 #[derive(Debug, Clone)]
@@ -43,27 +54,25 @@ pub struct Loaded {
     pub adapter_key: serde_json::Value,
 }
 
-/// Default LoRA targets when none are given: the attention projections.
-pub fn default_targets(arch: Arch) -> Vec<String> {
-    match arch {
-        Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
-        _ => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-    }
-}
-
-/// Loads model, tokenizer and adapter onto `compute`.
-pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
-    let model = CausalLm::load(&spec.model_dir, &compute.device)?;
-    let tok_path = spec.model_dir.join("tokenizer.json");
+/// Loads a model directory's weights and tokenizer onto `compute`, without an adapter.
+pub fn load_base(model_dir: &Path, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
+    let model = CausalLm::load(model_dir, &compute.device)?;
+    let tok_path = model_dir.join("tokenizer.json");
     if !tok_path.exists() {
         return Err(Error::format(&tok_path, "missing tokenizer.json"));
     }
     let tokenizer = TextTokenizer::from_file(&tok_path, model.config.eos_token_id)?;
+    Ok((model, tokenizer))
+}
+
+/// Loads model, tokenizer and adapter onto `compute`.
+pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
+    let (model, tokenizer) = load_base(&spec.model_dir, compute)?;
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,
         None => {
             let targets = if spec.lora_targets.is_empty() {
-                default_targets(model.config.arch)
+                model.config.arch.default_lora_targets()
             } else {
                 spec.lora_targets.clone()
             };
@@ -72,32 +81,6 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     };
     let adapter_key = features::adapter_key(&adapter, spec.seed)?;
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
-}
-
-/// Featurizes one data set with `adapter` into `out`.
-#[allow(clippy::too_many_arguments)]
-fn featurize_with(
-    loaded: &Loaded,
-    adapter: &LoraAdapter,
-    adapter_key: &serde_json::Value,
-    dataset: &Dataset,
-    loss: LossKind,
-    transform: &Transform,
-    opts: &FeatureOptions,
-    compute: &Compute,
-    out: &Path,
-) -> Result<FeatureFile> {
-    let job = FeaturizeJob {
-        model: &loaded.model,
-        adapter,
-        adapter_key: adapter_key.clone(),
-        data: dataset,
-        tokenizer: &loaded.tokenizer,
-        loss,
-        transform,
-        opts,
-    };
-    features::featurize(&job, compute, out)
 }
 
 /// Featurizes one JSONL file into `out` with the loaded adapter (plain gradients).
@@ -110,15 +93,16 @@ pub fn featurize(
     out: &Path,
 ) -> Result<FeatureFile> {
     let dataset = load_jsonl(data)?;
-    let pairs = matches!(loss, LossKind::Dpo { .. });
-    if dataset.is_preference() != pairs {
+    let wanted = loss.records();
+    if dataset.kind() != wanted {
         return Err(Error::Record {
             path: data.to_path_buf(),
             line: dataset.examples[0].line,
-            message: format!("the {} loss needs {} records", loss.name(), record_kind(pairs)),
+            message: format!("the {} loss needs {} records", loss.name(), wanted.describe()),
         });
     }
-    featurize_with(loaded, &loaded.adapter, &loaded.adapter_key, &dataset, loss, &Transform::Sgd, opts, compute, out)
+    let checkpoint = Checkpoint::loaded(loaded);
+    Featurizer { loaded, checkpoint: &checkpoint, opts, compute }.run(&dataset, loss, &Transform::Identity, out)
 }
 
 /// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
@@ -131,46 +115,6 @@ pub fn warmup(
 ) -> Result<Vec<PathBuf>> {
     let dataset = load_jsonl(pool)?;
     train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
-}
-
-/// How a record kind is named in error messages.
-fn record_kind(pairs: bool) -> &'static str {
-    if pairs {
-        "preference ({\"prompt\",\"chosen\",\"rejected\"})"
-    } else {
-        "instruction ({\"prompt\",\"completion\"})"
-    }
-}
-
-/// Selection methods available through `select`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// LESS: gradient cosine to SFT-loss target gradients, mean over shots, max over subtasks.
-    Less,
-    /// ROSE: LESS with DPO-loss gradients of a preference target set.
-    Rose,
-    /// PRISM: preference-aware influence toward the targets' chosen and away from their rejected.
-    Prism,
-    /// TSDS: optimal-transport sampling toward the target distribution, near-duplicates discounted.
-    Tsds,
-    /// Baseline: a seeded uniformly random subset.
-    Random,
-    /// Baseline: highest token-mean loss (perplexity) first, or lowest with --low-loss.
-    Loss,
-    /// Baseline: RDS, last-token hidden-state cosine, mean over shots, max over subtasks.
-    Rds,
-    /// Baseline: RDS+, position-weighted mean pooling, round-robin over target examples.
-    RdsPlus,
-    /// Baseline: DSIR, hashed n-gram importance weights, Gumbel top-k.
-    Dsir,
-    /// TIF: preference pairs whose DPO influence on the validation set is in the middle band.
-    Tif,
-    /// LossDiff: middle band of ℓ_DPO(θ) − ℓ_DPO(θ_val), θ_val trained on the validation set.
-    Lossdiff,
-    /// IRM: middle band of the implicit reward margin (no validation set needed).
-    Irm,
-    /// Fusion: the intersection of the LossDiff and IRM bands.
-    Fusion,
 }
 
 /// Options of the TIF family (bands are percentiles).
@@ -220,15 +164,18 @@ impl Default for PrismOptions {
 }
 
 /// How candidate gradients are transformed when checkpoints with optimizer moments are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GradType {
-    /// Adam-preconditioned with the checkpoint's moments (LESS's default).
     Adam,
-    /// The plain gradient.
     Sgd,
-    /// Its sign.
     Sign,
 }
+
+choice!(GradType {
+    Adam => "adam": "Adam-preconditioned with the checkpoint's moments (LESS's default)",
+    Sgd => "sgd": "the plain gradient",
+    Sign => "sign": "its sign",
+});
 
 /// What `select` needs beyond the loaded model.
 pub struct SelectSpec<'a> {
@@ -262,46 +209,53 @@ pub struct Selection {
 pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
     let pool = load_jsonl(spec.pool)?;
     let target = spec.target.map(load_jsonl).transpose()?;
-    let k = spec.budget.count(pool.len())?;
-    let name = method_name(spec.method);
-    let preference_pool = matches!(spec.method, Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion);
-    if pool.is_preference() != preference_pool {
+    let budget = spec.budget.count(pool.len())?;
+    let method = spec.method;
+    let name = method.name();
+    if pool.kind() != method.pool_kind() {
         return Err(Error::Invalid(format!(
-            "{}: --method {name} scores {} candidates",
+            "{}: the {name} method scores {} candidates",
             spec.pool.display(),
-            record_kind(preference_pool)
+            method.pool_kind().describe()
         )));
     }
-    let needs_target = !matches!(spec.method, Method::Random | Method::Loss | Method::Irm);
-    let wants_pairs = matches!(spec.method, Method::Rose | Method::Prism) || preference_pool;
-    if let Some(t) = &target {
-        if t.is_preference() != wants_pairs && needs_target {
-            return Err(Error::Invalid(format!(
-                "{}: --method {name} needs {} targets",
-                t.path.display(),
-                record_kind(wants_pairs)
-            )));
+    let target = match (method.target_use(), target) {
+        (TargetUse::None, _) => None,
+        (TargetUse::Required(_), None) => return Err(Error::MissingTarget { method: name }),
+        (use_, Some(t)) => {
+            let kind = use_.kind().expect("the method takes targets");
+            if t.kind() != kind {
+                return Err(Error::Invalid(format!(
+                    "{}: the {name} method needs {} targets",
+                    t.path.display(),
+                    kind.describe()
+                )));
+            }
+            Some(t)
         }
-    } else if needs_target {
-        return Err(Error::Invalid(format!("--method {name} needs --target")));
+        (TargetUse::Optional(_), None) => None,
+    };
+    match (method.checkpoint_use(), spec.checkpoints.len()) {
+        (CheckpointUse::Unused, 1..) => return Err(Error::CheckpointsUnused { method: name }),
+        (CheckpointUse::One, 2..) => return Err(Error::OneCheckpoint { method: name }),
+        _ => {}
     }
-    let (scores, columns, chosen, details) = match (spec.method, &target) {
-        (Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion, t) => {
-            tif::tif_family(loaded, spec, &pool, t.as_ref(), compute)?
-        }
-        (Method::Random | Method::Loss, _) => baselines::baseline(loaded, spec, &pool, None, compute, k)?,
-        (_, Some(t)) => match spec.method {
-            Method::Less | Method::Rose => less::less_like(loaded, spec, &pool, t, compute, k)?,
-            Method::Prism => prism::prism_scores(loaded, spec, &pool, t, compute, k)?,
-            Method::Tsds => tsds::tsds_select(loaded, spec, &pool, t, compute, k)?,
-            _ => baselines::baseline(loaded, spec, &pool, Some(t), compute, k)?,
-        },
-        (_, None) => unreachable!("checked above"),
+    let need = || target.as_ref().ok_or(Error::MissingTarget { method: name });
+    let Scored { scores, columns, chosen, details } = match method {
+        Method::Tif => tif::tif_family(Member::Tif, loaded, spec, &pool, target.as_ref(), compute)?,
+        Method::Lossdiff => tif::tif_family(Member::Lossdiff, loaded, spec, &pool, target.as_ref(), compute)?,
+        Method::Irm => tif::tif_family(Member::Irm, loaded, spec, &pool, target.as_ref(), compute)?,
+        Method::Fusion => tif::tif_family(Member::Fusion, loaded, spec, &pool, target.as_ref(), compute)?,
+        Method::Random => baselines::random(spec, &pool, budget),
+        Method::Loss => baselines::loss(loaded, spec, &pool, compute, budget)?,
+        Method::Less | Method::Rose => less::less_like(loaded, spec, &pool, need()?, compute, budget)?,
+        Method::Prism => prism::prism_scores(loaded, spec, &pool, need()?, compute, budget)?,
+        Method::Tsds => tsds::tsds_select(loaded, spec, &pool, need()?, compute, budget)?,
+        Method::Rds => baselines::rds(loaded, spec, &pool, need()?, compute, budget, Pooling::LastToken)?,
+        Method::RdsPlus => baselines::rds(loaded, spec, &pool, need()?, compute, budget, Pooling::Mean)?,
+        Method::Dsir => baselines::dsir(spec, &pool, need()?, budget),
     };
-    let kept = match &chosen {
-        Chosen::Top(n) => *n,
-        Chosen::List(l) => l.len(),
-    };
+    let kept = chosen.len();
     let manifest = json!({
         "method": name,
         "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
@@ -324,51 +278,15 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }
 
-/// The adapter of a method that works at one checkpoint: the one given with `--checkpoints`, or
-/// the loaded adapter. Returns it, its store key and the checkpoint's path.
-fn reference_checkpoint(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
-    only_one: &str,
-) -> Result<(LoraAdapter, serde_json::Value, Option<String>)> {
+/// The checkpoint of a method that works at one: the single warmup checkpoint given, or the
+/// loaded adapter.
+fn reference_checkpoint(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Checkpoint> {
     match spec.checkpoints {
-        [] => Ok((loaded.adapter.clone(), loaded.adapter_key.clone(), None)),
-        [dir] => {
-            let a = LoraAdapter::load(dir, &loaded.model.linears)?;
-            let key = features::adapter_key(&a, 0)?;
-            Ok((a, key, Some(dir.display().to_string())))
-        }
-        _ => Err(Error::Invalid(format!("{only_one} (--checkpoints DIR)"))),
+        [] => Ok(Checkpoint::loaded(loaded)),
+        [dir] => Checkpoint::load(loaded, dir),
+        _ => Err(Error::OneCheckpoint { method: spec.method.name() }),
     }
 }
-
-pub fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Less => "less",
-        Method::Rose => "rose",
-        Method::Prism => "prism",
-        Method::Tsds => "tsds",
-        Method::Random => "random",
-        Method::Loss => "loss",
-        Method::Rds => "rds",
-        Method::RdsPlus => "rds-plus",
-        Method::Dsir => "dsir",
-        Method::Tif => "tif",
-        Method::Lossdiff => "lossdiff",
-        Method::Irm => "irm",
-        Method::Fusion => "fusion",
-    }
-}
-
-/// Which candidates a method keeps.
-enum Chosen {
-    /// The top n by score.
-    Top(usize),
-    /// An explicit list (round-robin order, or samples with repeats).
-    List(Vec<usize>),
-}
-
-type Scored = (Vec<f64>, Vec<(String, Vec<f64>)>, Chosen, serde_json::Value);
 
 /// Hidden-state embeddings of a data set with the loaded adapter.
 fn embed(

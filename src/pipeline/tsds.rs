@@ -3,12 +3,14 @@
 use serde_json::json;
 
 use super::embed;
-use super::{featurize_with, Chosen, Loaded, Scored, SelectSpec};
+use super::{Checkpoint, Chosen, Featurizer, Loaded, Scored, SelectSpec};
 use crate::data::Dataset;
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::{self, LossKind, Transform};
-use crate::methods::{gpu_knn, tsds};
+use crate::features::{self, Transform};
+use crate::loss::LossKind;
+use crate::methods::knn::{searcher, Exact};
+use crate::methods::tsds;
 
 /// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
 pub(super) fn tsds_select(
@@ -17,7 +19,7 @@ pub(super) fn tsds_select(
     pool: &Dataset,
     target: &Dataset,
     compute: &Compute,
-    k: usize,
+    budget: usize,
 ) -> Result<Scored> {
     let t = &spec.tsds;
     let (x, q, dim, source) = match (&t.npy, t.embed) {
@@ -39,28 +41,10 @@ pub(super) fn tsds_select(
         }
         (None, None) => {
             let dir = spec.out.join("features/tsds");
-            let pf = featurize_with(
-                loaded,
-                &loaded.adapter,
-                &loaded.adapter_key,
-                pool,
-                LossKind::Sft,
-                &Transform::Sgd,
-                spec.opts,
-                compute,
-                &dir.join("pool"),
-            )?;
-            let tf = featurize_with(
-                loaded,
-                &loaded.adapter,
-                &loaded.adapter_key,
-                target,
-                LossKind::Sft,
-                &Transform::Sgd,
-                spec.opts,
-                compute,
-                &dir.join("target"),
-            )?;
+            let checkpoint = Checkpoint::loaded(loaded);
+            let f = Featurizer { loaded, checkpoint: &checkpoint, opts: spec.opts, compute };
+            let pf = f.run(pool, LossKind::Sft, &Transform::Identity, &dir.join("pool"))?;
+            let tf = f.run(target, LossKind::Sft, &Transform::Identity, &dir.join("target"))?;
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;
             (
@@ -71,24 +55,20 @@ pub(super) fn tsds_select(
             )
         }
     };
-    let knn = compute.gpu.clone().map(gpu_knn::GpuKnn::new);
-    let probs = tsds::probabilities_with(&x, pool.len(), &q, q.len() / dim, dim, &t.params, knn.as_ref())?;
+    let exact = Exact::new(compute.gpu.clone());
+    let probs = tsds::probabilities_with(&x, pool.len(), &q, q.len() / dim, dim, &t.params, &exact)?;
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
     features::npy::write(&spec.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
     let chosen = if t.no_replacement {
-        Chosen::Top(k)
+        Chosen::Top(budget)
     } else {
-        Chosen::List(tsds::sample_with_replacement(&probs, k, spec.opts.seed))
+        Chosen::List(tsds::sample_with_replacement(&probs, budget, spec.opts.seed))
     };
     let details = json!({
         "params": t.params, "source": source,
         "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
         "probabilities": "probabilities.npy (and the score column)",
-        "neighbours": match (t.params.index, knn.is_some()) {
-            (tsds::KnnIndex::Exact, true) => "exact: distances and top-K on the GPU, re-ranked in f64 (ties by index)",
-            (tsds::KnnIndex::Exact, false) => "exact (ties by index)",
-            (tsds::KnnIndex::Ivf(_), _) => "APPROXIMATE: IVF-Flat index (see params.index), exact scan of the probed cells",
-        },
+        "neighbours": searcher(t.params.index, &exact).describe(),
     });
-    Ok((probs, vec![], chosen, details))
+    Ok(Scored { scores: probs, columns: vec![], chosen, details })
 }

@@ -25,23 +25,17 @@ pub struct ScoresCsv {
 impl ScoresCsv {
     /// Reads `scores.csv`; every field after the header must be a number.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut lines = text.lines();
-        let header: Vec<String> =
-            lines.next().unwrap_or_default().split(',').map(|s| s.trim_matches('"').to_string()).collect();
+        let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
+        let header: Vec<String> = reader.headers().map_err(|e| csv_error(path, e))?.iter().map(String::from).collect();
         let mut rows = Vec::new();
-        for (i, line) in lines.enumerate() {
-            let row =
-                line.split(',').map(|f| f.parse::<f64>()).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| {
-                    Error::Record { path: path.into(), line: i + 2, message: format!("not a number: {e}") }
-                })?;
-            if row.len() != header.len() {
-                return Err(Error::Record {
-                    path: path.into(),
-                    line: i + 2,
-                    message: format!("{} fields, the header has {}", row.len(), header.len()),
-                });
-            }
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(path, e))?;
+            let line = record.position().map_or(0, |p| p.line() as usize);
+            let row = record
+                .iter()
+                .map(|f| f.parse::<f64>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Record { path: path.into(), line, message: format!("not a number: {e}") })?;
             rows.push(row);
         }
         Ok(ScoresCsv { header, rows })
@@ -51,6 +45,14 @@ impl ScoresCsv {
     pub fn column(&self, name: &str) -> Option<Vec<f64>> {
         let j = self.header.iter().position(|h| h == name)?;
         Some(self.rows.iter().map(|r| r[j]).collect())
+    }
+}
+
+/// A CSV error with its file (and line, where the reader knows it).
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    match e.position() {
+        Some(p) => Error::Record { path: path.into(), line: p.line() as usize, message: e.to_string() },
+        None => Error::format(path, e.to_string()),
     }
 }
 

@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::model::{read_safetensors, ParamSlot};
-use crate::util::write_atomic;
+use crate::model::{read_safetensors, write_safetensors, ParamSlot};
 
 /// Hyper-parameters (PyTorch defaults: β1 0.9, β2 0.999, ε 1e-8).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -62,25 +61,19 @@ impl AdamW {
     /// Writes `optimizer.safetensors`: `exp_avg.NAME` and `exp_avg_sq.NAME` per PEFT tensor,
     /// with the step and hyper-parameters in the metadata.
     pub fn save(&self, path: &Path, layout: &[ParamSlot]) -> Result<()> {
-        let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
         for slot in layout {
             let len: usize = slot.shape.iter().product();
             for (prefix, src) in [("exp_avg", &self.m), ("exp_avg_sq", &self.v)] {
-                let bytes = src[slot.offset..slot.offset + len].iter().flat_map(|x| x.to_le_bytes()).collect();
-                buffers.push((format!("{prefix}.{}", slot.name), slot.shape.clone(), bytes));
+                tensors.push((
+                    format!("{prefix}.{}", slot.name),
+                    slot.shape.clone(),
+                    &src[slot.offset..slot.offset + len],
+                ));
             }
         }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = buffers
-            .iter()
-            .map(|(n, s, b)| {
-                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"))
-            })
-            .collect();
-        let mut meta = std::collections::HashMap::new();
-        meta.insert("step".to_string(), self.step.to_string());
-        meta.insert("config".to_string(), serde_json::to_string(&self.config).expect("json"));
-        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::format(path, e.to_string()))?;
-        write_atomic(path, &bytes)
+        let meta = [("step", self.step.to_string()), ("config", serde_json::to_string(&self.config).expect("json"))];
+        write_safetensors(path, &tensors, &meta)
     }
 
     /// Reads moments saved by [`Self::save`] for the parameters of `layout`.

@@ -14,8 +14,8 @@ use super::warmup::linear_schedule;
 use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::SeqBatch;
-use crate::model::{read_safetensors, CausalLm, HostTensor, ModelConfig, Weights};
+use crate::loss::SeqBatch;
+use crate::model::{read_safetensors, write_safetensors, CausalLm, HostTensor, ModelConfig, Weights};
 use crate::util::{sha256_file, write_atomic};
 
 /// How the base model is trained.
@@ -168,20 +168,7 @@ pub fn train_base(
 
 /// Writes f32 weights as `model.safetensors` with HF names and shapes.
 pub fn write_model(dir: &Path, params: &[(String, HostTensor)]) -> Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .iter()
-        .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| Error::format(dir, e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    let path = dir.join("model.safetensors");
-    let data = safetensors::serialize(views, Some(meta)).map_err(|e| Error::format(&path, e.to_string()))?;
-    write_atomic(&path, &data)
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        params.iter().map(|(n, t)| (n.clone(), t.shape.clone(), &t.data[..])).collect();
+    write_safetensors(&dir.join("model.safetensors"), &tensors, &[("format", "pt".to_string())])
 }

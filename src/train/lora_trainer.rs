@@ -8,7 +8,7 @@
 use super::adamw::{AdamW, AdamWConfig};
 use crate::data::Tokenized;
 use crate::error::Result;
-use crate::features::{per_example_grads, LossKind};
+use crate::loss::{per_example_grads, LossKind};
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::SplitMix64;
 

@@ -7,6 +7,6 @@ pub mod lora_trainer;
 pub mod warmup;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use base::{train_base, BaseOptions, BaseRecord};
+pub use base::{train_base, write_model, BaseOptions, BaseRecord};
 pub use lora_trainer::{LoraTrainer, PassStats};
 pub use warmup::{linear_schedule, random_subset, read_state, warmup, CheckpointState, WarmupOptions};

@@ -11,7 +11,7 @@ use super::lora_trainer::{shuffle, LoraTrainer};
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::features::LossKind;
+use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::write_atomic;
 
@@ -31,7 +31,6 @@ pub struct WarmupOptions {
     pub loss: LossKind,
     pub seed: u64,
     pub max_len: usize,
-    pub verbose: bool,
 }
 
 /// trainer_state.json of a checkpoint.
@@ -80,7 +79,7 @@ pub fn warmup(
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     if opts.epochs == 0 || opts.batch_size == 0 {
-        return Err(Error::Invalid("--epochs and --batch-size must be positive".into()));
+        return Err(Error::Invalid("the epochs and the batch size must be positive".into()));
     }
     if matches!(opts.loss, LossKind::Dpo { .. }) != pool.is_preference() {
         return Err(Error::Invalid(format!(
@@ -98,17 +97,15 @@ pub fn warmup(
     let mut trainer =
         LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, opts.lr, total, opts.warmup_ratio);
     let mut paths = Vec::new();
-    if opts.verbose {
-        eprintln!(
-            "warmup: {} of {} examples ({truncated} truncated), {} epochs × {steps_per_epoch} steps, lr {}, loss {}, on {}",
-            tokenized.len(),
-            pool.len(),
-            opts.epochs,
-            opts.lr,
-            opts.loss.name(),
-            compute.label
-        );
-    }
+    tracing::info!(
+        "warmup: {} of {} examples ({truncated} truncated), {} epochs × {steps_per_epoch} steps, lr {}, loss {}, on {}",
+        tokenized.len(),
+        pool.len(),
+        opts.epochs,
+        opts.lr,
+        opts.loss.name(),
+        compute.label
+    );
     for epoch in 1..=opts.epochs {
         let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
         let stats = trainer.pass(model, &mut adapter, &tokenized, seed, &compute.device)?;
@@ -124,14 +121,12 @@ pub fn warmup(
             options: opts.clone(),
         };
         write_atomic(&dir.join("trainer_state.json"), serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
-        if opts.verbose {
-            eprintln!(
-                "warmup: epoch {epoch}: mean loss {:.4}, mean lr {:.3e} -> {}",
-                state.loss,
-                state.mean_lr,
-                dir.display()
-            );
-        }
+        tracing::info!(
+            "warmup: epoch {epoch}: mean loss {:.4}, mean lr {:.3e} -> {}",
+            state.loss,
+            state.mean_lr,
+            dir.display()
+        );
         paths.push(dir);
     }
     Ok(paths)

@@ -1,28 +1,49 @@
-//! Shared test helpers: the devices every numeric test runs on.
+//! Shared test helpers: the backends every numeric test runs on, temp dirs, fresh inputs.
 
 #![allow(dead_code)]
 
 use gradsift::device::{self, Compute, DeviceChoice};
 
-/// The CPU backend, plus the wgpu backend when an adapter exists. Without an adapter the wgpu
-/// half is skipped with a visible message, except under CI=true, where that is a failure.
-pub fn devices() -> Vec<Compute> {
-    let mut out = vec![Compute::cpu()];
+/// One test per backend for a body that takes `c: &Compute`: `NAME::cpu` on the CPU backend
+/// and `NAME::wgpu` on the wgpu backend (skipped with a visible message without an adapter, a
+/// failure under CI=true), so a failure names its backend and one backend can run alone.
+macro_rules! each_backend {
+    ($(#[$attr:meta])* fn $name:ident($c:ident) $body:block) => {
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($c: &gradsift::device::Compute) $body
+
+            #[test]
+            fn cpu() {
+                run(&gradsift::device::Compute::cpu())
+            }
+
+            #[test]
+            fn wgpu() {
+                if let Some(c) = crate::common::gpu() {
+                    run(&c)
+                }
+            }
+        }
+    };
+}
+pub(crate) use each_backend;
+
+/// The wgpu backend, or None after a visible skip message (a failure under CI=true).
+pub fn gpu() -> Option<Compute> {
     match device::open(DeviceChoice::Gpu, None) {
-        Ok(c) => out.push(c),
+        Ok(c) => Some(c),
         Err(e) => {
             if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
                 panic!("CI=true but no wgpu adapter: {e} (install mesa-vulkan-drivers for lavapipe)");
             }
             eprintln!("SKIPPED (wgpu backend): no wgpu adapter: {e}");
+            None
         }
     }
-    out
-}
-
-/// The wgpu backend, or None after a visible skip message (a failure under CI=true).
-pub fn gpu() -> Option<Compute> {
-    devices().into_iter().find(|c| c.is_gpu())
 }
 
 /// A fresh, empty directory `gradsift-PREFIX-PID-NAME` under the temp dir. The prefix keeps

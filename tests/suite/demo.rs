@@ -41,14 +41,14 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     let mut o = DemoOptions::classroom(assets.model_dir);
     o.suite = SuiteSpec { pool: 80, shots: 2, test: 6, val_shots: 2, base: 0, ..SuiteSpec::default() };
     o.methods = vec![Method::Less, Method::Prism, Method::Rds];
-    o.warmup_epochs = 1;
-    o.proj_dim = 256;
+    o.warmup.epochs = 1;
+    o.features.proj_dim = 256;
     o.eval.steps = 4;
     o.eval.batch_size = 4;
     o.eval.max_new_tokens = 4;
-    o.dpo_steps = 4;
+    o.dpo_eval.steps = 4;
     let t = std::time::Instant::now();
-    let r = demo::run(&o, &Compute::cpu(), &out, &mut |l| eprintln!("{l}")).unwrap();
+    let r = demo::run(&o, &Compute::cpu(), &out).unwrap();
     eprintln!("reduced demo: {:.1} s", t.elapsed().as_secs_f64());
 
     let arms: Vec<&str> = r.instruction.summary.iter().map(|s| s.arm.as_str()).collect();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::common;
 use gradsift::data::{Sequence, Tokenized};
 use gradsift::device::Compute;
-use gradsift::features::{per_example_grads, LossKind, SeqBatch};
+use gradsift::loss::{per_example_grads, LossKind, SeqBatch};
 use gradsift::model::{read_safetensors, CausalLm, HostTensor, LoraAdapter};
 
 fn llama() -> PathBuf {

@@ -6,7 +6,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use gradsift::device::Compute;
-use gradsift::features::{Dtype, LossKind, SeqBatch, Transform};
+use gradsift::features::{Dtype, Transform};
+use gradsift::loss::{LossKind, SeqBatch};
 use gradsift::methods::less;
 use gradsift::model::{read_safetensors, CausalLm, LoraAdapter};
 use gradsift::pipeline::{self, FeatureOptions, GradType, Method, SelectSpec};
@@ -106,7 +107,6 @@ fn warmup_opts(loss: LossKind) -> WarmupOptions {
         loss,
         seed: 5,
         max_len: 512,
-        verbose: false,
     }
 }
 
@@ -189,7 +189,6 @@ fn rose_and_less_run_on_checkpoints() {
         batch_size: 4,
         chunk_size: 8,
         overwrite: false,
-        verbose: false,
     };
     for (method, target, grad_type) in
         [(Method::Rose, "preference.jsonl", GradType::Adam), (Method::Less, "instruction.jsonl", GradType::Sign)]

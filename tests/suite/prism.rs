@@ -28,7 +28,6 @@ fn opts(proj_dim: usize) -> FeatureOptions {
         batch_size: 8,
         chunk_size: 64,
         overwrite: true,
-        verbose: false,
     }
 }
 

@@ -48,22 +48,21 @@ fn wgsl_projection_equals_rust_reference() {
     }
 }
 
-/// Johnson–Lindenstrauss, on 200 random unit vectors (fixed seeds, so the check is
-/// deterministic). For unit u ≠ v the projected inner product has standard deviation ≈ 1/√k,
-/// and a norm ‖Pu‖² has ≈ √2/√k. Checked: the 200 inner products ⟨u_i, u_(i+1 mod 200)⟩ each
-/// within 4/√k; the RMS error over all 19,900 pairs within 10% of 1/√k and over the 200 norms
-/// within 15% of √2/√k (a correlated or biased generator would inflate them). The worst pair
-/// is printed: over 19,900 pairs it is expected near 4.5/√k, so 4/√k does not bound it.
-#[test]
-fn projection_preserves_inner_products() {
-    let (m, n, k) = (200usize, 3000usize, 1024usize);
-    let mut g = common::random_vec(m * n, 12345);
-    for row in g.chunks_mut(n) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    let sigma = 1.0 / (k as f64).sqrt();
-    for c in common::devices() {
+common::each_backend! {
+    /// Johnson–Lindenstrauss, on 200 random unit vectors (fixed seeds, so the check is
+    /// deterministic). For unit u ≠ v the projected inner product has standard deviation ≈ 1/√k,
+    /// and a norm ‖Pu‖² has ≈ √2/√k. Checked: the 200 inner products ⟨u_i, u_(i+1 mod 200)⟩ each
+    /// within 4/√k; the RMS error over all 19,900 pairs within 10% of 1/√k and over the 200 norms
+    /// within 15% of √2/√k (a correlated or biased generator would inflate them). The worst pair
+    /// is printed: over 19,900 pairs it is expected near 4.5/√k, so 4/√k does not bound it.
+    fn projection_preserves_inner_products(c) {
+        let (m, n, k) = (200usize, 3000usize, 1024usize);
+        let mut g = common::random_vec(m * n, 12345);
+        for row in g.chunks_mut(n) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        let sigma = 1.0 / (k as f64).sqrt();
         let proj = match &c.gpu {
             Some(gpu) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: 7, k },
             None => Projector::Cpu { seed: 7, k },

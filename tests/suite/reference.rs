@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use gradsift::data::{load_jsonl, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
 use gradsift::device::Compute;
-use gradsift::features::{dpo_stats, per_example_grads, LossKind, SeqBatch};
+use gradsift::loss::{dpo_stats, per_example_grads, LossKind, SeqBatch};
 use gradsift::model::{CausalLm, LoraAdapter};
 use serde_json::Value;
 
@@ -76,10 +76,9 @@ fn to_f64(t: Tensor<3>) -> (Vec<usize>, Vec<f64>) {
     (d, t.into_data().iter::<f32>().map(f64::from).collect())
 }
 
-#[test]
-fn logits_match_pytorch() {
-    let mut failures = Vec::new();
-    for c in common::devices() {
+common::each_backend! {
+    fn logits_match_pytorch(c) {
+        let mut failures = Vec::new();
         for &name in MODELS {
             let (model, adapter) = load(name, &c);
             let r = reference_json(name);
@@ -104,8 +103,8 @@ fn logits_match_pytorch() {
             }
             eprintln!("{name}: logits checked on {}", c.label);
         }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn check_grads(
@@ -136,9 +135,8 @@ fn check_grads(
     );
 }
 
-#[test]
-fn sft_per_example_gradients_match_pytorch() {
-    for c in common::devices() {
+common::each_backend! {
+    fn sft_per_example_gradients_match_pytorch(c) {
         for &name in MODELS {
             let (model, adapter) = load(name, &c);
             let r = reference_json(name);
@@ -157,9 +155,8 @@ fn sft_per_example_gradients_match_pytorch() {
     }
 }
 
-#[test]
-fn dpo_per_example_gradients_and_logps_match_pytorch() {
-    for c in common::devices() {
+common::each_backend! {
+    fn dpo_per_example_gradients_and_logps_match_pytorch(c) {
         for &name in MODELS {
             let (model, adapter) = load(name, &c);
             let r = reference_json(name);

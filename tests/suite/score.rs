@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use gradsift::methods::gpu_score::{GpuScorer, Stage};
+use gradsift::methods::gpu_score::{GpuScorer, WeightedFeatures};
 use gradsift::methods::less;
 
 #[test]
@@ -26,8 +26,11 @@ fn wgsl_scoring_equals_rust_scoring() {
             .collect();
         let want_per: Vec<_> = feats.iter().map(|(p, t)| less::subtask_cosines(p, t).unwrap()).collect();
         let want = less::combine(&want_per, &weights);
-        let stages: Vec<Stage<'_>> =
-            feats.iter().zip(&weights).map(|((p, t), &weight)| Stage { pool: p, target: t, weight }).collect();
+        let stages: Vec<WeightedFeatures<'_>> = feats
+            .iter()
+            .zip(&weights)
+            .map(|((p, t), &weight)| WeightedFeatures { pool: p, target: t, weight })
+            .collect();
         let got = scorer.score(&stages).unwrap();
         let flat = |v: &Vec<(String, Vec<f64>)>| v.iter().flat_map(|(_, s)| s.clone()).collect::<Vec<f64>>();
         let names = |v: &Vec<(String, Vec<f64>)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();

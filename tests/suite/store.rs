@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::common;
 
 use gradsift::device::Compute;
-use gradsift::features::{npy, Dtype, FeatureRows, LossKind, Store};
+use gradsift::features::{npy, Dtype, FeatureRows, Store};
+use gradsift::loss::LossKind;
 use gradsift::pipeline::{self, FeatureOptions};
 
 fn fixtures() -> PathBuf {
@@ -14,16 +15,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn opts(dtype: Dtype, overwrite: bool) -> FeatureOptions {
-    FeatureOptions {
-        seed: 3,
-        proj_dim: 64,
-        dtype,
-        max_len: 512,
-        batch_size: 2,
-        chunk_size: 2,
-        overwrite,
-        verbose: false,
-    }
+    FeatureOptions { seed: 3, proj_dim: 64, dtype, max_len: 512, batch_size: 2, chunk_size: 2, overwrite }
 }
 
 #[test]

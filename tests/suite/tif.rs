@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use gradsift::device::Compute;
-use gradsift::features::{Dtype, LossKind};
+use gradsift::features::Dtype;
+use gradsift::loss::LossKind;
 use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
 use gradsift::select::Budget;
 use gradsift::train::WarmupOptions;
@@ -62,7 +63,6 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         loss: LossKind::Dpo { beta: 0.1 },
         seed: 0,
         max_len: 512,
-        verbose: false,
     };
     let ckpt = pipeline::warmup(&loaded, &dir.join("pool.jsonl"), &warm, &c, &dir.join("warmup")).unwrap();
     let opts = FeatureOptions {
@@ -73,7 +73,6 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         batch_size: 8,
         chunk_size: 256,
         overwrite: false,
-        verbose: false,
     };
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
     for method in [Method::Irm, Method::Lossdiff, Method::Tif, Method::Fusion] {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use gradsift::data::{load_jsonl, Sequence, TextTokenizer, Tokenized};
 use gradsift::device::Compute;
-use gradsift::features::SeqBatch;
+use gradsift::loss::SeqBatch;
 use gradsift::model::{read_safetensors, CausalLm, HostTensor, ModelConfig, Weights};
 use gradsift::train::{train_base, BaseOptions};
 
@@ -37,13 +37,12 @@ fn value(t: Tensor<1>) -> f64 {
     t.into_data().iter::<f32>().next().unwrap() as f64
 }
 
-#[test]
-fn weight_gradients_match_finite_differences() {
-    let dir = llama();
-    let config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
-    let params = read_safetensors(&dir.join("model.safetensors")).unwrap();
-    let seqs = sequences(&dir, &config);
-    for c in common::devices() {
+common::each_backend! {
+    fn weight_gradients_match_finite_differences(c) {
+        let dir = llama();
+        let config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
+        let params = read_safetensors(&dir.join("model.safetensors")).unwrap();
+        let seqs = sequences(&dir, &config);
         let weights = Weights::from_tensors(params.clone(), &dir);
         let (model, leaves) = CausalLm::build(config.clone(), &weights, &dir, &c.device, true).unwrap();
         assert_eq!(leaves.len(), params.len(), "every checkpoint tensor is a leaf");

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use gradsift::methods::gpu_knn::GpuKnn;
+use gradsift::methods::knn::{Exact, GpuKnn};
 use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, TsdsParams};
 
 fn naive(
@@ -95,7 +95,8 @@ fn probabilities_match_the_reference_steps() {
     for (k, kde_k, sigma, alpha, c) in
         [(12, 12, 0.75, 0.5, 5.0), (30, 7, 1.5, 0.3, 2.0), (5, 5, 0.0, 0.5, 5.0), (120, 120, 0.75, 0.9, 5.0)]
     {
-        let params = TsdsParams { k: Some(k), kde_k: Some(kde_k), sigma, alpha, c, ..Default::default() };
+        let params =
+            TsdsParams { neighbours: Some(k), kde_neighbours: Some(kde_k), sigma, alpha, c, ..Default::default() };
         let ours = probabilities(&x, n, &q, m, dim, &params).unwrap();
         let want = naive(&x, n, &q, m, dim, k, kde_k, sigma, alpha, c);
         let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
@@ -124,16 +125,18 @@ fn sampling_is_reproducible_by_seed() {
 #[test]
 fn gpu_neighbours_give_the_same_probabilities() {
     let Some(c) = common::gpu() else { return };
-    let knn = GpuKnn::new(c.gpu.clone().unwrap());
+    let knn = Exact::Gpu(GpuKnn::new(c.gpu.clone().unwrap()));
     let seed = common::fresh_seed("gpu_neighbours_give_the_same_probabilities");
     // More candidates than one 4,096-row tile.
     let (n, m, dim) = (4500usize, 6usize, 19usize);
     let x = common::random_vec(n * dim, seed);
     let q = common::random_vec(m * dim, seed + 1);
-    for params in [TsdsParams::default(), TsdsParams { k: Some(40), kde_k: Some(9), sigma: 1.2, ..Default::default() }]
-    {
+    for params in [
+        TsdsParams::default(),
+        TsdsParams { neighbours: Some(40), kde_neighbours: Some(9), sigma: 1.2, ..Default::default() },
+    ] {
         let cpu = probabilities(&x, n, &q, m, dim, &params).unwrap();
-        let gpu = probabilities_with(&x, n, &q, m, dim, &params, Some(&knn)).unwrap();
+        let gpu = probabilities_with(&x, n, &q, m, dim, &params, &knn).unwrap();
         assert_eq!(cpu, gpu, "GPU neighbours changed the probabilities on {}", c.label);
     }
 }
@@ -189,21 +192,21 @@ fn clustered(n: usize, clusters: usize, dim: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn ivf_scanning_every_cell_is_exact_and_default_probes_recall_most() {
-    use gradsift::methods::ivf::{IvfIndex, IvfParams};
+    use gradsift::methods::knn::{IvfIndex, IvfParams};
     let seed = common::fresh_seed("ivf_scanning_every_cell_is_exact_and_default_probes_recall_most");
     let (n, m, dim, k) = (5000usize, 12usize, 16usize, 20usize);
     let x = clustered(n, 30, dim, seed);
     let q = clustered(m, 7, dim, seed + 5);
     let all: Vec<usize> = (0..n).collect();
     let exact: Vec<_> = (0..m).map(|j| brute_nearest(&x, &all, &q[j * dim..(j + 1) * dim], dim, k)).collect();
-    let gpu = common::gpu().map(|c| GpuKnn::new(c.gpu.unwrap()));
+    let gpu = common::gpu().map(|c| Exact::Gpu(GpuKnn::new(c.gpu.unwrap())));
     let p = IvfParams { seed: seed % 1000, ..Default::default() };
-    let cpu_index = IvfIndex::build(&x, &all, dim, &p, None).unwrap();
+    let cpu_index = IvfIndex::build(&x, &all, dim, &p, &Exact::Cpu).unwrap();
     assert_eq!(cpu_index.nlist(), 35, "√5000 / 2 cells");
     // Every cell probed: exact.
-    assert_eq!(cpu_index.search(&x, &q, m, k, 35, None).unwrap(), exact);
+    assert_eq!(cpu_index.search(&x, &q, m, k, 35, &Exact::Cpu).unwrap(), exact);
     // The reference's 10 probes: approximate, most neighbours found.
-    let approx = cpu_index.search(&x, &q, m, k, 10, None).unwrap();
+    let approx = cpu_index.search(&x, &q, m, k, 10, &Exact::Cpu).unwrap();
     let found: usize =
         approx.iter().zip(&exact).map(|(a, e)| a.iter().filter(|(_, i)| e.iter().any(|(_, j)| j == i)).count()).sum();
     let recall = found as f64 / (m * k) as f64;
@@ -212,20 +215,20 @@ fn ivf_scanning_every_cell_is_exact_and_default_probes_recall_most() {
     assert!(approx.iter().all(|a| a.len() == k), "every query gets k neighbours");
     // The same index and answers when the assignments run on the GPU.
     if let Some(g) = gpu.as_ref() {
-        let gpu_index = IvfIndex::build(&x, &all, dim, &p, Some(g)).unwrap();
-        assert_eq!(gpu_index.search(&x, &q, m, k, 10, Some(g)).unwrap(), approx, "GPU-built index differs");
+        let gpu_index = IvfIndex::build(&x, &all, dim, &p, g).unwrap();
+        assert_eq!(gpu_index.search(&x, &q, m, k, 10, g).unwrap(), approx, "GPU-built index differs");
     }
 }
 
 #[test]
 fn tsds_with_an_ivf_index_probing_every_cell_equals_exact() {
-    use gradsift::methods::ivf::IvfParams;
+    use gradsift::methods::knn::IvfParams;
     use gradsift::methods::tsds::KnnIndex;
     let seed = common::fresh_seed("tsds_with_an_ivf_index_probing_every_cell_equals_exact");
     let (n, m, dim) = (600usize, 5usize, 6usize);
     let x = clustered(n, 9, dim, seed);
     let q = clustered(m, 3, dim, seed + 2);
-    let exact = TsdsParams { k: Some(40), kde_k: Some(12), ..Default::default() };
+    let exact = TsdsParams { neighbours: Some(40), kde_neighbours: Some(12), ..Default::default() };
     let ivf = |nprobe| TsdsParams { index: KnnIndex::Ivf(IvfParams { nlist: Some(8), nprobe, seed: 1 }), ..exact };
     let want = probabilities(&x, n, &q, m, dim, &exact).unwrap();
     assert_eq!(probabilities(&x, n, &q, m, dim, &ivf(8)).unwrap(), want);

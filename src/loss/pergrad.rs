@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::batch::SeqBatch;
-use crate::data::{Sequence, Tokenized};
+use crate::data::{RecordKind, Sequence, Tokenized};
 use crate::error::{Error, Result};
 use crate::model::{Branch, CausalLm, LoraAdapter, LoraRuntime};
 
@@ -34,6 +34,14 @@ impl LossKind {
             LossKind::Sft => "sft",
             LossKind::SftSum => "sft-sum",
             LossKind::Dpo { .. } => "dpo",
+        }
+    }
+
+    /// The records it is defined on.
+    pub fn records(&self) -> RecordKind {
+        match self {
+            LossKind::Sft | LossKind::SftSum => RecordKind::Instructions,
+            LossKind::Dpo { .. } => RecordKind::Preferences,
         }
     }
 }

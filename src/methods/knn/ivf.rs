@@ -11,8 +11,7 @@
 //! Assignments use exact neighbour searches (on the GPU when given one, which returns the same
 //! neighbours as the CPU), so the index, and what it finds, is the same on every device.
 
-use super::gpu_knn::GpuKnn;
-use super::tsds::exact_neighbours;
+use super::{exact_neighbours, Exact, NeighbourSearch};
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
 
@@ -61,7 +60,7 @@ fn sample(items: &[usize], count: usize, rng: &mut SplitMix64) -> Vec<usize> {
 
 impl IvfIndex {
     /// Trains the index on `subset` rows of `x` (`[*, dim]`) and fills its lists.
-    pub fn build(x: &[f32], subset: &[usize], dim: usize, p: &IvfParams, knn: Option<&GpuKnn>) -> Result<IvfIndex> {
+    pub fn build(x: &[f32], subset: &[usize], dim: usize, p: &IvfParams, exact: &Exact) -> Result<IvfIndex> {
         if subset.is_empty() {
             return Err(Error::Invalid("an IVF index needs at least one point".into()));
         }
@@ -72,7 +71,7 @@ impl IvfIndex {
             sample(&train, nlist, &mut rng).iter().flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
         let train_rows: Vec<f32> = train.iter().flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
         for _ in 0..ITERATIONS {
-            let cells = nearest_cells(&centroids, nlist, &train_rows, train.len(), dim, 1, knn)?;
+            let cells = nearest_cells(&centroids, nlist, &train_rows, train.len(), dim, 1, exact)?;
             let mut sums = vec![0f64; nlist * dim];
             let mut counts = vec![0usize; nlist];
             for (t, cell) in cells.iter().enumerate() {
@@ -90,7 +89,7 @@ impl IvfIndex {
         }
         let rows: Vec<f32> = subset.iter().flat_map(|&i| x[i * dim..(i + 1) * dim].iter().copied()).collect();
         let mut lists = vec![Vec::new(); nlist];
-        for (r, cell) in nearest_cells(&centroids, nlist, &rows, subset.len(), dim, 1, knn)?.into_iter().enumerate() {
+        for (r, cell) in nearest_cells(&centroids, nlist, &rows, subset.len(), dim, 1, exact)?.into_iter().enumerate() {
             lists[cell[0]].push(subset[r]);
         }
         lists.iter_mut().for_each(|l| l.sort_unstable());
@@ -112,10 +111,10 @@ impl IvfIndex {
         m: usize,
         k: usize,
         nprobe: usize,
-        knn: Option<&GpuKnn>,
+        exact: &Exact,
     ) -> Result<Vec<Vec<(f64, usize)>>> {
         let (dim, nlist) = (self.dim, self.nlist());
-        let probes = nearest_cells(&self.centroids, nlist, q, m, dim, nprobe.clamp(1, nlist), knn)?;
+        let probes = nearest_cells(&self.centroids, nlist, q, m, dim, nprobe.clamp(1, nlist), exact)?;
         let total: usize = self.lists.iter().map(Vec::len).sum();
         (0..m)
             .map(|j| {
@@ -124,7 +123,7 @@ impl IvfIndex {
                 let mut candidates: Vec<usize> = probed.iter().flat_map(|&c| self.lists[c].iter().copied()).collect();
                 if candidates.len() < k.min(total) {
                     // Too few in the probed cells: widen to the next nearest cells.
-                    let order = nearest_cells(&self.centroids, nlist, qj, 1, dim, nlist, None)?.remove(0);
+                    let order = nearest_cells(&self.centroids, nlist, qj, 1, dim, nlist, &Exact::Cpu)?.remove(0);
                     for c in order.into_iter().filter(|c| !probed.contains(c)) {
                         candidates.extend(&self.lists[c]);
                         if candidates.len() >= k {
@@ -146,12 +145,9 @@ fn nearest_cells(
     m: usize,
     dim: usize,
     k: usize,
-    knn: Option<&GpuKnn>,
+    exact: &Exact,
 ) -> Result<Vec<Vec<usize>>> {
     let all: Vec<usize> = (0..nlist).collect();
-    let found = match knn {
-        Some(g) if dim <= super::gpu_knn::MAX_DIM => g.nearest(centroids, &all, points, m, dim, k)?,
-        _ => (0..m).map(|j| exact_neighbours(&points[j * dim..(j + 1) * dim], centroids, dim, &all, k)).collect(),
-    };
+    let found = exact.nearest(centroids, &all, points, m, dim, k)?;
     Ok(found.into_iter().map(|near| near.into_iter().map(|(_, c)| c).collect()).collect())
 }

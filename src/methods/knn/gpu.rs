@@ -8,16 +8,14 @@
 
 use burn::tensor::wgpu::wgpu;
 
-use super::tsds::sq_dist;
+use super::sq_dist;
 use crate::error::{Error, Result};
-use crate::gpu::{f32_bytes, u32_bytes, Gpu};
+use crate::gpu::{f32_bytes, u32_bytes, Gpu, MAX_ROW};
 
 /// Candidates per tile when the pool is large (a power of two).
 const TILE: usize = 4096;
 /// Extra neighbours kept before the exact re-ranking.
 const SLACK: usize = 8;
-/// Longest row the one-loop distance kernel takes (lavapipe's 65,535-iteration limit).
-pub const MAX_DIM: usize = 60_000;
 /// Queries per dispatch (the y dimension of a dispatch holds at most 65,535 workgroups).
 const MAX_QUERIES: usize = 65_535;
 /// Largest sorted region: keeps every dispatch's x dimension under 65,535 workgroups of 64.
@@ -96,7 +94,7 @@ impl Plan {
 impl GpuKnn {
     /// Compiles the kernels on `gpu`.
     pub fn new(gpu: Gpu) -> Self {
-        let src = include_str!("../../shaders/knn.wgsl");
+        let src = include_str!("../../../shaders/knn.wgsl");
         let fill = gpu.pipeline("knn fill", src, "fill");
         let distances = gpu.pipeline("knn distances", src, "distances");
         let sort_step = gpu.pipeline("knn sort step", src, "sort_step");
@@ -114,8 +112,8 @@ impl GpuKnn {
         dim: usize,
         k: usize,
     ) -> Result<Vec<Vec<(f64, usize)>>> {
-        if dim > MAX_DIM {
-            return Err(Error::Invalid(format!("the kNN kernel takes at most {MAX_DIM} columns, not {dim}")));
+        if dim > MAX_ROW {
+            return Err(Error::Invalid(format!("the kNN kernel takes at most {MAX_ROW} columns, not {dim}")));
         }
         if subset.len() >= EMPTY_ID as usize {
             return Err(Error::Invalid(format!("the kNN kernel takes fewer than {EMPTY_ID} candidates")));

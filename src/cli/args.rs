@@ -1,0 +1,431 @@
+//! The command line's arguments: clap structs, one per subcommand. Library option sets are
+//! built from them in `convert.rs`; library enums are parsed by name through [`choice`].
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use gradsift::choice::Choice;
+use gradsift::device::DeviceChoice;
+use gradsift::features::{Dtype, Pooling};
+use gradsift::methods::prism::PairWeights;
+use gradsift::pipeline::{GradType, Method};
+
+/// A parser for a library enum: its names and one-line descriptions from [`Choice`].
+pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|c| PossibleValue::new(c.name()).help(c.about())))
+        .map(|name: String| T::from_name(&name).expect("clap accepted only listed names"))
+}
+
+#[derive(Parser)]
+#[command(
+    name = "gradsift",
+    version,
+    about = "Pick the training data worth fine-tuning on, by gradient influence, on any GPU (WebGPU) or the CPU."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bars or log lines: warnings and errors only.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the wgpu adapters and the one `--device auto` picks.
+    Devices,
+    /// Compute per-example gradient features of a data set into a feature store.
+    Featurize(FeaturizeArgs),
+    /// Score a pool against a target set and write the selected subset.
+    Select(SelectArgs),
+    /// LoRA warmup training on a random fraction of the pool, a checkpoint per epoch.
+    Warmup(WarmupArgs),
+    /// Measure featurization throughput on every backend (the embedded model and demo pool).
+    Bench(BenchArgs),
+    /// Generate a seeded task suite: pool, pairs, few-shot targets, held-out tests.
+    MakeData(MakeDataArgs),
+    /// Fine-tune on selections and on random subsets of the same size; measure on test data.
+    Eval(EvalArgs),
+    /// Draw the figures of a select, eval or demo output directory (PNG and SVG, in DIR/plots).
+    Plot {
+        /// The output directory to draw from.
+        dir: PathBuf,
+    },
+    /// The classroom run on the embedded default: make data, warm up, select with every method,
+    /// evaluate against random, write a report.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Report directory.
+    #[arg(long, default_value = "gradsift-demo")]
+    pub out: PathBuf,
+    /// Seeds of every fine-tune.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct MakeDataArgs {
+    /// Output directory.
+    #[arg(long, default_value = "gradsift-data")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pool size (instruction pool and preference pool alike).
+    #[arg(long, default_value_t = 1000)]
+    pub pool: usize,
+    /// Target tasks, comma-separated (see the task list in README.md).
+    #[arg(long, value_delimiter = ',', default_value = "add,capital")]
+    pub target_tasks: Vec<String>,
+    /// Few-shot target examples per target task.
+    #[arg(long, default_value_t = 4)]
+    pub shots: usize,
+    /// Held-out test examples per target task.
+    #[arg(long, default_value_t = 40)]
+    pub test: usize,
+    /// Clean validation pairs per task kind (val-pairs.jsonl).
+    #[arg(long, default_value_t = 10)]
+    pub val_shots: usize,
+    /// Fraction of the pool that is off-suite chat.
+    #[arg(long, default_value_t = 0.15)]
+    pub distractor_rate: f64,
+    /// Fraction of the pool with wrong or evasive answers.
+    #[arg(long, default_value_t = 0.15)]
+    pub low_quality_rate: f64,
+    /// Fraction of preference pairs with chosen and rejected swapped.
+    #[arg(long, default_value_t = 0.3)]
+    pub flip_rate: f64,
+    /// Size of the generic mix for base-model training (base.jsonl).
+    #[arg(long, default_value_t = 4000)]
+    pub base: usize,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Hugging Face model directory [default: the model named in the first selection's
+    /// manifest, else the embedded base model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output directories of `select` to compare.
+    #[arg(long, num_args = 1.., required = true)]
+    pub selection: Vec<PathBuf>,
+    /// The pool the selections index [default: the pool named in the first selection's manifest].
+    #[arg(long)]
+    pub pool: Option<PathBuf>,
+    /// Held-out instruction records: test loss and exact-match accuracy.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Held-out preference pairs: preference accuracy.
+    #[arg(long)]
+    pub test_pairs: Option<PathBuf>,
+    /// Skip the random subsets (of the first selection's size).
+    #[arg(long)]
+    pub no_random: bool,
+    /// Seeds; every arm is fine-tuned once per seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Optimiser steps of every fine-tune.
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 8)]
+    pub lora_r: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// DPO temperature (preference pools).
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Output directory (eval.json, eval.md).
+    #[arg(long, default_value = "gradsift-eval")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Projection dimension k (0 = none).
+    #[arg(long, default_value_t = 8192)]
+    pub proj_dim: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Skip the wgpu adapters.
+    #[arg(long)]
+    pub cpu_only: bool,
+    /// Benchmark LESS scoring of a synthetic feature matrix on disk instead (time, and how far
+    /// peak memory rises: the scorers stream the pool a block at a time).
+    #[arg(long)]
+    pub scoring: bool,
+    /// --scoring: candidates in the synthetic matrix.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    /// --scoring: its width.
+    #[arg(long, default_value_t = 2048)]
+    pub dim: usize,
+    /// --scoring: target examples (in two subtasks).
+    #[arg(long, default_value_t = 16)]
+    pub targets: usize,
+}
+
+#[derive(Args)]
+pub struct DeviceArgs {
+    /// auto = the best wgpu adapter, else the CPU backend.
+    #[arg(long, value_parser = choice::<DeviceChoice>(), default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Which wgpu adapter: an index or a name substring from `gradsift devices`.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub gpu_adapter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Hugging Face model directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// PEFT LoRA adapter directory; without it a fresh LoRA is created.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Rank of a fresh LoRA.
+    #[arg(long, default_value_t = 8)]
+    pub lora_r: usize,
+    /// Alpha of a fresh LoRA (scale = alpha / r).
+    #[arg(long, default_value_t = 32.0)]
+    pub lora_alpha: f64,
+    /// Comma-separated module-name suffixes of a fresh LoRA [default: attention projections].
+    #[arg(long, value_delimiter = ',')]
+    pub lora_targets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct FeatureArgs {
+    /// Seed of the random projection (and of a fresh LoRA).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Projection dimension k; 0 = exact gradients.
+    #[arg(long, default_value_t = 8192)]
+    pub proj_dim: usize,
+    /// Storage precision of the features.
+    #[arg(long, value_parser = choice::<Dtype>(), default_value = "f32")]
+    pub dtype: Dtype,
+    /// Truncate sequences to this many tokens.
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Examples per saved chunk (a resumed run restarts at the first incomplete chunk).
+    #[arg(long, default_value_t = 256)]
+    pub chunk_size: usize,
+    /// Replace a feature store made with other arguments.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LossArg {
+    Sft,
+    SftSum,
+    Dpo,
+}
+
+#[derive(Args)]
+pub struct FeaturizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// JSONL data set.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Loss whose gradient is the feature.
+    #[arg(long, value_enum, default_value_t = LossArg::Sft)]
+    pub loss: LossArg,
+    /// DPO temperature.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Feature store directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct SelectArgs {
+    /// Selection method.
+    #[arg(long, value_parser = choice::<Method>(), default_value = "less")]
+    pub method: Method,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Candidate pool (JSONL) [default: the embedded demo pool].
+    #[arg(long)]
+    pub pool: Option<PathBuf>,
+    /// Target examples (JSONL; `task` names subtasks) [default: the embedded demo target].
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Fraction of the pool to select.
+    #[arg(long, default_value_t = 0.05, conflicts_with = "count")]
+    pub fraction: f64,
+    /// Number of examples to select (instead of --fraction).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Warmup checkpoints (from `gradsift warmup`), combined with learning-rate weights.
+    #[arg(long, num_args = 1..)]
+    pub checkpoints: Vec<PathBuf>,
+    /// Candidate gradient type with checkpoints.
+    #[arg(long, value_parser = choice::<GradType>(), default_value = "adam")]
+    pub grad_type: GradType,
+    /// DPO temperature of ROSE's target loss.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// PRISM curvature: identity, or the damped covariance of the candidates' features.
+    #[arg(long, value_enum, default_value_t = HessianArg::Identity)]
+    pub hessian: HessianArg,
+    /// PRISM: λ = damping × mean eigenvalue of the covariance.
+    #[arg(long, default_value_t = 0.1)]
+    pub damping: f64,
+    /// PRISM target-pair weights.
+    #[arg(long, value_parser = choice::<PairWeights>(), default_value = "pi")]
+    pub weights: PairWeights,
+    /// PRISM: use only the targets' chosen responses.
+    #[arg(long)]
+    pub unpaired: bool,
+    /// PRISM: remove the --fraction/--count lowest-scoring candidates, keep the rest.
+    #[arg(long)]
+    pub repair: bool,
+    /// TSDS (and nothing else): hidden-state embeddings instead of gradient features.
+    #[arg(long, value_parser = choice::<Pooling>())]
+    pub embed: Option<Pooling>,
+    /// TSDS: precomputed candidate embeddings [N, d] (.npy), with --target-npy.
+    #[arg(long, requires = "target_npy")]
+    pub pool_npy: Option<PathBuf>,
+    /// TSDS: precomputed query embeddings [M, d] (.npy), with --pool-npy.
+    #[arg(long, requires = "pool_npy")]
+    pub target_npy: Option<PathBuf>,
+    /// TSDS: neighbours per query [default: min(5000, N/10)].
+    #[arg(long)]
+    pub tsds_k: Option<usize>,
+    /// TSDS: neighbours of the density estimate [default: min(1000, N/10)].
+    #[arg(long)]
+    pub kde_k: Option<usize>,
+    /// TSDS: kernel width (0 = no density correction).
+    #[arg(long, default_value_t = 0.75)]
+    pub sigma: f64,
+    /// TSDS: trade-off between matching the target and diversity.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// TSDS: the constant C.
+    #[arg(long, default_value_t = 5.0)]
+    pub tsds_c: f64,
+    /// TSDS: keep the most probable candidates instead of sampling with replacement.
+    #[arg(long)]
+    pub no_replacement: bool,
+    /// TSDS: neighbour search; ivf = the reference's IVF-Flat index, APPROXIMATE, for large pools.
+    #[arg(long, value_enum, default_value_t = IndexArg::Exact)]
+    pub tsds_index: IndexArg,
+    /// TSDS --tsds-index ivf: cells [default: max(1, √N / 2)].
+    #[arg(long)]
+    pub nlist: Option<usize>,
+    /// TSDS --tsds-index ivf: cells scanned per query.
+    #[arg(long, default_value_t = 10)]
+    pub nprobe: usize,
+    /// Loss baseline: prefer the lowest loss instead of the highest.
+    #[arg(long)]
+    pub low_loss: bool,
+    /// TIF: keep pairs whose influence lies strictly between these percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    pub band: (f64, f64),
+    /// LossDiff (and fusion) band, percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    pub lossdiff_band: (f64, f64),
+    /// IRM (and fusion) band, percentiles.
+    #[arg(long, value_parser = parse_band, default_value = "20,80")]
+    pub irm_band: (f64, f64),
+    /// LossDiff: learning rate of the one epoch on the validation set.
+    #[arg(long, default_value_t = 1e-4)]
+    pub val_lr: f64,
+    /// Output directory.
+    #[arg(long, default_value = "gradsift-out")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// TSDS's neighbour search.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum IndexArg {
+    Exact,
+    Ivf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum HessianArg {
+    Identity,
+    Cov,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum WarmupLoss {
+    Sft,
+    Dpo,
+}
+
+#[derive(Args)]
+pub struct WarmupArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Pool (JSONL) to draw the warmup subset from [default: the embedded demo pool].
+    #[arg(long)]
+    pub pool: Option<PathBuf>,
+    /// Fraction of the pool to train on.
+    #[arg(long, default_value_t = 0.05)]
+    pub fraction: f64,
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.03)]
+    pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// sft for instruction data, dpo for preference pairs (reference = the base model).
+    #[arg(long, value_enum, default_value_t = WarmupLoss::Sft)]
+    pub loss: WarmupLoss,
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    /// Output directory (checkpoint-1, checkpoint-2, ...).
+    #[arg(long, default_value = "gradsift-warmup")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Parses `LO,HI` percentiles.
+pub fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (percentiles)")?;
+    let (lo, hi): (f64, f64) =
+        (lo.trim().parse().map_err(|e| format!("{e}"))?, hi.trim().parse().map_err(|e| format!("{e}"))?);
+    if !(0.0..=100.0).contains(&lo) || !(0.0..=100.0).contains(&hi) || lo >= hi {
+        return Err(format!("{lo},{hi}: need 0 <= LO < HI <= 100"));
+    }
+    Ok((lo, hi))
+}

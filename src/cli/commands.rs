@@ -1,0 +1,220 @@
+//! One function per subcommand: resolve the inputs, call the library, print what came out.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use gradsift::assets;
+use gradsift::choice::Choice;
+use gradsift::demo::DemoOptions;
+use gradsift::device::{self, Compute};
+use gradsift::eval::{EvalOptions, TestSets};
+use gradsift::features::FeatureOptions;
+use gradsift::pipeline::{self, SelectSpec};
+
+use super::args::{BenchArgs, DemoArgs, DeviceArgs, EvalArgs, FeaturizeArgs, MakeDataArgs, SelectArgs, WarmupArgs};
+use super::say;
+
+fn open_device(args: &DeviceArgs) -> Result<Compute> {
+    let c = device::open(args.device, args.gpu_adapter.as_deref())?;
+    if let Some(n) = &c.notice {
+        tracing::warn!("{n}");
+    }
+    Ok(c)
+}
+
+/// Loads the model and says which checkpoint tensors the architecture did not use.
+fn load_model(spec: &pipeline::ModelSpec, compute: &Compute) -> Result<pipeline::Loaded> {
+    let loaded = pipeline::load(spec, compute)?;
+    let unused = &loaded.model.unused;
+    if !unused.is_empty() {
+        let shown: Vec<&str> = unused.iter().take(5).map(String::as_str).collect();
+        tracing::warn!(
+            "note: {} checkpoint tensors unused by the architecture: {}{}",
+            unused.len(),
+            shown.join(", "),
+            if unused.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(loaded)
+}
+
+/// The embedded default's files, with a one-line notice of where they are.
+fn embedded() -> Result<assets::DefaultAssets> {
+    let d = assets::materialize()?;
+    tracing::info!(
+        "using the embedded default model and demo data ({})",
+        d.model_dir.parent().unwrap_or(&d.model_dir).display()
+    );
+    Ok(d)
+}
+
+pub fn devices() -> Result<()> {
+    let adapters = device::list_adapters();
+    if adapters.is_empty() {
+        say("no wgpu adapter (Vulkan, Metal or DX12); --device auto uses the CPU backend")?;
+        return Ok(());
+    }
+    let pick = device::auto_pick(&adapters)?;
+    for a in &adapters {
+        let mark = if Some(a.index) == pick { "  <- auto" } else { "" };
+        say(format_args!("{}{mark}", a.describe()))?;
+    }
+    if pick.is_none() {
+        say("--device auto uses the CPU backend (no hardware adapter; --device gpu takes the best one listed)")?;
+    }
+    Ok(())
+}
+
+pub fn featurize(a: FeaturizeArgs) -> Result<()> {
+    let Some(model_dir) = a.model.model.clone() else { bail!("featurize needs --model DIR") };
+    let compute = open_device(&a.device)?;
+    let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
+    let opts = FeatureOptions::from(&a.features);
+    let f = pipeline::featurize(&loaded, &a.data, a.loss.loss(a.beta), &opts, &compute, &a.out)?;
+    say(format_args!("wrote {} features of width {} to {}", f.rows, f.dim, a.out.display()))
+}
+
+pub fn select(a: SelectArgs) -> Result<()> {
+    let method = a.method;
+    let (model_dir, pool, target) = match (&a.model.model, &a.pool) {
+        (None, None) if a.target.is_none() => {
+            let d = embedded()?;
+            let target = method.target_use().kind().map(|k| d.target_of(k).clone());
+            (d.model_dir.clone(), d.pool_of(method.pool_kind()).clone(), target)
+        }
+        (Some(m), Some(p)) => (m.clone(), p.clone(), a.target.clone()),
+        _ => bail!("give --model and --pool (and --target) together, or none of them for the embedded default"),
+    };
+    let compute = open_device(&a.device)?;
+    let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
+    let opts = FeatureOptions::from(&a.features);
+    let spec = SelectSpec {
+        method,
+        pool: &pool,
+        target: target.as_deref(),
+        budget: a.budget(),
+        checkpoints: &a.checkpoints,
+        grad_type: a.grad_type,
+        beta: a.beta,
+        prism: a.prism(),
+        tsds: a.tsds(),
+        low_loss: a.low_loss,
+        tif: a.tif(),
+        opts: &opts,
+        out: &a.out,
+    };
+    let s = pipeline::select(&loaded, &spec, &compute).with_context(|| format!("select --method {}", method.name()))?;
+    say(format_args!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display()))
+}
+
+pub fn warmup(a: WarmupArgs) -> Result<()> {
+    let (model_dir, pool) = match (&a.model.model, &a.pool) {
+        (None, None) => {
+            let d = assets::materialize()?;
+            let pool = d.pool_of(a.loss.loss(a.beta).records()).clone();
+            (d.model_dir, pool)
+        }
+        (Some(m), Some(p)) => (m.clone(), p.clone()),
+        _ => bail!("give --model and --pool together, or neither for the embedded default"),
+    };
+    let compute = open_device(&a.device)?;
+    let loaded = load_model(&a.model.spec(model_dir, a.seed), &compute)?;
+    let paths = pipeline::warmup(&loaded, &pool, &(&a).into(), &compute, &a.out)?;
+    for p in paths {
+        say(p.display())?;
+    }
+    Ok(())
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    // The scoring bench needs one CPU backend: the CPU scorer is plain Rust, whatever the
+    // tensor backend.
+    let (backends, skipped) = gradsift::bench::backends(!a.scoring, a.cpu_only);
+    for (adapter, why) in skipped {
+        say(format_args!("{adapter}: skipped ({why})"))?;
+    }
+    if a.scoring {
+        return bench_scoring(&a, &backends);
+    }
+    say("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)")?;
+    for c in &backends {
+        let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.batch_size)?;
+        say(t.line(a.proj_dim, a.batch_size))?;
+    }
+    Ok(())
+}
+
+fn bench_scoring(a: &BenchArgs, backends: &[Compute]) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("gradsift-bench-scoring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let result = (|| -> Result<()> {
+        let (matrix, targets) = gradsift::bench::scoring_inputs(&dir, a.rows, a.dim, a.targets)?;
+        say("LESS scoring of a feature matrix on disk, then the top 5%")?;
+        for c in backends {
+            match gradsift::bench::scoring_memory(c, &matrix, &targets) {
+                Ok(r) => say(r.line())?,
+                Err(e) => say(format_args!("{}: skipped ({e})", c.label))?,
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn make_data(a: MakeDataArgs) -> Result<()> {
+    let out = a.out.clone();
+    let m = gradsift::suite::SuiteSpec::from(a).write(&out)?;
+    say(format_args!("wrote {} to {}", m.files.join(", "), out.display()))
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let selections =
+        a.selection.iter().map(|d| gradsift::eval::read_selection(d)).collect::<gradsift::Result<Vec<_>>>()?;
+    let pool_path = match (&a.pool, &selections[0].pool) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => bail!("{}: no manifest.json names the pool; give --pool", a.selection[0].display()),
+    };
+    let model_dir = match (&a.model, &selections[0].model) {
+        (Some(m), _) | (None, Some(m)) => m.clone(),
+        (None, None) => assets::materialize()?.model_dir,
+    };
+    let compute = open_device(&a.device)?;
+    let pool = gradsift::data::load_jsonl(&pool_path)?;
+    let test = a.test.as_deref().map(gradsift::data::load_jsonl).transpose()?;
+    let pairs = a.test_pairs.as_deref().map(gradsift::data::load_jsonl).transpose()?;
+    let arms = gradsift::eval::arms(&selections, !a.no_random);
+    let opts = EvalOptions {
+        steps: a.steps,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        lora_r: a.lora_r,
+        lora_alpha: a.lora_alpha,
+        seeds: a.seeds.clone(),
+        beta: a.beta,
+        ..EvalOptions::default()
+    };
+    let tests = TestSets { test: test.as_ref(), pairs: pairs.as_ref() };
+    let (model, tokenizer) = pipeline::load_base(&model_dir, &compute)?;
+    let report = gradsift::eval::run_and_write(&model, &tokenizer, &pool, &arms, tests, &opts, &compute, &a.out)?;
+    say(&report.table)?;
+    say(format_args!("wrote {}", a.out.join("eval.md").display()))
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let compute = open_device(&a.device)?;
+    let assets = assets::materialize()?;
+    let mut opts = DemoOptions::classroom(assets.model_dir);
+    opts.set_seeds(a.seeds);
+    let r = gradsift::demo::run(&opts, &compute, &a.out)?;
+    say(&r.instruction.table)?;
+    say(format_args!("report: {}", a.out.join("report.md").display()))
+}
+
+pub fn plot(dir: &Path) -> Result<()> {
+    for p in gradsift::plot::plot_dir(dir)? {
+        say(p.display())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! What the command line adds to a library error: the flag that fixes it. The library speaks
+//! of targets, checkpoints and stores; only here do those become `--target` and friends.
+
+use gradsift::Error;
+
+/// A hint naming the flags that fix `e`, when there is one.
+pub fn hint(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::MissingTarget { .. } => "give the target examples with --target FILE".into(),
+        Error::CheckpointsUnused { .. } => "leave out --checkpoints for this method".into(),
+        Error::OneCheckpoint { .. } => "pass a single directory with --checkpoints DIR".into(),
+        Error::NoSpread { .. } => "run `gradsift warmup --loss dpo` and pass its checkpoint with --checkpoints".into(),
+        Error::Budget(_) => "--fraction takes a value in (0, 1]; --count at most the pool size".into(),
+        Error::NoLoraTarget { .. } => "choose modules with --lora-targets".into(),
+        Error::StoreMismatch { .. } => "choose another --out, or pass --overwrite to replace it".into(),
+        Error::NoSuchAdapter(_) => "`gradsift devices` lists the adapters --gpu-adapter takes".into(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,9 @@
+//! The training objectives on tokenized batches: SFT and DPO losses, their exact per-example
+//! LoRA gradients (one backward per batch), sequence log-probs and DPO statistics. Features,
+//! training and evaluation all build on this module; it depends on none of them.
+
+mod batch;
+mod pergrad;
+
+pub use batch::SeqBatch;
+pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind};

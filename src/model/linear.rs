@@ -1,0 +1,140 @@
+//! Linear layers with an optional LoRA branch, and the builder that uploads them from a
+//! checkpoint. Weights are plain tensors (no Burn `Module`): loading is a direct copy from the
+//! checkpoint. Selection only ever differentiates the LoRA matrices; training the embedded base
+//! model loads the weights as gradient leaves instead ([`Leaf`]). The LoRA branches a forward
+//! pass uses ([`LoraRuntime`]) live here, beside the layer that applies them; `lora.rs` is the
+//! PEFT file format only.
+
+use burn::prelude::*;
+
+use super::weights::{HostTensor, Weights};
+use crate::error::Result;
+
+/// Uploads a host tensor, moving its values (no second host copy).
+pub fn upload<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.data, t.shape), device)
+}
+
+/// Name, shape and index of a linear (or Conv1D) module: the places LoRA can attach.
+#[derive(Debug, Clone)]
+pub struct LinearInfo {
+    pub name: String,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// `y = x·W + b (+ s·x·A·B)`, W stored `[in, out]`.
+pub struct Linear {
+    pub id: usize,
+    w: Tensor<2>,
+    b: Option<Tensor<1>>,
+    d_out: usize,
+}
+
+/// A checkpoint tensor uploaded as a gradient leaf, for full-parameter training. Vectors are
+/// leaves of shape `[1, n]`; linear weights are stored `[in, out]`, the transpose of HF's
+/// `nn.Linear`, which `transposed` records.
+pub struct Leaf {
+    pub name: String,
+    pub tensor: Tensor<2>,
+    pub transposed: bool,
+}
+
+/// Collects linear modules while a model is built, so LoRA targets can be matched by name.
+pub struct LinearBuilder<'a> {
+    pub weights: &'a Weights,
+    pub device: &'a Device,
+    pub infos: Vec<LinearInfo>,
+    /// Upload every weight as a gradient leaf (recorded in `leaves`).
+    pub trainable: bool,
+    pub leaves: Vec<Leaf>,
+}
+
+impl<'a> LinearBuilder<'a> {
+    /// A PyTorch `nn.Linear` (`weight [out, in]`).
+    pub fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
+        let w = self.weights.take(&format!("{name}.weight"), &[d_out, d_in])?.transposed();
+        self.finish(name, w, true, d_in, d_out)
+    }
+
+    /// A GPT-2 `Conv1D` (`weight [in, out]`).
+    pub fn conv1d(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
+        let w = self.weights.take(&format!("{name}.weight"), &[d_in, d_out])?;
+        self.finish(name, w, false, d_in, d_out)
+    }
+
+    fn finish(&mut self, name: &str, w: HostTensor, transposed: bool, d_in: usize, d_out: usize) -> Result<Linear> {
+        let w = self.param(&format!("{name}.weight"), w, transposed);
+        let b = self
+            .weights
+            .take_opt(&format!("{name}.bias"), &[d_out])?
+            .map(|b| self.param(&format!("{name}.bias"), b, false));
+        let id = self.infos.len();
+        self.infos.push(LinearInfo { name: name.to_string(), d_in, d_out });
+        Ok(Linear { id, w, b, d_out })
+    }
+
+    /// A 1-D tensor (norm weight or bias).
+    pub fn vector(&mut self, name: &str, n: usize) -> Result<Tensor<1>> {
+        let t = self.weights.take(name, &[n])?;
+        Ok(self.param(name, t, false))
+    }
+
+    /// Uploads checkpoint tensor `name` (already transposed to our layout when `transposed`):
+    /// a constant, or a gradient leaf when the model is built for training.
+    pub fn param<const D: usize>(&mut self, name: &str, t: HostTensor, transposed: bool) -> Tensor<D> {
+        if !self.trainable {
+            return upload(t, self.device);
+        }
+        let (rows, cols) = match t.shape[..] {
+            [n] => (1, n),
+            [r, c] => (r, c),
+            _ => unreachable!("weights are vectors or matrices"),
+        };
+        let leaf = Tensor::<2>::from_data(TensorData::new(t.data, [rows, cols]), self.device).require_grad();
+        self.leaves.push(Leaf { name: name.to_string(), tensor: leaf.clone(), transposed });
+        leaf.reshape(Shape::from(t.shape))
+    }
+}
+
+impl Linear {
+    /// Applies the layer to `x: [B, T, in]`.
+    pub fn forward(&self, x: Tensor<3>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+        let [b, t, d_in] = x.dims();
+        let mut y = x.clone().reshape([b * t, d_in]).matmul(self.w.clone()).reshape([b, t, self.d_out]);
+        if let Some(bias) = &self.b {
+            y = y + bias.clone().reshape([1, 1, self.d_out]);
+        }
+        if let Some(branch) = lora.and_then(|l| l.branch(self.id)) {
+            // [B,T,in]·[B,in,r]·[B,r,out]: one adapter copy per sequence, so that per-example
+            // copies receive per-example gradients.
+            y = y + x.matmul(branch.a.clone()).matmul(branch.b.clone()).mul_scalar(branch.scale);
+        }
+        y
+    }
+}
+
+/// The LoRA branches used by one forward pass: per linear module, `a: [S, in, r]`,
+/// `b: [S, r, out]` with S the number of sequences (1 for a shared adapter).
+pub struct LoraRuntime {
+    branches: Vec<Option<Branch>>,
+}
+
+/// One module's branch.
+pub struct Branch {
+    pub a: Tensor<3>,
+    pub b: Tensor<3>,
+    pub scale: f64,
+}
+
+impl LoraRuntime {
+    /// Branches indexed by linear id.
+    pub fn new(branches: Vec<Option<Branch>>) -> Self {
+        LoraRuntime { branches }
+    }
+
+    /// The branch of linear `id`, if adapted.
+    pub fn branch(&self, id: usize) -> Option<&Branch> {
+        self.branches.get(id).and_then(Option::as_ref)
+    }
+}

@@ -1,0 +1,66 @@
+//! Position information of a forward pass: rotary tables and the causal mask. Both depend only
+//! on the sequence length (and the device), so they are built once for the longest length seen
+//! and narrowed for shorter passes, instead of being rebuilt on the host at every forward.
+
+use std::sync::Mutex;
+
+use burn::prelude::*;
+
+use super::config::FloatKind;
+use super::nn;
+
+/// What every block of one forward pass shares: the rotary tables (None for learned
+/// positions) and the causal mask, for the pass's sequence length.
+pub struct Positions {
+    pub rope: Option<(Tensor<4>, Tensor<4>)>,
+    pub mask: Tensor<4>,
+}
+
+/// The rotary embedding's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Rope {
+    pub head_dim: usize,
+    pub theta: f64,
+    /// The dtype Transformers rounds the inverse frequencies to.
+    pub inv_freq_dtype: FloatKind,
+}
+
+struct Built {
+    device: Device,
+    len: usize,
+    positions: Positions,
+}
+
+/// [`Positions`] on demand, cached for the longest length asked for.
+pub struct PositionCache {
+    rope: Option<Rope>,
+    built: Mutex<Option<Built>>,
+}
+
+impl PositionCache {
+    pub fn new(rope: Option<Rope>) -> Self {
+        PositionCache { rope, built: Mutex::new(None) }
+    }
+
+    /// The positions of a `t`-token pass on `device`.
+    pub fn positions(&self, t: usize, device: &Device) -> Positions {
+        let mut built = self.built.lock().expect("position cache");
+        let fits = built.as_ref().is_some_and(|b| b.len >= t && b.device == *device);
+        if !fits {
+            let rope = self.rope.map(|r| nn::rope_tables(t, r.head_dim, r.theta, r.inv_freq_dtype, device));
+            *built = Some(Built {
+                device: device.clone(),
+                len: t,
+                positions: Positions { rope, mask: nn::causal_mask(t, device) },
+            });
+        }
+        let b = built.as_ref().expect("built above");
+        if b.len == t {
+            return Positions { rope: b.positions.rope.clone(), mask: b.positions.mask.clone() };
+        }
+        Positions {
+            rope: b.positions.rope.as_ref().map(|(c, s)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t))),
+            mask: b.positions.mask.clone().narrow(2, 0, t).narrow(3, 0, t),
+        }
+    }
+}
