@@ -19,7 +19,8 @@ use crate::eval::{self, Arm, EvalOptions, EvalReport, Subset, TestSets};
 use crate::features::Dtype;
 use crate::loss::LossKind;
 use crate::pipeline::{
-    self, CheckpointUse, FeatureOptions, GradType, Loaded, Method, ModelSpec, SelectSpec, Selection, TifOptions,
+    self, CheckpointUse, FeatureOptions, GradType, Loaded, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec,
+    Selection, TifOptions,
 };
 use crate::select::Budget;
 use crate::suite::{SuiteManifest, SuiteSpec};
@@ -201,18 +202,11 @@ impl Run<'_> {
     /// `select` with `method` and the demo's settings, into `select/NAME`.
     fn select(&self, method: Method, pool: &Path, target: Option<&Path>, checkpoints: &[PathBuf]) -> Result<Selection> {
         let o = self.opts;
+        let options = MethodOptions { grad_type: o.grad_type, beta: o.beta, tif: o.tif, ..MethodOptions::default() };
         let spec = SelectSpec {
-            method,
             pool,
-            target,
+            method: MethodSpec::new(method, target, checkpoints, &options)?,
             budget: Budget::Fraction(o.fraction),
-            checkpoints,
-            grad_type: o.grad_type,
-            beta: o.beta,
-            prism: Default::default(),
-            tsds: Default::default(),
-            tif: o.tif,
-            low_loss: false,
             opts: &o.features,
             out: &self.out.join("select").join(method.name()),
         };

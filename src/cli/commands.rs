@@ -10,7 +10,7 @@ use gradsift::demo::DemoOptions;
 use gradsift::device::{self, Compute};
 use gradsift::eval::{EvalOptions, TestSets};
 use gradsift::features::FeatureOptions;
-use gradsift::pipeline::{self, SelectSpec};
+use gradsift::pipeline::{self, MethodSpec, SelectSpec};
 
 use super::args::{BenchArgs, DemoArgs, DeviceArgs, EvalArgs, FeaturizeArgs, MakeDataArgs, SelectArgs, WarmupArgs};
 use super::say;
@@ -89,21 +89,8 @@ pub fn select(a: SelectArgs) -> Result<()> {
     let compute = open_device(&a.device)?;
     let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
     let opts = FeatureOptions::from(&a.features);
-    let spec = SelectSpec {
-        method,
-        pool: &pool,
-        target: target.as_deref(),
-        budget: a.budget(),
-        checkpoints: &a.checkpoints,
-        grad_type: a.grad_type,
-        beta: a.beta,
-        prism: a.prism(),
-        tsds: a.tsds(),
-        low_loss: a.low_loss,
-        tif: a.tif(),
-        opts: &opts,
-        out: &a.out,
-    };
+    let method_spec = MethodSpec::new(method, target.as_deref(), &a.checkpoints, &a.method_options())?;
+    let spec = SelectSpec { pool: &pool, method: method_spec, budget: a.budget(), opts: &opts, out: &a.out };
     let s = pipeline::select(&loaded, &spec, &compute).with_context(|| format!("select --method {}", method.name()))?;
     say(format_args!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display()))
 }

@@ -8,7 +8,7 @@ use gradsift::loss::LossKind;
 use gradsift::methods::knn::{IvfParams, KnnIndex};
 use gradsift::methods::prism::Hessian;
 use gradsift::methods::tsds::TsdsParams;
-use gradsift::pipeline::{ModelSpec, PrismOptions, TifOptions, TsdsOptions};
+use gradsift::pipeline::{MethodOptions, ModelSpec, PrismOptions, TifOptions, TsdsOptions, TsdsSource};
 use gradsift::select::Budget;
 use gradsift::suite::SuiteSpec;
 use gradsift::train::{AdamWConfig, WarmupOptions};
@@ -101,9 +101,24 @@ impl SelectArgs {
                     }
                 },
             },
-            embed: self.embed,
-            npy: self.pool_npy.clone().zip(self.target_npy.clone()),
+            source: match (&self.pool_npy, &self.target_npy, self.embed) {
+                (Some(pool), Some(target), _) => TsdsSource::Npy { pool: pool.clone(), target: target.clone() },
+                (_, _, Some(pooling)) => TsdsSource::Embeddings(pooling),
+                _ => TsdsSource::Gradients,
+            },
             no_replacement: self.no_replacement,
+        }
+    }
+
+    /// Every method's options; the chosen method keeps what it uses.
+    pub fn method_options(&self) -> MethodOptions {
+        MethodOptions {
+            grad_type: self.grad_type,
+            beta: self.beta,
+            prism: self.prism(),
+            tsds: self.tsds(),
+            tif: self.tif(),
+            low_loss: self.low_loss,
         }
     }
 

@@ -25,8 +25,11 @@ impl Gpt2 {
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
         let pre = if lb.weights.contains("wte.weight") { "" } else { "transformer." };
         let (h, eps) = (cfg.hidden, cfg.norm_eps);
+        // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let wte_host = lb.weights.take(&format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;
+        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), wte_host, false);
         let wpe_host = lb.weights.take(&format!("{pre}wpe.weight"), &[cfg.max_positions, h])?;
+        let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("{pre}h.{l}");
@@ -60,8 +63,6 @@ impl Gpt2 {
         };
         // The original checkpoints keep a (tied) lm_head copy; skip it if present.
         let _ = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])?;
-        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), wte_host, false);
-        let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
         let lm_head = wte.clone().transpose();
         Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None) })
     }

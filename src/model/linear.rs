@@ -53,7 +53,7 @@ pub struct LinearBuilder<'a> {
 impl<'a> LinearBuilder<'a> {
     /// A PyTorch `nn.Linear` (`weight [out, in]`).
     pub fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-        let w = self.weights.take(&format!("{name}.weight"), &[d_out, d_in])?.transposed();
+        let w = self.weights.take_transposed(&format!("{name}.weight"), &[d_out, d_in])?;
         self.finish(name, w, true, d_in, d_out)
     }
 

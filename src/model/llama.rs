@@ -24,7 +24,9 @@ impl Llama {
     /// Builds the model from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
         let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
+        // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
@@ -49,12 +51,11 @@ impl Llama {
             blocks.push(Block { attn_norm, attn, mlp_norm, mlp });
         }
         let norm = Norm::Rms { w: lb.vector("model.norm.weight", h)?, eps };
-        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
         let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
             // Tied: one tensor (one leaf, when training) serves both ends.
             embed.clone().transpose()
         } else {
-            lb.param("lm_head.weight", lb.weights.take("lm_head.weight", &[cfg.vocab_size, h])?.transposed(), true)
+            lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
         let rope = Rope { head_dim: hd, theta: cfg.rope_theta, inv_freq_dtype: cfg.dtype };
         Ok(Llama { hidden: h, embed, blocks, norm, lm_head, positions: PositionCache::new(Some(rope)) })

@@ -58,6 +58,59 @@ fn to_f32(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<Vec<f32>> {
     })
 }
 
+/// Decodes `[r, c]` little-endian floats of `dtype` straight into `[c, r]` f32 order (one
+/// buffer, no decoded copy in the original order).
+fn to_f32_transposed(path: &Path, name: &str, dtype: Dtype, b: &[u8], r: usize, c: usize) -> Result<Vec<f32>> {
+    let w = match dtype {
+        Dtype::F32 => 4,
+        Dtype::F16 | Dtype::BF16 => 2,
+        Dtype::F64 => 8,
+        other => {
+            return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected a float type")))
+        }
+    };
+    let at = |k: usize| -> f32 {
+        let v = &b[k * w..(k + 1) * w];
+        match dtype {
+            Dtype::F32 => f32::from_le_bytes([v[0], v[1], v[2], v[3]]),
+            Dtype::F16 => half::f16::from_le_bytes([v[0], v[1]]).to_f32(),
+            Dtype::BF16 => half::bf16::from_le_bytes([v[0], v[1]]).to_f32(),
+            _ => f64::from_le_bytes(v.try_into().expect("8 bytes")) as f32,
+        }
+    };
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = at(i * c + j);
+        }
+    }
+    Ok(out)
+}
+
+/// Transposes `[r, c]` values into `[c, r]` order.
+fn transpose(data: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = data[i * c + j];
+        }
+    }
+    out
+}
+
+/// Lets the kernel drop the mapped pages of a tensor already decoded, so the mapping does not
+/// stay resident beside the decoded copy (the file is read-only; a later read re-reads it).
+fn release(map: &Mmap, bytes: &std::ops::Range<usize>) {
+    #[cfg(unix)]
+    // SAFETY: the mapping is read-only and no slice of these bytes is alive; after DONTNEED
+    // a read sees the file's contents again.
+    unsafe {
+        let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, bytes.start, bytes.len());
+    }
+    #[cfg(not(unix))]
+    let _ = (map, bytes);
+}
+
 /// Maps a safetensors file and lists its tensors (name → dtype, shape, byte range).
 fn map_file(path: &Path, file: usize) -> Result<(Mmap, Vec<(String, Entry)>)> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -160,6 +213,16 @@ impl Weights {
 
     /// Takes tensor `name` (decoded to f32, or moved out of memory), checking its shape.
     pub fn take(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
+        self.take_as(name, expected, false)
+    }
+
+    /// Takes 2-D tensor `name` (checked against `expected`) transposed: PyTorch's `[out, in]`
+    /// becomes our `[in, out]` as it is decoded, with no intermediate copy of a mapped tensor.
+    pub fn take_transposed(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
+        self.take_as(name, expected, true)
+    }
+
+    fn take_as(&self, name: &str, expected: &[usize], transposed: bool) -> Result<HostTensor> {
         let missing = || Error::MissingTensor { path: self.origin(), name: name.into() };
         let shape_error = |file: &Path, found: &[usize]| Error::Shape {
             path: file.to_path_buf(),
@@ -177,10 +240,16 @@ impl Weights {
                 if e.shape != expected {
                     return Err(shape_error(file, &e.shape));
                 }
-                HostTensor {
-                    shape: e.shape.clone(),
-                    data: to_f32(file, name, e.dtype, &maps[e.file][e.bytes.clone()])?,
-                }
+                let bytes = &maps[e.file][e.bytes.clone()];
+                let tensor = match (transposed, &e.shape[..]) {
+                    (true, &[r, c]) => {
+                        HostTensor { shape: vec![c, r], data: to_f32_transposed(file, name, e.dtype, bytes, r, c)? }
+                    }
+                    _ => HostTensor { shape: e.shape.clone(), data: to_f32(file, name, e.dtype, bytes)? },
+                };
+                release(&maps[e.file], &e.bytes);
+                self.taken.borrow_mut().insert(name.to_string());
+                return Ok(tensor);
             }
             Source::Memory(m) => {
                 let mut m = m.borrow_mut();
@@ -192,7 +261,7 @@ impl Weights {
             }
         };
         self.taken.borrow_mut().insert(name.to_string());
-        Ok(tensor)
+        Ok(if transposed { tensor.into_transposed() } else { tensor })
     }
 
     /// Takes `name` if present.
@@ -217,13 +286,12 @@ impl HostTensor {
     /// Transposes a 2-D tensor (e.g. a PyTorch Linear `[out, in]` into our `[in, out]`).
     pub fn transposed(&self) -> HostTensor {
         let (r, c) = (self.shape[0], self.shape[1]);
-        let mut data = vec![0.0; r * c];
-        for i in 0..r {
-            for j in 0..c {
-                data[j * r + i] = self.data[i * c + j];
-            }
-        }
-        HostTensor { shape: vec![c, r], data }
+        HostTensor { shape: vec![c, r], data: transpose(&self.data, r, c) }
+    }
+
+    /// [`Self::transposed`], consuming the tensor (its buffer is freed as the copy is made).
+    pub fn into_transposed(self) -> HostTensor {
+        self.transposed()
     }
 }
 

@@ -2,37 +2,30 @@
 
 use serde_json::json;
 
-use super::embed;
-use super::{Chosen, Loaded, Scored, SelectSpec};
+use super::{Chosen, Context, Scored};
 use crate::data::Dataset;
-use crate::device::Compute;
 use crate::error::Result;
 use crate::features::Pooling;
 use crate::loss::sft_losses;
 use crate::methods::baselines;
 
 /// A seeded uniformly random subset.
-pub(super) fn random(spec: &SelectSpec<'_>, pool: &Dataset, budget: usize) -> Scored {
+pub(super) fn random(pool: &Dataset, seed: u64, budget: usize) -> Scored {
     Scored {
-        scores: baselines::random_scores(pool.len(), spec.opts.seed),
+        scores: baselines::random_scores(pool.len(), seed),
         columns: vec![],
         chosen: Chosen::Top(budget),
-        details: json!({ "seed": spec.opts.seed }),
+        details: json!({ "seed": seed }),
     }
 }
 
 /// Highest (or lowest) token-mean SFT loss first.
-pub(super) fn loss(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
-    pool: &Dataset,
-    compute: &Compute,
-    budget: usize,
-) -> Result<Scored> {
-    let (tok, _) = loaded.tokenizer.examples(&pool.examples, spec.opts.max_len)?;
-    let losses = sft_losses(&loaded.model, Some(&loaded.adapter), &tok, spec.opts.batch_size, &compute.device)?;
-    let scores = losses.iter().map(|l| if spec.low_loss { -l } else { *l }).collect();
-    let order = if spec.low_loss { "lowest loss first" } else { "highest loss first" };
+pub(super) fn loss(cx: &Context<'_>, pool: &Dataset, lowest: bool, budget: usize) -> Result<Scored> {
+    let (loaded, opts) = (cx.loaded, cx.opts);
+    let (tok, _) = loaded.tokenizer.examples(&pool.examples, opts.max_len)?;
+    let losses = sft_losses(&loaded.model, Some(&loaded.adapter), &tok, opts.batch_size, &cx.compute.device)?;
+    let scores = losses.iter().map(|l| if lowest { -l } else { *l }).collect();
+    let order = if lowest { "lowest loss first" } else { "highest loss first" };
     Ok(Scored {
         scores,
         columns: vec![("loss".into(), losses)],
@@ -44,19 +37,16 @@ pub(super) fn loss(
 /// RDS (last-token states, mean over a subtask's targets, max over subtasks) or RDS+
 /// (position-weighted mean pooling, round-robin over target examples).
 pub(super) fn rds(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
+    cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
-    compute: &Compute,
-    budget: usize,
     pooling: Pooling,
+    budget: usize,
 ) -> Result<Scored> {
     let (n, m) = (pool.len(), target.len());
     let tasks: Vec<Option<String>> = target.examples.iter().map(|e| e.task.clone()).collect();
-    let pe = embed(loaded, pool, pooling, spec.opts, compute)?;
-    let te = embed(loaded, target, pooling, spec.opts, compute)?;
-    let cos = baselines::cosine_matrix(&pe, n, &te, m, loaded.model.config.hidden);
+    let (pe, te) = (cx.embed(pool, pooling)?, cx.embed(target, pooling)?);
+    let cos = baselines::cosine_matrix(&pe, n, &te, m, cx.loaded.model.config.hidden);
     Ok(match pooling {
         Pooling::LastToken => Scored {
             scores: baselines::mean_max(&cos, n, &tasks),
@@ -78,8 +68,8 @@ pub(super) fn rds(
 }
 
 /// DSIR: hashed n-gram importance weights plus Gumbel noise, top k.
-pub(super) fn dsir(spec: &SelectSpec<'_>, pool: &Dataset, target: &Dataset, budget: usize) -> Scored {
-    let (scores, logw) = baselines::dsir_scores(&pool.examples, &target.examples, spec.opts.seed);
+pub(super) fn dsir(pool: &Dataset, target: &Dataset, seed: u64, budget: usize) -> Scored {
+    let (scores, logw) = baselines::dsir_scores(&pool.examples, &target.examples, seed);
     let d = json!({ "buckets": baselines::DSIR_BUCKETS, "features": "hashed unigrams and bigrams of lower-cased words",
                     "score": "log importance weight + Gumbel noise (seeded): top-k samples without replacement" });
     Scored { scores, columns: vec![("log_weight".into(), logw)], chosen: Chosen::Top(budget), details: d }

@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
-use super::{Checkpoint, Chosen, Featurizer, Loaded, Scored, SelectSpec};
-use super::{GradType, Method};
+use std::path::PathBuf;
+
+use super::{Checkpoint, Chosen, Context, GradType, Loaded, Scored};
 use crate::data::Dataset;
-use crate::device::Compute;
 use crate::error::Result;
 use crate::features::Transform;
 use crate::loss::LossKind;
@@ -21,8 +21,8 @@ struct GradientSource {
 }
 
 /// The loaded adapter alone (plain gradients), or every warmup checkpoint with its moments.
-fn sources(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<GradientSource>> {
-    if spec.checkpoints.is_empty() {
+fn sources(loaded: &Loaded, checkpoints: &[PathBuf], grad_type: GradType) -> Result<Vec<GradientSource>> {
+    if checkpoints.is_empty() {
         return Ok(vec![GradientSource {
             label: "model".into(),
             checkpoint: Checkpoint::loaded(loaded),
@@ -30,13 +30,13 @@ fn sources(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<GradientSource>
             mean_lr: 1.0,
         }]);
     }
-    spec.checkpoints
+    checkpoints
         .iter()
         .enumerate()
         .map(|(i, dir)| {
             let checkpoint = Checkpoint::load(loaded, dir)?;
             let state = train::read_state(dir)?;
-            let transform = match spec.grad_type {
+            let transform = match grad_type {
                 GradType::Sgd => Transform::Identity,
                 GradType::Sign => Transform::Sign,
                 GradType::Adam => {
@@ -50,22 +50,24 @@ fn sources(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Vec<GradientSource>
         .collect()
 }
 
-/// LESS and ROSE: per-checkpoint cosines, weighted, max over subtasks, top k.
+/// LESS (SFT target gradients) and ROSE (DPO target gradients at `dpo_beta`): per-checkpoint
+/// cosines, weighted, max over subtasks, top `budget`.
 pub(super) fn less_like(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
+    cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
-    compute: &Compute,
+    checkpoints: &[PathBuf],
+    grad_type: GradType,
+    dpo_beta: Option<f64>,
     budget: usize,
 ) -> Result<Scored> {
-    let target_loss = if spec.method == Method::Rose { LossKind::Dpo { beta: spec.beta } } else { LossKind::Sft };
-    let sources = sources(loaded, spec)?;
+    let target_loss = dpo_beta.map_or(LossKind::Sft, |beta| LossKind::Dpo { beta });
+    let sources = sources(cx.loaded, checkpoints, grad_type)?;
     let weights = less::checkpoint_weights(&sources.iter().map(|s| s.mean_lr).collect::<Vec<_>>());
     let mut features = Vec::with_capacity(sources.len());
     for st in &sources {
-        let dir = spec.out.join("features").join(&st.label);
-        let f = Featurizer { loaded, checkpoint: &st.checkpoint, opts: spec.opts, compute };
+        let dir = cx.out.join("features").join(&st.label);
+        let f = cx.featurizer(&st.checkpoint);
         let pf = f.run(pool, LossKind::Sft, &st.transform, &dir.join("pool"))?;
         let tf = f.run(target, target_loss, &Transform::Identity, &dir.join("target"))?;
         // The pool stays on disk and is scored a block at a time; the few targets are loaded.
@@ -77,7 +79,7 @@ pub(super) fn less_like(
         .map(|((pf, tf), &weight)| gpu_score::WeightedFeatures { pool: pf, target: tf, weight })
         .collect();
     // On a GPU the WGSL kernel scores; on the CPU backend (or past the kernel's limits), plain Rust.
-    let scorer = compute.gpu.clone().map(gpu_score::GpuScorer::new);
+    let scorer = cx.compute.gpu.clone().map(gpu_score::GpuScorer::new);
     let (per_checkpoint, scores, scorer_name) = match scorer.filter(|s| s.unfit(&weighted).is_none()) {
         Some(s) => {
             let out = s.score(&weighted)?;
@@ -104,7 +106,7 @@ pub(super) fn less_like(
             "mean_lr": st.mean_lr, "weight": w,
             "pool_store": format!("features/{}/pool", st.label), "target_store": format!("features/{}/target", st.label),
         })).collect::<Vec<_>>(),
-        "loss": { "pool": "sft", "target": target_loss.name(), "beta": spec.beta },
+        "loss": { "pool": "sft", "target": target_loss.name(), "beta": dpo_beta },
         "scorer": scorer_name,
         "scoring": "cosine; mean over target examples of a subtask; sum over checkpoints weighted by normalised mean learning rate; max over subtasks; global top-k",
         "columns": "task:NAME = weighted score of subtask NAME; with several checkpoints, LABEL:task:NAME = that checkpoint's mean cosine (score = max over NAME of sum over LABEL of weight × column)",

@@ -7,6 +7,7 @@ mod less;
 mod method;
 mod prism;
 mod scored;
+mod spec;
 mod tif;
 mod tsds;
 
@@ -14,24 +15,24 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::choice::{choice, Choice};
-use crate::data::{load_jsonl, Dataset, TextTokenizer};
+use crate::choice::Choice;
+use crate::data::{load_jsonl, Dataset, RecordKind, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
 use crate::features::{self, embeddings, FeatureFile, Pooling, Transform};
 use crate::loss::LossKind;
-use crate::methods::prism::{Hessian, PairWeights};
-use crate::methods::tsds::TsdsParams;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, WarmupOptions};
 
 pub use method::{CheckpointUse, Method, TargetUse};
+pub use spec::{
+    Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
+};
 
 use featurizer::{Checkpoint, Featurizer};
 use scored::{Chosen, Scored};
-use tif::Member;
 
 /// Which model, and which LoRA weights get gradients.
 #[derive(Debug, Clone)]
@@ -117,87 +118,6 @@ pub fn warmup(
     train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
 }
 
-/// Options of the TIF family (bands are percentiles).
-#[derive(Debug, Clone, Copy)]
-pub struct TifOptions {
-    /// TIF's band of IF.
-    pub band: (f64, f64),
-    pub lossdiff_band: (f64, f64),
-    pub irm_band: (f64, f64),
-    /// Learning rate of θ_val's one epoch on the validation set.
-    pub val_lr: f64,
-}
-
-impl Default for TifOptions {
-    fn default() -> Self {
-        TifOptions { band: (20.0, 80.0), lossdiff_band: (20.0, 80.0), irm_band: (20.0, 80.0), val_lr: 1e-4 }
-    }
-}
-
-/// TSDS's options.
-#[derive(Debug, Clone, Default)]
-pub struct TsdsOptions {
-    pub params: TsdsParams,
-    /// Hidden-state embeddings instead of gradient features.
-    pub embed: Option<Pooling>,
-    /// Precomputed `[N, d]` and `[M, d]` .npy embeddings (the reference tool's inputs).
-    pub npy: Option<(PathBuf, PathBuf)>,
-    /// Keep the top by probability instead of sampling with replacement.
-    pub no_replacement: bool,
-}
-
-/// PRISM's options.
-#[derive(Debug, Clone, Copy)]
-pub struct PrismOptions {
-    pub hessian: Hessian,
-    pub weights: PairWeights,
-    /// Use only the targets' chosen responses.
-    pub unpaired: bool,
-    /// Remove the budget's count of lowest-scoring candidates instead of keeping the top.
-    pub repair: bool,
-}
-
-impl Default for PrismOptions {
-    fn default() -> Self {
-        PrismOptions { hessian: Hessian::Identity, weights: PairWeights::Pi, unpaired: false, repair: false }
-    }
-}
-
-/// How candidate gradients are transformed when checkpoints with optimizer moments are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GradType {
-    Adam,
-    Sgd,
-    Sign,
-}
-
-choice!(GradType {
-    Adam => "adam": "Adam-preconditioned with the checkpoint's moments (LESS's default)",
-    Sgd => "sgd": "the plain gradient",
-    Sign => "sign": "its sign",
-});
-
-/// What `select` needs beyond the loaded model.
-pub struct SelectSpec<'a> {
-    pub method: Method,
-    pub pool: &'a Path,
-    /// Target or validation examples (not needed by random, loss and IRM).
-    pub target: Option<&'a Path>,
-    pub budget: Budget,
-    /// Warmup checkpoints; empty = the loaded adapter alone, plain gradients.
-    pub checkpoints: &'a [PathBuf],
-    pub grad_type: GradType,
-    /// DPO temperature (ROSE's target loss).
-    pub beta: f64,
-    pub prism: PrismOptions,
-    pub tsds: TsdsOptions,
-    pub tif: TifOptions,
-    /// Loss baseline: prefer the lowest loss.
-    pub low_loss: bool,
-    pub opts: &'a FeatureOptions,
-    pub out: &'a Path,
-}
-
 /// What `select` produced.
 pub struct Selection {
     pub selected: Vec<usize>,
@@ -205,12 +125,54 @@ pub struct Selection {
     pub out: PathBuf,
 }
 
-/// Scores the pool against the target with `spec.method` and writes the selection.
+/// What every method's code works with: the model, the device, the feature settings and the
+/// selection's output directory (feature stores go under it).
+struct Context<'a> {
+    loaded: &'a Loaded,
+    compute: &'a Compute,
+    opts: &'a FeatureOptions,
+    out: &'a Path,
+}
+
+impl<'a> Context<'a> {
+    /// Featurizes at `checkpoint` with the selection's settings.
+    fn featurizer(&'a self, checkpoint: &'a Checkpoint) -> Featurizer<'a> {
+        Featurizer { loaded: self.loaded, checkpoint, opts: self.opts, compute: self.compute }
+    }
+
+    /// Hidden-state embeddings of a data set with the loaded adapter.
+    fn embed(&self, data: &Dataset, pooling: Pooling) -> Result<Vec<f32>> {
+        let (tok, _) = self.loaded.tokenizer.examples(&data.examples, self.opts.max_len)?;
+        embeddings(
+            &self.loaded.model,
+            Some(&self.loaded.adapter),
+            &tok,
+            pooling,
+            self.opts.batch_size,
+            &self.compute.device,
+        )
+    }
+}
+
+/// Reads the target (or validation) file of `method`, which must hold `kind` records.
+fn load_target(path: &Path, kind: RecordKind, method: Method) -> Result<Dataset> {
+    let t = load_jsonl(path)?;
+    if t.kind() != kind {
+        return Err(Error::Invalid(format!(
+            "{}: the {} method needs {} targets",
+            path.display(),
+            method.name(),
+            kind.describe()
+        )));
+    }
+    Ok(t)
+}
+
+/// Scores the pool with `spec.method` and writes the selection.
 pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
     let pool = load_jsonl(spec.pool)?;
-    let target = spec.target.map(load_jsonl).transpose()?;
     let budget = spec.budget.count(pool.len())?;
-    let method = spec.method;
+    let method = spec.method.method();
     let name = method.name();
     if pool.kind() != method.pool_kind() {
         return Err(Error::Invalid(format!(
@@ -219,41 +181,30 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             method.pool_kind().describe()
         )));
     }
-    let target = match (method.target_use(), target) {
-        (TargetUse::None, _) => None,
-        (TargetUse::Required(_), None) => return Err(Error::MissingTarget { method: name }),
-        (use_, Some(t)) => {
-            let kind = use_.kind().expect("the method takes targets");
-            if t.kind() != kind {
-                return Err(Error::Invalid(format!(
-                    "{}: the {name} method needs {} targets",
-                    t.path.display(),
-                    kind.describe()
-                )));
-            }
-            Some(t)
-        }
-        (TargetUse::Optional(_), None) => None,
+    let target = match (spec.method.target(), method.target_use().kind()) {
+        (Some(path), Some(kind)) => Some(load_target(path, kind, method)?),
+        _ => None,
     };
-    match (method.checkpoint_use(), spec.checkpoints.len()) {
-        (CheckpointUse::Unused, 1..) => return Err(Error::CheckpointsUnused { method: name }),
-        (CheckpointUse::One, 2..) => return Err(Error::OneCheckpoint { method: name }),
-        _ => {}
-    }
-    let need = || target.as_ref().ok_or(Error::MissingTarget { method: name });
-    let Scored { scores, columns, chosen, details } = match method {
-        Method::Tif => tif::tif_family(Member::Tif, loaded, spec, &pool, target.as_ref(), compute)?,
-        Method::Lossdiff => tif::tif_family(Member::Lossdiff, loaded, spec, &pool, target.as_ref(), compute)?,
-        Method::Irm => tif::tif_family(Member::Irm, loaded, spec, &pool, target.as_ref(), compute)?,
-        Method::Fusion => tif::tif_family(Member::Fusion, loaded, spec, &pool, target.as_ref(), compute)?,
-        Method::Random => baselines::random(spec, &pool, budget),
-        Method::Loss => baselines::loss(loaded, spec, &pool, compute, budget)?,
-        Method::Less | Method::Rose => less::less_like(loaded, spec, &pool, need()?, compute, budget)?,
-        Method::Prism => prism::prism_scores(loaded, spec, &pool, need()?, compute, budget)?,
-        Method::Tsds => tsds::tsds_select(loaded, spec, &pool, need()?, compute, budget)?,
-        Method::Rds => baselines::rds(loaded, spec, &pool, need()?, compute, budget, Pooling::LastToken)?,
-        Method::RdsPlus => baselines::rds(loaded, spec, &pool, need()?, compute, budget, Pooling::Mean)?,
-        Method::Dsir => baselines::dsir(spec, &pool, need()?, budget),
+    let target_ref = || target.as_ref().ok_or(Error::MissingTarget { method: name });
+    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out };
+    let seed = spec.opts.seed;
+    let Scored { scores, columns, chosen, details } = match &spec.method {
+        MethodSpec::Less { checkpoints, grad_type, dpo_beta, .. } => {
+            less::less_like(&cx, &pool, target_ref()?, checkpoints, *grad_type, *dpo_beta, budget)?
+        }
+        MethodSpec::Prism { checkpoint, options, .. } => {
+            prism::prism_scores(&cx, &pool, target_ref()?, *checkpoint, options, budget)?
+        }
+        MethodSpec::Tsds { options, .. } => tsds::tsds_select(&cx, &pool, target_ref()?, options, budget)?,
+        MethodSpec::Random => baselines::random(&pool, seed, budget),
+        MethodSpec::Loss { lowest } => baselines::loss(&cx, &pool, *lowest, budget)?,
+        MethodSpec::Rds { pooling, .. } => baselines::rds(&cx, &pool, target_ref()?, *pooling, budget)?,
+        MethodSpec::Dsir { .. } => baselines::dsir(&pool, target_ref()?, seed, budget),
+        MethodSpec::PreferenceBand { band, checkpoint, beta, val_lr, .. } => {
+            let inputs =
+                tif::Inputs { validation: target.as_ref(), checkpoint: *checkpoint, beta: *beta, val_lr: *val_lr };
+            tif::tif_family(&cx, &pool, *band, method, &inputs)?
+        }
     };
     let kept = chosen.len();
     let manifest = json!({
@@ -278,24 +229,11 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     Ok(Selection { selected, pool_size: pool.len(), out: spec.out.to_path_buf() })
 }
 
-/// The checkpoint of a method that works at one: the single warmup checkpoint given, or the
-/// loaded adapter.
-fn reference_checkpoint(loaded: &Loaded, spec: &SelectSpec<'_>) -> Result<Checkpoint> {
-    match spec.checkpoints {
-        [] => Ok(Checkpoint::loaded(loaded)),
-        [dir] => Checkpoint::load(loaded, dir),
-        _ => Err(Error::OneCheckpoint { method: spec.method.name() }),
+/// The checkpoint of a method that works at one: the warmup checkpoint given, or the loaded
+/// adapter.
+fn reference_checkpoint(loaded: &Loaded, dir: Option<&Path>) -> Result<Checkpoint> {
+    match dir {
+        None => Ok(Checkpoint::loaded(loaded)),
+        Some(dir) => Checkpoint::load(loaded, dir),
     }
-}
-
-/// Hidden-state embeddings of a data set with the loaded adapter.
-fn embed(
-    loaded: &Loaded,
-    data: &Dataset,
-    pooling: Pooling,
-    opts: &FeatureOptions,
-    compute: &Compute,
-) -> Result<Vec<f32>> {
-    let (tok, _) = loaded.tokenizer.examples(&data.examples, opts.max_len)?;
-    embeddings(&loaded.model, Some(&loaded.adapter), &tok, pooling, opts.batch_size, &compute.device)
 }

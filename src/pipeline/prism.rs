@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
-use super::reference_checkpoint;
-use super::{Chosen, Featurizer, Loaded, Scored, SelectSpec};
+use std::path::Path;
+
+use super::{reference_checkpoint, Chosen, Context, PrismOptions, Scored};
 use crate::data::Dataset;
-use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::Transform;
 use crate::loss::LossKind;
@@ -13,17 +13,16 @@ use crate::methods::prism;
 
 /// PRISM: direction from the target pairs, candidate summed-loss gradients, g·H⁻¹·d.
 pub(super) fn prism_scores(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
+    cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
-    compute: &Compute,
+    checkpoint: Option<&Path>,
+    p: &PrismOptions,
     budget: usize,
 ) -> Result<Scored> {
-    let checkpoint = reference_checkpoint(loaded, spec)?;
-    let p = &spec.prism;
-    let dir = spec.out.join("features/prism");
-    let f = Featurizer { loaded, checkpoint: &checkpoint, opts: spec.opts, compute };
+    let checkpoint = reference_checkpoint(cx.loaded, checkpoint)?;
+    let dir = cx.out.join("features/prism");
+    let f = cx.featurizer(&checkpoint);
     let cand = f.run(pool, LossKind::SftSum, &Transform::Identity, &dir.join("pool"))?;
     let pos = f.run(&target.preference_side(true)?, LossKind::Sft, &Transform::Identity, &dir.join("target-chosen"))?;
     let neg = match p.unpaired {

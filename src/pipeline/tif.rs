@@ -1,11 +1,12 @@
 //! The TIF family: influence, LossDiff, IRM and their fusion, each a percentile band.
 
+use std::path::Path;
+
 use serde_json::json;
 
-use super::{reference_checkpoint, Checkpoint, Chosen, Featurizer, Loaded, Scored, SelectSpec};
+use super::{reference_checkpoint, Band, Checkpoint, Chosen, Context, Method, Scored};
 use crate::choice::Choice;
 use crate::data::{Dataset, Tokenized};
-use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::Transform;
 use crate::loss::{self, DpoStats, LossKind};
@@ -13,21 +14,22 @@ use crate::methods::tif;
 use crate::model::LoraAdapter;
 use crate::train::{self, WarmupOptions};
 
-/// The members of the family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Member {
-    Tif,
-    Lossdiff,
-    Irm,
-    Fusion,
+/// What the family reads besides the pool.
+pub(super) struct Inputs<'a> {
+    /// The validation pairs (all but IRM need them).
+    pub validation: Option<&'a Dataset>,
+    /// The DPO warmup checkpoint θ; None = the loaded adapter.
+    pub checkpoint: Option<&'a Path>,
+    pub beta: f64,
+    /// Learning rate of θ_val's one epoch on the validation set.
+    pub val_lr: f64,
 }
 
 /// What the family computes at the reference checkpoint θ, and the report it builds up.
 struct Family<'a> {
-    loaded: &'a Loaded,
-    spec: &'a SelectSpec<'a>,
+    cx: &'a Context<'a>,
     pool: &'a Dataset,
-    compute: &'a Compute,
+    inputs: &'a Inputs<'a>,
     theta: Checkpoint,
     /// The pool's pairs, tokenized once.
     pairs: Vec<Tokenized>,
@@ -40,19 +42,19 @@ struct Family<'a> {
 impl Family<'_> {
     /// DPO statistics of every pool pair under `adapter`.
     fn stats(&self, adapter: &LoraAdapter) -> Result<Vec<DpoStats>> {
+        let (model, device) = (&self.cx.loaded.model, &self.cx.compute.device);
         let mut out = Vec::with_capacity(self.pairs.len());
-        for chunk in self.pairs.chunks(self.spec.opts.batch_size.max(1)) {
-            out.extend(loss::dpo_stats(&self.loaded.model, adapter, chunk, self.spec.beta, &self.compute.device)?);
+        for chunk in self.pairs.chunks(self.cx.opts.batch_size.max(1)) {
+            out.extend(loss::dpo_stats(model, adapter, chunk, self.inputs.beta, device)?);
         }
         Ok(out)
     }
 
     /// IF(d) = ⟨∇ℓ_DPO(d; θ), ∇L_DPO(D_val; θ)⟩ of every pool pair.
     fn influence(&mut self, val: &Dataset) -> Result<Vec<f64>> {
-        let dir = self.spec.out.join("features/tif");
-        let loss = LossKind::Dpo { beta: self.spec.beta };
-        let f =
-            Featurizer { loaded: self.loaded, checkpoint: &self.theta, opts: self.spec.opts, compute: self.compute };
+        let dir = self.cx.out.join("features/tif");
+        let loss = LossKind::Dpo { beta: self.inputs.beta };
+        let f = self.cx.featurizer(&self.theta);
         let pf = f.run(self.pool, loss, &Transform::Identity, &dir.join("pool"))?;
         let vf = f.run(val, loss, &Transform::Identity, &dir.join("validation"))?;
         let v = tif::influence(&pf, &vf.load()?)?;
@@ -62,33 +64,32 @@ impl Family<'_> {
 
     /// LossDiff(d) = ℓ_DPO(d; θ) − ℓ_DPO(d; θ_val), θ_val = θ trained one epoch on `val`.
     fn lossdiff(&mut self, val: &Dataset) -> Result<Vec<f64>> {
-        let spec = self.spec;
+        let (cx, inputs) = (self.cx, self.inputs);
         let opts = WarmupOptions {
             fraction: 1.0,
             epochs: 1,
-            lr: spec.tif.val_lr,
-            batch_size: spec.opts.batch_size,
+            lr: inputs.val_lr,
+            batch_size: cx.opts.batch_size,
             warmup_ratio: 0.0,
             adamw: Default::default(),
-            loss: LossKind::Dpo { beta: spec.beta },
-            seed: spec.opts.seed,
-            max_len: spec.opts.max_len,
+            loss: LossKind::Dpo { beta: inputs.beta },
+            seed: cx.opts.seed,
+            max_len: cx.opts.max_len,
         };
         let dirs = train::warmup(
-            &self.loaded.model,
+            &cx.loaded.model,
             self.theta.adapter.clone(),
-            &self.loaded.tokenizer,
+            &cx.loaded.tokenizer,
             val,
             &opts,
-            self.compute,
-            &spec.out.join("theta-val"),
+            cx.compute,
+            &cx.out.join("theta-val"),
         )?;
-        let theta_val = LoraAdapter::load(&dirs[0], &self.loaded.model.linears)?;
+        let theta_val = LoraAdapter::load(&dirs[0], &cx.loaded.model.linears)?;
         let at_val = self.stats(&theta_val)?;
         let v: Vec<f64> = self.at_theta.iter().zip(&at_val).map(|(a, b)| a.loss - b.loss).collect();
         self.columns.push(("lossdiff".into(), v.clone()));
-        self.details["theta_val"] =
-            json!({ "checkpoint": "theta-val/checkpoint-1", "lr": spec.tif.val_lr, "epochs": 1 });
+        self.details["theta_val"] = json!({ "checkpoint": "theta-val/checkpoint-1", "lr": inputs.val_lr, "epochs": 1 });
         Ok(v)
     }
 
@@ -106,46 +107,43 @@ impl Family<'_> {
 /// One member of the TIF family over a preference pool. The selection is a band, so the
 /// budget does not apply.
 pub(super) fn tif_family(
-    member: Member,
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
+    cx: &Context<'_>,
     pool: &Dataset,
-    val: Option<&Dataset>,
-    compute: &Compute,
+    band: Band,
+    method: Method,
+    inputs: &Inputs<'_>,
 ) -> Result<Scored> {
-    let theta = reference_checkpoint(loaded, spec)?;
-    let details = json!({ "checkpoint": theta.label(), "beta": spec.beta });
-    let (pairs, _) = loaded.tokenizer.examples(&pool.examples, spec.opts.max_len)?;
-    let mut family =
-        Family { loaded, spec, pool, compute, theta, pairs, at_theta: Vec::new(), columns: Vec::new(), details };
+    let theta = reference_checkpoint(cx.loaded, inputs.checkpoint)?;
+    let details = json!({ "checkpoint": theta.label(), "beta": inputs.beta });
+    let (pairs, _) = cx.loaded.tokenizer.examples(&pool.examples, cx.opts.max_len)?;
+    let mut family = Family { cx, pool, inputs, theta, pairs, at_theta: Vec::new(), columns: Vec::new(), details };
     family.at_theta = family.stats(&family.theta.adapter)?;
     let irm: Vec<f64> = family.at_theta.iter().map(|s| s.margin).collect();
     family.columns.push(("irm".into(), irm.clone()));
-    let need_val = || val.ok_or(Error::MissingTarget { method: spec.method.name() });
-    let t = spec.tif;
-    let (scores, kept, score_name) = match member {
-        Member::Tif => {
+    let need_val = || inputs.validation.ok_or(Error::MissingTarget { method: method.name() });
+    let (scores, kept, score_name) = match band {
+        Band::Tif(b) => {
             let v = family.influence(need_val()?)?;
-            let kept = family.band("tif", &v, t.band);
+            let kept = family.band("tif", &v, b);
             (v, kept, "if")
         }
-        Member::Irm => {
-            let kept = family.band("irm", &irm, t.irm_band);
+        Band::Irm(b) => {
+            let kept = family.band("irm", &irm, b);
             (irm, kept, "irm")
         }
-        Member::Lossdiff => {
+        Band::Lossdiff(b) => {
             let v = family.lossdiff(need_val()?)?;
-            let kept = family.band("lossdiff", &v, t.lossdiff_band);
+            let kept = family.band("lossdiff", &v, b);
             (v, kept, "lossdiff")
         }
-        Member::Fusion => {
+        Band::Fusion { lossdiff, irm: irm_band, tif: tif_band } => {
             let val = need_val()?;
             // The IF band is computed for the report's overlap with TIF.
             let influence = family.influence(val)?;
-            let tif_kept = family.band("tif", &influence, t.band);
-            let lossdiff = family.lossdiff(val)?;
-            let by_lossdiff = family.band("lossdiff", &lossdiff, t.lossdiff_band);
-            let by_irm = family.band("irm", &irm, t.irm_band);
+            let tif_kept = family.band("tif", &influence, tif_band);
+            let ld = family.lossdiff(val)?;
+            let by_lossdiff = family.band("lossdiff", &ld, lossdiff);
+            let by_irm = family.band("irm", &irm, irm_band);
             let fused = tif::intersect(&by_lossdiff, &by_irm);
             let (jaccard, share) = tif::overlap(&fused, &tif_kept);
             family.details["fusion"] = json!({
@@ -157,7 +155,7 @@ pub(super) fn tif_family(
     };
     let (lo, hi) = scores.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     if lo == hi {
-        return Err(Error::NoSpread { method: spec.method.name(), value: lo });
+        return Err(Error::NoSpread { method: method.name(), value: lo });
     }
     let mut details = family.details;
     details["score"] = json!(score_name);

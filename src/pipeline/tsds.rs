@@ -2,10 +2,8 @@
 
 use serde_json::json;
 
-use super::embed;
-use super::{Checkpoint, Chosen, Featurizer, Loaded, Scored, SelectSpec};
+use super::{Checkpoint, Chosen, Context, Scored, TsdsOptions, TsdsSource};
 use crate::data::Dataset;
-use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::{self, Transform};
 use crate::loss::LossKind;
@@ -14,16 +12,14 @@ use crate::methods::tsds;
 
 /// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
 pub(super) fn tsds_select(
-    loaded: &Loaded,
-    spec: &SelectSpec<'_>,
+    cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
-    compute: &Compute,
+    t: &TsdsOptions,
     budget: usize,
 ) -> Result<Scored> {
-    let t = &spec.tsds;
-    let (x, q, dim, source) = match (&t.npy, t.embed) {
-        (Some((pn, tn)), _) => {
+    let (x, q, dim, source) = match &t.source {
+        TsdsSource::Npy { pool: pn, target: tn } => {
             let (x, rows, dim) = features::npy::read(pn)?;
             let (q, _, qdim) = features::npy::read(tn)?;
             if rows != pool.len() || qdim != dim {
@@ -34,15 +30,15 @@ pub(super) fn tsds_select(
             }
             (x, q, dim, json!({ "npy": [pn.display().to_string(), tn.display().to_string()] }))
         }
-        (None, Some(pooling)) => {
-            let x = embed(loaded, pool, pooling, spec.opts, compute)?;
-            let q = embed(loaded, target, pooling, spec.opts, compute)?;
-            (x, q, loaded.model.config.hidden, json!({ "embed": pooling }))
+        TsdsSource::Embeddings(pooling) => {
+            let x = cx.embed(pool, *pooling)?;
+            let q = cx.embed(target, *pooling)?;
+            (x, q, cx.loaded.model.config.hidden, json!({ "embed": pooling }))
         }
-        (None, None) => {
-            let dir = spec.out.join("features/tsds");
-            let checkpoint = Checkpoint::loaded(loaded);
-            let f = Featurizer { loaded, checkpoint: &checkpoint, opts: spec.opts, compute };
+        TsdsSource::Gradients => {
+            let dir = cx.out.join("features/tsds");
+            let checkpoint = Checkpoint::loaded(cx.loaded);
+            let f = cx.featurizer(&checkpoint);
             let pf = f.run(pool, LossKind::Sft, &Transform::Identity, &dir.join("pool"))?;
             let tf = f.run(target, LossKind::Sft, &Transform::Identity, &dir.join("target"))?;
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
@@ -55,14 +51,14 @@ pub(super) fn tsds_select(
             )
         }
     };
-    let exact = Exact::new(compute.gpu.clone());
+    let exact = Exact::new(cx.compute.gpu.clone());
     let probs = tsds::probabilities_with(&x, pool.len(), &q, q.len() / dim, dim, &t.params, &exact)?;
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-    features::npy::write(&spec.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
+    features::npy::write(&cx.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
     let chosen = if t.no_replacement {
         Chosen::Top(budget)
     } else {
-        Chosen::List(tsds::sample_with_replacement(&probs, budget, spec.opts.seed))
+        Chosen::List(tsds::sample_with_replacement(&probs, budget, cx.opts.seed))
     };
     let details = json!({
         "params": t.params, "source": source,

@@ -10,7 +10,7 @@ use gradsift::features::{Dtype, Transform};
 use gradsift::loss::{LossKind, SeqBatch};
 use gradsift::methods::less;
 use gradsift::model::{read_safetensors, CausalLm, LoraAdapter};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, SelectSpec};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, MethodOptions, MethodSpec, SelectSpec};
 use gradsift::select::{ranking, Budget};
 use gradsift::train::{AdamW, AdamWConfig, WarmupOptions};
 
@@ -194,18 +194,12 @@ fn rose_and_less_run_on_checkpoints() {
         [(Method::Rose, "preference.jsonl", GradType::Adam), (Method::Less, "instruction.jsonl", GradType::Sign)]
     {
         let dir = out.join(format!("{method:?}"));
+        let target = fixtures.join(target);
+        let options = MethodOptions { grad_type, beta: 0.1, ..Default::default() };
         let s = SelectSpec {
-            method,
             pool: &fixtures.join("instruction.jsonl"),
-            target: Some(&fixtures.join(target)),
+            method: MethodSpec::new(method, Some(&target), &ckpts, &options).unwrap(),
             budget: Budget::Count(2),
-            checkpoints: &ckpts,
-            grad_type,
-            beta: 0.1,
-            prism: Default::default(),
-            tsds: Default::default(),
-            tif: Default::default(),
-            low_loss: false,
             opts: &opts,
             out: &dir,
         };

@@ -8,7 +8,9 @@ use crate::common;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::methods::prism::{Hessian, PairWeights};
-use gradsift::pipeline::{self, FeatureOptions, GradType, Loaded, Method, PrismOptions, SelectSpec};
+use gradsift::pipeline::{
+    self, FeatureOptions, GradType, Loaded, Method, MethodOptions, MethodSpec, PrismOptions, SelectSpec,
+};
 use gradsift::select::Budget;
 
 fn fixtures() -> PathBuf {
@@ -42,18 +44,11 @@ fn run(
     proj: usize,
 ) -> (Vec<f64>, serde_json::Value) {
     let o = opts(proj);
+    let options = MethodOptions { grad_type: GradType::Sgd, beta: 0.1, prism, ..Default::default() };
     let spec = SelectSpec {
-        method: Method::Prism,
         pool,
-        target: Some(target),
+        method: MethodSpec::new(Method::Prism, Some(target), &[], &options).unwrap(),
         budget,
-        checkpoints: &[],
-        grad_type: GradType::Sgd,
-        beta: 0.1,
-        prism,
-        tsds: Default::default(),
-        tif: Default::default(),
-        low_loss: false,
         opts: &o,
         out,
     };

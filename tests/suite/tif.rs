@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::loss::LossKind;
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, ModelSpec, SelectSpec};
+use gradsift::pipeline::{self, FeatureOptions, GradType, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
 use gradsift::select::Budget;
 use gradsift::train::WarmupOptions;
 use gradsift::util::SplitMix64;
@@ -77,18 +77,17 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
     for method in [Method::Irm, Method::Lossdiff, Method::Tif, Method::Fusion] {
         let out = dir.join(format!("{method:?}"));
-        let s = SelectSpec {
-            method,
-            pool: &dir.join("pool.jsonl"),
-            target: Some(&dir.join("val.jsonl")),
-            budget: Budget::Fraction(1.0),
-            checkpoints: &ckpt,
+        let val = dir.join("val.jsonl");
+        let options = MethodOptions {
             grad_type: GradType::Sgd,
             beta: 0.1,
-            prism: Default::default(),
-            tsds: Default::default(),
             tif: gradsift::pipeline::TifOptions { val_lr: 1e-3, ..Default::default() },
-            low_loss: false,
+            ..Default::default()
+        };
+        let s = SelectSpec {
+            pool: &dir.join("pool.jsonl"),
+            method: MethodSpec::new(method, Some(&val), &ckpt, &options).unwrap(),
+            budget: Budget::Fraction(1.0),
             opts: &opts,
             out: &out,
         };

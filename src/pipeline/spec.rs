@@ -1,0 +1,283 @@
+//! What `select` is asked to do: the pool, a method with exactly the inputs it uses, the budget.
+//! A [`MethodSpec`] cannot lack a method's required target, and a method that works at one
+//! checkpoint holds one `Option`, not a list; [`MethodSpec::new`] builds one from the flat
+//! options a front end collects, and says what is missing or unused.
+
+use std::path::{Path, PathBuf};
+
+use super::method::{CheckpointUse, Method, TargetUse};
+use crate::choice::{choice, Choice};
+use crate::error::{Error, Result};
+use crate::features::{FeatureOptions, Pooling};
+use crate::methods::prism::{Hessian, PairWeights};
+use crate::methods::tsds::TsdsParams;
+use crate::select::Budget;
+
+/// How candidate gradients are transformed when checkpoints with optimizer moments are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradType {
+    Adam,
+    Sgd,
+    Sign,
+}
+
+choice!(GradType {
+    Adam => "adam": "Adam-preconditioned with the checkpoint's moments (LESS's default)",
+    Sgd => "sgd": "the plain gradient",
+    Sign => "sign": "its sign",
+});
+
+/// PRISM's options.
+#[derive(Debug, Clone, Copy)]
+pub struct PrismOptions {
+    pub hessian: Hessian,
+    pub weights: PairWeights,
+    /// Use only the targets' chosen responses.
+    pub unpaired: bool,
+    /// Remove the budget's count of lowest-scoring candidates instead of keeping the top.
+    pub repair: bool,
+}
+
+impl Default for PrismOptions {
+    fn default() -> Self {
+        PrismOptions { hessian: Hessian::Identity, weights: PairWeights::Pi, unpaired: false, repair: false }
+    }
+}
+
+/// Where TSDS's candidate and query vectors come from.
+#[derive(Debug, Clone, Default)]
+pub enum TsdsSource {
+    /// SFT gradient features of the pool and the targets (the default).
+    #[default]
+    Gradients,
+    /// Hidden-state embeddings, pooled.
+    Embeddings(Pooling),
+    /// Precomputed `[N, d]` and `[M, d]` .npy matrices (the reference tool's inputs).
+    Npy { pool: PathBuf, target: PathBuf },
+}
+
+/// TSDS's options.
+#[derive(Debug, Clone, Default)]
+pub struct TsdsOptions {
+    pub params: TsdsParams,
+    pub source: TsdsSource,
+    /// Keep the top by probability instead of sampling with replacement.
+    pub no_replacement: bool,
+}
+
+/// Options of the TIF family (bands are percentiles).
+#[derive(Debug, Clone, Copy)]
+pub struct TifOptions {
+    /// TIF's band of IF.
+    pub band: (f64, f64),
+    pub lossdiff_band: (f64, f64),
+    pub irm_band: (f64, f64),
+    /// Learning rate of θ_val's one epoch on the validation set.
+    pub val_lr: f64,
+}
+
+impl Default for TifOptions {
+    fn default() -> Self {
+        TifOptions { band: (20.0, 80.0), lossdiff_band: (20.0, 80.0), irm_band: (20.0, 80.0), val_lr: 1e-4 }
+    }
+}
+
+/// Every method's options in one flat set, as a front end collects them; [`MethodSpec::new`]
+/// keeps what the chosen method uses.
+#[derive(Debug, Clone)]
+pub struct MethodOptions {
+    pub grad_type: GradType,
+    /// DPO temperature (ROSE's target loss, the TIF family).
+    pub beta: f64,
+    pub prism: PrismOptions,
+    pub tsds: TsdsOptions,
+    pub tif: TifOptions,
+    /// Loss baseline: prefer the lowest loss.
+    pub low_loss: bool,
+}
+
+impl Default for MethodOptions {
+    fn default() -> Self {
+        MethodOptions {
+            grad_type: GradType::Adam,
+            beta: 0.1,
+            prism: PrismOptions::default(),
+            tsds: TsdsOptions::default(),
+            tif: TifOptions::default(),
+            low_loss: false,
+        }
+    }
+}
+
+/// The member of the TIF family and its band(s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Band {
+    /// TIF: the middle band of the influence on the validation set.
+    Tif((f64, f64)),
+    /// LossDiff: the band of ℓ_DPO(θ) − ℓ_DPO(θ_val).
+    Lossdiff((f64, f64)),
+    /// IRM: the band of the implicit reward margin.
+    Irm((f64, f64)),
+    /// Fusion: the intersection of the LossDiff and IRM bands (TIF's band for the overlap report).
+    Fusion { lossdiff: (f64, f64), irm: (f64, f64), tif: (f64, f64) },
+}
+
+/// A method with the inputs it uses.
+#[derive(Debug, Clone)]
+pub enum MethodSpec<'a> {
+    /// LESS: SFT target gradients; ROSE: DPO target gradients of preference pairs (`dpo_beta`).
+    Less {
+        target: &'a Path,
+        checkpoints: &'a [PathBuf],
+        grad_type: GradType,
+        dpo_beta: Option<f64>,
+    },
+    Prism {
+        target: &'a Path,
+        checkpoint: Option<&'a Path>,
+        options: PrismOptions,
+    },
+    Tsds {
+        target: &'a Path,
+        options: TsdsOptions,
+    },
+    Random,
+    Loss {
+        lowest: bool,
+    },
+    Rds {
+        target: &'a Path,
+        pooling: Pooling,
+    },
+    Dsir {
+        target: &'a Path,
+    },
+    /// The TIF family; `validation` is required by all but IRM.
+    PreferenceBand {
+        band: Band,
+        validation: Option<&'a Path>,
+        checkpoint: Option<&'a Path>,
+        beta: f64,
+        val_lr: f64,
+    },
+}
+
+impl<'a> MethodSpec<'a> {
+    /// The spec of `method` from flat inputs: an error names a missing target, checkpoints the
+    /// method does not use, or several where it takes one.
+    pub fn new(
+        method: Method,
+        target: Option<&'a Path>,
+        checkpoints: &'a [PathBuf],
+        o: &MethodOptions,
+    ) -> Result<Self> {
+        let name = method.name();
+        let target = match (method.target_use(), target) {
+            (TargetUse::Required(_), None) => return Err(Error::MissingTarget { method: name }),
+            (TargetUse::None, _) => None,
+            (_, t) => t,
+        };
+        match (method.checkpoint_use(), checkpoints.len()) {
+            (CheckpointUse::Unused, 1..) => return Err(Error::CheckpointsUnused { method: name }),
+            (CheckpointUse::One, 2..) => return Err(Error::OneCheckpoint { method: name }),
+            _ => {}
+        }
+        let one = checkpoints.first().map(PathBuf::as_path);
+        let need = || target.ok_or(Error::MissingTarget { method: name });
+        let t = o.tif;
+        let band = |band| MethodSpec::PreferenceBand {
+            band,
+            validation: target,
+            checkpoint: one,
+            beta: o.beta,
+            val_lr: t.val_lr,
+        };
+        Ok(match method {
+            Method::Less => MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: None },
+            Method::Rose => {
+                MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: Some(o.beta) }
+            }
+            Method::Prism => MethodSpec::Prism { target: need()?, checkpoint: one, options: o.prism },
+            Method::Tsds => MethodSpec::Tsds { target: need()?, options: o.tsds.clone() },
+            Method::Random => MethodSpec::Random,
+            Method::Loss => MethodSpec::Loss { lowest: o.low_loss },
+            Method::Rds => MethodSpec::Rds { target: need()?, pooling: Pooling::LastToken },
+            Method::RdsPlus => MethodSpec::Rds { target: need()?, pooling: Pooling::Mean },
+            Method::Dsir => MethodSpec::Dsir { target: need()? },
+            Method::Tif => band(Band::Tif(t.band)),
+            Method::Lossdiff => band(Band::Lossdiff(t.lossdiff_band)),
+            Method::Irm => band(Band::Irm(t.irm_band)),
+            Method::Fusion => band(Band::Fusion { lossdiff: t.lossdiff_band, irm: t.irm_band, tif: t.band }),
+        })
+    }
+
+    /// Which method it is.
+    pub fn method(&self) -> Method {
+        match self {
+            MethodSpec::Less { dpo_beta: None, .. } => Method::Less,
+            MethodSpec::Less { dpo_beta: Some(_), .. } => Method::Rose,
+            MethodSpec::Prism { .. } => Method::Prism,
+            MethodSpec::Tsds { .. } => Method::Tsds,
+            MethodSpec::Random => Method::Random,
+            MethodSpec::Loss { .. } => Method::Loss,
+            MethodSpec::Rds { pooling: Pooling::LastToken, .. } => Method::Rds,
+            MethodSpec::Rds { pooling: Pooling::Mean, .. } => Method::RdsPlus,
+            MethodSpec::Dsir { .. } => Method::Dsir,
+            MethodSpec::PreferenceBand { band, .. } => match band {
+                Band::Tif(_) => Method::Tif,
+                Band::Lossdiff(_) => Method::Lossdiff,
+                Band::Irm(_) => Method::Irm,
+                Band::Fusion { .. } => Method::Fusion,
+            },
+        }
+    }
+
+    /// The target (or validation) file, when the method takes one.
+    pub fn target(&self) -> Option<&'a Path> {
+        match self {
+            MethodSpec::Less { target, .. }
+            | MethodSpec::Prism { target, .. }
+            | MethodSpec::Tsds { target, .. }
+            | MethodSpec::Rds { target, .. }
+            | MethodSpec::Dsir { target } => Some(target),
+            MethodSpec::PreferenceBand { validation, .. } => *validation,
+            MethodSpec::Random | MethodSpec::Loss { .. } => None,
+        }
+    }
+}
+
+/// What `select` needs beyond the loaded model.
+pub struct SelectSpec<'a> {
+    pub pool: &'a Path,
+    pub method: MethodSpec<'a>,
+    pub budget: Budget,
+    /// Featurization settings (the projection's seed also seeds random and DSIR's noise).
+    pub opts: &'a FeatureOptions,
+    pub out: &'a Path,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_has_the_inputs_its_method_needs() {
+        let o = MethodOptions::default();
+        let t = Path::new("target.jsonl");
+        let two = [PathBuf::from("a"), PathBuf::from("b")];
+        for m in Method::ALL {
+            let needs_target = matches!(m.target_use(), TargetUse::Required(_));
+            let made = MethodSpec::new(*m, None, &[], &o);
+            assert_eq!(made.is_err(), needs_target, "{}", m.name());
+            let spec = MethodSpec::new(*m, Some(t), &[], &o).unwrap();
+            assert_eq!(spec.method(), *m, "round trip of {}", m.name());
+            assert_eq!(spec.target().is_some(), m.target_use() != TargetUse::None, "{}", m.name());
+            let with_two = MethodSpec::new(*m, Some(t), &two, &o);
+            match m.checkpoint_use() {
+                CheckpointUse::Weighted => assert!(with_two.is_ok()),
+                CheckpointUse::One => assert!(matches!(with_two, Err(Error::OneCheckpoint { .. }))),
+                CheckpointUse::Unused => assert!(matches!(with_two, Err(Error::CheckpointsUnused { .. }))),
+            }
+        }
+    }
+}
