@@ -165,7 +165,7 @@ impl Store {
                 return Ok(old.chunks_done);
             }
             if !overwrite {
-                let differs = differing_fields(&old.key, key).into_iter().map(String::from).collect();
+                let differs = differing_fields(&old.key, key);
                 return Err(Error::StoreMismatch { path: self.dir.clone(), differs });
             }
             let _ = std::fs::remove_dir_all(self.dir.join("chunks"));

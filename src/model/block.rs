@@ -9,6 +9,8 @@ use super::nn;
 use super::positions::Positions;
 
 /// A normalisation layer.
+// Built once and never moved in bulk: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Norm {
     /// RMSNorm (Llama, Qwen2).
     Rms { w: Tensor<1>, eps: f64 },
@@ -26,6 +28,8 @@ impl Norm {
 }
 
 /// The query, key and value projections.
+// Built once and never moved in bulk: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Qkv {
     Separate {
         q: Linear,
@@ -67,6 +71,8 @@ impl Attention {
 }
 
 /// The feed-forward part.
+// Built once and never moved in bulk: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Mlp {
     /// `down(silu(gate(x)) · up(x))` (Llama, Qwen2).
     GatedSilu { gate: Linear, up: Linear, down: Linear },

@@ -57,6 +57,8 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// `dtype` (or the older `torch_dtype`) of config.json.
     pub dtype: FloatKind,
+    /// Sliding-window attention (Mistral): a token sees itself and the `w - 1` before it.
+    pub sliding_window: Option<usize>,
 }
 
 /// `eos_token_id` / `bos_token_id`: one id, or a list (Llama-3 lists several EOS ids; the
@@ -121,6 +123,9 @@ struct LlamaConfigFile {
     max_position_embeddings: Option<usize>,
     #[serde(default = "default_act")]
     hidden_act: String,
+    /// Mistral's attention window (Qwen2 carries one too, used only with `use_sliding_window`).
+    sliding_window: Option<usize>,
+    use_sliding_window: Option<bool>,
 }
 
 fn default_rms_eps() -> f64 {
@@ -189,7 +194,10 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 => Self::llama(arch, typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
+            Arch::Llama | Arch::Qwen2 => {
+                let mistral = common.model_type == "mistral";
+                Self::llama(arch, mistral, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
+            }
         }
     }
 
@@ -216,11 +224,13 @@ impl ModelConfig {
             eos_token_id: eos,
             bos_token_id: bos,
             dtype,
+            sliding_window: None,
         })
     }
 
     fn llama(
         arch: Arch,
+        mistral: bool,
         c: LlamaConfigFile,
         path: &Path,
         eos: u32,
@@ -229,7 +239,7 @@ impl ModelConfig {
     ) -> Result<Self> {
         let heads = c.num_attention_heads;
         let kv_heads = c.num_key_value_heads.unwrap_or(heads);
-        if kv_heads == 0 || heads % kv_heads != 0 {
+        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(Error::format(
                 path,
                 format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"),
@@ -243,6 +253,21 @@ impl ModelConfig {
         }
         if c.hidden_act != "silu" {
             return Err(Error::format(path, format!("unsupported hidden_act `{}` (silu)", c.hidden_act)));
+        }
+        // A window changes every attention score past it: never ignore one.
+        let sliding_window = match (mistral, c.use_sliding_window, c.sliding_window) {
+            (true, _, w) => w,
+            (false, Some(true), _) => {
+                return Err(Error::format(
+                    path,
+                    "use_sliding_window: true (a per-layer sliding window) is not supported; \
+                     set it to false only if every sequence is shorter than sliding_window",
+                ))
+            }
+            (false, _, _) => None,
+        };
+        if sliding_window == Some(0) {
+            return Err(Error::format(path, "sliding_window must be positive"));
         }
         Ok(ModelConfig {
             arch,
@@ -260,6 +285,7 @@ impl ModelConfig {
             eos_token_id: eos,
             bos_token_id: bos,
             dtype,
+            sliding_window,
         })
     }
 }
@@ -296,6 +322,19 @@ mod tests {
         assert_eq!(block.unwrap().rope_theta, 1e6);
         let c = parse(llama(serde_json::json!({}))).unwrap();
         assert_eq!((c.rope_theta, c.head_dim, c.norm_eps, c.tie_embeddings), (10000.0, 4, 1e-6, false));
+    }
+
+    #[test]
+    fn sliding_windows_are_kept_for_mistral_and_refused_where_unimplemented() {
+        let mut v = llama(serde_json::json!({ "sliding_window": 10 }));
+        v["model_type"] = "mistral".into();
+        assert_eq!(parse(v).unwrap().sliding_window, Some(10));
+        let mut v = llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": false }));
+        v["model_type"] = "qwen2".into();
+        assert_eq!(parse(v).unwrap().sliding_window, None);
+        let mut v = llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": true }));
+        v["model_type"] = "qwen2".into();
+        assert!(parse(v).unwrap_err().to_string().contains("use_sliding_window"));
     }
 
     #[test]

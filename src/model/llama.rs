@@ -58,7 +58,14 @@ impl Llama {
             lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
         let rope = Rope { head_dim: hd, theta: cfg.rope_theta, inv_freq_dtype: cfg.dtype };
-        Ok(Llama { hidden: h, embed, blocks, norm, lm_head, positions: PositionCache::new(Some(rope)) })
+        Ok(Llama {
+            hidden: h,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            positions: PositionCache::new(Some(rope), cfg.sliding_window),
+        })
     }
 
     /// Final hidden states `[B, T, H]` (after the last norm).

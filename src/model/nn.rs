@@ -96,9 +96,11 @@ pub fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
     x.unsqueeze_dim::<5>(2).expand([b, kv, rep, t, hd]).reshape([b, kv * rep, t, hd])
 }
 
-/// Additive causal mask `[1, 1, T, T]`: 0 on and below the diagonal, -1e9 above.
-pub fn causal_mask(t: usize, device: &Device) -> Tensor<4> {
-    let v: Vec<f32> = (0..t * t).map(|k| if k % t > k / t { -1e9 } else { 0.0 }).collect();
+/// Additive causal mask `[1, 1, T, T]`: 0 where query i may see key j (j ≤ i, and with a
+/// sliding `window`, i − j < window, as Transformers' sliding-window mask), -1e9 elsewhere.
+pub fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Tensor<4> {
+    let seen = |i: usize, j: usize| j <= i && window.is_none_or(|w| i - j < w);
+    let v: Vec<f32> = (0..t * t).map(|k| if seen(k / t, k % t) { 0.0 } else { -1e9 }).collect();
     Tensor::from_data(TensorData::new(v, [1, 1, t, t]), device)
 }
 

@@ -34,12 +34,14 @@ struct Built {
 /// [`Positions`] on demand, cached for the longest length asked for.
 pub struct PositionCache {
     rope: Option<Rope>,
+    /// A sliding attention window, when the model has one.
+    window: Option<usize>,
     built: Mutex<Option<Built>>,
 }
 
 impl PositionCache {
-    pub fn new(rope: Option<Rope>) -> Self {
-        PositionCache { rope, built: Mutex::new(None) }
+    pub fn new(rope: Option<Rope>, window: Option<usize>) -> Self {
+        PositionCache { rope, window, built: Mutex::new(None) }
     }
 
     /// The positions of a `t`-token pass on `device`.
@@ -51,7 +53,7 @@ impl PositionCache {
             *built = Some(Built {
                 device: device.clone(),
                 len: t,
-                positions: Positions { rope, mask: nn::causal_mask(t, device) },
+                positions: Positions { rope, mask: nn::causal_mask(t, self.window, device) },
             });
         }
         let b = built.as_ref().expect("built above");
