@@ -47,6 +47,8 @@ pub struct Attention {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// Per-head RMSNorm weights of queries and keys, applied before RoPE (Qwen3), and its eps.
+    pub qk_norm: Option<(Tensor<1>, Tensor<1>, f64)>,
 }
 
 impl Attention {
@@ -61,6 +63,10 @@ impl Attention {
             }
         };
         let (mut q, mut k, v) = (nn::heads(q, self.heads, hd), nn::heads(k, kv, hd), nn::heads(v, kv, hd));
+        if let Some((qn, kn, eps)) = &self.qk_norm {
+            q = nn::rms_norm_heads(q, qn, *eps);
+            k = nn::rms_norm_heads(k, kn, *eps);
+        }
         if let Some((cos, sin)) = &pos.rope {
             q = nn::apply_rope(q, cos, sin);
             k = nn::apply_rope(k, cos, sin);

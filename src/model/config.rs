@@ -16,6 +16,8 @@ pub enum Arch {
     Llama,
     /// Qwen2: Llama with q/k/v biases.
     Qwen2,
+    /// Qwen3: Llama with per-head RMSNorm of queries and keys, and an explicit head_dim.
+    Qwen3,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -25,7 +27,51 @@ impl Arch {
     pub fn default_lora_targets(self) -> Vec<String> {
         match self {
             Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
-            Arch::Llama | Arch::Qwen2 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
+                ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
+            }
+        }
+    }
+}
+
+/// How RoPE's inverse frequencies are rescaled for a longer context.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// `linear`: every frequency divided by `factor`.
+    Linear {
+        factor: f32,
+    },
+    /// `llama3` (Llama-3.1 and later): low frequencies divided by `factor`, high ones kept,
+    /// the band between blended smoothly.
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_max_positions: f32,
+    },
+}
+
+impl RopeScaling {
+    /// The rescaled inverse frequency, in f32 as Transformers computes it.
+    pub fn apply(self, inv_freq: f32) -> f32 {
+        match self {
+            RopeScaling::None => inv_freq,
+            RopeScaling::Linear { factor } => inv_freq / factor,
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_positions } => {
+                let wavelen = 2.0 * std::f32::consts::PI / inv_freq;
+                let (low_wavelen, high_wavelen) =
+                    (original_max_positions / low_freq_factor, original_max_positions / high_freq_factor);
+                if wavelen > low_wavelen {
+                    inv_freq / factor
+                } else if wavelen < high_wavelen {
+                    inv_freq
+                } else {
+                    let smooth =
+                        (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                    (1.0 - smooth) * inv_freq / factor + smooth * inv_freq
+                }
+            }
         }
     }
 }
@@ -59,6 +105,9 @@ pub struct ModelConfig {
     pub dtype: FloatKind,
     /// Sliding-window attention (Mistral): a token sees itself and the `w - 1` before it.
     pub sliding_window: Option<usize>,
+    pub rope_scaling: RopeScaling,
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
+    pub qk_norm: bool,
 }
 
 /// `eos_token_id` / `bos_token_id`: one id, or a list (Llama-3 lists several EOS ids; the
@@ -89,6 +138,35 @@ struct RopeParameters {
     #[serde(rename = "type")]
     kind: Option<String>,
     rope_theta: Option<f64>,
+    factor: Option<f32>,
+    low_freq_factor: Option<f32>,
+    high_freq_factor: Option<f32>,
+    original_max_position_embeddings: Option<f32>,
+}
+
+impl RopeParameters {
+    /// The scaling it describes; `path` names the file in errors.
+    fn scaling(&self, path: &Path) -> Result<RopeScaling> {
+        let need = |v: Option<f32>, field: &str| {
+            v.ok_or_else(|| Error::format(path, format!("rope scaling needs field `{field}`")))
+        };
+        Ok(match self.rope_type.as_deref().or(self.kind.as_deref()).unwrap_or("default") {
+            "default" => RopeScaling::None,
+            "linear" => RopeScaling::Linear { factor: need(self.factor, "factor")? },
+            "llama3" => RopeScaling::Llama3 {
+                factor: need(self.factor, "factor")?,
+                low_freq_factor: need(self.low_freq_factor, "low_freq_factor")?,
+                high_freq_factor: need(self.high_freq_factor, "high_freq_factor")?,
+                original_max_positions: need(
+                    self.original_max_position_embeddings,
+                    "original_max_position_embeddings",
+                )?,
+            },
+            other => {
+                return Err(Error::format(path, format!("unsupported rope_type `{other}` (default, linear, llama3)")))
+            }
+        })
+    }
 }
 
 /// The fields of `config.json` every family shares.
@@ -178,6 +256,7 @@ impl ModelConfig {
         let arch = match common.model_type.as_str() {
             "llama" | "mistral" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -194,7 +273,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                 let mistral = common.model_type == "mistral";
                 Self::llama(arch, mistral, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
             }
@@ -225,6 +304,8 @@ impl ModelConfig {
             bos_token_id: bos,
             dtype,
             sliding_window: None,
+            rope_scaling: RopeScaling::None,
+            qk_norm: false,
         })
     }
 
@@ -246,11 +327,7 @@ impl ModelConfig {
             ));
         }
         let rope = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
-        if let Some(kind) = rope.and_then(|r| r.rope_type.as_deref().or(r.kind.as_deref())) {
-            if kind != "default" {
-                return Err(Error::format(path, format!("unsupported rope_type `{kind}` (default)")));
-            }
-        }
+        let rope_scaling = rope.map(|r| r.scaling(path)).transpose()?.unwrap_or(RopeScaling::None);
         if c.hidden_act != "silu" {
             return Err(Error::format(path, format!("unsupported hidden_act `{}` (silu)", c.hidden_act)));
         }
@@ -286,6 +363,8 @@ impl ModelConfig {
             bos_token_id: bos,
             dtype,
             sliding_window,
+            rope_scaling,
+            qk_norm: arch == Arch::Qwen3,
         })
     }
 }
@@ -325,6 +404,24 @@ mod tests {
     }
 
     #[test]
+    fn llama3_scaling_keeps_high_divides_low_and_blends_between() {
+        let s = RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_positions: 8192.0,
+        };
+        let wave = |w: f32| 2.0 * std::f32::consts::PI / w;
+        assert_eq!(s.apply(wave(1000.0)), wave(1000.0), "shorter than 8192/4: kept");
+        assert_eq!(s.apply(wave(10000.0)), wave(10000.0) / 8.0, "longer than 8192: divided");
+        // Halfway through the band (smooth = 0.5 at wavelength 8192/2.5).
+        let f = wave(8192.0 / 2.5);
+        assert!((s.apply(f) / (0.5 * f / 8.0 + 0.5 * f) - 1.0).abs() < 1e-6);
+        let c = parse(llama(serde_json::json!({ "rope_scaling": { "rope_type": "linear", "factor": 2.0 } })));
+        assert_eq!(c.unwrap().rope_scaling, RopeScaling::Linear { factor: 2.0 });
+    }
+
+    #[test]
     fn sliding_windows_are_kept_for_mistral_and_refused_where_unimplemented() {
         let mut v = llama(serde_json::json!({ "sliding_window": 10 }));
         v["model_type"] = "mistral".into();
@@ -341,6 +438,9 @@ mod tests {
     fn unsupported_settings_and_missing_fields_are_named() {
         let e = parse(llama(serde_json::json!({ "rope_scaling": { "type": "yarn" } }))).unwrap_err();
         assert!(e.to_string().contains("yarn"), "{e}");
+        let e = parse(llama(serde_json::json!({ "rope_parameters": { "rope_type": "llama3", "factor": 8.0 } })))
+            .unwrap_err();
+        assert!(e.to_string().contains("low_freq_factor"), "{e}");
         let mut v = llama(serde_json::json!({}));
         v.as_object_mut().unwrap().remove("hidden_size");
         let e = parse(v).unwrap_err();

@@ -44,6 +44,7 @@ impl Gpt2 {
                 heads: cfg.heads,
                 kv_heads: cfg.heads,
                 head_dim: cfg.head_dim,
+                qk_norm: None,
             };
             let mlp_norm = Norm::Layer {
                 w: lb.vector(&format!("{p}.ln_2.weight"), h)?,

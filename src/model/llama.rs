@@ -1,6 +1,7 @@
-//! Llama-family decoder (Llama, Mistral, SmolLM, TinyLlama) and Qwen2 (same, with q/k/v bias,
-//! which [`Linear`](super::linear::Linear) picks up when the checkpoint has it): RMSNorm,
-//! rotary positions, grouped-query attention, gated SiLU MLP. Parameter names follow HF.
+//! Llama-family decoder (Llama 1–3 with RoPE scaling, Mistral with its sliding window, SmolLM,
+//! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
+//! checkpoint has it) and Qwen3 (per-head q/k RMSNorm): RMSNorm, rotary positions, grouped-query
+//! attention, gated SiLU MLP. Parameter names follow HF.
 
 use burn::prelude::*;
 
@@ -41,6 +42,14 @@ impl Llama {
                 heads: cfg.heads,
                 kv_heads: cfg.kv_heads,
                 head_dim: hd,
+                qk_norm: match cfg.qk_norm {
+                    true => Some((
+                        lb.vector(&format!("{p}.self_attn.q_norm.weight"), hd)?,
+                        lb.vector(&format!("{p}.self_attn.k_norm.weight"), hd)?,
+                        eps,
+                    )),
+                    false => None,
+                },
             };
             let mlp_norm = Norm::Rms { w: lb.vector(&format!("{p}.post_attention_layernorm.weight"), h)?, eps };
             let mlp = Mlp::GatedSilu {
@@ -57,7 +66,7 @@ impl Llama {
         } else {
             lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
-        let rope = Rope { head_dim: hd, theta: cfg.rope_theta, inv_freq_dtype: cfg.dtype };
+        let rope = Rope { head_dim: hd, theta: cfg.rope_theta, scaling: cfg.rope_scaling, inv_freq_dtype: cfg.dtype };
         Ok(Llama {
             hidden: h,
             embed,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use config::{Arch, FloatKind, ModelConfig, TokenIds};
+pub use config::{Arch, FloatKind, ModelConfig, RopeScaling, TokenIds};
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
 pub use weights::{read_safetensors, write_safetensors, HostTensor, Weights};
@@ -64,7 +64,7 @@ impl CausalLm {
     ) -> Result<(Self, Vec<Leaf>)> {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
-            Arch::Llama | Arch::Qwen2 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
         };
         let (linears, leaves) = (lb.infos, lb.leaves);

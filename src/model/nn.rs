@@ -4,7 +4,14 @@
 use burn::prelude::*;
 use burn::tensor::activation;
 
-use super::config::FloatKind;
+use super::config::{FloatKind, RopeScaling};
+
+/// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).
+pub fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
+    let d = w.dims()[0];
+    let inv = x.clone().square().mean_dim(3).add_scalar(eps).sqrt().recip();
+    x * inv * w.clone().reshape([1, 1, 1, d])
+}
 
 /// Root-mean-square norm (Llama, Qwen2).
 pub fn rms_norm(x: Tensor<3>, w: &Tensor<1>, eps: f64) -> Tensor<3> {
@@ -42,13 +49,14 @@ pub fn rope_tables(
     t: usize,
     head_dim: usize,
     theta: f64,
+    scaling: RopeScaling,
     inv_freq_dtype: FloatKind,
     device: &Device,
 ) -> (Tensor<4>, Tensor<4>) {
     let half = head_dim / 2;
     let inv: Vec<f64> = (0..half)
         .map(|i| {
-            let f = 1.0f32 / (theta as f32).powf((2 * i) as f32 / head_dim as f32);
+            let f = scaling.apply(1.0f32 / (theta as f32).powf((2 * i) as f32 / head_dim as f32));
             match inv_freq_dtype {
                 FloatKind::F32 => f as f64,
                 FloatKind::Bf16 => half::bf16::from_f32(f).to_f64(),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 
-use super::config::FloatKind;
+use super::config::{FloatKind, RopeScaling};
 use super::nn;
 
 /// What every block of one forward pass shares: the rotary tables (None for learned
@@ -21,6 +21,7 @@ pub struct Positions {
 pub struct Rope {
     pub head_dim: usize,
     pub theta: f64,
+    pub scaling: RopeScaling,
     /// The dtype Transformers rounds the inverse frequencies to.
     pub inv_freq_dtype: FloatKind,
 }
@@ -49,7 +50,7 @@ impl PositionCache {
         let mut built = self.built.lock().expect("position cache");
         let fits = built.as_ref().is_some_and(|b| b.len >= t && b.device == *device);
         if !fits {
-            let rope = self.rope.map(|r| nn::rope_tables(t, r.head_dim, r.theta, r.inv_freq_dtype, device));
+            let rope = self.rope.map(|r| nn::rope_tables(t, r.head_dim, r.theta, r.scaling, r.inv_freq_dtype, device));
             *built = Some(Built {
                 device: device.clone(),
                 len: t,
