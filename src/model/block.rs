@@ -36,7 +36,7 @@ pub enum Qkv {
         k: Linear,
         v: Linear,
     },
-    /// One projection whose output is `[q | k | v]` (GPT-2's `c_attn`).
+    /// One projection whose output is `[q | k | v]` (GPT-2's `c_attn`, Phi-3's `qkv_proj`).
     Fused(Linear),
 }
 
@@ -82,6 +82,9 @@ impl Attention {
 pub enum Mlp {
     /// `down(silu(gate(x)) · up(x))` (Llama, Qwen2).
     GatedSilu { gate: Linear, up: Linear, down: Linear },
+    /// The same with gate and up fused in one projection whose output is `[gate | up]` (Phi-3's
+    /// `gate_up_proj`, `intermediate` wide each).
+    FusedGatedSilu { gate_up: Linear, down: Linear, intermediate: usize },
     /// `proj(gelu_tanh(fc(x)))` (GPT-2).
     GeluTanh { fc: Linear, proj: Linear },
 }
@@ -91,6 +94,11 @@ impl Mlp {
         match self {
             Mlp::GatedSilu { gate, up, down } => {
                 down.forward(nn::silu(gate.forward(x.clone(), lora)) * up.forward(x, lora), lora)
+            }
+            Mlp::FusedGatedSilu { gate_up, down, intermediate } => {
+                let y = gate_up.forward(x, lora);
+                let (gate, up) = (y.clone().narrow(2, 0, *intermediate), y.narrow(2, *intermediate, *intermediate));
+                down.forward(up * nn::silu(gate), lora)
             }
             Mlp::GeluTanh { fc, proj } => proj.forward(nn::gelu_tanh(fc.forward(x, lora)), lora),
         }

@@ -18,6 +18,8 @@ pub enum Arch {
     Qwen2,
     /// Qwen3: Llama with per-head RMSNorm of queries and keys, and an explicit head_dim.
     Qwen3,
+    /// Phi-3: Llama with fused `qkv_proj` and `gate_up_proj`.
+    Phi3,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -30,6 +32,7 @@ impl Arch {
             Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                 ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
             }
+            Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
         }
     }
 }
@@ -139,6 +142,7 @@ struct RopeParameters {
     kind: Option<String>,
     rope_theta: Option<f64>,
     factor: Option<f32>,
+    partial_rotary_factor: Option<f64>,
     low_freq_factor: Option<f32>,
     high_freq_factor: Option<f32>,
     original_max_position_embeddings: Option<f32>,
@@ -203,6 +207,8 @@ struct LlamaConfigFile {
     hidden_act: String,
     /// Mistral's attention window (Qwen2 carries one too, used only with `use_sliding_window`).
     sliding_window: Option<usize>,
+    /// RoPE on only part of each head (Phi-2 style); older files keep it at the top level.
+    partial_rotary_factor: Option<f64>,
     use_sliding_window: Option<bool>,
 }
 
@@ -257,6 +263,7 @@ impl ModelConfig {
             "llama" | "mistral" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
+            "phi3" => Arch::Phi3,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -273,9 +280,10 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
-                let mistral = common.model_type == "mistral";
-                Self::llama(arch, mistral, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 => {
+                // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
+                let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
+                Self::llama(arch, windowed, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
             }
         }
     }
@@ -311,7 +319,7 @@ impl ModelConfig {
 
     fn llama(
         arch: Arch,
-        mistral: bool,
+        windowed: bool,
         c: LlamaConfigFile,
         path: &Path,
         eos: u32,
@@ -328,11 +336,14 @@ impl ModelConfig {
         }
         let rope = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
         let rope_scaling = rope.map(|r| r.scaling(path)).transpose()?.unwrap_or(RopeScaling::None);
+        if let Some(f) = rope.and_then(|r| r.partial_rotary_factor).or(c.partial_rotary_factor).filter(|&f| f != 1.0) {
+            return Err(Error::format(path, format!("partial_rotary_factor {f} is not supported (1.0)")));
+        }
         if c.hidden_act != "silu" {
             return Err(Error::format(path, format!("unsupported hidden_act `{}` (silu)", c.hidden_act)));
         }
         // A window changes every attention score past it: never ignore one.
-        let sliding_window = match (mistral, c.use_sliding_window, c.sliding_window) {
+        let sliding_window = match (windowed, c.use_sliding_window, c.sliding_window) {
             (true, _, w) => w,
             (false, Some(true), _) => {
                 return Err(Error::format(
@@ -445,6 +456,8 @@ mod tests {
         v.as_object_mut().unwrap().remove("hidden_size");
         let e = parse(v).unwrap_err();
         assert!(e.to_string().contains("hidden_size"), "{e}");
+        let e = parse(llama(serde_json::json!({ "partial_rotary_factor": 0.5 }))).unwrap_err();
+        assert!(e.to_string().contains("partial_rotary_factor"), "{e}");
         let e = parse(llama(serde_json::json!({ "num_key_value_heads": 3 }))).unwrap_err();
         assert!(e.to_string().contains("num_key_value_heads"), "{e}");
         let e = parse(serde_json::json!({ "model_type": "mamba" })).unwrap_err();

@@ -1,12 +1,13 @@
 //! Llama-family decoder (Llama 1–3 with RoPE scaling, Mistral with its sliding window, SmolLM,
 //! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
-//! checkpoint has it) and Qwen3 (per-head q/k RMSNorm): RMSNorm, rotary positions, grouped-query
-//! attention, gated SiLU MLP. Parameter names follow HF.
+//! checkpoint has it), Qwen3 (per-head q/k RMSNorm) and Phi-3 (fused `qkv_proj` and
+//! `gate_up_proj`): RMSNorm, rotary positions, grouped-query attention, gated SiLU MLP.
+//! Parameter names follow HF.
 
 use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
-use super::config::ModelConfig;
+use super::config::{Arch, ModelConfig};
 use super::linear::{LinearBuilder, LoraRuntime};
 use super::positions::{PositionCache, Rope};
 use crate::error::Result;
@@ -32,13 +33,18 @@ impl Llama {
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
             let attn_norm = Norm::Rms { w: lb.vector(&format!("{p}.input_layernorm.weight"), h)?, eps };
-            let attn = Attention {
-                qkv: Qkv::Separate {
-                    q: lb.linear(&format!("{p}.self_attn.q_proj"), h, cfg.heads * hd)?,
-                    k: lb.linear(&format!("{p}.self_attn.k_proj"), h, cfg.kv_heads * hd)?,
-                    v: lb.linear(&format!("{p}.self_attn.v_proj"), h, cfg.kv_heads * hd)?,
+            let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
+            let qkv = match cfg.arch {
+                Arch::Phi3 => Qkv::Fused(lb.linear(&format!("{p}.self_attn.qkv_proj"), h, q_dim + 2 * kv_dim)?),
+                _ => Qkv::Separate {
+                    q: lb.linear(&format!("{p}.self_attn.q_proj"), h, q_dim)?,
+                    k: lb.linear(&format!("{p}.self_attn.k_proj"), h, kv_dim)?,
+                    v: lb.linear(&format!("{p}.self_attn.v_proj"), h, kv_dim)?,
                 },
-                o: lb.linear(&format!("{p}.self_attn.o_proj"), cfg.heads * hd, h)?,
+            };
+            let attn = Attention {
+                qkv,
+                o: lb.linear(&format!("{p}.self_attn.o_proj"), q_dim, h)?,
                 heads: cfg.heads,
                 kv_heads: cfg.kv_heads,
                 head_dim: hd,
@@ -52,10 +58,18 @@ impl Llama {
                 },
             };
             let mlp_norm = Norm::Rms { w: lb.vector(&format!("{p}.post_attention_layernorm.weight"), h)?, eps };
-            let mlp = Mlp::GatedSilu {
-                gate: lb.linear(&format!("{p}.mlp.gate_proj"), h, cfg.intermediate)?,
-                up: lb.linear(&format!("{p}.mlp.up_proj"), h, cfg.intermediate)?,
-                down: lb.linear(&format!("{p}.mlp.down_proj"), cfg.intermediate, h)?,
+            let inter = cfg.intermediate;
+            let mlp = match cfg.arch {
+                Arch::Phi3 => Mlp::FusedGatedSilu {
+                    gate_up: lb.linear(&format!("{p}.mlp.gate_up_proj"), h, 2 * inter)?,
+                    down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
+                    intermediate: inter,
+                },
+                _ => Mlp::GatedSilu {
+                    gate: lb.linear(&format!("{p}.mlp.gate_proj"), h, inter)?,
+                    up: lb.linear(&format!("{p}.mlp.up_proj"), h, inter)?,
+                    down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
+                },
             };
             blocks.push(Block { attn_norm, attn, mlp_norm, mlp });
         }
