@@ -20,7 +20,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     /// The model's `model_type` is not one we implement.
-    #[error("{path}: unsupported model_type `{model_type}` (supported: llama, mistral, qwen2, qwen3, phi3, gpt2)")]
+    #[error(
+        "{path}: unsupported model_type `{model_type}` (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gpt2)"
+    )]
     UnknownArchitecture { path: PathBuf, model_type: String },
     /// A tensor the architecture needs is not in the checkpoint.
     #[error("{path}: missing tensor `{name}`")]

@@ -1,9 +1,11 @@
 //! The transformer block the families share: a norm, attention, a norm, an MLP, each with a
-//! residual. What differs between families is a choice inside each part (RMS or layer norm,
-//! separate or fused q/k/v, rotary positions or none, gated SiLU or GELU MLP), not the code.
+//! residual (Gemma-2 adds a norm after each). What differs between families is a choice inside
+//! each part (RMS or layer norm, separate or fused q/k/v, rotary positions or none, a sliding
+//! window, soft-capping, the MLP's activation), not the code.
 
 use burn::prelude::*;
 
+use super::config::Activation;
 use super::linear::{Linear, LoraRuntime};
 use super::nn;
 use super::positions::Positions;
@@ -12,7 +14,7 @@ use super::positions::Positions;
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Norm {
-    /// RMSNorm (Llama, Qwen2).
+    /// RMSNorm (Llama, Qwen2; Gemma's `1 + w` is folded into `w` at load).
     Rms { w: Tensor<1>, eps: f64 },
     /// LayerNorm with bias (GPT-2).
     Layer { w: Tensor<1>, b: Tensor<1>, eps: f64 },
@@ -49,6 +51,12 @@ pub struct Attention {
     pub head_dim: usize,
     /// Per-head RMSNorm weights of queries and keys, applied before RoPE (Qwen3), and its eps.
     pub qk_norm: Option<(Tensor<1>, Tensor<1>, f64)>,
+    /// Scores are `q·kᵀ·scale`: 1/√head_dim, or Gemma's `query_pre_attn_scalar^-1/2`.
+    pub scale: f64,
+    /// Gemma-2's attention soft-cap.
+    pub softcap: Option<f64>,
+    /// A sliding-window layer (uses the window mask).
+    pub sliding: bool,
 }
 
 impl Attention {
@@ -72,7 +80,20 @@ impl Attention {
             k = nn::apply_rope(k, cos, sin);
         }
         let rep = self.heads / kv;
-        self.o.forward(nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), &pos.mask), lora)
+        let mask = match (&pos.window_mask, self.sliding) {
+            (Some(m), true) => m,
+            _ => &pos.mask,
+        };
+        let a = nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap);
+        self.o.forward(a, lora)
+    }
+}
+
+/// `act(x)`.
+fn activate(act: Activation, x: Tensor<3>) -> Tensor<3> {
+    match act {
+        Activation::Silu => nn::silu(x),
+        Activation::GeluTanh => nn::gelu_tanh(x),
     }
 }
 
@@ -80,11 +101,11 @@ impl Attention {
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Mlp {
-    /// `down(silu(gate(x)) · up(x))` (Llama, Qwen2).
-    GatedSilu { gate: Linear, up: Linear, down: Linear },
+    /// `down(act(gate(x)) · up(x))` (Llama, Qwen2: SiLU; Gemma: GELU-tanh).
+    Gated { gate: Linear, up: Linear, down: Linear, act: Activation },
     /// The same with gate and up fused in one projection whose output is `[gate | up]` (Phi-3's
     /// `gate_up_proj`, `intermediate` wide each).
-    FusedGatedSilu { gate_up: Linear, down: Linear, intermediate: usize },
+    FusedGated { gate_up: Linear, down: Linear, intermediate: usize, act: Activation },
     /// `proj(gelu_tanh(fc(x)))` (GPT-2).
     GeluTanh { fc: Linear, proj: Linear },
 }
@@ -92,13 +113,13 @@ pub enum Mlp {
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         match self {
-            Mlp::GatedSilu { gate, up, down } => {
-                down.forward(nn::silu(gate.forward(x.clone(), lora)) * up.forward(x, lora), lora)
+            Mlp::Gated { gate, up, down, act } => {
+                down.forward(activate(*act, gate.forward(x.clone(), lora)) * up.forward(x, lora), lora)
             }
-            Mlp::FusedGatedSilu { gate_up, down, intermediate } => {
+            Mlp::FusedGated { gate_up, down, intermediate, act } => {
                 let y = gate_up.forward(x, lora);
                 let (gate, up) = (y.clone().narrow(2, 0, *intermediate), y.narrow(2, *intermediate, *intermediate));
-                down.forward(up * nn::silu(gate), lora)
+                down.forward(up * activate(*act, gate), lora)
             }
             Mlp::GeluTanh { fc, proj } => proj.forward(nn::gelu_tanh(fc.forward(x, lora)), lora),
         }
@@ -109,13 +130,21 @@ impl Mlp {
 pub struct Block {
     pub attn_norm: Norm,
     pub attn: Attention,
+    /// Gemma-2's norm of the attention output, before the residual.
+    pub attn_out_norm: Option<Norm>,
     pub mlp_norm: Norm,
     pub mlp: Mlp,
+    /// Gemma-2's norm of the MLP output, before the residual.
+    pub mlp_out_norm: Option<Norm>,
 }
 
 impl Block {
     pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), pos, lora);
-        x.clone() + self.mlp.forward(self.mlp_norm.forward(x), lora)
+        let out = |norm: &Option<Norm>, y: Tensor<3>| match norm {
+            Some(n) => n.forward(y),
+            None => y,
+        };
+        let x = x.clone() + out(&self.attn_out_norm, self.attn.forward(self.attn_norm.forward(x), pos, lora));
+        x.clone() + out(&self.mlp_out_norm, self.mlp.forward(self.mlp_norm.forward(x), lora))
     }
 }

@@ -20,6 +20,10 @@ pub enum Arch {
     Qwen3,
     /// Phi-3: Llama with fused `qkv_proj` and `gate_up_proj`.
     Phi3,
+    /// Gemma-2: RMSNorm scaled by (1 + w), embeddings × √hidden, GELU-tanh gated MLP, norms
+    /// after attention and MLP too, soft-capped attention scores and logits,
+    /// `query_pre_attn_scalar`, sliding-window layers per `layer_types`.
+    Gemma2,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -33,8 +37,17 @@ impl Arch {
                 ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
             }
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
+            Arch::Gemma2 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
     }
+}
+
+/// The activation of a gated MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    /// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
+    GeluTanh,
 }
 
 /// How RoPE's inverse frequencies are rescaled for a longer context.
@@ -111,6 +124,15 @@ pub struct ModelConfig {
     pub rope_scaling: RopeScaling,
     /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
     pub qk_norm: bool,
+    /// Which layers use the sliding window (all, with a window, except Gemma-2's full layers).
+    pub sliding_layers: Vec<bool>,
+    /// The gated MLP's activation.
+    pub hidden_act: Activation,
+    /// Attention scores are `q·kᵀ·attn_scale` (1/√head_dim unless `query_pre_attn_scalar`).
+    pub attn_scale: f64,
+    /// Gemma-2's soft-caps of attention scores and final logits.
+    pub attn_softcap: Option<f64>,
+    pub final_softcap: Option<f64>,
 }
 
 /// `eos_token_id` / `bos_token_id`: one id, or a list (Llama-3 lists several EOS ids; the
@@ -203,21 +225,23 @@ struct LlamaConfigFile {
     rope_scaling: Option<RopeParameters>,
     tie_word_embeddings: Option<bool>,
     max_position_embeddings: Option<usize>,
-    #[serde(default = "default_act")]
-    hidden_act: String,
+    hidden_act: Option<String>,
     /// Mistral's attention window (Qwen2 carries one too, used only with `use_sliding_window`).
     sliding_window: Option<usize>,
     /// RoPE on only part of each head (Phi-2 style); older files keep it at the top level.
     partial_rotary_factor: Option<f64>,
+    /// Gemma's name of `hidden_act`.
+    hidden_activation: Option<String>,
+    query_pre_attn_scalar: Option<f64>,
+    attn_logit_softcapping: Option<f64>,
+    final_logit_softcapping: Option<f64>,
+    /// `sliding_attention` or `full_attention` per layer (Gemma-2, Qwen3).
+    layer_types: Option<Vec<String>>,
     use_sliding_window: Option<bool>,
 }
 
 fn default_rms_eps() -> f64 {
     1e-6
-}
-
-fn default_act() -> String {
-    "silu".into()
 }
 
 /// config.json of GPT-2.
@@ -264,6 +288,7 @@ impl ModelConfig {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "phi3" => Arch::Phi3,
+            "gemma2" => Arch::Gemma2,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -280,7 +305,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
                 Self::llama(arch, windowed, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
@@ -314,6 +339,11 @@ impl ModelConfig {
             sliding_window: None,
             rope_scaling: RopeScaling::None,
             qk_norm: false,
+            sliding_layers: vec![false; c.n_layer],
+            hidden_act: Activation::GeluTanh,
+            attn_scale: 1.0 / ((c.n_embd / c.n_head) as f64).sqrt(),
+            attn_softcap: None,
+            final_softcap: None,
         })
     }
 
@@ -334,16 +364,33 @@ impl ModelConfig {
                 format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"),
             ));
         }
+        let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
         let rope = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
         let rope_scaling = rope.map(|r| r.scaling(path)).transpose()?.unwrap_or(RopeScaling::None);
         if let Some(f) = rope.and_then(|r| r.partial_rotary_factor).or(c.partial_rotary_factor).filter(|&f| f != 1.0) {
             return Err(Error::format(path, format!("partial_rotary_factor {f} is not supported (1.0)")));
         }
-        if c.hidden_act != "silu" {
-            return Err(Error::format(path, format!("unsupported hidden_act `{}` (silu)", c.hidden_act)));
+        let gemma = arch == Arch::Gemma2;
+        let act_name = c.hidden_activation.as_deref().or(c.hidden_act.as_deref()).unwrap_or("silu");
+        let hidden_act = match act_name {
+            "silu" => Activation::Silu,
+            "gelu_pytorch_tanh" | "gelu_new" if gemma => Activation::GeluTanh,
+            other => return Err(Error::format(path, format!("unsupported hidden activation `{other}`"))),
+        };
+        if !gemma {
+            // Fields that change the computation, implemented only where they belong.
+            for (field, set) in [
+                ("query_pre_attn_scalar", c.query_pre_attn_scalar.is_some()),
+                ("attn_logit_softcapping", c.attn_logit_softcapping.is_some()),
+                ("final_logit_softcapping", c.final_logit_softcapping.is_some()),
+            ] {
+                if set {
+                    return Err(Error::format(path, format!("`{field}` is not supported for this model_type")));
+                }
+            }
         }
         // A window changes every attention score past it: never ignore one.
-        let sliding_window = match (windowed, c.use_sliding_window, c.sliding_window) {
+        let sliding_window = match (windowed || gemma, c.use_sliding_window, c.sliding_window) {
             (true, _, w) => w,
             (false, Some(true), _) => {
                 return Err(Error::format(
@@ -357,6 +404,28 @@ impl ModelConfig {
         if sliding_window == Some(0) {
             return Err(Error::format(path, "sliding_window must be positive"));
         }
+        let layers = c.num_hidden_layers;
+        let sliding_layers: Vec<bool> = match (&c.layer_types, gemma) {
+            (Some(types), _) => {
+                if types.len() != layers {
+                    return Err(Error::format(
+                        path,
+                        format!("layer_types has {} entries for {layers} layers", types.len()),
+                    ));
+                }
+                types
+                    .iter()
+                    .map(|t| match t.as_str() {
+                        "sliding_attention" => Ok(sliding_window.is_some()),
+                        "full_attention" => Ok(false),
+                        other => Err(Error::format(path, format!("unsupported layer type `{other}` in layer_types"))),
+                    })
+                    .collect::<Result<_>>()?
+            }
+            // Gemma-2 files without layer_types alternate, starting with a sliding layer.
+            (None, true) => (0..layers).map(|l| l % 2 == 0 && sliding_window.is_some()).collect(),
+            (None, false) => vec![sliding_window.is_some(); layers],
+        };
         Ok(ModelConfig {
             arch,
             vocab_size: c.vocab_size,
@@ -364,7 +433,7 @@ impl ModelConfig {
             layers: c.num_hidden_layers,
             heads,
             kv_heads,
-            head_dim: c.head_dim.unwrap_or(c.hidden_size / heads),
+            head_dim,
             intermediate: c.intermediate_size,
             norm_eps: c.rms_norm_eps,
             rope_theta: rope.and_then(|r| r.rope_theta).or(c.rope_theta).unwrap_or(10000.0),
@@ -376,6 +445,11 @@ impl ModelConfig {
             sliding_window,
             rope_scaling,
             qk_norm: arch == Arch::Qwen3,
+            sliding_layers,
+            hidden_act,
+            attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
+            attn_softcap: c.attn_logit_softcapping,
+            final_softcap: c.final_logit_softcapping,
         })
     }
 }

@@ -1,8 +1,8 @@
 //! Llama-family decoder (Llama 1–3 with RoPE scaling, Mistral with its sliding window, SmolLM,
 //! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
-//! checkpoint has it), Qwen3 (per-head q/k RMSNorm) and Phi-3 (fused `qkv_proj` and
-//! `gate_up_proj`): RMSNorm, rotary positions, grouped-query attention, gated SiLU MLP.
-//! Parameter names follow HF.
+//! checkpoint has it), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused `qkv_proj` and
+//! `gate_up_proj`) and Gemma-2 (see [`Arch::Gemma2`]): RMSNorm, rotary positions, grouped-query
+//! attention, gated MLP. Parameter names follow HF.
 
 use burn::prelude::*;
 
@@ -16,6 +16,7 @@ use crate::error::Result;
 pub struct Llama {
     hidden: usize,
     embed: Tensor<2>,
+    embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: Norm,
     lm_head: Tensor<2>,
@@ -26,13 +27,19 @@ impl Llama {
     /// Builds the model from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
         let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
+        let gemma = cfg.arch == Arch::Gemma2;
+        // Gemma scales by (1 + w): folded into the weight once, here.
+        let rms = |lb: &mut LinearBuilder<'_>, name: String, n: usize| -> Result<Norm> {
+            let w = lb.vector(&name, n)?;
+            Ok(Norm::Rms { w: if gemma { w.add_scalar(1.0) } else { w }, eps })
+        };
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
-            let attn_norm = Norm::Rms { w: lb.vector(&format!("{p}.input_layernorm.weight"), h)?, eps };
+            let attn_norm = rms(lb, format!("{p}.input_layernorm.weight"), h)?;
             let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
             let qkv = match cfg.arch {
                 Arch::Phi3 => Qkv::Fused(lb.linear(&format!("{p}.self_attn.qkv_proj"), h, q_dim + 2 * kv_dim)?),
@@ -56,24 +63,38 @@ impl Llama {
                     )),
                     false => None,
                 },
+                scale: cfg.attn_scale,
+                softcap: cfg.attn_softcap,
+                sliding: cfg.sliding_layers[l],
             };
-            let mlp_norm = Norm::Rms { w: lb.vector(&format!("{p}.post_attention_layernorm.weight"), h)?, eps };
-            let inter = cfg.intermediate;
+            // Gemma-2 names its four norms for where they sit; in Llama
+            // `post_attention_layernorm` is the norm before the MLP.
+            let (attn_out_norm, mlp_norm, mlp_out_norm) = match gemma {
+                true => (
+                    Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
+                    rms(lb, format!("{p}.pre_feedforward_layernorm.weight"), h)?,
+                    Some(rms(lb, format!("{p}.post_feedforward_layernorm.weight"), h)?),
+                ),
+                false => (None, rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?, None),
+            };
+            let (inter, act) = (cfg.intermediate, cfg.hidden_act);
             let mlp = match cfg.arch {
-                Arch::Phi3 => Mlp::FusedGatedSilu {
+                Arch::Phi3 => Mlp::FusedGated {
                     gate_up: lb.linear(&format!("{p}.mlp.gate_up_proj"), h, 2 * inter)?,
                     down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
                     intermediate: inter,
+                    act,
                 },
-                _ => Mlp::GatedSilu {
+                _ => Mlp::Gated {
                     gate: lb.linear(&format!("{p}.mlp.gate_proj"), h, inter)?,
                     up: lb.linear(&format!("{p}.mlp.up_proj"), h, inter)?,
                     down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
+                    act,
                 },
             };
-            blocks.push(Block { attn_norm, attn, mlp_norm, mlp });
+            blocks.push(Block { attn_norm, attn, attn_out_norm, mlp_norm, mlp, mlp_out_norm });
         }
-        let norm = Norm::Rms { w: lb.vector("model.norm.weight", h)?, eps };
+        let norm = rms(lb, "model.norm.weight".into(), h)?;
         let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
             // Tied: one tensor (one leaf, when training) serves both ends.
             embed.clone().transpose()
@@ -84,6 +105,8 @@ impl Llama {
         Ok(Llama {
             hidden: h,
             embed,
+            // Gemma multiplies the embeddings by √hidden (the tied head uses them unscaled).
+            embed_scale: gemma.then(|| (h as f64).sqrt()),
             blocks,
             norm,
             lm_head,
@@ -96,6 +119,9 @@ impl Llama {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, &ids.device());
         let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        if let Some(scale) = self.embed_scale {
+            x = x.mul_scalar(scale);
+        }
         for blk in &self.blocks {
             x = blk.forward(x, &pos, lora);
         }

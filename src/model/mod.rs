@@ -64,7 +64,9 @@ impl CausalLm {
     ) -> Result<(Self, Vec<Leaf>)> {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 => Body::Llama(llama::Llama::load(&config, &mut lb)?),
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 => {
+                Body::Llama(llama::Llama::load(&config, &mut lb)?)
+            }
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
         };
         let (linears, leaves) = (lb.infos, lb.leaves);
@@ -96,7 +98,11 @@ impl CausalLm {
         };
         let [b, t, d] = h.dims();
         let v = head.dims()[1];
-        h.reshape([b * t, d]).matmul(head.clone()).reshape([b, t, v])
+        let logits = h.reshape([b * t, d]).matmul(head.clone()).reshape([b, t, v]);
+        match self.config.final_softcap {
+            Some(cap) => nn::soft_cap(logits, cap),
+            None => logits,
+        }
     }
 
     /// True for GPT-2 (Conv1D modules: PEFT's `fan_in_fan_out`).

@@ -112,10 +112,27 @@ pub fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Tensor<4
     Tensor::from_data(TensorData::new(v, [1, 1, t, t]), device)
 }
 
-/// Softmax attention over `q, k, v: [B, H, T, hd]`, returned as `[B, T, H·hd]`.
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &Tensor<4>) -> Tensor<3> {
+/// `cap · tanh(x / cap)`: Gemma-2's soft-capping of attention scores and final logits.
+pub fn soft_cap<const D: usize>(x: Tensor<D>, cap: f64) -> Tensor<D> {
+    activation::tanh(x.div_scalar(cap)).mul_scalar(cap)
+}
+
+/// Softmax attention over `q, k, v: [B, H, T, hd]` with scores `q·kᵀ·scale` (soft-capped at
+/// `softcap` when given) plus `mask`, returned as `[B, T, H·hd]`.
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: &Tensor<4>,
+    scale: f64,
+    softcap: Option<f64>,
+) -> Tensor<3> {
     let [b, h, t, hd] = q.dims();
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()) + mask.clone();
+    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    if let Some(cap) = softcap {
+        scores = soft_cap(scores, cap);
+    }
+    let scores = scores + mask.clone();
     let p = activation::softmax(scores, 3);
     p.matmul(v).swap_dims(1, 2).reshape([b, t, h * hd])
 }

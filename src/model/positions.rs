@@ -10,10 +10,26 @@ use super::config::{FloatKind, RopeScaling};
 use super::nn;
 
 /// What every block of one forward pass shares: the rotary tables (None for learned
-/// positions) and the causal mask, for the pass's sequence length.
+/// positions) and the causal masks, for the pass's sequence length.
+#[derive(Clone)]
 pub struct Positions {
     pub rope: Option<(Tensor<4>, Tensor<4>)>,
+    /// The causal mask of full-attention layers.
     pub mask: Tensor<4>,
+    /// The causal mask of sliding-window layers, when the model has a window.
+    pub window_mask: Option<Tensor<4>>,
+}
+
+impl Positions {
+    /// The first `t` positions.
+    fn narrow(&self, t: usize) -> Positions {
+        let square = |m: &Tensor<4>| m.clone().narrow(2, 0, t).narrow(3, 0, t);
+        Positions {
+            rope: self.rope.as_ref().map(|(c, s)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t))),
+            mask: square(&self.mask),
+            window_mask: self.window_mask.as_ref().map(square),
+        }
+    }
 }
 
 /// The rotary embedding's settings.
@@ -35,7 +51,7 @@ struct Built {
 /// [`Positions`] on demand, cached for the longest length asked for.
 pub struct PositionCache {
     rope: Option<Rope>,
-    /// A sliding attention window, when the model has one.
+    /// The sliding attention window of the layers that have one.
     window: Option<usize>,
     built: Mutex<Option<Built>>,
 }
@@ -54,16 +70,18 @@ impl PositionCache {
             *built = Some(Built {
                 device: device.clone(),
                 len: t,
-                positions: Positions { rope, mask: nn::causal_mask(t, self.window, device) },
+                positions: Positions {
+                    rope,
+                    mask: nn::causal_mask(t, None, device),
+                    window_mask: self.window.map(|w| nn::causal_mask(t, Some(w), device)),
+                },
             });
         }
         let b = built.as_ref().expect("built above");
         if b.len == t {
-            return Positions { rope: b.positions.rope.clone(), mask: b.positions.mask.clone() };
-        }
-        Positions {
-            rope: b.positions.rope.as_ref().map(|(c, s)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t))),
-            mask: b.positions.mask.clone().narrow(2, 0, t).narrow(3, 0, t),
+            b.positions.clone()
+        } else {
+            b.positions.narrow(t)
         }
     }
 }

@@ -20,9 +20,18 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// Every checkpoint with numeric references: hf-tiny's, and from hf-arch Mistral (a sliding
 /// window of 10, shorter than most of its sequences), Llama-3 (llama3 RoPE scaling, tied
 /// embeddings), Qwen3 (q/k norm, head_dim 24 ≠ hidden / heads, bf16 weights) and Phi-3 (fused
-/// qkv_proj and gate_up_proj, LoRA on the fused modules).
-const NUMERIC: &[&str] =
-    &["tiny-llama", "tiny-qwen2", "tiny-gpt2", "tiny-mistral", "tiny-llama3", "tiny-qwen3", "tiny-phi3"];
+/// qkv_proj and gate_up_proj, LoRA on the fused modules) and Gemma-2 (soft-capping, sliding
+/// and full layers, four norms per block, scaled embeddings).
+const NUMERIC: &[&str] = &[
+    "tiny-llama",
+    "tiny-qwen2",
+    "tiny-gpt2",
+    "tiny-mistral",
+    "tiny-llama3",
+    "tiny-qwen3",
+    "tiny-phi3",
+    "tiny-gemma2",
+];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -31,7 +40,7 @@ fn fixtures() -> PathBuf {
 /// The directory of a fixture checkpoint.
 fn model_dir(model: &str) -> PathBuf {
     match model {
-        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" => {
+        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" => {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model)
         }
         _ => fixtures().join(model),
