@@ -110,7 +110,7 @@ pub struct MakeDataArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Hugging Face model directory [default: the model named in the first selection's
+    /// Hugging Face model directory or Hub name in the local cache [default: the model named in the first selection's
     /// manifest, else the embedded base model].
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -191,8 +191,10 @@ pub struct DeviceArgs {
 
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Hugging Face model directory (config.json, safetensors, tokenizer.json).
-    #[arg(long)]
+    /// Hugging Face model directory (config.json, safetensors, tokenizer.json), or a Hub name
+    /// ORG/NAME[@REVISION] found in the local cache (HF_HUB_CACHE, HF_HOME/hub,
+    /// ~/.cache/huggingface/hub); nothing is downloaded.
+    #[arg(long, value_name = "DIR|ORG/NAME[@REV]")]
     pub model: Option<PathBuf>,
     /// PEFT LoRA adapter directory; without it a fresh LoRA is created.
     #[arg(long)]

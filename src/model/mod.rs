@@ -3,6 +3,7 @@
 mod block;
 mod config;
 mod gpt2;
+pub mod hub;
 mod linear;
 mod llama;
 mod lora;

@@ -55,8 +55,10 @@ pub struct Loaded {
     pub adapter_key: serde_json::Value,
 }
 
-/// Loads a model directory's weights and tokenizer onto `compute`, without an adapter.
-pub fn load_base(model_dir: &Path, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
+/// Loads a model's weights and tokenizer onto `compute`, without an adapter. `model` is a
+/// directory, or a Hub name (`ORG/NAME[@REVISION]`) found in the local Hugging Face cache.
+pub fn load_base(model: &Path, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
+    let model_dir = &crate::model::hub::model_dir(model)?;
     let model = CausalLm::load(model_dir, &compute.device)?;
     let tok_path = model_dir.join("tokenizer.json");
     if !tok_path.exists() {

@@ -281,3 +281,51 @@ fn make_data_select_eval_and_plot_chain_through_the_cli() {
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("selected.json"));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `--model ORG/NAME[@REV]` is found in the local Hugging Face cache (HF_HUB_CACHE), offline,
+/// and the manifest records the snapshot it used; a name not in the cache is a clear error.
+#[test]
+fn a_hub_name_resolves_in_the_local_cache() {
+    let base = common::tmp("test", "hub");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = base.join("cache/models--someorg--tiny-llama");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixtures().join("tiny-llama").join(f), snapshot.join(f)).unwrap();
+    }
+    let data = fixtures().join("instruction.jsonl");
+    let out = base.join("out");
+    let r = run(bin()
+        .env("HF_HUB_CACHE", base.join("cache"))
+        .args(["select", "--device", "cpu", "--quiet", "--method", "less", "--count", "2", "--proj-dim", "64"])
+        .args(["--model", "someorg/tiny-llama", "--pool"])
+        .arg(&data)
+        .arg("--target")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    assert!(r.status.success());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["model"].as_str().unwrap(), snapshot.to_str().unwrap());
+    expect_error_env(
+        &["select", "--device", "cpu", "--method", "less", "--model", "someorg/other", "--pool"],
+        &data,
+        &base.join("cache"),
+        &["someorg/other", "models--someorg--other", "never downloads"],
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// [`expect_error`] for `args` + `data` with HF_HUB_CACHE set to `cache`.
+fn expect_error_env(args: &[&str], data: &Path, cache: &Path, needles: &[&str]) {
+    let out = run(bin().env("HF_HUB_CACHE", cache).args(args).arg(data).arg("--target").arg(data));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    for n in needles {
+        assert!(stderr.contains(n), "error for {args:?} does not mention `{n}`: {stderr}");
+    }
+}

@@ -22,16 +22,8 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// embeddings), Qwen3 (q/k norm, head_dim 24 ≠ hidden / heads, bf16 weights) and Phi-3 (fused
 /// qkv_proj and gate_up_proj, LoRA on the fused modules) and Gemma-2 (soft-capping, sliding
 /// and full layers, four norms per block, scaled embeddings).
-const NUMERIC: &[&str] = &[
-    "tiny-llama",
-    "tiny-qwen2",
-    "tiny-gpt2",
-    "tiny-mistral",
-    "tiny-llama3",
-    "tiny-qwen3",
-    "tiny-phi3",
-    "tiny-gemma2",
-];
+const NUMERIC: &[&str] =
+    &["tiny-llama", "tiny-qwen2", "tiny-gpt2", "tiny-mistral", "tiny-llama3", "tiny-qwen3", "tiny-phi3", "tiny-gemma2"];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
