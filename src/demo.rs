@@ -226,7 +226,7 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
     for &method in &o.methods {
         let name = method.name();
         let m0 = Instant::now();
-        let target = method.target_use().kind().map(|kind| match kind {
+        let target = method.target_kind().map(|kind| match kind {
             RecordKind::Instructions => run.file("target.jsonl"),
             RecordKind::Preferences => run.file("target-pairs.jsonl"),
         });

@@ -80,7 +80,7 @@ pub fn select(a: SelectArgs) -> Result<()> {
     let (model_dir, pool, target) = match (&a.model.model, &a.pool) {
         (None, None) if a.target.is_none() => {
             let d = embedded()?;
-            let target = method.target_use().kind().map(|k| d.target_of(k).clone());
+            let target = method.target_kind().map(|k| d.target_of(k).clone());
             (d.model_dir.clone(), d.pool_of(method.pool_kind()).clone(), target)
         }
         (Some(m), Some(p)) => (m.clone(), p.clone(), a.target.clone()),

@@ -261,7 +261,7 @@ impl Weights {
             }
         };
         self.taken.borrow_mut().insert(name.to_string());
-        Ok(if transposed { tensor.into_transposed() } else { tensor })
+        Ok(if transposed { tensor.transposed() } else { tensor })
     }
 
     /// Takes `name` if present.
@@ -287,11 +287,6 @@ impl HostTensor {
     pub fn transposed(&self) -> HostTensor {
         let (r, c) = (self.shape[0], self.shape[1]);
         HostTensor { shape: vec![c, r], data: transpose(&self.data, r, c) }
-    }
-
-    /// [`Self::transposed`], consuming the tensor (its buffer is freed as the copy is made).
-    pub fn into_transposed(self) -> HostTensor {
-        self.transposed()
     }
 }
 

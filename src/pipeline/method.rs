@@ -39,27 +39,6 @@ choice!(Method {
     Fusion => "fusion": "Fusion: the intersection of the LossDiff and IRM bands",
 });
 
-/// What a method does with target (or validation) examples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetUse {
-    /// It takes none.
-    None,
-    /// It needs them, of this kind.
-    Required(RecordKind),
-    /// It uses them when given (the fusion's IF overlap report), of this kind.
-    Optional(RecordKind),
-}
-
-impl TargetUse {
-    /// The kind of target records, when the method takes any.
-    pub fn kind(self) -> Option<RecordKind> {
-        match self {
-            TargetUse::None => None,
-            TargetUse::Required(k) | TargetUse::Optional(k) => Some(k),
-        }
-    }
-}
-
 /// How a method uses warmup checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckpointUse {
@@ -80,17 +59,14 @@ impl Method {
         }
     }
 
-    /// What it does with a target set.
-    pub fn target_use(self) -> TargetUse {
+    /// The records of the target (or validation) set it requires; None for a method that takes
+    /// no target.
+    pub fn target_kind(self) -> Option<RecordKind> {
         use RecordKind::*;
         match self {
-            Method::Random | Method::Loss | Method::Irm => TargetUse::None,
-            Method::Rose | Method::Prism | Method::Tif | Method::Lossdiff | Method::Fusion => {
-                TargetUse::Required(Preferences)
-            }
-            Method::Less | Method::Tsds | Method::Rds | Method::RdsPlus | Method::Dsir => {
-                TargetUse::Required(Instructions)
-            }
+            Method::Random | Method::Loss | Method::Irm => None,
+            Method::Rose | Method::Prism | Method::Tif | Method::Lossdiff | Method::Fusion => Some(Preferences),
+            Method::Less | Method::Tsds | Method::Rds | Method::RdsPlus | Method::Dsir => Some(Instructions),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, WarmupOptions};
 
-pub use method::{CheckpointUse, Method, TargetUse};
+pub use method::{CheckpointUse, Method};
 pub use spec::{
     Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
 };
@@ -183,7 +183,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             method.pool_kind().describe()
         )));
     }
-    let target = match (spec.method.target(), method.target_use().kind()) {
+    let target = match (spec.method.target(), method.target_kind()) {
         (Some(path), Some(kind)) => Some(load_target(path, kind, method)?),
         _ => None,
     };

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::method::{CheckpointUse, Method, TargetUse};
+use super::method::{CheckpointUse, Method};
 use crate::choice::{choice, Choice};
 use crate::error::{Error, Result};
 use crate::features::{FeatureOptions, Pooling};
@@ -172,9 +172,9 @@ impl<'a> MethodSpec<'a> {
         o: &MethodOptions,
     ) -> Result<Self> {
         let name = method.name();
-        let target = match (method.target_use(), target) {
-            (TargetUse::Required(_), None) => return Err(Error::MissingTarget { method: name }),
-            (TargetUse::None, _) => None,
+        let target = match (method.target_kind(), target) {
+            (Some(_), None) => return Err(Error::MissingTarget { method: name }),
+            (None, _) => None,
             (_, t) => t,
         };
         match (method.checkpoint_use(), checkpoints.len()) {
@@ -266,12 +266,12 @@ mod tests {
         let t = Path::new("target.jsonl");
         let two = [PathBuf::from("a"), PathBuf::from("b")];
         for m in Method::ALL {
-            let needs_target = matches!(m.target_use(), TargetUse::Required(_));
+            let needs_target = m.target_kind().is_some();
             let made = MethodSpec::new(*m, None, &[], &o);
             assert_eq!(made.is_err(), needs_target, "{}", m.name());
             let spec = MethodSpec::new(*m, Some(t), &[], &o).unwrap();
             assert_eq!(spec.method(), *m, "round trip of {}", m.name());
-            assert_eq!(spec.target().is_some(), m.target_use() != TargetUse::None, "{}", m.name());
+            assert_eq!(spec.target().is_some(), needs_target, "{}", m.name());
             let with_two = MethodSpec::new(*m, Some(t), &two, &o);
             match m.checkpoint_use() {
                 CheckpointUse::Weighted => assert!(with_two.is_ok()),
