@@ -1,12 +1,14 @@
 //! Record shapes of the input files. One JSON object per line:
 //! `{"prompt","completion"}` (instruction) or `{"prompt","chosen","rejected"}` (preference),
-//! with an optional `task` naming the target subtask. The raw line is kept byte for byte so
+//! or a chat record (see [`super::chat`]), with an optional `task` naming the target subtask. The raw line is kept byte for byte so
 //! the selected subset can be written back verbatim.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::chat::Message;
 use crate::error::{Error, Result};
 
 /// What one line holds.
@@ -16,6 +18,10 @@ pub enum Record {
     Instruction { prompt: String, completion: String },
     /// A preference pair: prompt, preferred and dispreferred responses.
     Preference { prompt: String, chosen: String, rejected: String },
+    /// A conversation rendered with the model's chat template; every assistant turn is trained on.
+    Chat { messages: Vec<Message> },
+    /// A preference pair of conversations: the prompt's messages, then each side's.
+    ChatPreference { prompt: Vec<Message>, chosen: Vec<Message>, rejected: Vec<Message> },
 }
 
 /// The two shapes of records.
@@ -40,6 +46,8 @@ impl RecordKind {
 /// One example with where it came from.
 #[derive(Debug, Clone)]
 pub struct Example {
+    /// The file it was read from (shared by the file's examples).
+    pub source: Arc<Path>,
     /// 1-based line number in the source file.
     pub line: usize,
     /// The line exactly as read (without its newline).
@@ -77,7 +85,7 @@ pub enum View {
 impl Dataset {
     /// True when every record is a preference pair.
     pub fn is_preference(&self) -> bool {
-        self.examples.iter().all(|e| matches!(e.record, Record::Preference { .. }))
+        self.examples.iter().all(|e| matches!(e.record, Record::Preference { .. } | Record::ChatPreference { .. }))
     }
 
     /// The kind of its records: preferences when every record is a pair.
@@ -103,7 +111,13 @@ impl Dataset {
                     },
                     ..e.clone()
                 }),
-                Record::Instruction { .. } => Err(Error::Record {
+                Record::ChatPreference { prompt, chosen: c, rejected: r } => Ok(Example {
+                    record: Record::Chat {
+                        messages: prompt.iter().chain(if chosen { c } else { r }).cloned().collect(),
+                    },
+                    ..e.clone()
+                }),
+                Record::Instruction { .. } | Record::Chat { .. } => Err(Error::Record {
                     path: self.path.clone(),
                     line: e.line,
                     message: "expected a preference pair (prompt, chosen, rejected)".into(),
@@ -154,8 +168,9 @@ fn non_empty(s: String, name: &str, path: &Path, line: usize) -> Result<String> 
     Ok(s)
 }
 
-/// Parses one JSONL line.
-pub fn parse_line(raw: &str, path: &Path, line: usize) -> Result<Example> {
+/// Parses one JSONL line of `source`.
+pub fn parse_line(raw: &str, source: &Arc<Path>, line: usize) -> Result<Example> {
+    let path: &Path = source;
     let value: Value = serde_json::from_str(raw).map_err(|e| Error::Record {
         path: path.into(),
         line,
@@ -164,12 +179,16 @@ pub fn parse_line(raw: &str, path: &Path, line: usize) -> Result<Example> {
     let Value::Object(obj) = value else {
         return Err(Error::Record { path: path.into(), line, message: "expected a JSON object".into() });
     };
-    let prompt = field(&obj, "prompt", path, line)?;
-    let record = if obj.contains_key("chosen") || obj.contains_key("rejected") {
+    let err = |message: String| Error::Record { path: path.into(), line, message };
+    let record = if let Some(chat) = super::chat::parse(&obj, &err)? {
+        chat
+    } else if obj.contains_key("chosen") || obj.contains_key("rejected") {
+        let prompt = field(&obj, "prompt", path, line)?;
         let chosen = non_empty(field(&obj, "chosen", path, line)?, "chosen", path, line)?;
         let rejected = non_empty(field(&obj, "rejected", path, line)?, "rejected", path, line)?;
         Record::Preference { prompt, chosen, rejected }
     } else {
+        let prompt = field(&obj, "prompt", path, line)?;
         let completion = non_empty(field(&obj, "completion", path, line)?, "completion", path, line)?;
         Record::Instruction { prompt, completion }
     };
@@ -184,20 +203,21 @@ pub fn parse_line(raw: &str, path: &Path, line: usize) -> Result<Example> {
             })
         }
     };
-    Ok(Example { line, raw: raw.to_string(), task, record })
+    Ok(Example { source: source.clone(), line, raw: raw.to_string(), task, record })
 }
 
 /// Reads a JSONL file. Blank lines are skipped; every other line must be a record, and all
 /// records of a file must be of one kind.
 pub fn load_jsonl(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let source: Arc<Path> = Arc::from(path);
     let mut examples = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.trim().is_empty() {
             continue;
         }
-        let ex = parse_line(raw, path, i + 1)?;
+        let ex = parse_line(raw, &source, i + 1)?;
         if let Some(first) = examples.first() {
             let first: &Example = first;
             if std::mem::discriminant(&first.record) != std::mem::discriminant(&ex.record) {
@@ -205,7 +225,7 @@ pub fn load_jsonl(path: &Path) -> Result<Dataset> {
                     path: path.into(),
                     line: ex.line,
                     message: format!(
-                        "mixes instruction and preference records (line {} is of the other kind)",
+                        "mixes record kinds (plain or chat, instruction or preference): line {} is of another kind",
                         first.line
                     ),
                 });
@@ -225,19 +245,20 @@ mod tests {
 
     #[test]
     fn names_the_missing_field() {
-        let err = parse_line(r#"{"prompt":"a"}"#, Path::new("x.jsonl"), 3).unwrap_err();
+        let err = parse_line(r#"{"prompt":"a"}"#, &Arc::from(Path::new("x.jsonl")), 3).unwrap_err();
         assert_eq!(err.to_string(), "x.jsonl:3: missing field `completion`");
     }
 
     #[test]
     fn rejects_empty_completion() {
-        let err = parse_line(r#"{"prompt":"a","completion":""}"#, Path::new("x.jsonl"), 1).unwrap_err();
+        let err = parse_line(r#"{"prompt":"a","completion":""}"#, &Arc::from(Path::new("x.jsonl")), 1).unwrap_err();
         assert!(err.to_string().contains("`completion` is empty"), "{err}");
     }
 
     #[test]
     fn reads_preference_and_task() {
-        let ex = parse_line(r#"{"prompt":"p","chosen":"a","rejected":"b","task":"t"}"#, Path::new("x"), 1).unwrap();
+        let ex = parse_line(r#"{"prompt":"p","chosen":"a","rejected":"b","task":"t"}"#, &Arc::from(Path::new("x")), 1)
+            .unwrap();
         assert_eq!(ex.task.as_deref(), Some("t"));
         assert!(matches!(ex.record, Record::Preference { .. }));
     }

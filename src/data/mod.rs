@@ -1,7 +1,11 @@
 //! Data: JSONL records (instruction or preference) and their tokenization.
 
+mod chat;
 mod formats;
+mod template;
 mod tokenize;
 
+pub use chat::Message;
 pub use formats::{load_jsonl, Dataset, Example, Record, RecordKind, View};
+pub use template::ChatTemplate;
 pub use tokenize::{Sequence, TextTokenizer, Tokenized, TokenizedPair};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::generate::greedy;
-use crate::data::{Dataset, Record, TextTokenizer, Tokenized};
+use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::loss::{sequence_logps, sft_losses};
@@ -62,15 +62,15 @@ pub fn measure(
         let mut prompts = Vec::with_capacity(test.len());
         let mut answers = Vec::with_capacity(test.len());
         for e in &test.examples {
-            let Record::Instruction { prompt, completion } = &e.record else {
+            let Some((prompt, answer)) = tokenizer.generation_prompt(&e.record)? else {
                 return Err(Error::Record {
                     path: test.path.clone(),
                     line: e.line,
-                    message: "a test set for accuracy needs instruction records (prompt, completion)".into(),
+                    message: "a test set for accuracy needs instruction or chat records, not pairs".into(),
                 });
             };
-            prompts.push(tokenizer.prompt_ids(prompt)?);
-            answers.push(completion.trim().to_string());
+            prompts.push(prompt);
+            answers.push(answer.trim().to_string());
         }
         let outs = greedy(model, adapter, &prompts, max_new_tokens, tokenizer.eos(), BATCH, &compute.device);
         let mut hits = 0usize;

@@ -81,6 +81,10 @@ fn text_of(e: &Example) -> String {
     match &e.record {
         Record::Instruction { prompt, completion } => format!("{prompt} {completion}"),
         Record::Preference { prompt, chosen, .. } => format!("{prompt} {chosen}"),
+        Record::Chat { messages } => messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join(" "),
+        Record::ChatPreference { prompt, chosen, .. } => {
+            prompt.iter().chain(chosen).map(|m| m.content.as_str()).collect::<Vec<_>>().join(" ")
+        }
     }
 }
 

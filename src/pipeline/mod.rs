@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::choice::Choice;
-use crate::data::{load_jsonl, Dataset, RecordKind, TextTokenizer};
+use crate::data::{load_jsonl, ChatTemplate, Dataset, RecordKind, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
@@ -64,7 +64,8 @@ pub fn load_base(model: &Path, compute: &Compute) -> Result<(CausalLm, TextToken
     if !tok_path.exists() {
         return Err(Error::format(&tok_path, "missing tokenizer.json"));
     }
-    let tokenizer = TextTokenizer::from_file(&tok_path, model.config.eos_token_id)?;
+    let tokenizer = TextTokenizer::from_file(&tok_path, model.config.eos_token_id)?
+        .with_template(ChatTemplate::from_model_dir(model_dir)?);
     Ok((model, tokenizer))
 }
 

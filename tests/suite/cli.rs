@@ -329,3 +329,41 @@ fn expect_error_env(args: &[&str], data: &Path, cache: &Path, needles: &[&str]) 
         assert!(stderr.contains(n), "error for {args:?} does not mention `{n}`: {stderr}");
     }
 }
+
+/// Chat-format pools and targets through `select`, on a model with a chat template: LESS on
+/// conversations, ROSE and PRISM with chat preference targets; selected.jsonl copies the pool's
+/// lines byte for byte.
+#[test]
+fn chat_records_run_through_select() {
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch");
+    let base = common::tmp("test", "chat");
+    for (method, pool, target) in [
+        ("less", "chat.jsonl", "sharegpt.jsonl"),
+        ("rose", "chat.jsonl", "chat-pairs.jsonl"),
+        ("prism", "alpaca.jsonl", "chat-pairs.jsonl"),
+    ] {
+        let out = base.join(method);
+        let r = run(bin()
+            .args(["select", "--device", "cpu", "--quiet", "--method", method, "--count", "1", "--proj-dim", "64"])
+            .arg("--model")
+            .arg(arch.join("tiny-qwen3"))
+            .arg("--adapter")
+            .arg(arch.join("tiny-qwen3/adapter"))
+            .arg("--pool")
+            .arg(arch.join(pool))
+            .arg("--target")
+            .arg(arch.join(target))
+            .arg("--out")
+            .arg(&out));
+        assert!(r.status.success(), "--method {method} on chat records failed");
+        let selected: Vec<usize> =
+            serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+        let pool_text = std::fs::read_to_string(arch.join(pool)).unwrap();
+        let lines: Vec<&str> = pool_text.lines().collect();
+        let chosen = std::fs::read_to_string(out.join("selected.jsonl")).unwrap();
+        for (line, &i) in chosen.lines().zip(&selected) {
+            assert_eq!(line, lines[i]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

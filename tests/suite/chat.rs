@@ -1,0 +1,156 @@
+//! Chat records against PyTorch's references (tests/fixtures/hf-arch, copied from the shared
+//! fixtures): each model's chat template renders the conversations, and the ids and loss masks
+//! equal the ones transformers made (manifest.json states the convention). ShareGPT and Alpaca
+//! records give the ids and masks of their `messages` twins; chat preference pairs give the
+//! reference DPO sequences; bad chat input gets an error naming the file, line and field.
+
+use std::path::{Path, PathBuf};
+
+use gradsift::data::{load_jsonl, ChatTemplate, Sequence, TextTokenizer, Tokenized};
+use serde_json::Value;
+
+const CHAT_MODELS: &[&str] = &["tiny-llama3", "tiny-qwen3", "tiny-gemma2", "tiny-phi3", "tiny-mistral"];
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch")
+}
+
+fn tokenizer(model: &str) -> TextTokenizer {
+    let d = dir().join(model);
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    let eos = cfg["eos_token_id"].as_u64().unwrap() as u32;
+    TextTokenizer::from_file(&d.join("tokenizer.json"), eos)
+        .unwrap()
+        .with_template(ChatTemplate::from_model_dir(&d).unwrap())
+}
+
+fn reference(model: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(model).join("reference.json")).unwrap()).unwrap()
+}
+
+fn seq(ids: &Value, mask: &Value) -> Sequence {
+    let v = |x: &Value| x.as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect::<Vec<_>>();
+    Sequence {
+        ids: v(ids).into_iter().map(|x| x as u32).collect(),
+        mask: v(mask).into_iter().map(|x| x as u8).collect(),
+    }
+}
+
+fn singles(t: Vec<Tokenized>) -> Vec<Sequence> {
+    t.into_iter()
+        .map(|x| match x {
+            Tokenized::Single(s) => s,
+            Tokenized::Pair(_) => panic!("a pair"),
+        })
+        .collect()
+}
+
+/// The conversations file of a model (Gemma's template refuses a system role).
+fn conversations(model: &str) -> &'static str {
+    if model == "tiny-gemma2" {
+        "chat-nosystem.jsonl"
+    } else {
+        "chat.jsonl"
+    }
+}
+
+#[test]
+fn chat_ids_and_masks_match_transformers() {
+    for &model in CHAT_MODELS {
+        let tok = tokenizer(model);
+        let r = reference(model);
+        let want: Vec<Sequence> = r["sft"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "chat")
+            .map(|e| seq(&e["ids"], &e["mask"]))
+            .collect();
+        let data = load_jsonl(&dir().join(conversations(model))).unwrap();
+        let (got, _) = tok.examples(&data.examples, 4096).unwrap();
+        assert_eq!(singles(got), want, "{model}: chat ids/masks");
+        let pairs = load_jsonl(&dir().join("chat-pairs.jsonl")).unwrap();
+        let (got, _) = tok.examples(&pairs.examples, 4096).unwrap();
+        let want: Vec<(Sequence, Sequence)> = r["dpo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "chat")
+            .map(|e| (seq(&e["chosen_ids"], &e["chosen_mask"]), seq(&e["rejected_ids"], &e["rejected_mask"])))
+            .collect();
+        let got: Vec<(Sequence, Sequence)> = got
+            .into_iter()
+            .map(|t| match t {
+                Tokenized::Pair(p) => (p.chosen, p.rejected),
+                Tokenized::Single(_) => panic!("not a pair"),
+            })
+            .collect();
+        assert_eq!(got, want, "{model}: chat preference pairs");
+        eprintln!("{model}: chat records and pairs tokenized as transformers does");
+    }
+}
+
+#[test]
+fn sharegpt_and_alpaca_give_their_messages_twins() {
+    for &model in CHAT_MODELS.iter().filter(|&&m| m != "tiny-gemma2") {
+        let tok = tokenizer(model);
+        let tokens =
+            |file: &str| singles(tok.examples(&load_jsonl(&dir().join(file)).unwrap().examples, 4096).unwrap().0);
+        let twins = tokens("chat.jsonl");
+        assert_eq!(tokens("sharegpt.jsonl"), twins, "{model}: ShareGPT");
+        // Alpaca holds the single-turn conversations of chat.jsonl, in order.
+        let chat = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+        let single_turn: Vec<Sequence> = chat
+            .examples
+            .iter()
+            .zip(&twins)
+            .filter(|(e, _)| e.raw.matches("\"assistant\"").count() == 1)
+            .map(|(_, s)| s.clone())
+            .collect();
+        assert_eq!(tokens("alpaca.jsonl"), single_turn, "{model}: Alpaca");
+    }
+}
+
+#[test]
+fn bad_chat_input_names_file_line_and_reason() {
+    let tmp = std::env::temp_dir().join(format!("gradsift-chat-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Gemma's template refuses a system role: its own message, at the record's line.
+    let gemma = tokenizer("tiny-gemma2");
+    let data = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+    let e = gemma.examples(&data.examples, 4096).unwrap_err().to_string();
+    assert!(e.contains("chat.jsonl:1") && e.contains("System role not supported"), "{e}");
+    // A model without a template.
+    let d = dir().join("tiny-llama3");
+    let bare = TextTokenizer::from_file(&d.join("tokenizer.json"), 1).unwrap();
+    let e = bare.examples(&data.examples, 4096).unwrap_err().to_string();
+    assert!(e.contains("chat template"), "{e}");
+    // Records: a mixed file, and a template that is not incremental.
+    let mixed = tmp.join("mixed.jsonl");
+    std::fs::write(
+        &mixed,
+        "{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"r\"}]}\n",
+    )
+    .unwrap();
+    let e = load_jsonl(&mixed).unwrap_err().to_string();
+    assert!(e.contains("mixed.jsonl:2") && e.contains("mixes record kinds"), "{e}");
+    let odd = ChatTemplate::new(
+        "{% for m in messages|reverse %}{{ m.content }}|{% endfor %}".into(),
+        tmp.join("reversed.jinja"),
+        String::new(),
+        String::new(),
+    )
+    .unwrap();
+    let two_turns = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+    let odd_tok = TextTokenizer::from_file(&d.join("tokenizer.json"), 1).unwrap().with_template(Some(odd));
+    let e = odd_tok.examples(&two_turns.examples[1..2], 4096).unwrap_err().to_string();
+    assert!(e.contains("not incremental") && e.contains(":2"), "{e}");
+    // A list of named templates with no default.
+    let listed = tmp.join("listed");
+    std::fs::create_dir_all(&listed).unwrap();
+    std::fs::write(listed.join("tokenizer_config.json"), r#"{"chat_template":[{"name":"tool_use","template":"x"}]}"#)
+        .unwrap();
+    let e = ChatTemplate::from_model_dir(&listed).err().unwrap().to_string();
+    assert!(e.contains("tokenizer_config.json") && e.contains("no `default`"), "{e}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
