@@ -6,8 +6,14 @@
 
 use serde_json::{Map, Value};
 
-use super::formats::Record;
 use crate::error::{Error, Result};
+
+/// A chat record: one conversation, or a preference pair of conversations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatRecord {
+    Conversation(Vec<Message>),
+    Pair { prompt: Vec<Message>, chosen: Vec<Message>, rejected: Vec<Message> },
+}
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,15 +109,15 @@ fn alpaca_prompt(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Res
 }
 
 /// The chat record of `obj`, or None when it is a plain `{"prompt": string, ...}` record.
-pub fn parse(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Result<Option<Record>> {
+pub fn parse(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Result<Option<ChatRecord>> {
     let record = if let Some(v) = obj.get("messages") {
         let msgs = messages(v, "messages", err)?;
         check_turns(&msgs, "messages", err)?;
-        Record::Chat { messages: msgs }
+        ChatRecord::Conversation(msgs)
     } else if obj.contains_key("conversations") {
         let msgs = sharegpt(obj, err)?;
         check_turns(&msgs, "conversations", err)?;
-        Record::Chat { messages: msgs }
+        ChatRecord::Conversation(msgs)
     } else if obj.contains_key("instruction") {
         let prompt = alpaca_prompt(obj, err)?;
         let answer = |key: &str| -> Result<Vec<Message>> {
@@ -121,11 +127,11 @@ pub fn parse(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Result<
             Ok(m)
         };
         if obj.contains_key("chosen") || obj.contains_key("rejected") {
-            Record::ChatPreference { prompt, chosen: answer("chosen")?, rejected: answer("rejected")? }
+            ChatRecord::Pair { prompt, chosen: answer("chosen")?, rejected: answer("rejected")? }
         } else {
             let mut msgs = prompt;
             msgs.extend(answer("output")?);
-            Record::Chat { messages: msgs }
+            ChatRecord::Conversation(msgs)
         }
     } else if matches!(obj.get("chosen"), Some(Value::Array(_))) || matches!(obj.get("rejected"), Some(Value::Array(_)))
     {
@@ -146,13 +152,13 @@ pub fn parse(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Result<
         };
         check_turns(&chosen, "chosen", err)?;
         check_turns(&rejected, "rejected", err)?;
-        Record::ChatPreference { prompt, chosen, rejected }
+        ChatRecord::Pair { prompt, chosen, rejected }
     } else if matches!(obj.get("prompt"), Some(Value::Array(_))) {
         let mut msgs = messages(&obj["prompt"], "prompt", err)?;
         let completion = obj.get("completion").ok_or_else(|| err("missing field `completion`".into()))?;
         msgs.extend(messages(completion, "completion", err)?);
         check_turns(&msgs, "completion", err)?;
-        Record::Chat { messages: msgs }
+        ChatRecord::Conversation(msgs)
     } else {
         return Ok(None);
     };
@@ -163,7 +169,7 @@ pub fn parse(obj: &Map<String, Value>, err: &dyn Fn(String) -> Error) -> Result<
 mod tests {
     use super::*;
 
-    fn rec(json: &str) -> Result<Option<Record>> {
+    fn rec(json: &str) -> Result<Option<ChatRecord>> {
         let obj: Map<String, Value> = serde_json::from_str(json).unwrap();
         parse(&obj, &|m| Error::Record { path: "x.jsonl".into(), line: 7, message: m })
     }
@@ -178,7 +184,7 @@ mod tests {
         assert_eq!(share.unwrap(), twin.as_ref().unwrap().clone());
         assert_eq!(alpaca.unwrap(), twin.unwrap());
         let with_input = rec(r#"{"instruction":"Q","input":"I","output":"A"}"#).unwrap().unwrap();
-        let Record::Chat { messages } = with_input else { panic!() };
+        let ChatRecord::Conversation(messages) = with_input else { panic!() };
         assert_eq!(messages[0].content, "Q\nI");
     }
 
@@ -188,7 +194,7 @@ mod tests {
                        "rejected":[{"role":"user","content":"Q"},{"role":"assistant","content":"no"}]}"#)
         .unwrap()
         .unwrap();
-        let Record::ChatPreference { prompt, chosen, rejected } = r else { panic!() };
+        let ChatRecord::Pair { prompt, chosen, rejected } = r else { panic!() };
         assert_eq!((prompt.len(), chosen[0].content.as_str(), rejected[0].content.as_str()), (1, "yes", "no"));
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::chat::Message;
+use super::chat::{ChatRecord, Message};
 use crate::error::{Error, Result};
 
 /// What one line holds.
@@ -181,7 +181,10 @@ pub fn parse_line(raw: &str, source: &Arc<Path>, line: usize) -> Result<Example>
     };
     let err = |message: String| Error::Record { path: path.into(), line, message };
     let record = if let Some(chat) = super::chat::parse(&obj, &err)? {
-        chat
+        match chat {
+            ChatRecord::Conversation(messages) => Record::Chat { messages },
+            ChatRecord::Pair { prompt, chosen, rejected } => Record::ChatPreference { prompt, chosen, rejected },
+        }
     } else if obj.contains_key("chosen") || obj.contains_key("rejected") {
         let prompt = field(&obj, "prompt", path, line)?;
         let chosen = non_empty(field(&obj, "chosen", path, line)?, "chosen", path, line)?;
