@@ -91,6 +91,7 @@ impl DemoOptions {
                 lora_alpha: 32.0,
                 lora_targets: Vec::new(),
                 seed: 0,
+                chat_template: Default::default(),
             },
             fraction,
             methods: vec![

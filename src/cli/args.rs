@@ -126,6 +126,9 @@ pub struct EvalArgs {
     /// Held-out preference pairs: preference accuracy.
     #[arg(long)]
     pub test_pairs: Option<PathBuf>,
+    /// Chat template for chat records: a Jinja file, or `none` [default: the model's own].
+    #[arg(long, value_name = "FILE|none")]
+    pub chat_template: Option<PathBuf>,
     /// Skip the random subsets (of the first selection's size).
     #[arg(long)]
     pub no_random: bool,
@@ -208,6 +211,9 @@ pub struct ModelArgs {
     /// Comma-separated module-name suffixes of a fresh LoRA [default: attention projections].
     #[arg(long, value_delimiter = ',')]
     pub lora_targets: Vec<String>,
+    /// Chat template for chat records: a Jinja file, or `none` [default: the model's own].
+    #[arg(long, value_name = "FILE|none")]
+    pub chat_template: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -183,7 +183,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         ..EvalOptions::default()
     };
     let tests = TestSets { test: test.as_ref(), pairs: pairs.as_ref() };
-    let (model, tokenizer) = pipeline::load_base(&model_dir, &compute)?;
+    let (model, tokenizer) = pipeline::load_base(&model_dir, &a.chat_template(), &compute)?;
     let report = gradsift::eval::run_and_write(&model, &tokenizer, &pool, &arms, tests, &opts, &compute, &a.out)?;
     say(&report.table)?;
     say(format_args!("wrote {}", a.out.join("eval.md").display()))

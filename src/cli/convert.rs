@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use gradsift::data::TemplateChoice;
 use gradsift::features::FeatureOptions;
 use gradsift::loss::LossKind;
 use gradsift::methods::knn::{IvfParams, KnnIndex};
@@ -14,7 +15,7 @@ use gradsift::suite::SuiteSpec;
 use gradsift::train::{AdamWConfig, WarmupOptions};
 
 use super::args::{
-    FeatureArgs, HessianArg, IndexArg, LossArg, MakeDataArgs, ModelArgs, SelectArgs, WarmupArgs, WarmupLoss,
+    EvalArgs, FeatureArgs, HessianArg, IndexArg, LossArg, MakeDataArgs, ModelArgs, SelectArgs, WarmupArgs, WarmupLoss,
 };
 
 impl From<&FeatureArgs> for FeatureOptions {
@@ -31,7 +32,26 @@ impl From<&FeatureArgs> for FeatureOptions {
     }
 }
 
+/// `--chat-template FILE|none`.
+fn template_choice(arg: &Option<PathBuf>) -> TemplateChoice {
+    match arg {
+        None => TemplateChoice::FromModel,
+        Some(p) if p.as_os_str() == "none" => TemplateChoice::Disabled,
+        Some(p) => TemplateChoice::File(p.clone()),
+    }
+}
+
+impl EvalArgs {
+    pub fn chat_template(&self) -> TemplateChoice {
+        template_choice(&self.chat_template)
+    }
+}
+
 impl ModelArgs {
+    pub fn chat_template(&self) -> TemplateChoice {
+        template_choice(&self.chat_template)
+    }
+
     /// The model spec for `model_dir` (the flag's, or the embedded default's).
     pub fn spec(&self, model_dir: PathBuf, seed: u64) -> ModelSpec {
         ModelSpec {
@@ -41,6 +61,7 @@ impl ModelArgs {
             lora_alpha: self.lora_alpha,
             lora_targets: self.lora_targets.clone(),
             seed,
+            chat_template: self.chat_template(),
         }
     }
 }

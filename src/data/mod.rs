@@ -7,5 +7,5 @@ mod tokenize;
 
 pub use chat::Message;
 pub use formats::{load_jsonl, Dataset, Example, Record, RecordKind, View};
-pub use template::ChatTemplate;
+pub use template::{ChatTemplate, TemplateChoice};
 pub use tokenize::{Sequence, TextTokenizer, Tokenized, TokenizedPair};

@@ -15,6 +15,18 @@ use serde_json::Value;
 use super::chat::Message;
 use crate::error::{Error, Result};
 
+/// Which chat template chat records are rendered with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TemplateChoice {
+    /// The model's own (`chat_template.jinja` or tokenizer_config.json), if it has one.
+    #[default]
+    FromModel,
+    /// A Jinja file given by the user (the model's BOS and EOS strings still apply).
+    File(PathBuf),
+    /// None: chat records are refused.
+    Disabled,
+}
+
 /// A loaded chat template and the special tokens it may write.
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -75,15 +87,39 @@ fn py_json(v: &Value, indent: Option<usize>, depth: usize, out: &mut String) {
 }
 
 impl ChatTemplate {
+    /// The template `choice` names for the model in `dir`.
+    pub fn load(choice: &TemplateChoice, dir: &Path) -> Result<Option<ChatTemplate>> {
+        match choice {
+            TemplateChoice::FromModel => Self::from_model_dir(dir),
+            TemplateChoice::Disabled => Ok(None),
+            TemplateChoice::File(path) => {
+                let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                let (bos, eos) = Self::special_tokens(dir)?;
+                Self::new(source, path.clone(), bos, eos).map(Some)
+            }
+        }
+    }
+
+    /// The BOS and EOS strings of the model's tokenizer_config.json (empty when absent).
+    fn special_tokens(dir: &Path) -> Result<(String, String)> {
+        let config = Self::tokenizer_config(dir)?;
+        Ok((token_string(config.get("bos_token")), token_string(config.get("eos_token"))))
+    }
+
+    fn tokenizer_config(dir: &Path) -> Result<Value> {
+        let path = dir.join("tokenizer_config.json");
+        match std::fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::format(&path, format!("invalid JSON: {e}"))),
+            Err(_) => Ok(Value::Null),
+        }
+    }
+
     /// The template of a model directory: `chat_template.jinja`, else tokenizer_config.json's
     /// `chat_template` (a string, or a list of named templates of which `default` is used).
     /// None when the model has none.
     pub fn from_model_dir(dir: &Path) -> Result<Option<ChatTemplate>> {
         let config_path = dir.join("tokenizer_config.json");
-        let config: Value = match std::fs::read_to_string(&config_path) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::format(&config_path, format!("invalid JSON: {e}")))?,
-            Err(_) => Value::Null,
-        };
+        let config = Self::tokenizer_config(dir)?;
         let jinja = dir.join("chat_template.jinja");
         let (source, path) = if jinja.exists() {
             (std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?, jinja)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::choice::Choice;
-use crate::data::{load_jsonl, ChatTemplate, Dataset, RecordKind, TextTokenizer};
+use crate::data::{load_jsonl, ChatTemplate, Dataset, RecordKind, TemplateChoice, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
@@ -45,6 +45,8 @@ pub struct ModelSpec {
     /// Module-name suffixes; empty = the architecture's attention projections.
     pub lora_targets: Vec<String>,
     pub seed: u64,
+    /// The chat template of chat records.
+    pub chat_template: TemplateChoice,
 }
 
 /// A model ready for featurization.
@@ -56,8 +58,9 @@ pub struct Loaded {
 }
 
 /// Loads a model's weights and tokenizer onto `compute`, without an adapter. `model` is a
-/// directory, or a Hub name (`ORG/NAME[@REVISION]`) found in the local Hugging Face cache.
-pub fn load_base(model: &Path, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
+/// directory, or a Hub name (`ORG/NAME[@REVISION]`) found in the local Hugging Face cache;
+/// chat records will be rendered with the template `chat_template` names.
+pub fn load_base(model: &Path, chat_template: &TemplateChoice, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
     let model_dir = &crate::model::hub::model_dir(model)?;
     let model = CausalLm::load(model_dir, &compute.device)?;
     let tok_path = model_dir.join("tokenizer.json");
@@ -65,13 +68,13 @@ pub fn load_base(model: &Path, compute: &Compute) -> Result<(CausalLm, TextToken
         return Err(Error::format(&tok_path, "missing tokenizer.json"));
     }
     let tokenizer = TextTokenizer::from_file(&tok_path, model.config.eos_token_id)?
-        .with_template(ChatTemplate::from_model_dir(model_dir)?);
+        .with_template(ChatTemplate::load(chat_template, model_dir)?);
     Ok((model, tokenizer))
 }
 
 /// Loads model, tokenizer and adapter onto `compute`.
 pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
-    let (model, tokenizer) = load_base(&spec.model_dir, compute)?;
+    let (model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, compute)?;
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,
         None => {

@@ -365,5 +365,21 @@ fn chat_records_run_through_select() {
             assert_eq!(line, lines[i]);
         }
     }
+    // --chat-template: another template file renders the records; `none` refuses them.
+    let with = |template: &Path, out: &str| {
+        run(bin()
+            .args(["select", "--device", "cpu", "--method", "loss", "--count", "1", "--chat-template"])
+            .arg(template)
+            .arg("--model")
+            .arg(arch.join("tiny-qwen3"))
+            .arg("--pool")
+            .arg(arch.join("chat.jsonl"))
+            .arg("--out")
+            .arg(base.join(out)))
+    };
+    assert!(with(&arch.join("tiny-phi3/chat_template.jinja"), "phi3-template").status.success());
+    let refused = with(Path::new("none"), "no-template");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("chat template"), "{stderr}");
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -106,6 +106,7 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
         lora_alpha: 16.0,
         lora_targets: vec![],
         seed: 0,
+        chat_template: Default::default(),
     };
     gradsift::pipeline::load(&spec, c).unwrap()
 }

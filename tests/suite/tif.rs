@@ -51,6 +51,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         lora_alpha: 32.0,
         lora_targets: vec![],
         seed: 0,
+        chat_template: Default::default(),
     };
     let loaded = pipeline::load(&spec, &c).unwrap();
     let warm = WarmupOptions {
