@@ -69,7 +69,7 @@ fn main() {
     std::fs::copy(out.join("model/tokenizer.json"), init.join("tokenizer.json")).expect("tokenizer.json");
     let base = demo.join("base.jsonl");
     std::fs::rename(&base, work.join("base.jsonl")).expect("move base.jsonl");
-    let data = gradsift::data::load_jsonl(&work.join("base.jsonl")).expect("base mix");
+    let data = gradsift::data::load_records(&work.join("base.jsonl")).expect("base mix");
     let opts = gradsift::train::BaseOptions::default();
     let compute = gradsift::Compute::cpu();
     let start = std::time::Instant::now();

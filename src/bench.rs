@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::data::{load_jsonl, TextTokenizer, Tokenized};
+use crate::data::{load_records, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::npy::{NpyFile, NpyWriter};
@@ -55,7 +55,7 @@ pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result
     let model = CausalLm::load(&assets.model_dir, &compute.device)?;
     let tok = TextTokenizer::from_file(&assets.model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
     let adapter = LoraAdapter::fresh(&model.linears, 8, 32.0, &model.config.arch.default_lora_targets(), 0)?;
-    let pool = load_jsonl(&assets.pool)?;
+    let pool = load_records(&assets.pool)?;
     let (examples, _) = tok.examples(&pool.examples, 512)?;
     let tokens = examples.iter().map(|e| if let Tokenized::Single(s) = e { s.ids.len() } else { 0 }).sum();
     let n = adapter.num_params();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::choice::Choice;
-use crate::data::{load_jsonl, RecordKind};
+use crate::data::{load_records, RecordKind};
 use crate::device::Compute;
 use crate::error::Result;
 use crate::eval::{self, Arm, EvalOptions, EvalReport, Subset, TestSets};
@@ -263,8 +263,8 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
     stages.end("select");
     let budget = Budget::Fraction(o.fraction).count(run.suite.pool_kinds.len())?;
     arms.push(Arm { name: "random".into(), subset: Subset::Random(budget) });
-    let pool = load_jsonl(&pool_path)?;
-    let test = load_jsonl(&run.file("test.jsonl"))?;
+    let pool = load_records(&pool_path)?;
+    let test = load_records(&run.file("test.jsonl"))?;
     let report = eval::run_and_write(
         &run.loaded.model,
         &run.loaded.tokenizer,
@@ -306,8 +306,8 @@ fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf>
     );
     stages.end("select (fusion)");
 
-    let pairs = load_jsonl(&pairs_path)?;
-    let test_pairs = load_jsonl(&run.file("heldout-pairs.jsonl"))?;
+    let pairs = load_records(&pairs_path)?;
+    let test_pairs = load_records(&run.file("heldout-pairs.jsonl"))?;
     let arms = vec![
         Arm { name: "fusion (kept)".into(), subset: Subset::Fixed(fusion.selected.clone()) },
         Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) },

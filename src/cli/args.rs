@@ -252,7 +252,7 @@ pub enum LossArg {
 pub struct FeaturizeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// JSONL data set.
+    /// Data set (JSONL, or a .json array of records).
     #[arg(long)]
     pub data: PathBuf,
     /// Loss whose gradient is the feature.
@@ -277,10 +277,10 @@ pub struct SelectArgs {
     pub method: Method,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Candidate pool (JSONL) [default: the embedded demo pool].
+    /// Candidate pool (JSONL, or a .json array) [default: the embedded demo pool].
     #[arg(long)]
     pub pool: Option<PathBuf>,
-    /// Target examples (JSONL; `task` names subtasks) [default: the embedded demo target].
+    /// Target examples (JSONL or .json; `task` names subtasks) [default: the embedded demo target].
     #[arg(long)]
     pub target: Option<PathBuf>,
     /// Fraction of the pool to select.
@@ -396,7 +396,7 @@ pub enum WarmupLoss {
 pub struct WarmupArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Pool (JSONL) to draw the warmup subset from [default: the embedded demo pool].
+    /// Pool (JSONL or .json) to draw the warmup subset from [default: the embedded demo pool].
     #[arg(long)]
     pub pool: Option<PathBuf>,
     /// Fraction of the pool to train on.

@@ -168,9 +168,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, None) => assets::materialize()?.model_dir,
     };
     let compute = open_device(&a.device)?;
-    let pool = gradsift::data::load_jsonl(&pool_path)?;
-    let test = a.test.as_deref().map(gradsift::data::load_jsonl).transpose()?;
-    let pairs = a.test_pairs.as_deref().map(gradsift::data::load_jsonl).transpose()?;
+    let pool = gradsift::data::load_records(&pool_path)?;
+    let test = a.test.as_deref().map(gradsift::data::load_records).transpose()?;
+    let pairs = a.test_pairs.as_deref().map(gradsift::data::load_records).transpose()?;
     let arms = gradsift::eval::arms(&selections, !a.no_random);
     let opts = EvalOptions {
         steps: a.steps,

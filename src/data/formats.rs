@@ -209,20 +209,44 @@ pub fn parse_line(raw: &str, source: &Arc<Path>, line: usize) -> Result<Example>
     Ok(Example { source: source.clone(), line, raw: raw.to_string(), task, record })
 }
 
-/// Reads a JSONL file. Blank lines are skipped; every other line must be a record, and all
+/// The records of a file as `(line, text)`: a JSONL file's non-blank lines as they are, or a
+/// `.json` file's array elements, each written compactly on one line (so that selected.jsonl
+/// stays JSONL), numbered by the line each element starts on.
+fn record_texts(path: &Path, text: &str) -> Result<Vec<(usize, String)>> {
+    if path.extension().is_some_and(|e| e == "json") {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text).map_err(|e| Error::Record {
+            path: path.into(),
+            line: e.line(),
+            message: format!("expected a JSON array of records: {e}"),
+        })?;
+        return Ok(items
+            .into_iter()
+            .map(|item| {
+                let offset = item.get().as_ptr() as usize - text.as_ptr() as usize;
+                let line = text[..offset].matches('\n').count() + 1;
+                let value: Value = serde_json::from_str(item.get()).expect("parsed above");
+                (line, value.to_string())
+            })
+            .collect());
+    }
+    Ok(text
+        .split('\n')
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw.strip_suffix('\r').unwrap_or(raw)))
+        .filter(|(_, raw)| !raw.trim().is_empty())
+        .map(|(i, raw)| (i, raw.to_string()))
+        .collect())
+}
+
+/// Reads a record file: JSONL (one record a line; blank lines skipped) or a `.json` array. All
 /// records of a file must be of one kind.
-pub fn load_jsonl(path: &Path) -> Result<Dataset> {
+pub fn load_records(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let source: Arc<Path> = Arc::from(path);
-    let mut examples = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let ex = parse_line(raw, &source, i + 1)?;
+    let mut examples: Vec<Example> = Vec::new();
+    for (line, raw) in record_texts(path, &text)? {
+        let ex = parse_line(&raw, &source, line)?;
         if let Some(first) = examples.first() {
-            let first: &Example = first;
             if std::mem::discriminant(&first.record) != std::mem::discriminant(&ex.record) {
                 return Err(Error::Record {
                     path: path.into(),
@@ -264,5 +288,26 @@ mod tests {
             .unwrap();
         assert_eq!(ex.task.as_deref(), Some("t"));
         assert!(matches!(ex.record, Record::Preference { .. }));
+    }
+
+    #[test]
+    fn json_arrays_read_like_jsonl_with_the_lines_elements_start_on() {
+        let dir = std::env::temp_dir().join(format!("gradsift-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (jsonl, json) = (dir.join("a.jsonl"), dir.join("a.json"));
+        std::fs::write(&jsonl, "{\"prompt\":\"p\",\"completion\":\"c\"}\n\n{\"prompt\":\"q\",\"completion\":\"d\"}\n")
+            .unwrap();
+        std::fs::write(
+            &json,
+            "[\n  {\"prompt\": \"p\",\n   \"completion\": \"c\"},\n  {\"prompt\": \"q\", \"completion\": \"d\"}\n]\n",
+        )
+        .unwrap();
+        let (a, b) = (load_records(&jsonl).unwrap(), load_records(&json).unwrap());
+        let records = |d: &Dataset| d.examples.iter().map(|e| e.record.clone()).collect::<Vec<_>>();
+        assert_eq!(records(&a), records(&b));
+        assert_eq!(b.examples.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
+        assert!(b.examples.iter().all(|e| !e.raw.contains('\n')), "one line per record in selected.jsonl");
+        std::fs::write(&json, "{\"prompt\": \"p\"}").unwrap();
+        assert!(load_records(&json).unwrap_err().to_string().contains("JSON array"));
     }
 }

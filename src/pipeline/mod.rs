@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::choice::Choice;
-use crate::data::{load_jsonl, ChatTemplate, Dataset, RecordKind, TemplateChoice, TextTokenizer};
+use crate::data::{load_records, ChatTemplate, Dataset, RecordKind, TemplateChoice, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
@@ -99,7 +99,7 @@ pub fn featurize(
     compute: &Compute,
     out: &Path,
 ) -> Result<FeatureFile> {
-    let dataset = load_jsonl(data)?;
+    let dataset = load_records(data)?;
     let wanted = loss.records();
     if dataset.kind() != wanted {
         return Err(Error::Record {
@@ -120,7 +120,7 @@ pub fn warmup(
     compute: &Compute,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let dataset = load_jsonl(pool)?;
+    let dataset = load_records(pool)?;
     train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
 }
 
@@ -162,7 +162,7 @@ impl<'a> Context<'a> {
 
 /// Reads the target (or validation) file of `method`, which must hold `kind` records.
 fn load_target(path: &Path, kind: RecordKind, method: Method) -> Result<Dataset> {
-    let t = load_jsonl(path)?;
+    let t = load_records(path)?;
     if t.kind() != kind {
         return Err(Error::Invalid(format!(
             "{}: the {} method needs {} targets",
@@ -176,7 +176,7 @@ fn load_target(path: &Path, kind: RecordKind, method: Method) -> Result<Dataset>
 
 /// Scores the pool with `spec.method` and writes the selection.
 pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
-    let pool = load_jsonl(spec.pool)?;
+    let pool = load_records(spec.pool)?;
     let budget = spec.budget.count(pool.len())?;
     let method = spec.method.method();
     let name = method.name();

@@ -11,7 +11,7 @@ pub use figures::{EvalBars, JaccardHeatmap, PcaMap, ScoreHistogram, TifScatter};
 pub use pca::pca2;
 pub use render::{save, Figure};
 
-use crate::data::load_jsonl;
+use crate::data::load_records;
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, Stat};
 use crate::features::Store;
@@ -99,7 +99,7 @@ pub fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<Path
     if let Some(store) = pool_store(sel) {
         let f = Store::new(&store).load()?;
         if f.rows == selected.len() && f.rows >= 3 {
-            let tasks = match manifest["pool"]["path"].as_str().map(|p| load_jsonl(Path::new(p))) {
+            let tasks = match manifest["pool"]["path"].as_str().map(|p| load_records(Path::new(p))) {
                 Some(Ok(pool)) if pool.len() == f.rows => {
                     pool.examples.iter().map(|e| e.task.clone().unwrap_or_else(|| "(no task)".into())).collect()
                 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gradsift::data::{load_jsonl, ChatTemplate, Sequence, TextTokenizer, Tokenized};
+use gradsift::data::{load_records, ChatTemplate, Sequence, TextTokenizer, Tokenized};
 use serde_json::Value;
 
 const CHAT_MODELS: &[&str] = &["tiny-llama3", "tiny-qwen3", "tiny-gemma2", "tiny-phi3", "tiny-mistral"];
@@ -66,10 +66,10 @@ fn chat_ids_and_masks_match_transformers() {
             .filter(|e| e["kind"] == "chat")
             .map(|e| seq(&e["ids"], &e["mask"]))
             .collect();
-        let data = load_jsonl(&dir().join(conversations(model))).unwrap();
+        let data = load_records(&dir().join(conversations(model))).unwrap();
         let (got, _) = tok.examples(&data.examples, 4096).unwrap();
         assert_eq!(singles(got), want, "{model}: chat ids/masks");
-        let pairs = load_jsonl(&dir().join("chat-pairs.jsonl")).unwrap();
+        let pairs = load_records(&dir().join("chat-pairs.jsonl")).unwrap();
         let (got, _) = tok.examples(&pairs.examples, 4096).unwrap();
         let want: Vec<(Sequence, Sequence)> = r["dpo"]
             .as_array()
@@ -95,11 +95,11 @@ fn sharegpt_and_alpaca_give_their_messages_twins() {
     for &model in CHAT_MODELS.iter().filter(|&&m| m != "tiny-gemma2") {
         let tok = tokenizer(model);
         let tokens =
-            |file: &str| singles(tok.examples(&load_jsonl(&dir().join(file)).unwrap().examples, 4096).unwrap().0);
+            |file: &str| singles(tok.examples(&load_records(&dir().join(file)).unwrap().examples, 4096).unwrap().0);
         let twins = tokens("chat.jsonl");
         assert_eq!(tokens("sharegpt.jsonl"), twins, "{model}: ShareGPT");
         // Alpaca holds the single-turn conversations of chat.jsonl, in order.
-        let chat = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+        let chat = load_records(&dir().join("chat.jsonl")).unwrap();
         let single_turn: Vec<Sequence> = chat
             .examples
             .iter()
@@ -117,7 +117,7 @@ fn bad_chat_input_names_file_line_and_reason() {
     std::fs::create_dir_all(&tmp).unwrap();
     // Gemma's template refuses a system role: its own message, at the record's line.
     let gemma = tokenizer("tiny-gemma2");
-    let data = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+    let data = load_records(&dir().join("chat.jsonl")).unwrap();
     let e = gemma.examples(&data.examples, 4096).unwrap_err().to_string();
     assert!(e.contains("chat.jsonl:1") && e.contains("System role not supported"), "{e}");
     // A model without a template.
@@ -132,7 +132,7 @@ fn bad_chat_input_names_file_line_and_reason() {
         "{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"r\"}]}\n",
     )
     .unwrap();
-    let e = load_jsonl(&mixed).unwrap_err().to_string();
+    let e = load_records(&mixed).unwrap_err().to_string();
     assert!(e.contains("mixed.jsonl:2") && e.contains("mixes record kinds"), "{e}");
     let odd = ChatTemplate::new(
         "{% for m in messages|reverse %}{{ m.content }}|{% endfor %}".into(),
@@ -141,7 +141,7 @@ fn bad_chat_input_names_file_line_and_reason() {
         String::new(),
     )
     .unwrap();
-    let two_turns = load_jsonl(&dir().join("chat.jsonl")).unwrap();
+    let two_turns = load_records(&dir().join("chat.jsonl")).unwrap();
     let odd_tok = TextTokenizer::from_file(&d.join("tokenizer.json"), 1).unwrap().with_template(Some(odd));
     let e = odd_tok.examples(&two_turns.examples[1..2], 4096).unwrap_err().to_string();
     assert!(e.contains("not incremental") && e.contains(":2"), "{e}");

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use gradsift::data::{load_jsonl, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
+use gradsift::data::{load_records, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
 use gradsift::device::Compute;
 use gradsift::loss::{dpo_stats, per_example_grads, LossKind, SeqBatch};
 use gradsift::model::{CausalLm, LoraAdapter};
@@ -212,12 +212,12 @@ fn tokenization_matches_reference() {
         let cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg["eos_token_id"].as_u64().unwrap() as u32)
             .unwrap();
-        let inst = load_jsonl(&fixtures().join("instruction.jsonl")).unwrap();
+        let inst = load_records(&fixtures().join("instruction.jsonl")).unwrap();
         for (ex, want) in inst.examples.iter().zip(sft_seqs(&r)) {
             let Record::Instruction { prompt, completion } = &ex.record else { panic!() };
             assert_eq!(tok.sequence(prompt, completion, 512).unwrap().0, want, "{name} line {}", ex.line);
         }
-        let pref = load_jsonl(&fixtures().join("preference.jsonl")).unwrap();
+        let pref = load_records(&fixtures().join("preference.jsonl")).unwrap();
         let (got, _) = tok.examples(&pref.examples, 512).unwrap();
         assert_eq!(got, dpo_pairs(&r), "{name} preference pairs");
     }

@@ -3,7 +3,7 @@
 //! answers of the arithmetic pairs from their prompts.
 
 use crate::common;
-use gradsift::data::{load_jsonl, Record};
+use gradsift::data::{load_records, Record};
 use gradsift::suite::{tasks::KINDS, SuiteManifest, SuiteSpec};
 
 #[test]
@@ -36,7 +36,7 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
         assert!(n >= 10, "pool has only {n} `{k}` lines");
     }
     // Preference pairs: the flipped list is exactly the pairs whose chosen answer is wrong.
-    let pairs = load_jsonl(&dir.join("pool-pairs.jsonl")).unwrap();
+    let pairs = load_records(&dir.join("pool-pairs.jsonl")).unwrap();
     let flipped: std::collections::HashSet<usize> = m.flipped.iter().copied().collect();
     let rate = flipped.len() as f64 / pairs.len() as f64;
     assert!((rate - 0.3).abs() < 0.06, "flip rate {rate}");
@@ -59,7 +59,7 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
     assert!(checked > 20, "only {checked} add pairs");
     // Targets and tests carry the task field, only for target tasks.
     for f in ["target.jsonl", "test.jsonl", "target-pairs.jsonl", "test-pairs.jsonl"] {
-        let d = load_jsonl(&dir.join(f)).unwrap();
+        let d = load_records(&dir.join(f)).unwrap();
         assert!(d.examples.iter().all(|e| e.task.as_deref().is_some_and(|t| spec.target_tasks.iter().any(|x| x == t))));
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use gradsift::data::{load_jsonl, Sequence, TextTokenizer, Tokenized};
+use gradsift::data::{load_records, Sequence, TextTokenizer, Tokenized};
 use gradsift::device::Compute;
 use gradsift::loss::SeqBatch;
 use gradsift::model::{read_safetensors, CausalLm, HostTensor, ModelConfig, Weights};
@@ -20,7 +20,7 @@ fn llama() -> PathBuf {
 
 fn sequences(dir: &Path, config: &ModelConfig) -> Vec<Sequence> {
     let tok = TextTokenizer::from_file(&dir.join("tokenizer.json"), config.eos_token_id).unwrap();
-    let data = load_jsonl(&dir.join("../instruction.jsonl")).unwrap();
+    let data = load_records(&dir.join("../instruction.jsonl")).unwrap();
     let (t, _) = tok.examples(&data.examples[..3], 64).unwrap();
     t.into_iter().map(|t| if let Tokenized::Single(s) = t { s } else { unreachable!() }).collect()
 }
@@ -90,7 +90,7 @@ fn base_training_lowers_the_loss_and_writes_a_loadable_model() {
     let dir = llama();
     let out = std::env::temp_dir().join(format!("gradsift-base-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let data = load_jsonl(&dir.join("../instruction.jsonl")).unwrap();
+    let data = load_records(&dir.join("../instruction.jsonl")).unwrap();
     let c = Compute::cpu();
     let config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
     let seqs = sequences(&dir, &config);
