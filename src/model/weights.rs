@@ -45,43 +45,34 @@ pub struct Weights {
     taken: RefCell<HashSet<String>>,
 }
 
-/// Decodes little-endian floats of `dtype` to f32.
-fn to_f32(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<Vec<f32>> {
+/// Bytes per value and the decoder of one little-endian float of `dtype` (f32, f16, bf16, f64).
+fn decoder(path: &Path, name: &str, dtype: Dtype) -> Result<(usize, fn(&[u8]) -> f32)> {
     Ok(match dtype {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        Dtype::F32 => (4, |v| f32::from_le_bytes([v[0], v[1], v[2], v[3]])),
+        Dtype::F16 => (2, |v| half::f16::from_le_bytes([v[0], v[1]]).to_f32()),
+        Dtype::BF16 => (2, |v| half::bf16::from_le_bytes([v[0], v[1]]).to_f32()),
+        Dtype::F64 => (8, |v| f64::from_le_bytes(v.try_into().expect("8 bytes")) as f32),
         other => {
             return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected a float type")))
         }
     })
 }
 
+/// Decodes little-endian floats of `dtype` to f32.
+fn to_f32(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<Vec<f32>> {
+    let (w, decode) = decoder(path, name, dtype)?;
+    Ok(b.chunks_exact(w).map(decode).collect())
+}
+
 /// Decodes `[r, c]` little-endian floats of `dtype` straight into `[c, r]` f32 order (one
 /// buffer, no decoded copy in the original order).
 fn to_f32_transposed(path: &Path, name: &str, dtype: Dtype, b: &[u8], r: usize, c: usize) -> Result<Vec<f32>> {
-    let w = match dtype {
-        Dtype::F32 => 4,
-        Dtype::F16 | Dtype::BF16 => 2,
-        Dtype::F64 => 8,
-        other => {
-            return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected a float type")))
-        }
-    };
-    let at = |k: usize| -> f32 {
-        let v = &b[k * w..(k + 1) * w];
-        match dtype {
-            Dtype::F32 => f32::from_le_bytes([v[0], v[1], v[2], v[3]]),
-            Dtype::F16 => half::f16::from_le_bytes([v[0], v[1]]).to_f32(),
-            Dtype::BF16 => half::bf16::from_le_bytes([v[0], v[1]]).to_f32(),
-            _ => f64::from_le_bytes(v.try_into().expect("8 bytes")) as f32,
-        }
-    };
+    let (w, decode) = decoder(path, name, dtype)?;
     let mut out = vec![0.0; r * c];
     for i in 0..r {
         for j in 0..c {
-            out[j * r + i] = at(i * c + j);
+            let k = i * c + j;
+            out[j * r + i] = decode(&b[k * w..(k + 1) * w]);
         }
     }
     Ok(out)
