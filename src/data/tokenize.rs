@@ -14,6 +14,9 @@ use super::formats::{Example, Record};
 use super::template::ChatTemplate;
 use crate::error::{Error, Result};
 
+/// A token's byte range in its text, `(start, end)`.
+type Span = (usize, usize);
+
 /// A tokenized sequence and its response mask (1 = the loss counts this token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {
@@ -113,8 +116,8 @@ impl TextTokenizer {
         })
     }
 
-    /// Ids and byte offsets of `text`, with no special tokens added.
-    fn encode_plain(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    /// Ids and byte offsets (start, end) of `text`, with no special tokens added.
+    fn encode_plain(&self, text: &str) -> Result<(Vec<u32>, Vec<Span>)> {
         let enc = self
             .inner
             .encode(text, false)

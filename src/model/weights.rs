@@ -45,8 +45,11 @@ pub struct Weights {
     taken: RefCell<HashSet<String>>,
 }
 
+/// Decodes one value from its little-endian bytes.
+type Decode = fn(&[u8]) -> f32;
+
 /// Bytes per value and the decoder of one little-endian float of `dtype` (f32, f16, bf16, f64).
-fn decoder(path: &Path, name: &str, dtype: Dtype) -> Result<(usize, fn(&[u8]) -> f32)> {
+fn decoder(path: &Path, name: &str, dtype: Dtype) -> Result<(usize, Decode)> {
     Ok(match dtype {
         Dtype::F32 => (4, |v| f32::from_le_bytes([v[0], v[1], v[2], v[3]])),
         Dtype::F16 => (2, |v| half::f16::from_le_bytes([v[0], v[1]]).to_f32()),
