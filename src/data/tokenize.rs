@@ -87,12 +87,15 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The encoding of `text`, with the post-processor's special tokens when `special`.
+    fn encoding(&self, text: &str, special: bool) -> Result<tokenizers::Encoding> {
+        self.inner
+            .encode(text, special)
+            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
-        Ok(enc.get_ids().to_vec())
+        Ok(self.encoding(text, true)?.get_ids().to_vec())
     }
 
     /// The ids of a prompt alone, as generation starts from them (special tokens included).
@@ -118,10 +121,7 @@ impl TextTokenizer {
 
     /// Ids and byte offsets (start, end) of `text`, with no special tokens added.
     fn encode_plain(&self, text: &str) -> Result<(Vec<u32>, Vec<Span>)> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
+        let enc = self.encoding(text, false)?;
         Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 
