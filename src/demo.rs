@@ -205,7 +205,7 @@ impl Run<'_> {
         let o = self.opts;
         let options = MethodOptions { grad_type: o.grad_type, beta: o.beta, tif: o.tif, ..MethodOptions::default() };
         let spec = SelectSpec {
-            pool,
+            pool: &[pool.to_path_buf()],
             method: MethodSpec::new(method, target, checkpoints, &options)?,
             budget: Budget::Fraction(o.fraction),
             opts: &o.features,
@@ -220,7 +220,8 @@ impl Run<'_> {
 fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<SelectionInfo>, EvalReport, usize)> {
     let o = run.opts;
     let pool_path = run.file("pool.jsonl");
-    let checkpoints = pipeline::warmup(&run.loaded, &pool_path, &o.warmup, run.compute, &run.out.join("warmup"))?;
+    let checkpoints =
+        pipeline::warmup(&run.loaded, &[pool_path.clone()], &o.warmup, run.compute, &run.out.join("warmup"))?;
     stages.end("warmup");
     let mut selections = Vec::new();
     let mut arms = Vec::new();
@@ -292,7 +293,8 @@ struct PreferenceHalf {
 fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf> {
     let o = run.opts;
     let pairs_path = run.file("pool-pairs.jsonl");
-    let dpo_ckpt = pipeline::warmup(&run.loaded, &pairs_path, &o.dpo_warmup, run.compute, &run.out.join("warmup-dpo"))?;
+    let dpo_ckpt =
+        pipeline::warmup(&run.loaded, &[pairs_path.clone()], &o.dpo_warmup, run.compute, &run.out.join("warmup-dpo"))?;
     let last = &dpo_ckpt[dpo_ckpt.len() - 1..];
     let fusion = run.select(Method::Fusion, &pairs_path, Some(&run.file("val-pairs.jsonl")), last)?;
     let flipped: HashSet<usize> = run.suite.flipped.iter().map(|l| l - 1).collect();

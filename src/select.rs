@@ -100,14 +100,16 @@ pub fn write_outputs(
     let scores_path = out.join("scores.csv");
     let csv_error = |e: csv::Error| Error::format(&scores_path, e.to_string());
     let mut csv = csv::Writer::from_writer(Vec::new());
-    let header =
-        ["index", "score", "rank", "line", "selected"].into_iter().chain(columns.iter().map(|(n, _)| n.as_str()));
+    let header = ["index", "score", "rank", "file", "line", "selected"]
+        .into_iter()
+        .chain(columns.iter().map(|(n, _)| n.as_str()));
     csv.write_record(header).map_err(csv_error)?;
     for i in 0..scores.len() {
         let fixed = [
             i.to_string(),
             scores[i].to_string(),
             rank[i].to_string(),
+            pool.examples[i].source.display().to_string(),
             pool.examples[i].line.to_string(),
             times[i].to_string(),
         ];

@@ -117,9 +117,10 @@ pub struct EvalArgs {
     /// Output directories of `select` to compare.
     #[arg(long, num_args = 1.., required = true)]
     pub selection: Vec<PathBuf>,
-    /// The pool the selections index [default: the pool named in the first selection's manifest].
-    #[arg(long)]
-    pub pool: Option<PathBuf>,
+    /// The pool the selections index, its files in the order select read them [default: the
+    /// pool named in the first selection's manifest].
+    #[arg(long, num_args = 1..)]
+    pub pool: Vec<PathBuf>,
     /// Held-out instruction records: test loss and exact-match accuracy.
     #[arg(long)]
     pub test: Option<PathBuf>,
@@ -277,10 +278,12 @@ pub struct SelectArgs {
     pub method: Method,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Candidate pool (JSONL, or a .json array) [default: the embedded demo pool].
-    #[arg(long)]
-    pub pool: Option<PathBuf>,
-    /// Target examples (JSONL or .json; `task` names subtasks) [default: the embedded demo target].
+    /// Candidate pool: one or more files (JSONL, a .json array, or .parquet), read as one pool in
+    /// the order given; scores.csv names each row's file and line [default: the embedded demo
+    /// pool]. Without --model, the embedded model scores it.
+    #[arg(long, num_args = 1..)]
+    pub pool: Vec<PathBuf>,
+    /// Target examples (JSONL, .json or .parquet; `task` names subtasks) [default: the embedded demo target].
     #[arg(long)]
     pub target: Option<PathBuf>,
     /// Fraction of the pool to select.
@@ -396,9 +399,10 @@ pub enum WarmupLoss {
 pub struct WarmupArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Pool (JSONL or .json) to draw the warmup subset from [default: the embedded demo pool].
-    #[arg(long)]
-    pub pool: Option<PathBuf>,
+    /// Pool to draw the warmup subset from: one or more files (JSONL, .json or .parquet)
+    /// [default: the embedded demo pool]. Without --model, the embedded model trains on it.
+    #[arg(long, num_args = 1..)]
+    pub pool: Vec<PathBuf>,
     /// Fraction of the pool to train on.
     #[arg(long, default_value_t = 0.05)]
     pub fraction: f64,

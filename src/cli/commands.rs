@@ -49,6 +49,13 @@ fn embedded() -> Result<assets::DefaultAssets> {
     Ok(d)
 }
 
+/// The embedded model, for a user's own data given without --model; said in one line.
+fn embedded_model() -> Result<std::path::PathBuf> {
+    let d = assets::materialize()?;
+    tracing::info!("no --model: using the embedded demo model ({})", d.model_dir.display());
+    Ok(d.model_dir)
+}
+
 pub fn devices() -> Result<()> {
     let adapters = device::list_adapters();
     if adapters.is_empty() {
@@ -77,14 +84,16 @@ pub fn featurize(a: FeaturizeArgs) -> Result<()> {
 
 pub fn select(a: SelectArgs) -> Result<()> {
     let method = a.method;
-    let (model_dir, pool, target) = match (&a.model.model, &a.pool) {
-        (None, None) if a.target.is_none() => {
+    let (model_dir, pool, target) = match (&a.model.model, a.pool.is_empty()) {
+        (None, true) if a.target.is_none() => {
             let d = embedded()?;
             let target = method.target_kind().map(|k| d.target_of(k).clone());
-            (d.model_dir.clone(), d.pool_of(method.pool_kind()).clone(), target)
+            (d.model_dir.clone(), vec![d.pool_of(method.pool_kind()).clone()], target)
         }
-        (Some(m), Some(p)) => (m.clone(), p.clone(), a.target.clone()),
-        _ => bail!("give --model and --pool (and --target) together, or none of them for the embedded default"),
+        (None, true) => bail!("--target needs --pool: the candidates to score against it"),
+        (Some(_), true) => bail!("--model needs --pool: the candidates to score"),
+        (Some(m), false) => (m.clone(), a.pool.clone(), a.target.clone()),
+        (None, false) => (embedded_model()?, a.pool.clone(), a.target.clone()),
     };
     let compute = open_device(&a.device)?;
     let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
@@ -96,14 +105,15 @@ pub fn select(a: SelectArgs) -> Result<()> {
 }
 
 pub fn warmup(a: WarmupArgs) -> Result<()> {
-    let (model_dir, pool) = match (&a.model.model, &a.pool) {
-        (None, None) => {
-            let d = assets::materialize()?;
+    let (model_dir, pool) = match (&a.model.model, a.pool.is_empty()) {
+        (None, true) => {
+            let d = embedded()?;
             let pool = d.pool_of(a.loss.loss(a.beta).records()).clone();
-            (d.model_dir, pool)
+            (d.model_dir, vec![pool])
         }
-        (Some(m), Some(p)) => (m.clone(), p.clone()),
-        _ => bail!("give --model and --pool together, or neither for the embedded default"),
+        (Some(_), true) => bail!("--model needs --pool: the examples to train on"),
+        (Some(m), false) => (m.clone(), a.pool.clone()),
+        (None, false) => (embedded_model()?, a.pool.clone()),
     };
     let compute = open_device(&a.device)?;
     let loaded = load_model(&a.model.spec(model_dir, a.seed), &compute)?;
@@ -159,16 +169,17 @@ pub fn make_data(a: MakeDataArgs) -> Result<()> {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let selections =
         a.selection.iter().map(|d| gradsift::eval::read_selection(d)).collect::<gradsift::Result<Vec<_>>>()?;
-    let pool_path = match (&a.pool, &selections[0].pool) {
-        (Some(p), _) | (None, Some(p)) => p.clone(),
-        (None, None) => bail!("{}: no manifest.json names the pool; give --pool", a.selection[0].display()),
+    let pool_files = match (a.pool.is_empty(), selections[0].pool.is_empty()) {
+        (false, _) => a.pool.clone(),
+        (true, false) => selections[0].pool.clone(),
+        (true, true) => bail!("{}: no manifest.json names the pool; give --pool", a.selection[0].display()),
     };
     let model_dir = match (&a.model, &selections[0].model) {
         (Some(m), _) | (None, Some(m)) => m.clone(),
-        (None, None) => assets::materialize()?.model_dir,
+        (None, None) => embedded_model()?,
     };
     let compute = open_device(&a.device)?;
-    let pool = gradsift::data::load_records(&pool_path)?;
+    let pool = gradsift::data::load_files(&pool_files)?;
     let test = a.test.as_deref().map(gradsift::data::load_records).transpose()?;
     let pairs = a.test_pairs.as_deref().map(gradsift::data::load_records).transpose()?;
     let arms = gradsift::eval::arms(&selections, !a.no_random);

@@ -64,7 +64,7 @@ pub fn measure(
         for e in &test.examples {
             let Some((prompt, answer)) = tokenizer.generation_prompt(&e.record)? else {
                 return Err(Error::Record {
-                    path: test.path.clone(),
+                    path: e.source.to_path_buf(),
                     line: e.line,
                     message: "a test set for accuracy needs instruction or chat records, not pairs".into(),
                 });
@@ -88,7 +88,7 @@ pub fn measure(
                 let Tokenized::Pair(p) = t else {
                     return Err(Error::Invalid(format!(
                         "{}: preference accuracy needs preference pairs (prompt, chosen, rejected)",
-                        pairs.path.display()
+                        pairs.name()
                     )));
                 };
                 seqs.push(&p.chosen);

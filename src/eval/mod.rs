@@ -117,7 +117,7 @@ pub fn fine_tune(
     if let Some(&bad) = subset.iter().find(|&&i| i >= pool.len()) {
         return Err(Error::Invalid(format!(
             "eval: selected index {bad} is outside {} ({} examples)",
-            pool.path.display(),
+            pool.name(),
             pool.len()
         )));
     }
@@ -182,7 +182,8 @@ pub struct SavedSelection {
     pub dir: std::path::PathBuf,
     pub name: String,
     pub indices: Vec<usize>,
-    pub pool: Option<std::path::PathBuf>,
+    /// The pool files, in order (empty when no manifest names them).
+    pub pool: Vec<std::path::PathBuf>,
     /// The model directory it was made with.
     pub model: Option<std::path::PathBuf>,
 }
@@ -200,7 +201,11 @@ pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
     };
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "selection".into());
     let method = manifest.as_ref().and_then(|m| m["method"].as_str()).map(String::from);
-    let pool = manifest.as_ref().and_then(|m| m["pool"]["path"].as_str()).map(std::path::PathBuf::from);
+    let pool = manifest
+        .as_ref()
+        .and_then(|m| m["pool"]["files"].as_array())
+        .map(|files| files.iter().filter_map(|f| f["path"].as_str()).map(std::path::PathBuf::from).collect())
+        .unwrap_or_default();
     let model = manifest.as_ref().and_then(|m| m["model"].as_str()).map(std::path::PathBuf::from);
     Ok(SavedSelection { dir: dir.to_path_buf(), name: method.unwrap_or(dir_name), indices, pool, model })
 }
@@ -263,8 +268,7 @@ pub fn run_and_write(
     let summary = summarize(&runs);
     let reference = arms.iter().find(|a| matches!(a.subset, Subset::Random(_))).map(|a| a.name.as_str());
     let table = markdown_table(&summary, Some(&base), reference);
-    let report =
-        EvalReport { options: opts.clone(), pool: pool.path.display().to_string(), base, runs, summary, table };
+    let report = EvalReport { options: opts.clone(), pool: pool.name(), base, runs, summary, table };
     crate::util::write_atomic(&out.join("eval.md"), report.table.as_bytes())?;
     let json = serde_json::to_string_pretty(&report).expect("json");
     crate::util::write_atomic(&out.join("eval.json"), json.as_bytes())?;

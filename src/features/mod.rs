@@ -111,7 +111,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         proj_dim: job.opts.proj_dim,
         dtype: job.opts.dtype,
         max_len: job.opts.max_len,
-        source: hash_files(&[&job.data.path])?.remove(0),
+        sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
         view: job.data.view,
         chunk_size: job.opts.chunk_size,
     };
@@ -148,7 +148,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     };
     tracing::info!(
         "featurize {}: {n} examples ({truncated} truncated at {} tokens), loss {}, |θ| = {grad_dim}, features {dim}, on {}{}",
-        job.data.path.display(),
+        job.data.name(),
         job.opts.max_len,
         job.loss.name(),
         compute.label,

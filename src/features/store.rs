@@ -39,11 +39,27 @@ pub struct StoreKey {
     pub proj_dim: usize,
     pub dtype: Dtype,
     pub max_len: usize,
-    pub source: FileHash,
+    /// The data files, in order. Stores written before several files were allowed hold one
+    /// `source`; they read as a list of one, so they are still reused.
+    #[serde(alias = "source", deserialize_with = "one_or_many")]
+    pub sources: Vec<FileHash>,
     /// Which side of a preference file was read as instruction data (empty: the file as is).
     #[serde(default, skip_serializing_if = "is_as_read")]
     pub view: View,
     pub chunk_size: usize,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<FileHash>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(FileHash),
+        Many(Vec<FileHash>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(f) => vec![f],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 fn is_as_read(v: &View) -> bool {
@@ -97,7 +113,7 @@ impl Features {
             proj_dim: dim,
             dtype: Dtype::F32,
             max_len: 0,
-            source: FileHash { path: String::new(), sha256: String::new() },
+            sources: Vec::new(),
             view: View::AsRead,
             chunk_size: rows.max(1),
         };

@@ -55,7 +55,7 @@ pub struct Attention {
     pub scale: f64,
     /// Gemma-2's attention soft-cap.
     pub softcap: Option<f64>,
-    /// A sliding-window layer (uses the window mask).
+    /// A sliding-window layer (uses the window mask, and the window's RoPE where it has its own).
     pub sliding: bool,
 }
 
@@ -75,7 +75,11 @@ impl Attention {
             q = nn::rms_norm_heads(q, qn, *eps);
             k = nn::rms_norm_heads(k, kn, *eps);
         }
-        if let Some((cos, sin)) = &pos.rope {
+        let rope = match (&pos.window_rope, self.sliding) {
+            (Some(window_rope), true) => Some(window_rope),
+            _ => pos.rope.as_ref(),
+        };
+        if let Some((cos, sin)) = rope {
             q = nn::apply_rope(q, cos, sin);
             k = nn::apply_rope(k, cos, sin);
         }

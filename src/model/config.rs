@@ -24,6 +24,10 @@ pub enum Arch {
     /// after attention and MLP too, soft-capped attention scores and logits,
     /// `query_pre_attn_scalar`, sliding-window layers per `layer_types`.
     Gemma2,
+    /// Gemma-3 (text): Gemma-2's layout without the soft-caps by default, plus per-head q/k
+    /// RMSNorm (scaled by 1 + w) and RoPE settings per layer type (a local base for the
+    /// sliding layers, a global one, possibly scaled, for the full ones).
+    Gemma3,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -37,8 +41,14 @@ impl Arch {
                 ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
             }
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
-            Arch::Gemma2 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+            Arch::Gemma2 | Arch::Gemma3 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
+    }
+
+    /// Gemma's conventions: norms scaled by (1 + w), embeddings multiplied by √hidden, norms
+    /// after attention and the MLP as well as before.
+    pub fn is_gemma(self) -> bool {
+        matches!(self, Arch::Gemma2 | Arch::Gemma3)
     }
 }
 
@@ -92,6 +102,13 @@ impl RopeScaling {
     }
 }
 
+/// The rotary embedding of one kind of layer: its base and its scaling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RopeSpec {
+    pub theta: f64,
+    pub scaling: RopeScaling,
+}
+
 /// A checkpoint's declared float type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatKind {
@@ -112,7 +129,10 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub intermediate: usize,
     pub norm_eps: f64,
-    pub rope_theta: f64,
+    /// Rotary positions of the (full-attention) layers; None for learned positions (GPT-2).
+    pub rope: Option<RopeSpec>,
+    /// Rotary positions of the sliding-window layers, where they differ (Gemma-3's local base).
+    pub sliding_rope: Option<RopeSpec>,
     pub tie_embeddings: bool,
     pub max_positions: usize,
     pub eos_token_id: u32,
@@ -121,16 +141,16 @@ pub struct ModelConfig {
     pub dtype: FloatKind,
     /// Sliding-window attention (Mistral): a token sees itself and the `w - 1` before it.
     pub sliding_window: Option<usize>,
-    pub rope_scaling: RopeScaling,
-    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3).
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3, Gemma-3).
     pub qk_norm: bool,
-    /// Which layers use the sliding window (all, with a window, except Gemma-2's full layers).
+    /// Which layers use the sliding window (and [`Self::sliding_rope`]): per `layer_types`, or
+    /// the family's default pattern.
     pub sliding_layers: Vec<bool>,
     /// The gated MLP's activation.
     pub hidden_act: Activation,
     /// Attention scores are `q·kᵀ·attn_scale` (1/√head_dim unless `query_pre_attn_scalar`).
     pub attn_scale: f64,
-    /// Gemma-2's soft-caps of attention scores and final logits.
+    /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
     pub final_softcap: Option<f64>,
 }
@@ -221,8 +241,11 @@ struct LlamaConfigFile {
     #[serde(default = "default_rms_eps")]
     rms_norm_eps: f64,
     rope_theta: Option<f64>,
-    rope_parameters: Option<RopeParameters>,
+    /// One block, or (Gemma-3) one per layer type: `{"full_attention": {..}, "sliding_attention": {..}}`.
+    rope_parameters: Option<Value>,
     rope_scaling: Option<RopeParameters>,
+    /// Gemma-3's older name of the sliding layers' RoPE base.
+    rope_local_base_freq: Option<f64>,
     tie_word_embeddings: Option<bool>,
     max_position_embeddings: Option<usize>,
     hidden_act: Option<String>,
@@ -235,9 +258,15 @@ struct LlamaConfigFile {
     query_pre_attn_scalar: Option<f64>,
     attn_logit_softcapping: Option<f64>,
     final_logit_softcapping: Option<f64>,
-    /// `sliding_attention` or `full_attention` per layer (Gemma-2, Qwen3).
+    /// `sliding_attention` or `full_attention` per layer (Gemma, Qwen).
     layer_types: Option<Vec<String>>,
+    /// Qwen2/Qwen3: the window applies (to the layers from `max_window_layers` on) only when true.
     use_sliding_window: Option<bool>,
+    max_window_layers: Option<usize>,
+    /// Gemma-3 files without `layer_types`: every n-th layer is a full one.
+    sliding_window_pattern: Option<usize>,
+    /// Embedding models built on Gemma-3 attend both ways.
+    use_bidirectional_attention: Option<bool>,
 }
 
 fn default_rms_eps() -> f64 {
@@ -289,6 +318,15 @@ impl ModelConfig {
             "qwen3" => Arch::Qwen3,
             "phi3" => Arch::Phi3,
             "gemma2" => Arch::Gemma2,
+            "gemma3_text" => Arch::Gemma3,
+            "gemma3" => {
+                return Err(Error::format(
+                    path,
+                    "model_type `gemma3` is the multimodal Gemma-3 (vision tower and text model); \
+                     gradsift implements the text model (`gemma3_text`, as the 1B checkpoint and \
+                     Gemma3ForCausalLM exports have it)",
+                ))
+            }
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -305,7 +343,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 | Arch::Gemma3 => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
                 Self::llama(arch, windowed, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
@@ -330,14 +368,14 @@ impl ModelConfig {
             head_dim: c.n_embd / c.n_head,
             intermediate: c.n_inner.unwrap_or(4 * c.n_embd),
             norm_eps: c.layer_norm_epsilon,
-            rope_theta: 0.0,
+            rope: None,
+            sliding_rope: None,
             tie_embeddings: true,
             max_positions: c.n_positions,
             eos_token_id: eos,
             bos_token_id: bos,
             dtype,
             sliding_window: None,
-            rope_scaling: RopeScaling::None,
             qk_norm: false,
             sliding_layers: vec![false; c.n_layer],
             hidden_act: Activation::GeluTanh,
@@ -365,12 +403,8 @@ impl ModelConfig {
             ));
         }
         let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
-        let rope = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
-        let rope_scaling = rope.map(|r| r.scaling(path)).transpose()?.unwrap_or(RopeScaling::None);
-        if let Some(f) = rope.and_then(|r| r.partial_rotary_factor).or(c.partial_rotary_factor).filter(|&f| f != 1.0) {
-            return Err(Error::format(path, format!("partial_rotary_factor {f} is not supported (1.0)")));
-        }
-        let gemma = arch == Arch::Gemma2;
+        let (rope, sliding_rope) = ropes(arch, &c, path)?;
+        let gemma = arch.is_gemma();
         let act_name = c.hidden_activation.as_deref().or(c.hidden_act.as_deref()).unwrap_or("silu");
         let hidden_act = match act_name {
             "silu" => Activation::Silu,
@@ -389,43 +423,13 @@ impl ModelConfig {
                 }
             }
         }
-        // A window changes every attention score past it: never ignore one.
-        let sliding_window = match (windowed || gemma, c.use_sliding_window, c.sliding_window) {
-            (true, _, w) => w,
-            (false, Some(true), _) => {
-                return Err(Error::format(
-                    path,
-                    "use_sliding_window: true (a per-layer sliding window) is not supported; \
-                     set it to false only if every sequence is shorter than sliding_window",
-                ))
-            }
-            (false, _, _) => None,
-        };
-        if sliding_window == Some(0) {
-            return Err(Error::format(path, "sliding_window must be positive"));
+        if c.use_bidirectional_attention == Some(true) {
+            return Err(Error::format(
+                path,
+                "use_bidirectional_attention: true (an embedding model) is not supported: gradsift scores causal LMs",
+            ));
         }
-        let layers = c.num_hidden_layers;
-        let sliding_layers: Vec<bool> = match (&c.layer_types, gemma) {
-            (Some(types), _) => {
-                if types.len() != layers {
-                    return Err(Error::format(
-                        path,
-                        format!("layer_types has {} entries for {layers} layers", types.len()),
-                    ));
-                }
-                types
-                    .iter()
-                    .map(|t| match t.as_str() {
-                        "sliding_attention" => Ok(sliding_window.is_some()),
-                        "full_attention" => Ok(false),
-                        other => Err(Error::format(path, format!("unsupported layer type `{other}` in layer_types"))),
-                    })
-                    .collect::<Result<_>>()?
-            }
-            // Gemma-2 files without layer_types alternate, starting with a sliding layer.
-            (None, true) => (0..layers).map(|l| l % 2 == 0 && sliding_window.is_some()).collect(),
-            (None, false) => vec![sliding_window.is_some(); layers],
-        };
+        let (sliding_window, sliding_layers) = windows(arch, windowed, &c, path)?;
         Ok(ModelConfig {
             arch,
             vocab_size: c.vocab_size,
@@ -436,15 +440,15 @@ impl ModelConfig {
             head_dim,
             intermediate: c.intermediate_size,
             norm_eps: c.rms_norm_eps,
-            rope_theta: rope.and_then(|r| r.rope_theta).or(c.rope_theta).unwrap_or(10000.0),
+            rope: Some(rope),
+            sliding_rope,
             tie_embeddings: c.tie_word_embeddings.unwrap_or(arch == Arch::Qwen2),
             max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
             eos_token_id: eos,
             bos_token_id: bos,
             dtype,
             sliding_window,
-            rope_scaling,
-            qk_norm: arch == Arch::Qwen3,
+            qk_norm: matches!(arch, Arch::Qwen3 | Arch::Gemma3),
             sliding_layers,
             hidden_act,
             attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
@@ -452,6 +456,98 @@ impl ModelConfig {
             final_softcap: c.final_logit_softcapping,
         })
     }
+}
+
+/// The RoPE of the full layers and, where it differs, of the sliding ones. Reads every form
+/// Transformers writes: `rope_parameters` (one block, or one per layer type) and the older
+/// `rope_scaling` with top-level `rope_theta` (and Gemma-3's `rope_local_base_freq`).
+fn ropes(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<(RopeSpec, Option<RopeSpec>)> {
+    let block = |v: &Value| typed::<RopeParameters>(v, path);
+    let per_type = c
+        .rope_parameters
+        .as_ref()
+        .filter(|v| v.get("full_attention").is_some() || v.get("sliding_attention").is_some());
+    let (full, local) = match (per_type, &c.rope_parameters) {
+        (Some(v), _) => {
+            (v.get("full_attention").map(block).transpose()?, v.get("sliding_attention").map(block).transpose()?)
+        }
+        (None, Some(v)) => (Some(block(v)?), None),
+        (None, None) => (c.rope_scaling.clone(), None),
+    };
+    let partial = full.iter().chain(&local).filter_map(|p| p.partial_rotary_factor).chain(c.partial_rotary_factor);
+    if let Some(f) = partial.into_iter().find(|&f| f != 1.0) {
+        return Err(Error::format(path, format!("partial_rotary_factor {f} is not supported (1.0)")));
+    }
+    // Gemma-3's defaults: a global base of 1e6 for the full layers, a local one of 1e4.
+    let gemma3 = arch == Arch::Gemma3;
+    let spec = |p: Option<&RopeParameters>, theta: f64| -> Result<RopeSpec> {
+        Ok(RopeSpec {
+            theta: p.and_then(|p| p.rope_theta).unwrap_or(theta),
+            scaling: p.map(|p| p.scaling(path)).transpose()?.unwrap_or(RopeScaling::None),
+        })
+    };
+    let rope = spec(full.as_ref(), c.rope_theta.unwrap_or(if gemma3 { 1e6 } else { 1e4 }))?;
+    let local_theta = c.rope_local_base_freq.or(gemma3.then_some(1e4));
+    let sliding = match (&local, local_theta) {
+        (Some(p), theta) => Some(spec(Some(p), theta.unwrap_or(1e4))?),
+        (None, Some(theta)) => Some(RopeSpec { theta, scaling: RopeScaling::None }),
+        (None, None) => None,
+    };
+    Ok((rope, sliding.filter(|s| *s != rope)))
+}
+
+/// The attention window and which layers use it, as Transformers decides per family: Mistral
+/// and Phi-3 window every layer; Gemma defaults to a 4096 window on a fixed pattern of layers;
+/// Qwen2/Qwen3 window the layers from `max_window_layers` on, and only with
+/// `use_sliding_window`. An explicit `layer_types` overrides the pattern.
+fn windows(arch: Arch, windowed: bool, c: &LlamaConfigFile, path: &Path) -> Result<(Option<usize>, Vec<bool>)> {
+    let layers = c.num_hidden_layers;
+    let qwen = matches!(arch, Arch::Qwen2 | Arch::Qwen3);
+    // A window changes every attention score past it: never ignore one.
+    let window = match (arch.is_gemma(), windowed, qwen, c.use_sliding_window) {
+        (true, _, _, _) => Some(c.sliding_window.unwrap_or(4096)),
+        (_, true, _, _) => c.sliding_window,
+        (_, _, true, Some(true)) => Some(c.sliding_window.unwrap_or(4096)),
+        (_, _, true, _) => None,
+        (_, _, false, Some(true)) => {
+            return Err(Error::format(path, "use_sliding_window: true is not supported for this model_type"))
+        }
+        _ => None,
+    };
+    if window == Some(0) {
+        return Err(Error::format(path, "sliding_window must be positive"));
+    }
+    let sliding: Vec<bool> = match &c.layer_types {
+        Some(types) => {
+            if types.len() != layers {
+                return Err(Error::format(
+                    path,
+                    format!("layer_types has {} entries for {layers} layers", types.len()),
+                ));
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    "sliding_attention" => Ok(true),
+                    "full_attention" => Ok(false),
+                    other => Err(Error::format(path, format!("unsupported layer type `{other}` in layer_types"))),
+                })
+                .collect::<Result<_>>()?
+        }
+        None => (0..layers)
+            .map(|l| match arch {
+                // Gemma-2 alternates, starting with a sliding layer.
+                Arch::Gemma2 => l % 2 == 0,
+                Arch::Gemma3 => {
+                    let pattern = c.sliding_window_pattern.unwrap_or(6).max(1);
+                    (l + 1) % pattern != 0
+                }
+                Arch::Qwen2 | Arch::Qwen3 => l >= c.max_window_layers.unwrap_or(28),
+                _ => true,
+            })
+            .collect(),
+    };
+    Ok((window, sliding.into_iter().map(|s| s && window.is_some()).collect()))
 }
 
 #[cfg(test)]
@@ -480,12 +576,13 @@ mod tests {
     #[test]
     fn rope_theta_from_either_form_and_defaults() {
         let top = parse(llama(serde_json::json!({ "rope_theta": 500000.0, "rope_scaling": null }))).unwrap();
-        assert_eq!(top.rope_theta, 500000.0);
+        assert_eq!(top.rope.unwrap().theta, 500000.0);
         let block =
             parse(llama(serde_json::json!({ "rope_parameters": { "rope_type": "default", "rope_theta": 1e6 } })));
-        assert_eq!(block.unwrap().rope_theta, 1e6);
+        assert_eq!(block.unwrap().rope.unwrap().theta, 1e6);
         let c = parse(llama(serde_json::json!({}))).unwrap();
-        assert_eq!((c.rope_theta, c.head_dim, c.norm_eps, c.tie_embeddings), (10000.0, 4, 1e-6, false));
+        assert_eq!((c.rope.unwrap().theta, c.head_dim, c.norm_eps, c.tie_embeddings), (10000.0, 4, 1e-6, false));
+        assert_eq!(c.sliding_rope, None);
     }
 
     #[test]
@@ -503,7 +600,7 @@ mod tests {
         let f = wave(8192.0 / 2.5);
         assert!((s.apply(f) / (0.5 * f / 8.0 + 0.5 * f) - 1.0).abs() < 1e-6);
         let c = parse(llama(serde_json::json!({ "rope_scaling": { "rope_type": "linear", "factor": 2.0 } })));
-        assert_eq!(c.unwrap().rope_scaling, RopeScaling::Linear { factor: 2.0 });
+        assert_eq!(c.unwrap().rope.unwrap().scaling, RopeScaling::Linear { factor: 2.0 });
     }
 
     #[test]
@@ -514,9 +611,54 @@ mod tests {
         let mut v = llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": false }));
         v["model_type"] = "qwen2".into();
         assert_eq!(parse(v).unwrap().sliding_window, None);
-        let mut v = llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": true }));
+        // Qwen windows the layers from max_window_layers on, and only with use_sliding_window.
+        let mut v =
+            llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": true, "max_window_layers": 1 }));
         v["model_type"] = "qwen2".into();
-        assert!(parse(v).unwrap_err().to_string().contains("use_sliding_window"));
+        let c = parse(v).unwrap();
+        assert_eq!((c.sliding_window, c.sliding_layers), (Some(10), vec![false, true]));
+        let v = llama(serde_json::json!({ "sliding_window": 10, "use_sliding_window": true }));
+        assert!(parse(v).unwrap_err().to_string().contains("use_sliding_window"), "llama has no such switch");
+    }
+
+    fn gemma3(extra: Value) -> Value {
+        let mut v = llama(serde_json::json!({
+            "model_type": "gemma3_text", "num_hidden_layers": 12, "head_dim": 8,
+            "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 8,
+        }));
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    #[test]
+    fn gemma3_reads_both_rope_forms_and_its_default_layer_pattern() {
+        let old = parse(gemma3(serde_json::json!({
+            "rope_theta": 1e6, "rope_local_base_freq": 1e4, "sliding_window": 512, "sliding_window_pattern": 6,
+            "rope_scaling": { "rope_type": "linear", "factor": 8.0 },
+        })))
+        .unwrap();
+        let new = parse(gemma3(serde_json::json!({
+            "sliding_window": 512,
+            "rope_parameters": {
+                "full_attention": { "rope_type": "linear", "factor": 8.0, "rope_theta": 1e6 },
+                "sliding_attention": { "rope_type": "default", "rope_theta": 1e4 },
+            },
+        })))
+        .unwrap();
+        for c in [&old, &new] {
+            assert_eq!(c.rope, Some(RopeSpec { theta: 1e6, scaling: RopeScaling::Linear { factor: 8.0 } }));
+            assert_eq!(c.sliding_rope, Some(RopeSpec { theta: 1e4, scaling: RopeScaling::None }));
+            // Every sixth layer is a full one.
+            let full: Vec<usize> = (0..12).filter(|&l| !c.sliding_layers[l]).collect();
+            assert_eq!(full, [5, 11]);
+            assert!(c.qk_norm && c.arch.is_gemma());
+        }
+        // Without a window in the file, Transformers' default of 4096 applies.
+        assert_eq!(parse(gemma3(serde_json::json!({}))).unwrap().sliding_window, Some(4096));
+        let e = parse(gemma3(serde_json::json!({ "use_bidirectional_attention": true }))).unwrap_err();
+        assert!(e.to_string().contains("use_bidirectional_attention"), "{e}");
+        let e = parse(serde_json::json!({ "model_type": "gemma3", "text_config": {} })).unwrap_err();
+        assert!(e.to_string().contains("gemma3_text"), "{e}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Gpt2 {
         // The original checkpoints keep a (tied) lm_head copy; skip it if present.
         let _ = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])?;
         let lm_head = wte.clone().transpose();
-        Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None, None) })
+        Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None, None, None) })
     }
 
     /// Final hidden states `[B, T, H]` (after `ln_f`).

@@ -1,13 +1,13 @@
 //! Llama-family decoder (Llama 1–3 with RoPE scaling, Mistral with its sliding window, SmolLM,
 //! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
 //! checkpoint has it), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused `qkv_proj` and
-//! `gate_up_proj`) and Gemma-2 (see [`Arch::Gemma2`]): RMSNorm, rotary positions, grouped-query
-//! attention, gated MLP. Parameter names follow HF.
+//! `gate_up_proj`), Gemma-2 and Gemma-3 (see [`Arch::Gemma2`], [`Arch::Gemma3`]): RMSNorm,
+//! rotary positions, grouped-query attention, gated MLP. Parameter names follow HF.
 
 use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
-use super::config::{Arch, ModelConfig};
+use super::config::{Arch, ModelConfig, RopeSpec};
 use super::linear::{LinearBuilder, LoraRuntime};
 use super::positions::{PositionCache, Rope};
 use crate::error::Result;
@@ -27,7 +27,7 @@ impl Llama {
     /// Builds the model from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
         let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
-        let gemma = cfg.arch == Arch::Gemma2;
+        let gemma = cfg.arch.is_gemma();
         // Gemma scales by (1 + w): folded into the weight once, here.
         let rms = |lb: &mut LinearBuilder<'_>, name: String, n: usize| -> Result<Norm> {
             let w = lb.vector(&name, n)?;
@@ -56,18 +56,20 @@ impl Llama {
                 kv_heads: cfg.kv_heads,
                 head_dim: hd,
                 qk_norm: match cfg.qk_norm {
-                    true => Some((
-                        lb.vector(&format!("{p}.self_attn.q_norm.weight"), hd)?,
-                        lb.vector(&format!("{p}.self_attn.k_norm.weight"), hd)?,
-                        eps,
-                    )),
+                    true => {
+                        let (q, k) = (format!("{p}.self_attn.q_norm.weight"), format!("{p}.self_attn.k_norm.weight"));
+                        let (q, k) = (lb.vector(&q, hd)?, lb.vector(&k, hd)?);
+                        // Gemma-3's q/k norms scale by (1 + w) like its other norms.
+                        let shift = |w: Tensor<1>| if gemma { w.add_scalar(1.0) } else { w };
+                        Some((shift(q), shift(k), eps))
+                    }
                     false => None,
                 },
                 scale: cfg.attn_scale,
                 softcap: cfg.attn_softcap,
                 sliding: cfg.sliding_layers[l],
             };
-            // Gemma-2 names its four norms for where they sit; in Llama
+            // Gemma names its four norms for where they sit; in Llama
             // `post_attention_layernorm` is the norm before the MLP.
             let (attn_out_norm, mlp_norm, mlp_out_norm) = match gemma {
                 true => (
@@ -101,7 +103,8 @@ impl Llama {
         } else {
             lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
-        let rope = Rope { head_dim: hd, theta: cfg.rope_theta, scaling: cfg.rope_scaling, inv_freq_dtype: cfg.dtype };
+        let rope = |spec: RopeSpec| Rope { head_dim: hd, spec, inv_freq_dtype: cfg.dtype };
+        let full_rope = cfg.rope.map(rope);
         Ok(Llama {
             hidden: h,
             embed,
@@ -110,7 +113,7 @@ impl Llama {
             blocks,
             norm,
             lm_head,
-            positions: PositionCache::new(Some(rope), cfg.sliding_window),
+            positions: PositionCache::new(full_rope, cfg.sliding_rope.map(rope), cfg.sliding_window),
         })
     }
 

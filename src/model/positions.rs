@@ -6,14 +6,17 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 
-use super::config::{FloatKind, RopeScaling};
+use super::config::{FloatKind, RopeSpec};
 use super::nn;
 
 /// What every block of one forward pass shares: the rotary tables (None for learned
 /// positions) and the causal masks, for the pass's sequence length.
 #[derive(Clone)]
 pub struct Positions {
+    /// cos and sin of the full-attention layers.
     pub rope: Option<(Tensor<4>, Tensor<4>)>,
+    /// cos and sin of the sliding-window layers, where their RoPE differs (Gemma-3).
+    pub window_rope: Option<(Tensor<4>, Tensor<4>)>,
     /// The causal mask of full-attention layers.
     pub mask: Tensor<4>,
     /// The causal mask of sliding-window layers, when the model has a window.
@@ -24,8 +27,10 @@ impl Positions {
     /// The first `t` positions.
     fn narrow(&self, t: usize) -> Positions {
         let square = |m: &Tensor<4>| m.clone().narrow(2, 0, t).narrow(3, 0, t);
+        let rows = |(c, s): &(Tensor<4>, Tensor<4>)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t));
         Positions {
-            rope: self.rope.as_ref().map(|(c, s)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t))),
+            rope: self.rope.as_ref().map(rows),
+            window_rope: self.window_rope.as_ref().map(rows),
             mask: square(&self.mask),
             window_mask: self.window_mask.as_ref().map(square),
         }
@@ -36,8 +41,7 @@ impl Positions {
 #[derive(Debug, Clone, Copy)]
 pub struct Rope {
     pub head_dim: usize,
-    pub theta: f64,
-    pub scaling: RopeScaling,
+    pub spec: RopeSpec,
     /// The dtype Transformers rounds the inverse frequencies to.
     pub inv_freq_dtype: FloatKind,
 }
@@ -51,14 +55,16 @@ struct Built {
 /// [`Positions`] on demand, cached for the longest length asked for.
 pub struct PositionCache {
     rope: Option<Rope>,
+    /// The sliding layers' rotary embedding, where it differs.
+    window_rope: Option<Rope>,
     /// The sliding attention window of the layers that have one.
     window: Option<usize>,
     built: Mutex<Option<Built>>,
 }
 
 impl PositionCache {
-    pub fn new(rope: Option<Rope>, window: Option<usize>) -> Self {
-        PositionCache { rope, window, built: Mutex::new(None) }
+    pub fn new(rope: Option<Rope>, window_rope: Option<Rope>, window: Option<usize>) -> Self {
+        PositionCache { rope, window_rope, window, built: Mutex::new(None) }
     }
 
     /// The positions of a `t`-token pass on `device`.
@@ -66,12 +72,14 @@ impl PositionCache {
         let mut built = self.built.lock().expect("position cache");
         let fits = built.as_ref().is_some_and(|b| b.len >= t && b.device == *device);
         if !fits {
-            let rope = self.rope.map(|r| nn::rope_tables(t, r.head_dim, r.theta, r.scaling, r.inv_freq_dtype, device));
+            let tables =
+                |r: Rope| nn::rope_tables(t, r.head_dim, r.spec.theta, r.spec.scaling, r.inv_freq_dtype, device);
             *built = Some(Built {
                 device: device.clone(),
                 len: t,
                 positions: Positions {
-                    rope,
+                    rope: self.rope.map(tables),
+                    window_rope: self.window_rope.map(tables),
                     mask: nn::causal_mask(t, None, device),
                     window_mask: self.window.map(|w| nn::causal_mask(t, Some(w), device)),
                 },

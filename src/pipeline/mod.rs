@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::choice::Choice;
-use crate::data::{load_records, ChatTemplate, Dataset, RecordKind, TemplateChoice, TextTokenizer};
+use crate::data::{
+    load_files, load_records, ChatTemplate, Dataset, FileFormat, RecordKind, TemplateChoice, TextTokenizer,
+};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 pub use crate::features::FeatureOptions;
@@ -115,12 +117,12 @@ pub fn featurize(
 /// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
 pub fn warmup(
     loaded: &Loaded,
-    pool: &Path,
+    pool: &[PathBuf],
     opts: &WarmupOptions,
     compute: &Compute,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let dataset = load_records(pool)?;
+    let dataset = load_files(pool)?;
     train::warmup(&loaded.model, loaded.adapter.clone(), &loaded.tokenizer, &dataset, opts, compute, out)
 }
 
@@ -176,14 +178,14 @@ fn load_target(path: &Path, kind: RecordKind, method: Method) -> Result<Dataset>
 
 /// Scores the pool with `spec.method` and writes the selection.
 pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Result<Selection> {
-    let pool = load_records(spec.pool)?;
+    let pool = load_files(spec.pool)?;
     let budget = spec.budget.count(pool.len())?;
     let method = spec.method.method();
     let name = method.name();
     if pool.kind() != method.pool_kind() {
         return Err(Error::Invalid(format!(
             "{}: the {name} method scores {} candidates",
-            spec.pool.display(),
+            pool.name(),
             method.pool_kind().describe()
         )));
     }
@@ -215,8 +217,15 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     let kept = chosen.len();
     let manifest = json!({
         "method": name,
-        "pool": { "path": spec.pool.display().to_string(), "examples": pool.len() },
-        "target": target.as_ref().map(|t| json!({ "path": t.path.display().to_string(), "examples": t.len() })),
+        "pool": {
+            "examples": pool.len(),
+            "files": pool.spans().iter().map(|s| json!({
+                "path": s.path.display().to_string(),
+                "format": format!("{:?}", FileFormat::of(&s.path)),
+                "indices": [s.rows.start, s.rows.end],
+            })).collect::<Vec<_>>(),
+        },
+        "target": target.as_ref().map(|t| json!({ "path": t.name(), "examples": t.len() })),
         "selected": kept,
         "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
         "model": loaded.model.dir.display().to_string(),

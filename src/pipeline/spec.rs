@@ -248,7 +248,8 @@ impl<'a> MethodSpec<'a> {
 
 /// What `select` needs beyond the loaded model.
 pub struct SelectSpec<'a> {
-    pub pool: &'a Path,
+    /// The pool's files, read as one pool in this order.
+    pub pool: &'a [PathBuf],
     pub method: MethodSpec<'a>,
     pub budget: Budget,
     /// Featurization settings (the projection's seed also seeds random and DSIR's noise).

@@ -16,24 +16,31 @@ use crate::error::{Error, Result};
 use crate::eval::{EvalReport, Stat};
 use crate::features::Store;
 
-/// The columns of a `scores.csv`.
+/// The numeric columns of a `scores.csv`.
 pub struct ScoresCsv {
     pub header: Vec<String>,
     pub rows: Vec<Vec<f64>>,
 }
 
+/// The columns of scores.csv that hold text (a row's pool file).
+const TEXT_COLUMNS: &[&str] = &["file"];
+
 impl ScoresCsv {
-    /// Reads `scores.csv`; every field after the header must be a number.
+    /// Reads `scores.csv`; every field after the header, outside [`TEXT_COLUMNS`], must be a number.
     pub fn read(path: &Path) -> Result<Self> {
         let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
-        let header: Vec<String> = reader.headers().map_err(|e| csv_error(path, e))?.iter().map(String::from).collect();
+        let all: Vec<String> = reader.headers().map_err(|e| csv_error(path, e))?.iter().map(String::from).collect();
+        let numeric: Vec<bool> = all.iter().map(|h| !TEXT_COLUMNS.contains(&h.as_str())).collect();
+        let header = all.iter().zip(&numeric).filter(|(_, &n)| n).map(|(h, _)| h.clone()).collect();
         let mut rows = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| csv_error(path, e))?;
             let line = record.position().map_or(0, |p| p.line() as usize);
             let row = record
                 .iter()
-                .map(|f| f.parse::<f64>())
+                .zip(&numeric)
+                .filter(|(_, &n)| n)
+                .map(|(f, _)| f.parse::<f64>())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Error::Record { path: path.into(), line, message: format!("not a number: {e}") })?;
             rows.push(row);

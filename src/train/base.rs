@@ -94,7 +94,7 @@ pub fn train_base(
         .map(|t| match t {
             Tokenized::Single(s) => Ok(s.clone()),
             Tokenized::Pair(_) => {
-                Err(Error::Invalid(format!("{}: base training needs instruction records", data.path.display())))
+                Err(Error::Invalid(format!("{}: base training needs instruction records", data.name())))
             }
         })
         .collect::<Result<_>>()?;
@@ -155,8 +155,13 @@ pub fn train_base(
     }
     let record = BaseRecord {
         options: opts.clone(),
-        data: data.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        data_sha256: sha256_file(&data.path)?,
+        data: data
+            .files
+            .iter()
+            .map(|f| f.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" + "),
+        data_sha256: data.files.iter().map(|f| sha256_file(f)).collect::<Result<Vec<_>>>()?.join(" + "),
         examples: seqs.len(),
         steps: total,
         epoch_loss,

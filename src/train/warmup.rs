@@ -84,7 +84,7 @@ pub fn warmup(
     if matches!(opts.loss, LossKind::Dpo { .. }) != pool.is_preference() {
         return Err(Error::Invalid(format!(
             "{}: the {} loss needs {} records",
-            pool.path.display(),
+            pool.name(),
             opts.loss.name(),
             if pool.is_preference() { "instruction" } else { "preference" }
         )));

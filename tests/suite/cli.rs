@@ -32,7 +32,7 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
     assert_eq!(selected.len(), 20, "5% of the 400-example demo pool");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    let pool_path = manifest["pool"]["path"].as_str().unwrap();
+    let pool_path = manifest["pool"]["files"][0]["path"].as_str().unwrap();
     let pool_text = std::fs::read_to_string(pool_path).unwrap();
     let pool: Vec<&str> = pool_text.lines().collect();
     let chosen_text = std::fs::read_to_string(out.join("selected.jsonl")).unwrap();
@@ -41,7 +41,11 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
         assert_eq!(*line, pool[i], "selected.jsonl line for pool index {i} differs from the pool line");
     }
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
-    assert!(csv.starts_with("index,score,rank,line,selected,task:add,task:capital"), "{}", csv.lines().next().unwrap());
+    assert!(
+        csv.starts_with("index,score,rank,file,line,selected,task:add,task:capital"),
+        "{}",
+        csv.lines().next().unwrap()
+    );
     assert_eq!(csv.lines().count(), 401);
 
     let second = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
@@ -174,7 +178,7 @@ fn every_method_runs_on_the_embedded_default() {
         let manifest: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["method"], m);
-        let pool = std::fs::read_to_string(manifest["pool"]["path"].as_str().unwrap()).unwrap();
+        let pool = std::fs::read_to_string(manifest["pool"]["files"][0]["path"].as_str().unwrap()).unwrap();
         let lines: Vec<&str> = pool.lines().collect();
         let selected: Vec<usize> =
             serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
@@ -382,4 +386,95 @@ fn chat_records_run_through_select() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("chat template"), "{stderr}");
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A pool of several files, one of them Parquet (message-list columns, as the Hub stores chat
+/// datasets), scored by a model resolved in the local Hugging Face cache: `select --method less`
+/// end to end. scores.csv and the manifest say which file and line (Parquet: row) each candidate
+/// came from, and selected.jsonl holds each chosen record.
+#[test]
+fn parquet_and_jsonl_pool_files_with_a_cached_model_run_less() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let base = common::tmp("test", "parquet");
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let repo = base.join("cache/models--someorg--tiny-qwen3");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+        std::fs::copy(root.join("hf-arch/tiny-qwen3").join(f), snapshot.join(f)).unwrap();
+    }
+    let (parquet, jsonl) = (root.join("parquet/chat.parquet"), root.join("hf-arch/chat-nosystem.jsonl"));
+    let out = base.join("out");
+    let r = run(bin()
+        .env("HF_HUB_CACHE", base.join("cache"))
+        .args(["select", "--device", "cpu", "--quiet", "--method", "less", "--count", "2", "--proj-dim", "64"])
+        .args(["--model", "someorg/tiny-qwen3", "--pool"])
+        .arg(&parquet)
+        .arg(&jsonl)
+        .arg("--target")
+        .arg(root.join("hf-arch/alpaca.jsonl"))
+        .arg("--out")
+        .arg(&out));
+    assert!(r.status.success(), "select on a Parquet + JSONL pool failed");
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["model"].as_str().unwrap(), snapshot.to_str().unwrap());
+    let files = manifest["pool"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["path"].as_str().unwrap(), parquet.to_str().unwrap());
+    assert_eq!((files[0]["format"].as_str().unwrap(), &files[0]["indices"]), ("Parquet", &serde_json::json!([0, 3])));
+    assert_eq!(files[1]["indices"], serde_json::json!([3, 6]));
+
+    let mut csv = csv::Reader::from_path(out.join("scores.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let (file_col, line_col) =
+        (header.iter().position(|h| h == "file").unwrap(), header.iter().position(|h| h == "line").unwrap());
+    let at: Vec<(String, usize)> = csv
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[file_col].to_string(), r[line_col].parse().unwrap())
+        })
+        .collect();
+    let (p, j) = (parquet.display().to_string(), jsonl.display().to_string());
+    assert_eq!(at, [(p.clone(), 1), (p.clone(), 2), (p, 3), (j.clone(), 1), (j.clone(), 2), (j, 3)]);
+
+    // Each selected record is the pool's: a JSONL line verbatim, a Parquet row as its JSON.
+    let selected: Vec<usize> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+    let twins: Vec<serde_json::Value> = std::fs::read_to_string(root.join("hf-arch/chat.jsonl"))
+        .unwrap()
+        .lines()
+        .chain(std::fs::read_to_string(&jsonl).unwrap().lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let chosen = std::fs::read_to_string(out.join("selected.jsonl")).unwrap();
+    for (line, &i) in chosen.lines().zip(&selected) {
+        let got: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(got["messages"], twins[i]["messages"], "selected record {i}");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `--pool`/`--target` without `--model`: the embedded model scores the user's files, and says so.
+#[test]
+fn own_data_without_a_model_uses_the_embedded_one() {
+    let out = common::tmp("test", "own-data");
+    let data = fixtures().join("instruction.jsonl");
+    let r = run(bin()
+        .args(["select", "--device", "cpu", "--method", "less", "--count", "1", "--proj-dim", "64", "--pool"])
+        .arg(&data)
+        .arg("--target")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("using the embedded demo model"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["pool"]["files"][0]["path"].as_str().unwrap(), data.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -118,7 +118,7 @@ fn warmup_checkpoints_load_back() {
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let out = common::tmp("methods", "warmup");
     let data = llama().parent().unwrap().join("instruction.jsonl");
-    let ckpts = pipeline::warmup(&loaded, &data, &warmup_opts(LossKind::Sft), &c, &out).unwrap();
+    let ckpts = pipeline::warmup(&loaded, &[data.clone()], &warmup_opts(LossKind::Sft), &c, &out).unwrap();
     assert_eq!(ckpts.len(), 2);
     let last = &ckpts[1];
     let reloaded = LoraAdapter::load(last, &loaded.model.linears).unwrap();
@@ -175,7 +175,7 @@ fn rose_and_less_run_on_checkpoints() {
     let out = common::tmp("methods", "rose");
     let ckpts = pipeline::warmup(
         &loaded,
-        &fixtures.join("preference.jsonl"),
+        &[fixtures.join("preference.jsonl")],
         &warmup_opts(LossKind::Dpo { beta: 0.1 }),
         &c,
         &out.join("warmup"),
@@ -197,7 +197,7 @@ fn rose_and_less_run_on_checkpoints() {
         let target = fixtures.join(target);
         let options = MethodOptions { grad_type, beta: 0.1, ..Default::default() };
         let s = SelectSpec {
-            pool: &fixtures.join("instruction.jsonl"),
+            pool: &[fixtures.join("instruction.jsonl")],
             method: MethodSpec::new(method, Some(&target), &ckpts, &options).unwrap(),
             budget: Budget::Count(2),
             opts: &opts,

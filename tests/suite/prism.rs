@@ -46,7 +46,7 @@ fn run(
     let o = opts(proj);
     let options = MethodOptions { grad_type: GradType::Sgd, beta: 0.1, prism, ..Default::default() };
     let spec = SelectSpec {
-        pool,
+        pool: &[pool.to_path_buf()],
         method: MethodSpec::new(Method::Prism, Some(target), &[], &options).unwrap(),
         budget,
         opts: &o,

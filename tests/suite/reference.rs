@@ -21,9 +21,22 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// window of 10, shorter than most of its sequences), Llama-3 (llama3 RoPE scaling, tied
 /// embeddings), Qwen3 (q/k norm, head_dim 24 ≠ hidden / heads, bf16 weights) and Phi-3 (fused
 /// qkv_proj and gate_up_proj, LoRA on the fused modules) and Gemma-2 (soft-capping, sliding
-/// and full layers, four norms per block, scaled embeddings).
-const NUMERIC: &[&str] =
-    &["tiny-llama", "tiny-qwen2", "tiny-gpt2", "tiny-mistral", "tiny-llama3", "tiny-qwen3", "tiny-phi3", "tiny-gemma2"];
+/// and full layers, four norms per block, scaled embeddings); and, made by
+/// tests/fixtures/hf-arch/make_reference.py, Gemma-3 (q/k norms, RoPE per layer type with a
+/// linearly scaled global base, bf16) and Qwen2 with `use_sliding_window` (a window on the
+/// layers from `max_window_layers` on).
+const NUMERIC: &[&str] = &[
+    "tiny-llama",
+    "tiny-qwen2",
+    "tiny-gpt2",
+    "tiny-mistral",
+    "tiny-llama3",
+    "tiny-qwen3",
+    "tiny-phi3",
+    "tiny-gemma2",
+    "tiny-gemma3",
+    "tiny-qwen2-window",
+];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -32,9 +45,8 @@ fn fixtures() -> PathBuf {
 /// The directory of a fixture checkpoint.
 fn model_dir(model: &str) -> PathBuf {
     match model {
-        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model)
-        }
+        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" | "tiny-gemma3"
+        | "tiny-qwen2-window" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
         _ => fixtures().join(model),
     }
 }

@@ -65,7 +65,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         seed: 0,
         max_len: 512,
     };
-    let ckpt = pipeline::warmup(&loaded, &dir.join("pool.jsonl"), &warm, &c, &dir.join("warmup")).unwrap();
+    let ckpt = pipeline::warmup(&loaded, &[dir.join("pool.jsonl")], &warm, &c, &dir.join("warmup")).unwrap();
     let opts = FeatureOptions {
         seed: 0,
         proj_dim: 1024,
@@ -86,7 +86,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
             ..Default::default()
         };
         let s = SelectSpec {
-            pool: &dir.join("pool.jsonl"),
+            pool: &[dir.join("pool.jsonl")],
             method: MethodSpec::new(method, Some(&val), &ckpt, &options).unwrap(),
             budget: Budget::Fraction(1.0),
             opts: &opts,

@@ -1,0 +1,170 @@
+//! The records a data file holds, as `(line, JSON text)` whatever its format: JSONL, a `.json`
+//! array, or Parquet (the Hub's dataset format). Every format ends up as one compact JSON
+//! object per record, so parsing, error positions and selected.jsonl work the same for all.
+
+use std::path::Path;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field, Row};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The formats a record file can be in, told by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One JSON object a line (any extension but the two below).
+    JsonLines,
+    /// `.json`: one JSON array of objects.
+    JsonArray,
+    /// `.parquet`: one record a row; nested columns (message lists) become JSON arrays and objects.
+    Parquet,
+}
+
+impl FileFormat {
+    /// The format of `path`, by its extension.
+    pub fn of(path: &Path) -> FileFormat {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("json") => FileFormat::JsonArray,
+            Some("parquet") => FileFormat::Parquet,
+            _ => FileFormat::JsonLines,
+        }
+    }
+}
+
+/// The records of `path` as `(position, text)`: a JSONL file's non-blank lines as they are; a
+/// `.json` array's elements written compactly, numbered by the line each starts on; a Parquet
+/// file's rows as JSON objects, numbered by row (1-based, across row groups).
+pub fn record_texts(path: &Path) -> Result<Vec<(usize, String)>> {
+    match FileFormat::of(path) {
+        FileFormat::Parquet => parquet_rows(path),
+        format => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            if format == FileFormat::JsonArray {
+                json_array(path, &text)
+            } else {
+                Ok(json_lines(&text))
+            }
+        }
+    }
+}
+
+fn json_lines(text: &str) -> Vec<(usize, String)> {
+    text.split('\n')
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw.strip_suffix('\r').unwrap_or(raw)))
+        .filter(|(_, raw)| !raw.trim().is_empty())
+        .map(|(i, raw)| (i, raw.to_string()))
+        .collect()
+}
+
+/// Each element compactly on one line, so that selected.jsonl stays JSONL.
+fn json_array(path: &Path, text: &str) -> Result<Vec<(usize, String)>> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text).map_err(|e| Error::Record {
+        path: path.into(),
+        line: e.line(),
+        message: format!("expected a JSON array of records: {e}"),
+    })?;
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let offset = item.get().as_ptr() as usize - text.as_ptr() as usize;
+            let line = text[..offset].matches('\n').count() + 1;
+            let value: Value = serde_json::from_str(item.get()).expect("parsed above");
+            (line, value.to_string())
+        })
+        .collect())
+}
+
+fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
+    let bad = |e: parquet::errors::ParquetError| Error::format(path, format!("not a readable Parquet file: {e}"));
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = SerializedFileReader::new(file).map_err(bad)?;
+    let mut rows = Vec::with_capacity(reader.metadata().file_metadata().num_rows().max(0) as usize);
+    for (i, row) in reader.get_row_iter(None).map_err(bad)?.enumerate() {
+        let row = row.map_err(|e| Error::Record { path: path.into(), line: i + 1, message: e.to_string() })?;
+        // Parquet has no absent field, only null: a null column reads as absent (a dataset mixing
+        // shapes in one table fills the others' columns with null).
+        let Value::Object(mut fields) = row_json(&row) else { unreachable!("a row is an object") };
+        fields.retain(|_, v| !v.is_null());
+        rows.push((i + 1, Value::Object(fields).to_string()));
+    }
+    Ok(rows)
+}
+
+fn row_json(row: &Row) -> Value {
+    Value::Object(row.get_column_iter().map(|(name, field)| (name.clone(), field_json(field))).collect())
+}
+
+/// A Parquet value as JSON. Unlike the parquet crate's own conversion, a binary column that holds
+/// UTF-8 (older writers store strings without the UTF8 annotation) becomes its text, not base64.
+fn field_json(field: &Field) -> Value {
+    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    match field {
+        Field::Null => Value::Null,
+        Field::Bool(b) => Value::Bool(*b),
+        Field::Byte(n) => (*n).into(),
+        Field::Short(n) => (*n).into(),
+        Field::Int(n) => (*n).into(),
+        Field::Long(n) => (*n).into(),
+        Field::UByte(n) => (*n).into(),
+        Field::UShort(n) => (*n).into(),
+        Field::UInt(n) => (*n).into(),
+        Field::ULong(n) => (*n).into(),
+        Field::Float16(x) => number(f64::from(*x)),
+        Field::Float(x) => number(f64::from(*x)),
+        Field::Double(x) => number(*x),
+        Field::Str(s) => Value::String(s.clone()),
+        Field::Bytes(b) => match std::str::from_utf8(b.data()) {
+            Ok(s) => Value::String(s.to_string()),
+            Err(_) => Value::Array(b.data().iter().map(|&x| x.into()).collect()),
+        },
+        Field::Group(row) => row_json(row),
+        Field::ListInternal(list) => Value::Array(list.elements().iter().map(field_json).collect()),
+        Field::MapInternal(map) => Value::Object(
+            map.entries()
+                .iter()
+                .map(|(k, v)| {
+                    let key = match field_json(k) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (key, field_json(v))
+                })
+                .collect(),
+        ),
+        // Dates, times and decimals: their text, as the crate prints them.
+        other => Value::String(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_extension() {
+        assert_eq!(FileFormat::of(Path::new("a/pool.jsonl")), FileFormat::JsonLines);
+        assert_eq!(FileFormat::of(Path::new("pool.JSON")), FileFormat::JsonArray);
+        assert_eq!(FileFormat::of(Path::new("train-00000-of-00001.parquet")), FileFormat::Parquet);
+        assert_eq!(FileFormat::of(Path::new("pool")), FileFormat::JsonLines);
+    }
+
+    #[test]
+    fn jsonl_skips_blank_lines_and_keeps_numbers() {
+        assert_eq!(
+            json_lines("{\"a\":1}\r\n\n {\"b\":2}\n"),
+            [(1, "{\"a\":1}".to_string()), (3, " {\"b\":2}".to_string())]
+        );
+    }
+
+    #[test]
+    fn json_array_elements_number_by_their_first_line() {
+        let text = "[\n  {\"prompt\": \"p\",\n   \"completion\": \"c\"},\n  {\"prompt\": \"q\"}\n]\n";
+        let rows = json_array(Path::new("a.json"), text).unwrap();
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 4]);
+        assert!(rows.iter().all(|r| !r.1.contains('\n')), "one line per record in selected.jsonl");
+        let err = json_array(Path::new("a.json"), "{\"prompt\": \"p\"}").unwrap_err();
+        assert!(err.to_string().contains("JSON array"), "{err}");
+    }
+}
