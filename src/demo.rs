@@ -220,8 +220,13 @@ impl Run<'_> {
 fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<SelectionInfo>, EvalReport, usize)> {
     let o = run.opts;
     let pool_path = run.file("pool.jsonl");
-    let checkpoints =
-        pipeline::warmup(&run.loaded, &[pool_path.clone()], &o.warmup, run.compute, &run.out.join("warmup"))?;
+    let checkpoints = pipeline::warmup(
+        &run.loaded,
+        std::slice::from_ref(&pool_path),
+        &o.warmup,
+        run.compute,
+        &run.out.join("warmup"),
+    )?;
     stages.end("warmup");
     let mut selections = Vec::new();
     let mut arms = Vec::new();
@@ -293,8 +298,13 @@ struct PreferenceHalf {
 fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf> {
     let o = run.opts;
     let pairs_path = run.file("pool-pairs.jsonl");
-    let dpo_ckpt =
-        pipeline::warmup(&run.loaded, &[pairs_path.clone()], &o.dpo_warmup, run.compute, &run.out.join("warmup-dpo"))?;
+    let dpo_ckpt = pipeline::warmup(
+        &run.loaded,
+        std::slice::from_ref(&pairs_path),
+        &o.dpo_warmup,
+        run.compute,
+        &run.out.join("warmup-dpo"),
+    )?;
     let last = &dpo_ckpt[dpo_ckpt.len() - 1..];
     let fusion = run.select(Method::Fusion, &pairs_path, Some(&run.file("val-pairs.jsonl")), last)?;
     let flipped: HashSet<usize> = run.suite.flipped.iter().map(|l| l - 1).collect();

@@ -118,7 +118,7 @@ fn warmup_checkpoints_load_back() {
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let out = common::tmp("methods", "warmup");
     let data = llama().parent().unwrap().join("instruction.jsonl");
-    let ckpts = pipeline::warmup(&loaded, &[data.clone()], &warmup_opts(LossKind::Sft), &c, &out).unwrap();
+    let ckpts = pipeline::warmup(&loaded, std::slice::from_ref(&data), &warmup_opts(LossKind::Sft), &c, &out).unwrap();
     assert_eq!(ckpts.len(), 2);
     let last = &ckpts[1];
     let reloaded = LoraAdapter::load(last, &loaded.model.linears).unwrap();
