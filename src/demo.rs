@@ -15,7 +15,7 @@ use crate::choice::Choice;
 use crate::data::{load_records, RecordKind};
 use crate::device::Compute;
 use crate::error::Result;
-use crate::eval::{self, Arm, EvalOptions, EvalReport, Subset, TestSets};
+use crate::eval::{self, Arm, EvalInputs, EvalOptions, EvalReport, Subset, TestSets};
 use crate::features::Dtype;
 use crate::loss::LossKind;
 use crate::pipeline::{
@@ -26,6 +26,9 @@ use crate::select::Budget;
 use crate::suite::{SuiteManifest, SuiteSpec};
 use crate::train::{AdamWConfig, WarmupOptions};
 use crate::util::write_atomic;
+
+/// The demo's seeds: five, so that a paired comparison has a standard error worth the name.
+pub const DEFAULT_SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
 
 /// Every setting of the demo; [`DemoOptions::classroom`] holds the values the report shows.
 #[derive(Debug, Clone)]
@@ -80,9 +83,6 @@ impl DemoOptions {
             loss: LossKind::Dpo { beta: 0.1 },
             ..warmup.clone()
         };
-        // The proxies' bands start above the suite's share of flipped pairs, which sink to the
-        // bottom of the IRM ranking.
-        let band = ((100.0 * suite.flip_rate + 10.0).min(90.0), 100.0);
         DemoOptions {
             model: ModelSpec {
                 model_dir,
@@ -121,18 +121,21 @@ impl DemoOptions {
                 lora_targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
                     .map(String::from)
                     .to_vec(),
+                seeds: DEFAULT_SEEDS.to_vec(),
                 ..EvalOptions::default()
             },
             dpo_warmup,
-            tif: TifOptions { val_lr: 1e-3, lossdiff_band: band, irm_band: band, ..Default::default() },
+            // The library's bands (the middle 20–80% of each proxy): nothing here knows how many
+            // pairs are flipped.
+            tif: TifOptions { val_lr: 1e-3, ..Default::default() },
             // DPO moves a model that already prefers the right answer on most kinds: the
             // default, gentler budget (attention LoRA, lr 2e-3) rather than the SFT half's.
-            dpo_eval: EvalOptions { steps: 40, ..EvalOptions::default() },
+            dpo_eval: EvalOptions { steps: 40, seeds: DEFAULT_SEEDS.to_vec(), ..EvalOptions::default() },
             suite,
         }
     }
 
-    /// Every fine-tune of both halves runs once per seed of `seeds`.
+    /// Every fine-tune of both halves runs once per seed of `seeds` (paired across arms).
     pub fn set_seeds(&mut self, seeds: Vec<u64>) {
         self.dpo_eval.seeds = seeds.clone();
         self.eval.seeds = seeds;
@@ -268,15 +271,23 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
     }
     stages.end("select");
     let budget = Budget::Fraction(o.fraction).count(run.suite.pool_kinds.len())?;
-    arms.push(Arm { name: "random".into(), subset: Subset::Random(budget) });
+    // Random subsets of every size a method chose (sampling with replacement and PRISM's
+    // repair change the size), each method compared with its own size.
+    let random = eval::random_arms(&arms);
+    arms.extend(random);
     let pool = load_records(&pool_path)?;
     let test = load_records(&run.file("test.jsonl"))?;
+    let targets = [load_records(&run.file("target.jsonl"))?, load_records(&run.file("target-pairs.jsonl"))?];
+    let inputs = EvalInputs {
+        pool: &pool,
+        arms: &arms,
+        tests: TestSets { test: Some(&test), pairs: None },
+        targets: &[&targets[0], &targets[1]],
+    };
     let report = eval::run_and_write(
         &run.loaded.model,
         &run.loaded.tokenizer,
-        &pool,
-        &arms,
-        TestSets { test: Some(&test), pairs: None },
+        &inputs,
         &o.eval,
         run.compute,
         &run.out.join("eval"),
@@ -320,16 +331,21 @@ fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf>
 
     let pairs = load_records(&pairs_path)?;
     let test_pairs = load_records(&run.file("heldout-pairs.jsonl"))?;
-    let arms = vec![
-        Arm { name: "fusion (kept)".into(), subset: Subset::Fixed(fusion.selected.clone()) },
-        Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) },
-    ];
+    let kept = Arm { name: "fusion (kept)".into(), subset: Subset::Fixed(fusion.selected.clone()) };
+    let mut arms = eval::random_arms(std::slice::from_ref(&kept));
+    arms.insert(0, kept);
+    arms.push(Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) });
+    let validation = load_records(&run.file("val-pairs.jsonl"))?;
+    let inputs = EvalInputs {
+        pool: &pairs,
+        arms: &arms,
+        tests: TestSets { test: None, pairs: Some(&test_pairs) },
+        targets: &[&validation],
+    };
     let report = eval::run_and_write(
         &run.loaded.model,
         &run.loaded.tokenizer,
-        &pairs,
-        &arms,
-        TestSets { test: None, pairs: Some(&test_pairs) },
+        &inputs,
         &o.dpo_eval,
         run.compute,
         &run.out.join("eval-dpo"),

@@ -49,6 +49,10 @@ pub enum Error {
     /// the reference model, so every margin is zero.
     #[error("{method}: every pair has the same score ({value}), so no band can be formed; the adapter likely still equals the reference model")]
     NoSpread { method: &'static str, value: f64 },
+    /// Test prompts are on the training side of an evaluation: its numbers would not measure
+    /// generalisation.
+    #[error("eval: test prompts leak into the training side: {0}")]
+    Overlap(String),
     /// The selection budget does not fit the pool.
     #[error("{0}")]
     Budget(String),

@@ -65,8 +65,8 @@ pub struct DemoArgs {
     /// Report directory.
     #[arg(long, default_value = "gradsift-demo")]
     pub out: PathBuf,
-    /// Seeds of every fine-tune.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Seeds of every fine-tune (each arm paired with its random arm seed by seed).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
     pub seeds: Vec<u64>,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -130,11 +130,16 @@ pub struct EvalArgs {
     /// Chat template for chat records: a Jinja file, or `none` [default: the model's own].
     #[arg(long, value_name = "FILE|none")]
     pub chat_template: Option<PathBuf>,
-    /// Skip the random subsets (of the first selection's size).
+    /// Skip the random subsets (one arm per selection size, compared with each selection paired
+    /// by seed).
     #[arg(long)]
     pub no_random: bool,
-    /// Seeds; every arm is fine-tuned once per seed.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Report the comparison although test prompts appear in the pool, a selection or a target
+    /// set (the overlap is printed under the table); without it, any overlap is an error.
+    #[arg(long)]
+    pub allow_overlap: bool,
+    /// Seeds; every arm is fine-tuned once per seed (paired across arms).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
     pub seeds: Vec<u64>,
     /// Optimiser steps of every fine-tune.
     #[arg(long, default_value_t = 40)]

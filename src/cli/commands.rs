@@ -8,7 +8,7 @@ use gradsift::assets;
 use gradsift::choice::Choice;
 use gradsift::demo::DemoOptions;
 use gradsift::device::{self, Compute};
-use gradsift::eval::{EvalOptions, TestSets};
+use gradsift::eval::{EvalInputs, EvalOptions, TestSets};
 use gradsift::features::FeatureOptions;
 use gradsift::pipeline::{self, MethodSpec, SelectSpec};
 
@@ -191,11 +191,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         lora_alpha: a.lora_alpha,
         seeds: a.seeds.clone(),
         beta: a.beta,
+        allow_overlap: a.allow_overlap,
         ..EvalOptions::default()
     };
     let tests = TestSets { test: test.as_ref(), pairs: pairs.as_ref() };
+    // The targets the selections were made for: a test prompt among them is a leak too.
+    let mut target_files: Vec<&Path> = selections.iter().filter_map(|s| s.target.as_deref()).collect();
+    target_files.dedup();
+    let targets = target_files.iter().map(|p| gradsift::data::load_records(p)).collect::<gradsift::Result<Vec<_>>>()?;
+    let targets: Vec<&gradsift::data::Dataset> = targets.iter().collect();
     let (model, tokenizer) = pipeline::load_base(&model_dir, &a.chat_template(), &compute)?;
-    let report = gradsift::eval::run_and_write(&model, &tokenizer, &pool, &arms, tests, &opts, &compute, &a.out)?;
+    let inputs = EvalInputs { pool: &pool, arms: &arms, tests, targets: &targets };
+    let report = gradsift::eval::run_and_write(&model, &tokenizer, &inputs, &opts, &compute, &a.out)?;
     say(&report.table)?;
     say(format_args!("wrote {}", a.out.join("eval.md").display()))
 }

@@ -13,6 +13,11 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::Budget(_) => "--fraction takes a value in (0, 1]; --count at most the pool size".into(),
         Error::NoLoraTarget { .. } => "choose modules with --lora-targets".into(),
         Error::StoreMismatch { .. } => "choose another --out, or pass --overwrite to replace it".into(),
+        Error::Overlap(_) => {
+            "draw the test set from prompts the pool does not hold (`gradsift make-data` does), or pass \
+             --allow-overlap to report the comparison with the overlap printed"
+                .into()
+        }
         Error::NoSuchAdapter(_) => "`gradsift devices` lists the adapters --gpu-adapter takes".into(),
         _ => return None,
     })

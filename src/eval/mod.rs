@@ -5,15 +5,19 @@
 //! A selection's seeds vary the adapter's initialisation and the data order; a random arm's seeds
 //! also draw its subset, so its spread includes the luck of the draw.
 
+mod compare;
 mod generate;
 mod measure;
+mod overlap;
 mod summary;
 
 use serde::{Deserialize, Serialize};
 
+pub use compare::{compare, random_arms, Comparison};
 pub use generate::greedy;
 pub use measure::{measure, Metrics, TestSets};
-pub use summary::{beats_on_loss, markdown_table, summarize, Stat, Summary};
+pub use overlap::{overlap, prompt_key, Overlap};
+pub use summary::{markdown_table, summarize, Stat, Summary};
 
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
@@ -39,6 +43,10 @@ pub struct EvalOptions {
     pub beta: f64,
     pub max_len: usize,
     pub max_new_tokens: usize,
+    /// Report a comparison although test prompts are in the pool, a selection or a target (the
+    /// overlap is printed); without it, any overlap is an error.
+    #[serde(default)]
+    pub allow_overlap: bool,
 }
 
 impl Default for EvalOptions {
@@ -55,6 +63,7 @@ impl Default for EvalOptions {
             beta: 0.1,
             max_len: 128,
             max_new_tokens: 12,
+            allow_overlap: false,
         }
     }
 }
@@ -186,6 +195,8 @@ pub struct SavedSelection {
     pub pool: Vec<std::path::PathBuf>,
     /// The model directory it was made with.
     pub model: Option<std::path::PathBuf>,
+    /// The target file it was selected for, if any.
+    pub target: Option<std::path::PathBuf>,
 }
 
 /// Reads `selected.json` (and `manifest.json`, when present) of a `select` output directory.
@@ -207,12 +218,13 @@ pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
         .map(|files| files.iter().filter_map(|f| f["path"].as_str()).map(std::path::PathBuf::from).collect())
         .unwrap_or_default();
     let model = manifest.as_ref().and_then(|m| m["model"].as_str()).map(std::path::PathBuf::from);
-    Ok(SavedSelection { dir: dir.to_path_buf(), name: method.unwrap_or(dir_name), indices, pool, model })
+    let target = manifest.as_ref().and_then(|m| m["target"]["path"].as_str()).map(std::path::PathBuf::from);
+    Ok(SavedSelection { dir: dir.to_path_buf(), name: method.unwrap_or(dir_name), indices, pool, model, target })
 }
 
-/// The arms comparing `selections`, plus (with `random`) random subsets of the first one's
-/// size. Arms are told apart by name: a clash (two selections of one method, or a `random`
-/// selection beside the random baseline) takes the directory's name as well.
+/// The arms comparing `selections`, plus (with `random`) random subsets of each selection's size
+/// (see [`random_arms`]). Arms are told apart by name: a clash (two selections of one method, or
+/// a `random` selection beside the random baseline) takes the directory's name as well.
 pub fn arms(selections: &[SavedSelection], random: bool) -> Vec<Arm> {
     let mut arms: Vec<Arm> = Vec::new();
     for s in selections {
@@ -222,8 +234,9 @@ pub fn arms(selections: &[SavedSelection], random: bool) -> Vec<Arm> {
         }
         arms.push(Arm { name, subset: Subset::Fixed(s.indices.clone()) });
     }
-    if let (true, Some(first)) = (random, selections.first()) {
-        arms.push(Arm { name: "random".into(), subset: Subset::Random(first.indices.len()) });
+    if random {
+        let extra = random_arms(&arms);
+        arms.extend(extra);
     }
     arms
 }
@@ -237,6 +250,12 @@ pub struct EvalReport {
     pub base: Metrics,
     pub runs: Vec<Run>,
     pub summary: Vec<Summary>,
+    /// Each selection against random subsets of its size, paired by seed.
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
+    /// Test prompts found on the training side (all zero unless `allow_overlap`).
+    #[serde(default)]
+    pub overlap: Overlap,
     /// The Markdown table (`eval.md`).
     pub table: String,
 }
@@ -250,25 +269,51 @@ impl EvalReport {
     }
 }
 
-/// Measures `model` before fine-tuning, runs every arm, and writes `eval.json` and `eval.md`
-/// into `out`. Returns the report.
-#[allow(clippy::too_many_arguments)]
+/// What an evaluation compares, on what.
+pub struct EvalInputs<'a> {
+    pub pool: &'a Dataset,
+    pub arms: &'a [Arm],
+    pub tests: TestSets<'a>,
+    /// The target sets the selections were made for: a test prompt among them is a leak too.
+    pub targets: &'a [&'a Dataset],
+}
+
+/// Checks the test sets against the pool, the fixed arms and the targets, measures `model`
+/// before fine-tuning, runs every arm, and writes `eval.json` and `eval.md` into `out`.
 pub fn run_and_write(
     model: &CausalLm,
     tokenizer: &TextTokenizer,
-    pool: &Dataset,
-    arms: &[Arm],
-    tests: TestSets<'_>,
+    inputs: &EvalInputs<'_>,
     opts: &EvalOptions,
     compute: &Compute,
     out: &std::path::Path,
 ) -> Result<EvalReport> {
-    let base = measure(model, None, tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;
-    let runs = evaluate(model, tokenizer, pool, arms, tests, opts, compute)?;
+    let overlap = overlap(inputs.tests, inputs.pool, inputs.arms, inputs.targets);
+    if overlap.any() && !opts.allow_overlap {
+        return Err(Error::Overlap(overlap.describe()));
+    }
+    let base = measure(model, None, tokenizer, inputs.tests, opts.max_len, opts.max_new_tokens, compute)?;
+    let runs = evaluate(model, tokenizer, inputs.pool, inputs.arms, inputs.tests, opts, compute)?;
     let summary = summarize(&runs);
-    let reference = arms.iter().find(|a| matches!(a.subset, Subset::Random(_))).map(|a| a.name.as_str());
-    let table = markdown_table(&summary, Some(&base), reference);
-    let report = EvalReport { options: opts.clone(), pool: pool.name(), base, runs, summary, table };
+    let comparisons = compare(inputs.arms, &runs);
+    let mut table = markdown_table(&summary, Some(&base), &comparisons);
+    if overlap.any() {
+        table.push_str(&format!(
+            "
+Overlap (allowed): {}\n",
+            overlap.describe()
+        ));
+    }
+    let report = EvalReport {
+        options: opts.clone(),
+        pool: inputs.pool.name(),
+        base,
+        runs,
+        summary,
+        comparisons,
+        overlap,
+        table,
+    };
     crate::util::write_atomic(&out.join("eval.md"), report.table.as_bytes())?;
     let json = serde_json::to_string_pretty(&report).expect("json");
     crate::util::write_atomic(&out.join("eval.json"), json.as_bytes())?;

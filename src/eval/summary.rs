@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Metrics, Run};
+use super::{Comparison, Metrics, Run};
 
 /// Mean and sample standard deviation (n − 1) of one metric over seeds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -59,13 +59,6 @@ pub fn summarize(runs: &[Run]) -> Vec<Summary> {
         .collect()
 }
 
-/// Whether `arm` beats `reference` on test loss (lower is better) by more than one standard
-/// deviation: the gap between the means exceeds the larger of the two spreads.
-pub fn beats_on_loss(arm: &Summary, reference: &Summary) -> Option<bool> {
-    let (a, r) = (arm.test_loss?, reference.test_loss?);
-    Some(r.mean - a.mean > a.std.max(r.std))
-}
-
 fn cell(s: Option<Stat>, digits: usize) -> String {
     match s {
         Some(s) => format!("{:.*} ± {:.*}", digits, s.mean, digits, s.std),
@@ -73,41 +66,41 @@ fn cell(s: Option<Stat>, digits: usize) -> String {
     }
 }
 
-/// A Markdown table of the summaries; `base` is the model before fine-tuning, `reference` the
-/// arm the others are compared with (random).
-pub fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, reference: Option<&str>) -> String {
-    let reference = reference.and_then(|name| summaries.iter().find(|s| s.arm == name));
+/// A Markdown table of the summaries; `base` is the model before fine-tuning. Each selection's
+/// row says how it did against random subsets of its size, paired by seed (see
+/// [`super::Comparison`]).
+pub fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, comparisons: &[Comparison]) -> String {
     let mut t = String::from(
-        "| arm | size | seeds | test loss | exact match | preference acc. | beats random (loss, >1 std) |\n",
+        "| arm | size | seeds | test loss | exact match | preference acc. | vs random of its size: advantage ± SE (wins) | beats (> 2 SE) |\n",
     );
-    t.push_str("|---|---|---|---|---|---|---|\n");
+    t.push_str("|---|---|---|---|---|---|---|---|\n");
     if let Some(b) = base {
         let f = |x: Option<f64>, d: usize| x.map_or("–".to_string(), |v| format!("{v:.*}", d));
         t.push_str(&format!(
-            "| base model | 0 | – | {} | {} | {} | – |\n",
+            "| base model | 0 | – | {} | {} | {} | – | – |\n",
             f(b.test_loss, 3),
             f(b.accuracy, 3),
             f(b.pref_accuracy, 3)
         ));
     }
     for s in summaries {
-        let verdict = match reference {
-            Some(r) if r.arm != s.arm => match beats_on_loss(s, r) {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "–",
-            },
-            _ => "–",
+        let (versus, verdict) = match comparisons.iter().find(|c| c.arm == s.arm) {
+            Some(c) => (
+                format!("{:+.3} ± {:.3} ({}/{}, {})", c.mean, c.std_error, c.wins, c.n, c.metric),
+                if c.beats { "yes" } else { "no" }.to_string(),
+            ),
+            None => ("–".into(), "–".into()),
         };
         let seeds = s.test_loss.or(s.pref_accuracy).map_or(0, |x| x.n);
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.arm,
             s.size,
             seeds,
             cell(s.test_loss, 3),
             cell(s.accuracy, 3),
             cell(s.pref_accuracy, 3),
+            versus,
             verdict
         ));
     }
@@ -136,11 +129,7 @@ mod tests {
         assert_eq!(s[0].test_loss, Some(Stat { mean: 2.0, std: 1.0, n: 3 }));
         let r = s[1].test_loss.unwrap();
         assert!((r.mean - 5.0).abs() < 1e-12 && (r.std - 2f64.sqrt()).abs() < 1e-12);
-        // Gap 3 > max(1, 1.41): beats random; a gap inside the spread does not.
-        assert_eq!(beats_on_loss(&s[0], &s[1]), Some(true));
-        let close = summarize(&[run("x", 4.0), run("x", 5.5)]);
-        assert_eq!(beats_on_loss(&close[0], &s[1]), Some(false));
-        let table = markdown_table(&s, None, Some("random"));
+        let table = markdown_table(&s, None, &[]);
         assert!(table.contains("| less | 2 | 3 | 2.000 ± 1.000 |"), "{table}");
     }
 }

@@ -1,7 +1,12 @@
 //! `make-data`: a seeded task suite written as JSONL files, plus `suite.json`, which records the
 //! ground truth a selection is judged against (which pool lines are low quality, which pairs were
 //! flipped).
+//!
+//! The evaluation sets never leak into the training side: the few-shot targets, the tests, the
+//! validation and held-out pairs are drawn first, without replacement, and every pool, pair-pool
+//! and base-mix prompt is drawn from what they left of its kind's prompt space.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -61,7 +66,53 @@ pub struct SuiteManifest {
     pub pool_kinds: Vec<String>,
     /// 1-based lines of `pool-pairs.jsonl` whose chosen and rejected were swapped.
     pub flipped: Vec<usize>,
+    /// Per task kind: how many distinct prompts it can draw, and how many of them the
+    /// evaluation sets took (the pool, pairs and base mix draw only from the rest).
+    #[serde(default)]
+    pub prompt_spaces: BTreeMap<String, PromptSpace>,
     pub files: Vec<String>,
+}
+
+/// A kind's prompt space and the part of it held out for evaluation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PromptSpace {
+    pub size: usize,
+    pub held_out: usize,
+}
+
+/// The prompts the evaluation sets hold: each drawn once, and kept away from the training side.
+struct HeldOut {
+    prompts: HashSet<String>,
+    per_kind: Vec<usize>,
+}
+
+/// Draws before giving up on finding a prompt outside the held-out set (never reached when
+/// [`SuiteSpec::check`] passed: at most half of a space is held out).
+const MAX_DRAWS: usize = 100_000;
+
+impl HeldOut {
+    /// A new prompt of `kind`, held out from now on.
+    fn take(&mut self, kind: usize, rng: &mut Rng) -> Result<Item> {
+        for _ in 0..MAX_DRAWS {
+            let item = tasks::draw(kind, rng);
+            if self.prompts.insert(item.prompt.clone()) {
+                self.per_kind[kind] += 1;
+                return Ok(item);
+            }
+        }
+        Err(Error::Invalid(format!("make-data: the `{}` prompt space is exhausted", KINDS[kind])))
+    }
+
+    /// A prompt of `kind` that no evaluation set holds.
+    fn outside(&self, kind: usize, rng: &mut Rng) -> Result<Item> {
+        for _ in 0..MAX_DRAWS {
+            let item = tasks::draw(kind, rng);
+            if !self.prompts.contains(&item.prompt) {
+                return Ok(item);
+            }
+        }
+        Err(Error::Invalid(format!("make-data: every `{}` prompt is held out for evaluation", KINDS[kind])))
+    }
 }
 
 impl SuiteManifest {
@@ -116,7 +167,26 @@ impl SuiteSpec {
         if self.pool == 0 || self.shots == 0 || self.test == 0 || self.val_shots == 0 {
             return Err(bad("make-data: pool, shots, test and validation sizes must be positive".into()));
         }
+        // At most half of a kind's prompts go to evaluation; the rest is the pool's.
+        for k in 0..KINDS.len() {
+            let held = self.held_out(k, &kinds);
+            if 2 * held > tasks::space(k) {
+                return Err(bad(format!(
+                    "make-data: `{}` has {} distinct prompts; holding out {held} for the targets, tests, \
+                     validation and held-out pairs would leave the pool less than half (lower --shots, \
+                     --test or --val-shots)",
+                    KINDS[k],
+                    tasks::space(k)
+                )));
+            }
+        }
         Ok(kinds)
+    }
+
+    /// How many prompts of kind `k` the evaluation sets hold.
+    fn held_out(&self, k: usize, target_kinds: &[usize]) -> usize {
+        let target = if target_kinds.contains(&k) { self.shots + self.test } else { 0 };
+        target + self.val_shots + self.test.div_ceil(2)
     }
 
     /// Writes the suite into `dir` and returns its manifest. Same spec, same bytes.
@@ -127,6 +197,26 @@ impl SuiteSpec {
         let mut pair_rng = Rng(self.seed ^ 0x7061_6972);
         let mut eval_rng = Rng(self.seed ^ 0x6576_616C);
         let mut base_rng = Rng(self.seed ^ 0x6261_7365);
+
+        // The evaluation sets first, each prompt drawn once: the few-shot targets and tests of the
+        // target tasks, then (the preference pool spans every kind, so cleaning it is judged on
+        // every kind) clean validation pairs (TIF's) and held-out test pairs over all kinds.
+        let mut held = HeldOut { prompts: HashSet::new(), per_kind: vec![0; KINDS.len()] };
+        let draw_sets = |held: &mut HeldOut, rng: &mut Rng, kinds: &[usize], n: usize| -> Result<Vec<(usize, Item)>> {
+            let mut out = Vec::with_capacity(kinds.len() * n);
+            for &k in kinds {
+                for _ in 0..n {
+                    out.push((k, held.take(k, rng)?));
+                }
+            }
+            Ok(out)
+        };
+        let target = draw_sets(&mut held, &mut eval_rng, &target_kinds, self.shots)?;
+        let test = draw_sets(&mut held, &mut eval_rng, &target_kinds, self.test)?;
+        let mut pref_rng = Rng(self.seed ^ 0x7072_6566);
+        let every: Vec<usize> = (0..KINDS.len()).collect();
+        let val_pairs = draw_sets(&mut held, &mut pref_rng, &every, self.val_shots)?;
+        let heldout_pairs = draw_sets(&mut held, &mut pref_rng, &every, self.test.div_ceil(2))?;
 
         let mut pool = Vec::with_capacity(self.pool);
         let mut pool_kinds = Vec::with_capacity(self.pool);
@@ -139,12 +229,12 @@ impl SuiteSpec {
                 pool_kinds.push("chat".to_string());
             } else if u < self.distractor_rate + self.low_quality_rate {
                 // Looks like a task, answers wrongly or not at all.
-                let item = tasks::draw(kind, &mut pool_rng);
+                let item = held.outside(kind, &mut pool_rng)?;
                 let a = if pool_rng.below(2) == 0 { item.wrong } else { tasks::filler(&mut pool_rng) };
                 pool.push(instruction(&item.prompt, &a, KINDS[kind]));
                 pool_kinds.push("low-quality".to_string());
             } else {
-                let item = tasks::draw(kind, &mut pool_rng);
+                let item = held.outside(kind, &mut pool_rng)?;
                 pool.push(instruction(&item.prompt, &item.answer, KINDS[kind]));
                 pool_kinds.push(KINDS[kind].to_string());
             }
@@ -154,7 +244,7 @@ impl SuiteSpec {
         let mut flipped = Vec::new();
         for line in 1..=self.pool {
             let kind = pair_rng.below(KINDS.len());
-            let item = tasks::draw(kind, &mut pair_rng);
+            let item = held.outside(kind, &mut pair_rng)?;
             if pair_rng.uniform() < self.flip_rate {
                 pairs.push(pair(&item.prompt, &item.wrong, &item.answer, KINDS[kind]));
                 flipped.push(line);
@@ -163,25 +253,6 @@ impl SuiteSpec {
             }
         }
 
-        let draw_sets = |rng: &mut Rng, n: usize| -> Vec<(usize, Item)> {
-            let mut out = Vec::new();
-            for &k in &target_kinds {
-                for _ in 0..n {
-                    out.push((k, tasks::draw(k, rng)));
-                }
-            }
-            out
-        };
-        let target = draw_sets(&mut eval_rng, self.shots);
-        let test = draw_sets(&mut eval_rng, self.test);
-        // The preference pool spans every kind, so cleaning it is judged on every kind: a small
-        // clean validation set (TIF's) and a held-out test set, both over all kinds.
-        let mut pref_rng = Rng(self.seed ^ 0x7072_6566);
-        let all_kinds = |rng: &mut Rng, n: usize| -> Vec<(usize, Item)> {
-            (0..KINDS.len()).flat_map(|k| (0..n).map(move |_| k)).map(|k| (k, tasks::draw(k, rng))).collect()
-        };
-        let val_pairs = all_kinds(&mut pref_rng, self.val_shots);
-        let heldout_pairs = all_kinds(&mut pref_rng, self.test.div_ceil(2));
         let lines = |items: &[(usize, Item)], as_pairs: bool| -> Vec<String> {
             items
                 .iter()
@@ -204,14 +275,14 @@ impl SuiteSpec {
                 let pick = base_rng.below(base_kinds.len() + 1);
                 if pick == base_kinds.len() {
                     let (p, a) = tasks::distractor(&mut base_rng);
-                    instruction(&p, &a, "chat")
+                    Ok(instruction(&p, &a, "chat"))
                 } else {
                     let kind = base_kinds[pick];
-                    let item = tasks::draw(kind, &mut base_rng);
-                    instruction(&item.prompt, &item.answer, KINDS[kind])
+                    let item = held.outside(kind, &mut base_rng)?;
+                    Ok(instruction(&item.prompt, &item.answer, KINDS[kind]))
                 }
             })
-            .collect();
+            .collect::<Result<_>>()?;
 
         let files: Vec<(&str, Vec<String>)> = vec![
             ("pool.jsonl", pool),
@@ -232,6 +303,9 @@ impl SuiteSpec {
             spec: self.clone(),
             pool_kinds,
             flipped,
+            prompt_spaces: (0..KINDS.len())
+                .map(|k| (KINDS[k].to_string(), PromptSpace { size: tasks::space(k), held_out: held.per_kind[k] }))
+                .collect(),
             files: files.iter().map(|(n, _)| n.to_string()).collect(),
         };
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;

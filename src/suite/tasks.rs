@@ -19,12 +19,19 @@ pub struct Item {
 pub const KINDS: &[&str] =
     &["add", "compare", "reverse", "upper", "sort", "count", "capital", "symbol", "date", "story"];
 
+// Tables large enough that the evaluation sets (few-shot targets, tests, validation and
+// held-out pairs) can take their prompts out of a kind's space and leave most of it to the pool:
+// see [`space`].
 const WORDS: &[&str] = &[
     "planet", "garden", "river", "candle", "rocket", "silver", "forest", "window", "pencil", "dragon", "winter",
-    "castle", "butter", "meadow", "rabbit", "mirror", "lantern", "pepper", "harbor", "violin",
+    "castle", "butter", "meadow", "rabbit", "mirror", "lantern", "pepper", "harbor", "violin", "anchor", "basket",
+    "blanket", "bridge", "button", "cactus", "carpet", "cherry", "cloud", "copper", "cotton", "desert", "engine",
+    "falcon", "feather", "garlic", "ginger", "hammer", "helmet", "island", "jacket", "kettle", "ladder", "lemon",
+    "magnet", "marble", "needle", "orange", "parrot", "pillow", "pocket", "puzzle", "saddle", "shadow", "spider",
+    "tomato", "tunnel", "velvet", "walnut", "yellow",
 ];
 
-/// A small bundled table: country → capital.
+/// A bundled table: country → capital.
 const CAPITALS: &[(&str, &str)] = &[
     ("France", "Paris"),
     ("Japan", "Tokyo"),
@@ -38,9 +45,57 @@ const CAPITALS: &[(&str, &str)] = &[
     ("Cuba", "Havana"),
     ("Greece", "Athens"),
     ("Poland", "Warsaw"),
+    ("Germany", "Berlin"),
+    ("Austria", "Vienna"),
+    ("Hungary", "Budapest"),
+    ("Portugal", "Lisbon"),
+    ("Ireland", "Dublin"),
+    ("Sweden", "Stockholm"),
+    ("Finland", "Helsinki"),
+    ("Denmark", "Copenhagen"),
+    ("Belgium", "Brussels"),
+    ("Romania", "Bucharest"),
+    ("Bulgaria", "Sofia"),
+    ("Serbia", "Belgrade"),
+    ("Croatia", "Zagreb"),
+    ("Ukraine", "Kyiv"),
+    ("Turkey", "Ankara"),
+    ("Iran", "Tehran"),
+    ("Iraq", "Baghdad"),
+    ("India", "New Delhi"),
+    ("China", "Beijing"),
+    ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"),
+    ("Indonesia", "Jakarta"),
+    ("Philippines", "Manila"),
+    ("Mexico", "Mexico City"),
+    ("Canada", "Ottawa"),
+    ("Brazil", "Brasilia"),
+    ("Argentina", "Buenos Aires"),
+    ("Colombia", "Bogota"),
+    ("Venezuela", "Caracas"),
+    ("Ecuador", "Quito"),
+    ("Morocco", "Rabat"),
+    ("Ghana", "Accra"),
+    ("Nigeria", "Abuja"),
+    ("Ethiopia", "Addis Ababa"),
+    ("Australia", "Canberra"),
+    ("Nepal", "Kathmandu"),
+    ("Pakistan", "Islamabad"),
+    ("Bangladesh", "Dhaka"),
+    ("Mongolia", "Ulaanbaatar"),
+    ("Malaysia", "Kuala Lumpur"),
+    ("Iceland", "Reykjavik"),
+    ("Latvia", "Riga"),
+    ("Lithuania", "Vilnius"),
+    ("Estonia", "Tallinn"),
+    ("Slovakia", "Bratislava"),
+    ("Uruguay", "Montevideo"),
+    ("Bolivia", "Sucre"),
+    ("Senegal", "Dakar"),
 ];
 
-/// A small bundled table: element → symbol.
+/// A bundled table: element → symbol.
 const ELEMENTS: &[(&str, &str)] = &[
     ("hydrogen", "H"),
     ("helium", "He"),
@@ -54,6 +109,30 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("gold", "Au"),
     ("zinc", "Zn"),
     ("lead", "Pb"),
+    ("lithium", "Li"),
+    ("boron", "B"),
+    ("fluorine", "F"),
+    ("neon", "Ne"),
+    ("magnesium", "Mg"),
+    ("aluminium", "Al"),
+    ("silicon", "Si"),
+    ("phosphorus", "P"),
+    ("sulfur", "S"),
+    ("chlorine", "Cl"),
+    ("argon", "Ar"),
+    ("potassium", "K"),
+    ("calcium", "Ca"),
+    ("titanium", "Ti"),
+    ("chromium", "Cr"),
+    ("manganese", "Mn"),
+    ("cobalt", "Co"),
+    ("nickel", "Ni"),
+    ("tin", "Sn"),
+    ("iodine", "I"),
+    ("platinum", "Pt"),
+    ("mercury", "Hg"),
+    ("uranium", "U"),
+    ("tungsten", "W"),
 ];
 
 const NAMES: &[&str] = &["Ann", "Bob", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana"];
@@ -288,6 +367,28 @@ pub fn draw(kind: usize, rng: &mut Rng) -> Item {
     }
 }
 
+/// How many distinct prompts `kind` can draw: its parameter combinations times its phrasings
+/// (every combination gives another string).
+pub fn space(kind: usize) -> usize {
+    let words = WORDS.len() * 3;
+    match KINDS[kind] {
+        "add" => 50 * 50 * 4,
+        // Ordered pairs of distinct numbers, three phrasings each for "larger" and "smaller".
+        "compare" => 100 * 99 * 6,
+        "reverse" | "upper" | "sort" | "count" => words,
+        "capital" => CAPITALS.len() * 3,
+        "symbol" => ELEMENTS.len() * 3,
+        "date" => 40 * 12 * 28 * 3,
+        "story" => {
+            let names = NAMES.len() * (NAMES.len() - 1);
+            // Ages x, y in 3..33 with y bumped past x when equal: 30 × 29 pairs plus (32, 33).
+            let ages = 30 * 29 + 1;
+            names * ages * 2 + NAMES.len() * MONTHS.len() * 2
+        }
+        other => unreachable!("unknown kind {other}"),
+    }
+}
+
 /// The index of a kind by name.
 pub fn kind_index(name: &str) -> Option<usize> {
     KINDS.iter().position(|k| *k == name)
@@ -376,6 +477,24 @@ mod tests {
         }
         for (k, p) in phrasings.iter().enumerate() {
             assert!(p.len() >= 2, "{} has {} phrasing(s)", KINDS[k], p.len());
+        }
+    }
+
+    /// [`space`] is the number of distinct prompts a kind draws: reached exactly by the small
+    /// spaces, never exceeded by the large ones.
+    #[test]
+    fn spaces_count_the_distinct_prompts() {
+        let mut rng = Rng(9);
+        for kind in 0..KINDS.len() {
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..30_000 {
+                seen.insert(draw(kind, &mut rng).prompt);
+            }
+            let n = space(kind);
+            assert!(seen.len() <= n, "{}: {} distinct prompts, space {n}", KINDS[kind], seen.len());
+            if n <= 500 {
+                assert_eq!(seen.len(), n, "{}: the whole space is drawn", KINDS[kind]);
+            }
         }
     }
 }

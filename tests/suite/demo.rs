@@ -47,6 +47,7 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     o.eval.batch_size = 4;
     o.eval.max_new_tokens = 4;
     o.dpo_eval.steps = 4;
+    o.set_seeds(vec![1, 2, 3]);
     let t = std::time::Instant::now();
     let r = demo::run(&o, &Compute::cpu(), &out).unwrap();
     eprintln!("reduced demo: {:.1} s", t.elapsed().as_secs_f64());
@@ -60,7 +61,17 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
         assert!(s.accuracy.is_some());
         assert_eq!(s.size, 4, "5% of 80");
     }
+    // Every selection is compared with random subsets of its size, paired over the three seeds.
+    let compared: Vec<&str> = r.instruction.comparisons.iter().map(|c| c.arm.as_str()).collect();
+    assert_eq!(compared, ["less", "prism", "rds"]);
+    assert!(r.instruction.comparisons.iter().all(|c| c.n == 3 && c.reference == "random" && c.metric == "test loss"));
+    assert!(!r.instruction.overlap.any(), "the generated suite leaks: {:?}", r.instruction.overlap);
     assert!(r.preference.summary.iter().all(|s| s.pref_accuracy.is_some()));
+    // The preference half: the kept set against random subsets of the kept size.
+    let kept = &r.preference.comparisons[0];
+    assert_eq!((kept.arm.as_str(), kept.reference.as_str(), kept.n), ("fusion (kept)", "random", 3));
+    let random = r.preference.summary.iter().find(|s| s.arm == "random").unwrap();
+    assert_eq!(random.size, r.fusion_kept);
     assert!(r.fusion_kept > 0 && r.fusion_kept < 80);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for needle in ["| arm | size | seeds |", "| random |", "fusion (kept)", "clean", "![plots/"] {

@@ -73,3 +73,65 @@ fn bad_specs_are_refused_with_the_reason() {
     let e = SuiteSpec { flip_rate: 1.5, ..SuiteSpec::default() }.write(&dir).unwrap_err();
     assert!(e.to_string().contains("flip rate"), "{e}");
 }
+
+/// The prompts of a suite file (trimmed, as the generator renders them).
+fn prompts(path: &std::path::Path) -> std::collections::HashSet<String> {
+    load_records(path)
+        .unwrap()
+        .examples
+        .iter()
+        .map(|e| match &e.record {
+            Record::Instruction { prompt, .. } | Record::Preference { prompt, .. } => prompt.trim().to_string(),
+            other => panic!("{}: unexpected record {other:?}", path.display()),
+        })
+        .collect()
+}
+
+/// No evaluation prompt is ever a training prompt: the targets, tests, validation and held-out
+/// pairs share no prompt with the pool, the pair pool or the base mix, nor with each other
+/// (a target and its pair twin are one set, as are a test and its twin).
+fn assert_no_leak(dir: &std::path::Path, with_base: bool) {
+    let mut training: Vec<&str> = vec!["pool.jsonl", "pool-pairs.jsonl"];
+    if with_base {
+        training.push("base.jsonl");
+    }
+    let sets: [&[&str]; 4] = [
+        &["target.jsonl", "target-pairs.jsonl"],
+        &["test.jsonl", "test-pairs.jsonl"],
+        &["val-pairs.jsonl"],
+        &["heldout-pairs.jsonl"],
+    ];
+    let train: std::collections::HashSet<String> = training.iter().flat_map(|f| prompts(&dir.join(f))).collect();
+    let groups: Vec<std::collections::HashSet<String>> =
+        sets.iter().map(|files| files.iter().flat_map(|f| prompts(&dir.join(f))).collect()).collect();
+    for (files, g) in sets.iter().zip(&groups) {
+        let leaked: Vec<&String> = g.intersection(&train).collect();
+        assert!(leaked.is_empty(), "{}: {files:?} prompts in the training files: {leaked:?}", dir.display());
+    }
+    for i in 0..groups.len() {
+        for j in i + 1..groups.len() {
+            let shared: Vec<&String> = groups[i].intersection(&groups[j]).collect();
+            assert!(shared.is_empty(), "{}: {:?} and {:?} share {shared:?}", dir.display(), sets[i], sets[j]);
+        }
+    }
+}
+
+#[test]
+fn no_evaluation_prompt_is_in_the_pool() {
+    for seed in 1..=3 {
+        let dir = common::tmp("suite", &format!("leak{seed}"));
+        let spec = SuiteSpec { seed, pool: 1000, base: 2000, ..SuiteSpec::default() };
+        let m = spec.write(&dir).unwrap();
+        assert_no_leak(&dir, true);
+        // suite.json states each kind's space and what evaluation took of it.
+        let capital = m.prompt_spaces["capital"];
+        assert_eq!(capital.held_out, spec.shots + spec.test + spec.val_shots + spec.test.div_ceil(2));
+        assert!(capital.size >= 2 * capital.held_out);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // The embedded demo data too.
+    assert_no_leak(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo"), false);
+    // A suite that cannot keep its evaluation prompts out of the pool is refused.
+    let e = SuiteSpec { test: 200, ..SuiteSpec::default() }.write(&common::tmp("suite", "small")).unwrap_err();
+    assert!(e.to_string().contains("distinct prompts"), "{e}");
+}
