@@ -1,7 +1,9 @@
 //! From scores to a subset, and the files that record it:
 //! `selected.json` (pool indices in rank order), `scores.csv` (every candidate: index, score,
-//! rank, source line, selected flag, per-subtask columns), `selected.jsonl` (the selected pool
-//! lines, byte for byte, in rank order) and `manifest.json`.
+//! rank, source file and line, selected flag, per-subtask columns), `selected.jsonl` (the
+//! selected pool lines, byte for byte, in rank order) and `manifest.json`. Candidates given as a
+//! matrix only (TSDS on `.npy` embeddings) have no lines: scores.csv then has no file and line,
+//! and there is no selected.jsonl.
 
 use std::path::Path;
 
@@ -71,7 +73,7 @@ pub fn write_selection(
     manifest: serde_json::Value,
 ) -> Result<Vec<usize>> {
     let selected = top_k(scores, k);
-    write_outputs(out, pool, scores, columns, &selected, manifest)?;
+    write_outputs(out, Some(pool), scores, columns, &selected, manifest)?;
     Ok(selected)
 }
 
@@ -79,14 +81,14 @@ pub fn write_selection(
 /// with replacement does; the `selected` column then counts the draws).
 pub fn write_outputs(
     out: &Path,
-    pool: &Dataset,
+    pool: Option<&Dataset>,
     scores: &[f64],
     columns: &[(String, Vec<f64>)],
     selected: &[usize],
     manifest: serde_json::Value,
 ) -> Result<()> {
-    if let Some(&bad) = selected.iter().find(|&&i| i >= pool.len()) {
-        return Err(Error::Invalid(format!("selected index {bad} is outside the pool of {}", pool.len())));
+    if let Some(&bad) = selected.iter().find(|&&i| i >= scores.len()) {
+        return Err(Error::Invalid(format!("selected index {bad} is outside the pool of {}", scores.len())));
     }
     let order = ranking(scores);
     let mut rank = vec![0usize; scores.len()];
@@ -100,31 +102,34 @@ pub fn write_outputs(
     let scores_path = out.join("scores.csv");
     let csv_error = |e: csv::Error| Error::format(&scores_path, e.to_string());
     let mut csv = csv::Writer::from_writer(Vec::new());
-    let header = ["index", "score", "rank", "file", "line", "selected"]
+    let at: &[&str] = if pool.is_some() { &["file", "line"] } else { &[] };
+    let header = ["index", "score", "rank"]
         .into_iter()
+        .chain(at.iter().copied())
+        .chain(["selected"])
         .chain(columns.iter().map(|(n, _)| n.as_str()));
     csv.write_record(header).map_err(csv_error)?;
     for i in 0..scores.len() {
-        let fixed = [
-            i.to_string(),
-            scores[i].to_string(),
-            rank[i].to_string(),
-            pool.examples[i].source.display().to_string(),
-            pool.examples[i].line.to_string(),
-            times[i].to_string(),
-        ];
-        csv.write_record(fixed.into_iter().chain(columns.iter().map(|(_, col)| col[i].to_string())))
-            .map_err(csv_error)?;
+        let mut row = vec![i.to_string(), scores[i].to_string(), rank[i].to_string()];
+        if let Some(p) = pool {
+            row.push(p.examples[i].source.display().to_string());
+            row.push(p.examples[i].line.to_string());
+        }
+        row.push(times[i].to_string());
+        row.extend(columns.iter().map(|(_, col)| col[i].to_string()));
+        csv.write_record(row).map_err(csv_error)?;
     }
     let csv = csv.into_inner().map_err(|e| Error::format(&scores_path, e.to_string()))?;
     write_atomic(&scores_path, &csv)?;
 
-    let mut lines = String::new();
-    for &i in selected {
-        lines.push_str(&pool.examples[i].raw);
-        lines.push('\n');
+    if let Some(pool) = pool {
+        let mut lines = String::new();
+        for &i in selected {
+            lines.push_str(&pool.examples[i].raw);
+            lines.push('\n');
+        }
+        write_atomic(&out.join("selected.jsonl"), lines.as_bytes())?;
     }
-    write_atomic(&out.join("selected.jsonl"), lines.as_bytes())?;
     write_atomic(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest).expect("json").as_bytes())
 }
 

@@ -84,6 +84,9 @@ pub fn featurize(a: FeaturizeArgs) -> Result<()> {
 
 pub fn select(a: SelectArgs) -> Result<()> {
     let method = a.method;
+    if let (Some(pool_npy), Some(target_npy)) = (&a.pool_npy, &a.target_npy) {
+        return tsds_on_matrices(&a, pool_npy, target_npy);
+    }
     let (model_dir, pool, target) = match (&a.model.model, a.pool.is_empty()) {
         (None, true) if a.target.is_none() => {
             let d = embedded()?;
@@ -102,6 +105,30 @@ pub fn select(a: SelectArgs) -> Result<()> {
     let spec = SelectSpec { pool: &pool, method: method_spec, budget: a.budget(), opts: &opts, out: &a.out };
     let s = pipeline::select(&loaded, &spec, &compute).with_context(|| format!("select --method {}", method.name()))?;
     say(format_args!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display()))
+}
+
+/// TSDS on two embedding matrices, as the reference runs: no model and no target file; the
+/// pool files, when given, name the lines the rows stand for.
+fn tsds_on_matrices(a: &SelectArgs, pool_npy: &Path, target_npy: &Path) -> Result<()> {
+    if a.method != gradsift::pipeline::Method::Tsds {
+        bail!("--pool-npy and --target-npy are TSDS's inputs; use them with --method tsds");
+    }
+    if a.model.model.is_some() || a.target.is_some() {
+        bail!("--pool-npy and --target-npy replace the model and the target: leave out --model and --target");
+    }
+    let pool = if a.pool.is_empty() { None } else { Some(gradsift::data::load_files(&a.pool)?) };
+    let compute = open_device(&a.device)?;
+    let s = pipeline::tsds_on_matrices(
+        pool_npy,
+        target_npy,
+        pool.as_ref(),
+        &a.tsds(),
+        a.budget(),
+        a.features.seed,
+        &compute,
+        &a.out,
+    )?;
+    say(format_args!("selected {} of {} rows -> {}", s.selected.len(), s.pool_size, s.out.display()))
 }
 
 pub fn warmup(a: WarmupArgs) -> Result<()> {

@@ -21,7 +21,7 @@ use super::knn::{searcher, Exact};
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
 
-/// TSDS parameters; `None` picks the reference defaults min(5000, N/10) and min(1000, N/10).
+/// TSDS parameters; `None` picks the reference defaults 5000 and 1000 (see [`TsdsParams::effective`]).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct TsdsParams {
     /// K: neighbours of each query (the candidates it can be matched to).
@@ -55,6 +55,17 @@ impl Ord for Entry {
     }
 }
 
+impl TsdsParams {
+    /// K and kde_K for `n` candidates, as the reference caps them: at most N/10 (given or not;
+    /// defaults 5000 and 1000), K at least 2 and kde_K at least 1.
+    pub fn effective(&self, n: usize) -> (usize, usize) {
+        let cap = n / 10;
+        let k = self.neighbours.unwrap_or(5000).min(cap).clamp(2, n.max(2));
+        let kde = self.kde_neighbours.unwrap_or(1000).min(cap).max(1);
+        (k, kde)
+    }
+}
+
 /// The TSDS probabilities of `n` candidates `x` (`[n, dim]`) for `m` queries `q`.
 pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Result<Vec<f64>> {
     probabilities_with(x, n, q, m, dim, p, &Exact::Cpu)
@@ -74,8 +85,7 @@ pub fn probabilities_with(
     if n < 2 || m == 0 {
         return Err(Error::Invalid("TSDS needs at least 2 candidates and 1 query".into()));
     }
-    let big_k = p.neighbours.unwrap_or(5000.min(n / 10)).clamp(2, n);
-    let kde_k = p.kde_neighbours.unwrap_or(1000.min(n / 10)).max(1);
+    let (big_k, kde_k) = p.effective(n);
     let all: Vec<usize> = (0..n).collect();
     // 1. Neighbours of each query.
     let (mut dists, mut idx) = (Vec::with_capacity(m), Vec::with_capacity(m));

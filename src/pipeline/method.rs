@@ -74,10 +74,10 @@ impl Method {
     pub fn checkpoint_use(self) -> CheckpointUse {
         match self {
             Method::Less | Method::Rose => CheckpointUse::Weighted,
-            Method::Prism | Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion => CheckpointUse::One,
-            Method::Tsds | Method::Random | Method::Loss | Method::Rds | Method::RdsPlus | Method::Dsir => {
-                CheckpointUse::Unused
+            Method::Prism | Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion | Method::Tsds => {
+                CheckpointUse::One
             }
+            Method::Random | Method::Loss | Method::Rds | Method::RdsPlus | Method::Dsir => CheckpointUse::Unused,
         }
     }
 }

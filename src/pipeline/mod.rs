@@ -32,6 +32,7 @@ pub use method::{CheckpointUse, Method};
 pub use spec::{
     Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
 };
+pub use tsds::tsds_on_matrices;
 
 use featurizer::{Checkpoint, Featurizer};
 use scored::{Chosen, Scored};
@@ -203,7 +204,9 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         MethodSpec::Prism { checkpoint, options, .. } => {
             prism::prism_scores(&cx, &pool, target_ref()?, *checkpoint, options, budget)?
         }
-        MethodSpec::Tsds { options, .. } => tsds::tsds_select(&cx, &pool, target_ref()?, options, budget)?,
+        MethodSpec::Tsds { options, checkpoint, .. } => {
+            tsds::tsds_select(&cx, &pool, target_ref()?, *checkpoint, options, budget)?
+        }
         MethodSpec::Random => baselines::random(&pool, seed, budget),
         MethodSpec::Loss { lowest } => baselines::loss(&cx, &pool, *lowest, budget)?,
         MethodSpec::Rds { pooling, .. } => baselines::rds(&cx, &pool, target_ref()?, *pooling, budget)?,
@@ -237,7 +240,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     let selected = match chosen {
         Chosen::Top(n) => select::write_selection(spec.out, &pool, &scores, &columns, n, manifest)?,
         Chosen::List(list) => {
-            select::write_outputs(spec.out, &pool, &scores, &columns, &list, manifest)?;
+            select::write_outputs(spec.out, Some(&pool), &scores, &columns, &list, manifest)?;
             list
         }
     };

@@ -139,6 +139,8 @@ pub enum MethodSpec<'a> {
     },
     Tsds {
         target: &'a Path,
+        /// The warmup checkpoint whose Adam features (pool and target alike) are matched.
+        checkpoint: Option<&'a Path>,
         options: TsdsOptions,
     },
     Random,
@@ -198,7 +200,7 @@ impl<'a> MethodSpec<'a> {
                 MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: Some(o.beta) }
             }
             Method::Prism => MethodSpec::Prism { target: need()?, checkpoint: one, options: o.prism },
-            Method::Tsds => MethodSpec::Tsds { target: need()?, options: o.tsds.clone() },
+            Method::Tsds => MethodSpec::Tsds { target: need()?, checkpoint: one, options: o.tsds.clone() },
             Method::Random => MethodSpec::Random,
             Method::Loss => MethodSpec::Loss { lowest: o.low_loss },
             Method::Rds => MethodSpec::Rds { target: need()?, pooling: Pooling::LastToken },

@@ -1,4 +1,10 @@
 //! TSDS over gradient features, hidden-state embeddings or given matrices.
+//!
+//! The reference's σ = 0.75 and C = 5 are "in the same scale as the norm of the embeddings",
+//! which it gives unit norm: gradient features and hidden states are L2-normalised here before
+//! the kNN, the KDE and the transport; `.npy` matrices are used as given.
+
+use std::path::Path;
 
 use serde_json::json;
 
@@ -9,62 +15,163 @@ use crate::features::{self, Transform};
 use crate::loss::LossKind;
 use crate::methods::knn::{searcher, Exact};
 use crate::methods::tsds;
+use crate::methods::unit::unit_rows_f32;
+use crate::train::AdamW;
 
-/// TSDS over gradient features, hidden-state embeddings or given .npy matrices.
+/// TSDS over gradient features, hidden-state embeddings or given .npy matrices. With a warmup
+/// `checkpoint`, gradients are its Adam features (as LESS's candidates), pool and target alike.
 pub(super) fn tsds_select(
     cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
+    checkpoint: Option<&Path>,
     t: &TsdsOptions,
     budget: usize,
 ) -> Result<Scored> {
-    let (x, q, dim, source) = match &t.source {
+    let (x, q, dim, source, normalised) = match &t.source {
         TsdsSource::Npy { pool: pn, target: tn } => {
-            let (x, rows, dim) = features::npy::read(pn)?;
-            let (q, _, qdim) = features::npy::read(tn)?;
-            if rows != pool.len() || qdim != dim {
-                return Err(Error::Invalid(format!(
-                    "{} is [{rows}, {dim}], {} has width {qdim}: the candidate matrix needs one row per pool line ({}) and both the same width",
-                    pn.display(), tn.display(), pool.len()
-                )));
-            }
-            (x, q, dim, json!({ "npy": [pn.display().to_string(), tn.display().to_string()] }))
+            let m = Matrices::read(pn, tn, Some(pool.len()))?;
+            (m.x, m.q, m.dim, m.source, false)
         }
         TsdsSource::Embeddings(pooling) => {
             let x = cx.embed(pool, *pooling)?;
             let q = cx.embed(target, *pooling)?;
-            (x, q, cx.loaded.model.config.hidden, json!({ "embed": pooling }))
+            (x, q, cx.loaded.model.config.hidden, json!({ "embed": pooling }), true)
         }
         TsdsSource::Gradients => {
             let dir = cx.out.join("features/tsds");
-            let checkpoint = Checkpoint::loaded(cx.loaded);
+            let (checkpoint, transform) = match checkpoint {
+                None => (Checkpoint::loaded(cx.loaded), Transform::Identity),
+                Some(d) => {
+                    let c = Checkpoint::load(cx.loaded, d)?;
+                    let p = d.join("optimizer.safetensors");
+                    let adam = Transform::adam(&AdamW::load(&p, &c.adapter.layout())?, crate::util::sha256_file(&p)?);
+                    (c, adam)
+                }
+            };
             let f = cx.featurizer(&checkpoint);
-            let pf = f.run(pool, LossKind::Sft, &Transform::Identity, &dir.join("pool"))?;
-            let tf = f.run(target, LossKind::Sft, &Transform::Identity, &dir.join("target"))?;
+            let pf = f.run(pool, LossKind::Sft, &transform, &dir.join("pool"))?;
+            let tf = f.run(target, LossKind::Sft, &transform, &dir.join("target"))?;
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;
-            (
-                pf.load()?.data,
-                tf.load()?.data,
-                dim,
-                json!({ "features": "sft gradients", "stores": ["features/tsds/pool", "features/tsds/target"] }),
-            )
+            let features = match checkpoint.label() {
+                Some(c) => format!("sft gradients, Adam features at {c}"),
+                None => "sft gradients of the loaded adapter".into(),
+            };
+            let source = json!({ "features": features, "stores": ["features/tsds/pool", "features/tsds/target"] });
+            (pf.load()?.data, tf.load()?.data, dim, source, true)
         }
     };
+    let (n, m) = (pool.len(), q.len() / dim);
+    let (x, q) = if normalised { (unit_rows_f32(&x, n, dim), unit_rows_f32(&q, m, dim)) } else { (x, q) };
     let exact = Exact::new(cx.compute.gpu.clone());
-    let probs = tsds::probabilities_with(&x, pool.len(), &q, q.len() / dim, dim, &t.params, &exact)?;
+    let (probs, chosen, mut details) = run(&x, n, &q, dim, t, budget, cx.opts.seed, &exact, cx.out)?;
+    details["source"] = source;
+    details["rows"] =
+        json!(if normalised { "L2-normalised (sigma and C assume unit norm)" } else { "as given (.npy)" });
+    Ok(Scored { scores: probs, columns: vec![], chosen, details })
+}
+
+/// Probabilities (also written to probabilities.npy), the draw, and what the manifest says of
+/// them.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    x: &[f32],
+    n: usize,
+    q: &[f32],
+    dim: usize,
+    t: &TsdsOptions,
+    budget: usize,
+    seed: u64,
+    exact: &Exact,
+    out: &Path,
+) -> Result<(Vec<f64>, Chosen, serde_json::Value)> {
+    let probs = tsds::probabilities_with(x, n, q, q.len() / dim, dim, &t.params, exact)?;
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-    features::npy::write(&cx.out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
+    features::npy::write(&out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
     let chosen = if t.no_replacement {
         Chosen::Top(budget)
     } else {
-        Chosen::List(tsds::sample_with_replacement(&probs, budget, cx.opts.seed))
+        Chosen::List(tsds::sample_with_replacement(&probs, budget, seed))
     };
+    let (k, kde_k) = t.params.effective(n);
     let details = json!({
-        "params": t.params, "source": source,
+        "params": t.params,
+        "neighbours_used": { "k": k, "kde_k": kde_k, "rule": "min(given, or 5000 and 1000, N/10), as the reference caps them" },
         "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
         "probabilities": "probabilities.npy (and the score column)",
-        "neighbours": searcher(t.params.index, &exact).describe(),
+        "neighbours": searcher(t.params.index, exact).describe(),
     });
-    Ok(Scored { scores: probs, columns: vec![], chosen, details })
+    Ok((probs, chosen, details))
+}
+
+/// The reference's own interface: candidate and query embeddings as two `.npy` matrices.
+struct Matrices {
+    x: Vec<f32>,
+    q: Vec<f32>,
+    n: usize,
+    dim: usize,
+    source: serde_json::Value,
+}
+
+impl Matrices {
+    /// Reads both (f16, f32 or f64); `rows`, when the candidates are pool lines, is how many.
+    fn read(pool: &Path, target: &Path, rows: Option<usize>) -> Result<Matrices> {
+        let (x, n, dim) = features::npy::read(pool)?;
+        let (q, _, qdim) = features::npy::read(target)?;
+        if qdim != dim || rows.is_some_and(|r| r != n) {
+            return Err(Error::Invalid(format!(
+                "{} is [{n}, {dim}] and {} has width {qdim}: both need one width{}",
+                pool.display(),
+                target.display(),
+                rows.map_or(String::new(), |r| format!(", and the candidates one row per pool line ({r})"))
+            )));
+        }
+        let hash =
+            |p: &Path| crate::util::sha256_file(p).map(|h| json!({ "path": p.display().to_string(), "sha256": h }));
+        let source = json!({ "npy": [hash(pool)?, hash(target)?] });
+        Ok(Matrices { x, q, n, dim, source })
+    }
+}
+
+/// TSDS on two `.npy` matrices alone, as the reference runs: no model, no pool or target file.
+/// Writes probabilities.npy, selected.json (row indices; repeated when sampled with
+/// replacement), scores.csv and manifest.json into `out`; with `pool` (the lines the rows
+/// stand for), selected.jsonl and each row's file and line too.
+#[allow(clippy::too_many_arguments)]
+pub fn tsds_on_matrices(
+    pool_npy: &Path,
+    target_npy: &Path,
+    pool: Option<&Dataset>,
+    t: &TsdsOptions,
+    budget: crate::select::Budget,
+    seed: u64,
+    compute: &crate::device::Compute,
+    out: &Path,
+) -> Result<super::Selection> {
+    let m = Matrices::read(pool_npy, target_npy, pool.map(Dataset::len))?;
+    let k = budget.count(m.n)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let exact = Exact::new(compute.gpu.clone());
+    let (probs, chosen, mut details) = run(&m.x, m.n, &m.q, m.dim, t, k, seed, &exact, out)?;
+    details["source"] = m.source;
+    details["rows"] = json!("as given (.npy)");
+    let selected = match chosen {
+        Chosen::Top(k) => crate::select::top_k(&probs, k),
+        Chosen::List(list) => list,
+    };
+    let manifest = json!({
+        "method": "tsds",
+        "pool": match pool {
+            Some(p) => json!({ "examples": p.len(), "files": p.files.iter().map(|f| json!({ "path": f.display().to_string() })).collect::<Vec<_>>() }),
+            None => json!({ "rows": m.n, "matrix": pool_npy.display().to_string() }),
+        },
+        "queries": m.q.len() / m.dim,
+        "selected": selected.len(),
+        "details": details,
+        "device": compute.label,
+        "gradsift": env!("CARGO_PKG_VERSION"),
+    });
+    crate::select::write_outputs(out, pool, &probs, &[], &selected, manifest)?;
+    Ok(super::Selection { selected, pool_size: m.n, out: out.to_path_buf() })
 }

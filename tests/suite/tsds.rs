@@ -82,7 +82,7 @@ fn naive(
 #[test]
 fn probabilities_match_the_reference_steps() {
     let seed = common::fresh_seed("tsds probabilities");
-    let (n, m, dim) = (120usize, 9usize, 5usize);
+    let (n, m, dim) = (400usize, 9usize, 5usize);
     let mut x = common::random_vec(n * dim, seed);
     // Near-duplicates: rows 1..10 copy row 0 with tiny noise, so the KDE matters.
     let noise = common::random_vec(10 * dim, seed + 1);
@@ -98,7 +98,8 @@ fn probabilities_match_the_reference_steps() {
         let params =
             TsdsParams { neighbours: Some(k), kde_neighbours: Some(kde_k), sigma, alpha, c, ..Default::default() };
         let ours = probabilities(&x, n, &q, m, dim, &params).unwrap();
-        let want = naive(&x, n, &q, m, dim, k, kde_k, sigma, alpha, c);
+        // The reference caps both at N/10 = 40.
+        let want = naive(&x, n, &q, m, dim, k.min(n / 10), kde_k.min(n / 10), sigma, alpha, c);
         let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
         let total: f64 = ours.iter().sum();
         eprintln!("K={k} kde_K={kde_k} sigma={sigma} alpha={alpha} C={c}: max |diff| {err:.2e}, sum p = {total:.12}");
@@ -107,7 +108,7 @@ fn probabilities_match_the_reference_steps() {
     }
     // Defaults: K = kde_K = N/10.
     let d = probabilities(&x, n, &q, m, dim, &TsdsParams::default()).unwrap();
-    let want = naive(&x, n, &q, m, dim, 12, 12, 0.75, 0.5, 5.0);
+    let want = naive(&x, n, &q, m, dim, 40, 40, 0.75, 0.5, 5.0);
     assert!(d.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-9));
 }
 
@@ -235,4 +236,59 @@ fn tsds_with_an_ivf_index_probing_every_cell_equals_exact() {
     let approx = probabilities(&x, n, &q, m, dim, &ivf(2)).unwrap();
     let total: f64 = approx.iter().sum();
     assert!((total - 1.0).abs() < 1e-9, "probabilities sum to {total}");
+}
+
+/// A float64 `.npy` file, as NumPy writes by default.
+fn write_f64_npy(path: &std::path::Path, data: &[f32], rows: usize, cols: usize) {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &x in data {
+        bytes.extend_from_slice(&(x as f64).to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The reference's interface: two float64 `.npy` matrices, no model, pool or target file.
+/// The probabilities equal the library's on the same matrices (used as given), and the draw
+/// is written as row indices.
+#[test]
+fn tsds_runs_on_npy_embeddings_alone() {
+    let dir = common::tmp("tsds", "npy-only");
+    let seed = common::fresh_seed("tsds_runs_on_npy_embeddings_alone");
+    let (n, m, dim) = (200usize, 5usize, 8usize);
+    let (x, q) = (common::random_vec(n * dim, seed), common::random_vec(m * dim, seed + 1));
+    // f64 on disk: compare with the library on the values rounded as the reader returns them.
+    write_f64_npy(&dir.join("x.npy"), &x, n, dim);
+    write_f64_npy(&dir.join("q.npy"), &q, m, dim);
+    let out = dir.join("out");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_gradsift"))
+        .args(["select", "--device", "cpu", "--method", "tsds", "--count", "7", "--no-replacement", "--pool-npy"])
+        .arg(dir.join("x.npy"))
+        .arg("--target-npy")
+        .arg(dir.join("q.npy"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (probs, rows, cols) = gradsift::features::npy::read(&out.join("probabilities.npy")).unwrap();
+    assert_eq!((rows, cols), (n, 1));
+    let want = probabilities(&x, n, &q, m, dim, &TsdsParams::default()).unwrap();
+    let err = probs.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0f64, f64::max);
+    assert!(err < 1e-6, "probabilities differ from the library's by {err}");
+    let selected: Vec<usize> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
+    assert_eq!(selected.len(), 7);
+    assert!(!out.join("selected.jsonl").exists(), "no pool lines to copy");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["details"]["neighbours_used"]["k"], 20, "K capped at N/10");
+    assert_eq!(manifest["details"]["source"]["npy"].as_array().unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }
