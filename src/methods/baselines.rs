@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use super::subtasks::subtask_groups;
 use super::unit::unit_rows;
 use crate::data::{Example, Record};
-use crate::features::rng::fmix32;
 use crate::util::SplitMix64;
 
 /// Seeded uniform scores: their top k is a uniformly random subset.
@@ -88,44 +87,53 @@ fn text_of(e: &Example) -> String {
     }
 }
 
-fn hash_str(s: &str) -> u32 {
-    // FNV-1a, then a finalizer for even buckets; stable across platforms and runs.
-    let mut h: u32 = 0x811C_9DC5;
-    for b in s.bytes() {
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-    }
-    fmix32(h)
+/// The reference's bucket of an n-gram: SHA-256 of its UTF-8 bytes, read as a big-endian
+/// integer, modulo the number of buckets (`int(hashlib.sha256(...).hexdigest(), 16) % 10000`).
+fn bucket(s: &str) -> usize {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes()).iter().fold(0usize, |r, &b| (r * 256 + b as usize) % DSIR_BUCKETS)
 }
 
-/// Hashed unigram + bigram counts of lower-cased words (DSIR's features).
+/// Word-punctuation tokens of lower-cased text, as NLTK's WordPunctTokenizer (`\w+|[^\w\s]+`):
+/// words and punctuation runs both kept.
+fn word_punct(text: &str) -> Vec<String> {
+    static TOKENS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = TOKENS.get_or_init(|| regex::Regex::new(r"\w+|[^\w\s]+").expect("a valid pattern"));
+    let lower = text.to_lowercase();
+    re.find_iter(&lower).map(|m| m.as_str().to_string()).collect()
+}
+
+/// Hashed unigram + bigram counts of an example's text (DSIR's features, as its reference
+/// computes them).
 pub fn ngram_counts(text: &str) -> Vec<(usize, f64)> {
-    let words: Vec<String> =
-        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect();
+    let words = word_punct(text);
     let mut counts: BTreeMap<usize, f64> = BTreeMap::new();
-    for (i, w) in words.iter().enumerate() {
-        *counts.entry(hash_str(w) as usize % DSIR_BUCKETS).or_default() += 1.0;
-        if i + 1 < words.len() {
-            *counts.entry(hash_str(&format!("{w} {}", words[i + 1])) as usize % DSIR_BUCKETS).or_default() += 1.0;
-        }
+    for w in &words {
+        *counts.entry(bucket(w)).or_default() += 1.0;
+    }
+    for pair in words.windows(2) {
+        *counts.entry(bucket(&format!("{} {}", pair[0], pair[1]))).or_default() += 1.0;
     }
     counts.into_iter().collect()
 }
 
-/// DSIR: log importance weights log p_target(x) − log p_raw(x) under bucket models fitted
-/// (add-one smoothed) on the target and on the pool, plus seeded Gumbel noise, so that the
-/// top k is a sample without replacement proportional to the weights (Gumbel top-k).
+/// DSIR as its reference (hashed_ngram_dsir.py): bucket distributions p = counts / total of
+/// the target and of the raw pool, no smoothing; an example's log importance weight is
+/// Σ count · (log(p_target + 1e-8) − log(p_raw + 1e-8)) over its n-gram buckets. Seeded Gumbel
+/// noise on top makes the top k a sample without replacement proportional to the weights.
+/// Returns (noisy scores, log weights).
 pub fn dsir_scores(pool: &[Example], target: &[Example], seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let fit = |exs: &[Example]| {
-        let mut c = vec![1.0f64; DSIR_BUCKETS];
+    let log_p = |exs: &[Example]| {
+        let mut c = vec![0f64; DSIR_BUCKETS];
         for e in exs {
             for (b, n) in ngram_counts(&text_of(e)) {
                 c[b] += n;
             }
         }
-        let total: f64 = c.iter().sum();
-        c.into_iter().map(|x| (x / total).ln()).collect::<Vec<f64>>()
+        let total: f64 = c.iter().sum::<f64>().max(1.0);
+        c.into_iter().map(|x| (x / total + 1e-8).ln()).collect::<Vec<f64>>()
     };
-    let (lt, lr) = (fit(target), fit(pool));
+    let (lt, lr) = (log_p(target), log_p(pool));
     let logw: Vec<f64> =
         pool.iter().map(|e| ngram_counts(&text_of(e)).into_iter().map(|(b, n)| n * (lt[b] - lr[b])).sum()).collect();
     let mut rng = SplitMix64(seed ^ 0x6473_6972);
@@ -142,6 +150,41 @@ mod tests {
         // 4 candidates, 2 queries: query 0 likes 0 > 1 > 2 > 3, query 1 likes 0 > 3 > 2 > 1.
         let cos = [0.9, 0.9, 0.8, 0.1, 0.5, 0.3, 0.1, 0.7];
         assert_eq!(round_robin(&cos, 4, 2, 3), vec![0, 3, 1]);
+    }
+
+    fn example(prompt: &str, completion: &str) -> Example {
+        Example {
+            source: std::sync::Arc::from(std::path::Path::new("x.jsonl")),
+            line: 1,
+            raw: String::new(),
+            task: None,
+            record: Record::Instruction { prompt: prompt.into(), completion: completion.into() },
+        }
+    }
+
+    /// Buckets, tokens and log importance weights as the reference computes them (values from
+    /// its functions run in Python on these texts: sha256 buckets, `\w+|[^\w\s]+` tokens,
+    /// log(p + 1e-8) differences).
+    #[test]
+    fn dsir_matches_the_reference_computation() {
+        let buckets: Vec<usize> = ["add", "2", "?", "what is", "..."].iter().map(|t| bucket(t)).collect();
+        assert_eq!(buckets, [9367, 9861, 1169, 8918, 8502]);
+        assert_eq!(
+            word_punct("Tell me something about a rocket... It flies!"),
+            ["tell", "me", "something", "about", "a", "rocket", "...", "it", "flies", "!"]
+        );
+        let pool = [
+            example("What is 2+2?\nAnswer:", "4"),
+            example("Name the capital city of France.", "Paris"),
+            example("Tell me something about a rocket...", "It flies!"),
+            example("Add 7 and 5.", "12"),
+        ];
+        let target = [example("What is 3+4?\nAnswer:", "7"), example("Add 1 and 9.", "10")];
+        let (_, logw) = dsir_scores(&pool, &target, 0);
+        let want = [-93.49182724476937, -200.00787504038925, -271.5773925992346, -97.56825758342951];
+        for (got, want) in logw.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
+        }
     }
 
     #[test]

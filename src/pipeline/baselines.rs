@@ -70,7 +70,9 @@ pub(super) fn rds(
 /// DSIR: hashed n-gram importance weights plus Gumbel noise, top k.
 pub(super) fn dsir(pool: &Dataset, target: &Dataset, seed: u64, budget: usize) -> Scored {
     let (scores, logw) = baselines::dsir_scores(&pool.examples, &target.examples, seed);
-    let d = json!({ "buckets": baselines::DSIR_BUCKETS, "features": "hashed unigrams and bigrams of lower-cased words",
+    let d = json!({ "buckets": baselines::DSIR_BUCKETS,
+                    "features": "unigrams and bigrams of lower-cased word-punctuation tokens, hashed by SHA-256 (the reference's)",
+                    "weights": "sum of count * (log(p_target + 1e-8) - log(p_pool + 1e-8)), p = bucket counts / total",
                     "score": "log importance weight + Gumbel noise (seeded): top-k samples without replacement" });
     Scored { scores, columns: vec![("log_weight".into(), logw)], chosen: Chosen::Top(budget), details: d }
 }
