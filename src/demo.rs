@@ -20,11 +20,11 @@ use crate::features::Dtype;
 use crate::loss::LossKind;
 use crate::pipeline::{
     self, CheckpointUse, FeatureOptions, GradType, Loaded, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec,
-    Selection, TifOptions,
+    Selection, TifOptions, ValTraining,
 };
 use crate::select::Budget;
 use crate::suite::{SuiteManifest, SuiteSpec};
-use crate::train::{AdamWConfig, WarmupOptions};
+use crate::train::{AdamWConfig, Schedule, WarmupOptions};
 use crate::util::write_atomic;
 
 /// The demo's seeds: five, so that a paired comparison has a standard error worth the name.
@@ -66,6 +66,7 @@ impl DemoOptions {
             lr: 1e-3,
             batch_size: 8,
             warmup_ratio: 0.03,
+            schedule: Schedule::Linear,
             adamw: AdamWConfig::default(),
             loss: LossKind::Sft,
             seed: 0,
@@ -127,7 +128,7 @@ impl DemoOptions {
             dpo_warmup,
             // The library's bands (the middle 20–80% of each proxy): nothing here knows how many
             // pairs are flipped.
-            tif: TifOptions { val_lr: 1e-3, ..Default::default() },
+            tif: TifOptions { val: ValTraining { lr: 1e-3, ..Default::default() }, ..Default::default() },
             // DPO moves a model that already prefers the right answer on most kinds: the
             // default, gentler budget (attention LoRA, lr 2e-3) rather than the SFT half's.
             dpo_eval: EvalOptions { steps: 40, seeds: DEFAULT_SEEDS.to_vec(), ..EvalOptions::default() },

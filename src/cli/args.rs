@@ -11,6 +11,7 @@ use gradsift::device::DeviceChoice;
 use gradsift::features::{Dtype, Pooling};
 use gradsift::methods::prism::PairWeights;
 use gradsift::pipeline::{GradType, Method};
+use gradsift::train::Schedule;
 
 /// A parser for a library enum: its names and one-line descriptions from [`Choice`].
 pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
@@ -369,9 +370,22 @@ pub struct SelectArgs {
     /// IRM (and fusion) band, percentiles.
     #[arg(long, value_parser = parse_band, default_value = "20,80")]
     pub irm_band: (f64, f64),
-    /// LossDiff: learning rate of the one epoch on the validation set.
+    /// LossDiff: learning rate of θ_val's training on the validation set.
     #[arg(long, default_value_t = 1e-4)]
     pub val_lr: f64,
+    /// LossDiff: batch size of θ_val's training (its own, not --batch-size).
+    #[arg(long, default_value_t = 8)]
+    pub val_batch_size: usize,
+    /// LossDiff: epochs of θ_val's training (the paper: one).
+    #[arg(long, default_value_t = 1)]
+    pub val_epochs: usize,
+    /// LossDiff: θ_val's learning-rate schedule after warmup.
+    #[arg(long, value_parser = choice::<Schedule>(), default_value = "constant")]
+    pub val_schedule: Schedule,
+    /// Fusion: also compute the influence (IF) and report the overlap with TIF's band (costs a
+    /// gradient pass over the pool).
+    #[arg(long)]
+    pub with_if: bool,
     /// Output directory.
     #[arg(long, default_value = "gradsift-out")]
     pub out: PathBuf,

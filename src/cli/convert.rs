@@ -9,10 +9,10 @@ use gradsift::loss::LossKind;
 use gradsift::methods::knn::{IvfParams, KnnIndex};
 use gradsift::methods::prism::Hessian;
 use gradsift::methods::tsds::TsdsParams;
-use gradsift::pipeline::{MethodOptions, ModelSpec, PrismOptions, TifOptions, TsdsOptions, TsdsSource};
+use gradsift::pipeline::{MethodOptions, ModelSpec, PrismOptions, TifOptions, TsdsOptions, TsdsSource, ValTraining};
 use gradsift::select::Budget;
 use gradsift::suite::SuiteSpec;
-use gradsift::train::{AdamWConfig, WarmupOptions};
+use gradsift::train::{AdamWConfig, Schedule, WarmupOptions};
 
 use super::args::{
     EvalArgs, FeatureArgs, HessianArg, IndexArg, LossArg, MakeDataArgs, ModelArgs, SelectArgs, WarmupArgs, WarmupLoss,
@@ -144,7 +144,18 @@ impl SelectArgs {
     }
 
     pub fn tif(&self) -> TifOptions {
-        TifOptions { band: self.band, lossdiff_band: self.lossdiff_band, irm_band: self.irm_band, val_lr: self.val_lr }
+        TifOptions {
+            band: self.band,
+            lossdiff_band: self.lossdiff_band,
+            irm_band: self.irm_band,
+            val: ValTraining {
+                lr: self.val_lr,
+                batch_size: self.val_batch_size,
+                epochs: self.val_epochs,
+                schedule: self.val_schedule,
+            },
+            with_if: self.with_if,
+        }
     }
 }
 
@@ -156,6 +167,7 @@ impl From<&WarmupArgs> for WarmupOptions {
             lr: a.lr,
             batch_size: a.batch_size,
             warmup_ratio: a.warmup_ratio,
+            schedule: Schedule::Linear,
             adamw: AdamWConfig { weight_decay: a.weight_decay, ..Default::default() },
             loss: a.loss.loss(a.beta),
             seed: a.seed,

@@ -24,7 +24,7 @@ use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
-use crate::train::{AdamWConfig, LoraTrainer};
+use crate::train::{AdamWConfig, LoraTrainer, LrSchedule, Schedule};
 use crate::util::SplitMix64;
 
 /// The fixed fine-tuning budget and what is measured.
@@ -141,9 +141,8 @@ pub fn fine_tune(
         AdamWConfig::default(),
         loss,
         opts.batch_size,
-        opts.lr,
+        LrSchedule { peak: opts.lr, warmup_ratio: opts.warmup_ratio, kind: Schedule::Linear },
         opts.steps,
-        opts.warmup_ratio,
     );
     let train_loss = trainer.run(model, &mut adapter, &tokenized, seed, &compute.device)?;
     Ok((adapter, train_loss))

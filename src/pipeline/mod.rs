@@ -31,6 +31,7 @@ use crate::train::{self, WarmupOptions};
 pub use method::{CheckpointUse, Method};
 pub use spec::{
     Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
+    ValTraining,
 };
 pub use tsds::tsds_on_matrices;
 
@@ -211,9 +212,14 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         MethodSpec::Loss { lowest } => baselines::loss(&cx, &pool, *lowest, budget)?,
         MethodSpec::Rds { pooling, .. } => baselines::rds(&cx, &pool, target_ref()?, *pooling, budget)?,
         MethodSpec::Dsir { .. } => baselines::dsir(&pool, target_ref()?, seed, budget),
-        MethodSpec::PreferenceBand { band, checkpoint, beta, val_lr, .. } => {
-            let inputs =
-                tif::Inputs { validation: target.as_ref(), checkpoint: *checkpoint, beta: *beta, val_lr: *val_lr };
+        MethodSpec::PreferenceBand { band, checkpoint, beta, val, with_if, .. } => {
+            let inputs = tif::Inputs {
+                validation: target.as_ref(),
+                checkpoint: *checkpoint,
+                beta: *beta,
+                val: *val,
+                with_if: *with_if,
+            };
             tif::tif_family(&cx, &pool, *band, method, &inputs)?
         }
     };

@@ -72,13 +72,39 @@ pub struct TifOptions {
     pub band: (f64, f64),
     pub lossdiff_band: (f64, f64),
     pub irm_band: (f64, f64),
-    /// Learning rate of θ_val's one epoch on the validation set.
-    pub val_lr: f64,
+    /// How θ_val (LossDiff's reference) is trained on the validation set.
+    pub val: ValTraining,
+    /// Fusion: also compute the influence (IF) and its band, for the overlap report. Off by
+    /// default: the fused selection does not use it and IF costs a gradient pass over the pool.
+    pub with_if: bool,
+}
+
+/// θ_val's training: its own settings, not the selection's batch size (a speed knob).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ValTraining {
+    pub lr: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub schedule: crate::train::Schedule,
+}
+
+impl Default for ValTraining {
+    /// The paper's one epoch; a constant rate, so the few steps of a small validation set are
+    /// not spent decaying to 0.
+    fn default() -> Self {
+        ValTraining { lr: 1e-4, batch_size: 8, epochs: 1, schedule: crate::train::Schedule::Constant }
+    }
 }
 
 impl Default for TifOptions {
     fn default() -> Self {
-        TifOptions { band: (20.0, 80.0), lossdiff_band: (20.0, 80.0), irm_band: (20.0, 80.0), val_lr: 1e-4 }
+        TifOptions {
+            band: (20.0, 80.0),
+            lossdiff_band: (20.0, 80.0),
+            irm_band: (20.0, 80.0),
+            val: ValTraining::default(),
+            with_if: false,
+        }
     }
 }
 
@@ -160,7 +186,8 @@ pub enum MethodSpec<'a> {
         validation: Option<&'a Path>,
         checkpoint: Option<&'a Path>,
         beta: f64,
-        val_lr: f64,
+        val: ValTraining,
+        with_if: bool,
     },
 }
 
@@ -192,7 +219,8 @@ impl<'a> MethodSpec<'a> {
             validation: target,
             checkpoint: one,
             beta: o.beta,
-            val_lr: t.val_lr,
+            val: t.val,
+            with_if: t.with_if,
         };
         Ok(match method {
             Method::Less => MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: None },

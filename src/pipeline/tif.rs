@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{reference_checkpoint, Band, Checkpoint, Chosen, Context, Method, Scored};
+use super::{reference_checkpoint, Band, Checkpoint, Chosen, Context, Method, Scored, ValTraining};
 use crate::choice::Choice;
 use crate::data::{Dataset, Tokenized};
 use crate::error::{Error, Result};
@@ -21,8 +21,10 @@ pub(super) struct Inputs<'a> {
     /// The DPO warmup checkpoint θ; None = the loaded adapter.
     pub checkpoint: Option<&'a Path>,
     pub beta: f64,
-    /// Learning rate of θ_val's one epoch on the validation set.
-    pub val_lr: f64,
+    /// θ_val's training on the validation set.
+    pub val: ValTraining,
+    /// Fusion: compute IF and its band too (the overlap with TIF in the report).
+    pub with_if: bool,
 }
 
 /// What the family computes at the reference checkpoint θ, and the report it builds up.
@@ -62,15 +64,21 @@ impl Family<'_> {
         Ok(v)
     }
 
-    /// LossDiff(d) = ℓ_DPO(d; θ) − ℓ_DPO(d; θ_val), θ_val = θ trained one epoch on `val`.
+    /// LossDiff(d) = ℓ_DPO(d; θ) − ℓ_DPO(d; θ_val), θ_val = θ trained on `val` (one epoch by
+    /// default, with its own rate, batch size and schedule).
     fn lossdiff(&mut self, val: &Dataset) -> Result<Vec<f64>> {
         let (cx, inputs) = (self.cx, self.inputs);
+        let t = inputs.val;
+        if t.epochs == 0 || t.batch_size == 0 {
+            return Err(Error::Invalid("LossDiff: θ_val needs at least one epoch and a positive batch size".into()));
+        }
         let opts = WarmupOptions {
             fraction: 1.0,
-            epochs: 1,
-            lr: inputs.val_lr,
-            batch_size: cx.opts.batch_size,
+            epochs: t.epochs,
+            lr: t.lr,
+            batch_size: t.batch_size,
             warmup_ratio: 0.0,
+            schedule: t.schedule,
             adamw: Default::default(),
             loss: LossKind::Dpo { beta: inputs.beta },
             seed: cx.opts.seed,
@@ -85,11 +93,16 @@ impl Family<'_> {
             cx.compute,
             &cx.out.join("theta-val"),
         )?;
-        let theta_val = LoraAdapter::load(&dirs[0], &cx.loaded.model.linears)?;
+        let last = dirs.last().expect("at least one epoch");
+        let theta_val = LoraAdapter::load(last, &cx.loaded.model.linears)?;
         let at_val = self.stats(&theta_val)?;
         let v: Vec<f64> = self.at_theta.iter().zip(&at_val).map(|(a, b)| a.loss - b.loss).collect();
         self.columns.push(("lossdiff".into(), v.clone()));
-        self.details["theta_val"] = json!({ "checkpoint": "theta-val/checkpoint-1", "lr": inputs.val_lr, "epochs": 1 });
+        self.details["theta_val"] = json!({
+            "checkpoint": format!("theta-val/checkpoint-{}", t.epochs),
+            "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, "schedule": t.schedule,
+            "examples": val.len(),
+        });
         Ok(v)
     }
 
@@ -138,18 +151,21 @@ pub(super) fn tif_family(
         }
         Band::Fusion { lossdiff, irm: irm_band, tif: tif_band } => {
             let val = need_val()?;
-            // The IF band is computed for the report's overlap with TIF.
-            let influence = family.influence(val)?;
-            let tif_kept = family.band("tif", &influence, tif_band);
             let ld = family.lossdiff(val)?;
             let by_lossdiff = family.band("lossdiff", &ld, lossdiff);
             let by_irm = family.band("irm", &irm, irm_band);
             let fused = tif::intersect(&by_lossdiff, &by_irm);
-            let (jaccard, share) = tif::overlap(&fused, &tif_kept);
             family.details["fusion"] = json!({
                 "retained": fused.len(), "retained_fraction": fused.len() as f64 / pool.len() as f64,
-                "overlap_with_tif": { "jaccard": jaccard, "share_of_fusion_in_tif": share },
             });
+            // IF only on request: it is the report's overlap with TIF, not part of the fusion.
+            if inputs.with_if {
+                let influence = family.influence(val)?;
+                let tif_kept = family.band("tif", &influence, tif_band);
+                let (jaccard, share) = tif::overlap(&fused, &tif_kept);
+                family.details["fusion"]["overlap_with_tif"] =
+                    json!({ "jaccard": jaccard, "share_of_fusion_in_tif": share });
+            }
             (irm, fused, "irm")
         }
     };

@@ -11,7 +11,7 @@ pub use figures::{EvalBars, JaccardHeatmap, PcaMap, ScoreHistogram, TifScatter};
 pub use pca::pca2;
 pub use render::{save, Figure};
 
-use crate::data::load_records;
+use crate::data::load_files;
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, Stat};
 use crate::features::Store;
@@ -106,7 +106,11 @@ pub fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<Path
     if let Some(store) = pool_store(sel) {
         let f = Store::new(&store).load()?;
         if f.rows == selected.len() && f.rows >= 3 {
-            let tasks = match manifest["pool"]["path"].as_str().map(|p| load_records(Path::new(p))) {
+            let files: Vec<PathBuf> = manifest["pool"]["files"]
+                .as_array()
+                .map(|fs| fs.iter().filter_map(|f| f["path"].as_str()).map(PathBuf::from).collect())
+                .unwrap_or_default();
+            let tasks = match (!files.is_empty()).then(|| load_files(&files)) {
                 Some(Ok(pool)) if pool.len() == f.rows => {
                     pool.examples.iter().map(|e| e.task.clone().unwrap_or_else(|| "(no task)".into())).collect()
                 }
@@ -198,7 +202,7 @@ pub fn plot_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         // Overlap among the selections from the pool most of them share (the demo's preference
         // pool is a different pool).
         let pool_of =
-            |p: &Path| read_json(&p.join("manifest.json")).map(|m| m["pool"]["path"].to_string()).unwrap_or_default();
+            |p: &Path| read_json(&p.join("manifest.json")).map(|m| m["pool"]["files"].to_string()).unwrap_or_default();
         let pools: Vec<String> = subs.iter().map(|(_, p)| pool_of(p)).collect();
         let common = pools.iter().max_by_key(|p| pools.iter().filter(|q| q == p).count()).cloned().unwrap_or_default();
         let same_pool: Vec<(String, PathBuf)> =

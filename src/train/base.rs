@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adamw::{AdamW, AdamWConfig};
 use super::lora_trainer::shuffle;
-use super::warmup::linear_schedule;
+use super::schedule::{LrSchedule, Schedule};
 use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
@@ -100,7 +100,6 @@ pub fn train_base(
         .collect::<Result<_>>()?;
     let steps_per_epoch = seqs.len().div_ceil(opts.batch_size);
     let total = steps_per_epoch * opts.epochs;
-    let warm = (opts.warmup_ratio * total as f64).ceil() as usize;
     let mut optimizer =
         AdamW::new(AdamWConfig { weight_decay: opts.weight_decay, ..AdamWConfig::default() }, total_params);
     let mut flat: Vec<f32> = params.iter().flat_map(|(_, t)| t.data.iter().copied()).collect();
@@ -134,7 +133,8 @@ pub fn train_base(
                     *d += s;
                 }
             }
-            let lr = linear_schedule(step, total, warm, opts.lr);
+            let lr =
+                LrSchedule { peak: opts.lr, warmup_ratio: opts.warmup_ratio, kind: Schedule::Linear }.at(step, total);
             optimizer.step(&mut flat, &grad, lr);
             for (i, (_, t)) in params.iter_mut().enumerate() {
                 let len = t.data.len();

@@ -6,22 +6,22 @@
 //! is one gradient path in the crate.
 
 use super::adamw::{AdamW, AdamWConfig};
+use super::schedule::LrSchedule;
 use crate::data::Tokenized;
 use crate::error::Result;
 use crate::loss::{per_example_grads, LossKind};
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::SplitMix64;
 
-/// AdamW over an adapter's flat parameters with a linear warmup/decay schedule of `total` steps.
+/// AdamW over an adapter's flat parameters with a learning-rate schedule of `total` steps.
 pub struct LoraTrainer {
     optimizer: AdamW,
     params: Vec<f32>,
     /// The per-sequence loss the gradients are taken of (`SftSum` for instruction data).
     loss: LossKind,
     batch_size: usize,
-    lr: f64,
+    rate: LrSchedule,
     total: usize,
-    warm: usize,
     step: usize,
 }
 
@@ -34,16 +34,14 @@ pub struct PassStats {
 }
 
 impl LoraTrainer {
-    /// A trainer for `total` steps of `batch_size` examples, peak rate `lr`, the first
-    /// `warmup_ratio` of the steps warming up.
+    /// A trainer for `total` steps of `batch_size` examples at the rates of `rate`.
     pub fn new(
         adapter: &LoraAdapter,
         adamw: AdamWConfig,
         loss: LossKind,
         batch_size: usize,
-        lr: f64,
+        rate: LrSchedule,
         total: usize,
-        warmup_ratio: f64,
     ) -> Self {
         let loss = match loss {
             LossKind::Sft | LossKind::SftSum => LossKind::SftSum,
@@ -54,9 +52,8 @@ impl LoraTrainer {
             params: adapter.flat_params(),
             loss,
             batch_size: batch_size.max(1),
-            lr,
+            rate,
             total,
-            warm: (warmup_ratio * total as f64).ceil() as usize,
             step: 0,
         }
     }
@@ -100,7 +97,7 @@ impl LoraTrainer {
                 }
             };
             let grad: Vec<f32> = g.grads.sum_dim(0).into_data().iter::<f32>().map(|x| x / denom).collect();
-            let lr = super::linear_schedule(self.step, self.total, self.warm, self.lr);
+            let lr = self.rate.at(self.step, self.total);
             self.optimizer.step(&mut self.params, &grad, lr);
             adapter.set_flat_params(&self.params);
             lr_sum += lr;

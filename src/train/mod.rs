@@ -4,9 +4,11 @@
 pub mod adamw;
 pub mod base;
 pub mod lora_trainer;
+pub mod schedule;
 pub mod warmup;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use base::{train_base, write_model, BaseOptions, BaseRecord};
 pub use lora_trainer::{LoraTrainer, PassStats};
-pub use warmup::{linear_schedule, random_subset, read_state, warmup, CheckpointState, WarmupOptions};
+pub use schedule::{LrSchedule, Schedule};
+pub use warmup::{random_subset, read_state, warmup, CheckpointState, WarmupOptions};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adamw::AdamWConfig;
 use super::lora_trainer::{shuffle, LoraTrainer};
+use super::schedule::{LrSchedule, Schedule};
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
@@ -24,8 +25,11 @@ pub struct WarmupOptions {
     /// Peak learning rate.
     pub lr: f64,
     pub batch_size: usize,
-    /// Fraction of the steps spent warming the learning rate up linearly; then linear decay to 0.
+    /// Fraction of the steps spent warming the learning rate up linearly; then `schedule`.
     pub warmup_ratio: f64,
+    /// What follows the warmup (linear decay to 0 unless said otherwise).
+    #[serde(default)]
+    pub schedule: Schedule,
     pub adamw: AdamWConfig,
     /// `Sft` for instruction data, `Dpo` for preference pairs.
     pub loss: LossKind,
@@ -45,16 +49,6 @@ pub struct CheckpointState {
     /// Pool indices trained on.
     pub subset: Vec<usize>,
     pub options: WarmupOptions,
-}
-
-/// The learning rate at `step` (0-based) of `total`: linear warmup, then linear decay to 0
-/// (Transformers' `get_linear_schedule_with_warmup`).
-pub fn linear_schedule(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
-    if step < warmup {
-        peak * step as f64 / warmup.max(1) as f64
-    } else {
-        peak * (total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64
-    }
 }
 
 /// A seeded random subset of `floor(fraction × n)` (at least 1) indices, in increasing order.
@@ -94,8 +88,8 @@ pub fn warmup(
     let (tokenized, truncated) = tokenizer.examples(&examples, opts.max_len)?;
     let steps_per_epoch = tokenized.len().div_ceil(opts.batch_size);
     let total = steps_per_epoch * opts.epochs;
-    let mut trainer =
-        LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, opts.lr, total, opts.warmup_ratio);
+    let rate = LrSchedule { peak: opts.lr, warmup_ratio: opts.warmup_ratio, kind: opts.schedule };
+    let mut trainer = LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, rate, total);
     let mut paths = Vec::new();
     tracing::info!(
         "warmup: {} of {} examples ({truncated} truncated), {} epochs × {steps_per_epoch} steps, lr {}, loss {}, on {}",

@@ -103,6 +103,7 @@ fn warmup_opts(loss: LossKind) -> WarmupOptions {
         lr: 1e-2,
         batch_size: 2,
         warmup_ratio: 0.25,
+        schedule: gradsift::train::Schedule::Linear,
         adamw: AdamWConfig { weight_decay: 0.01, ..Default::default() },
         loss,
         seed: 5,

@@ -60,6 +60,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         lr: 1e-3,
         batch_size: 8,
         warmup_ratio: 0.0,
+        schedule: gradsift::train::Schedule::Linear,
         adamw: Default::default(),
         loss: LossKind::Dpo { beta: 0.1 },
         seed: 0,
@@ -76,13 +77,18 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         overwrite: false,
     };
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
+    let mut fused_with_if = Vec::new();
     for method in [Method::Irm, Method::Lossdiff, Method::Tif, Method::Fusion] {
         let out = dir.join(format!("{method:?}"));
         let val = dir.join("val.jsonl");
         let options = MethodOptions {
             grad_type: GradType::Sgd,
             beta: 0.1,
-            tif: gradsift::pipeline::TifOptions { val_lr: 1e-3, ..Default::default() },
+            tif: gradsift::pipeline::TifOptions {
+                val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
+                with_if: true,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let s = SelectSpec {
@@ -101,6 +107,36 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
             sel.selected.len() as f64 / flipped.len() as f64
         );
         assert!(clean > clean_rate, "{method:?} kept a set no cleaner ({clean:.3}) than the pool ({clean_rate:.3})");
+        if method == Method::Fusion {
+            fused_with_if = sel.selected.clone();
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+            assert!(m["details"]["fusion"]["overlap_with_tif"]["jaccard"].is_number(), "--with-if reports the overlap");
+            assert_eq!(m["details"]["theta_val"]["schedule"], "constant");
+        }
     }
+    // Without --with-if the fusion skips IF: the same kept set, no IF column, no overlap.
+    let out = dir.join("fusion-without-if");
+    let val = dir.join("val.jsonl");
+    let options = MethodOptions {
+        grad_type: GradType::Sgd,
+        beta: 0.1,
+        tif: gradsift::pipeline::TifOptions {
+            val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = SelectSpec {
+        pool: &[dir.join("pool.jsonl")],
+        method: MethodSpec::new(Method::Fusion, Some(&val), &ckpt, &options).unwrap(),
+        budget: Budget::Fraction(1.0),
+        opts: &opts,
+        out: &out,
+    };
+    assert_eq!(pipeline::select(&loaded, &s, &c).unwrap().selected, fused_with_if);
+    let header = std::fs::read_to_string(out.join("scores.csv")).unwrap().lines().next().unwrap().to_string();
+    assert!(!header.split(',').any(|c| c == "if"), "{header}");
+    assert!(!out.join("features/tif").exists(), "no gradient pass for IF");
     let _ = std::fs::remove_dir_all(&dir);
 }
