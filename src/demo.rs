@@ -5,7 +5,7 @@
 //! The preference half asks the TIF question: on a pool with flipped pairs, does the fusion's
 //! kept set hold clean pairs, and does DPO on it beat DPO on the whole pool?
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -143,16 +143,19 @@ impl DemoOptions {
     }
 }
 
-/// What one method's selection looked like.
+/// What one method's selections looked like, over the seeds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SelectionInfo {
     pub method: String,
+    /// The first seed's selection (the others are under `seeds/`).
     pub dir: String,
+    /// Size of the first seed's selection.
     pub selected: usize,
-    /// Share of the selection that is a correct example of a target task.
+    /// Share of the selection that is a correct example of a target task (mean over seeds).
     pub target_share: f64,
-    /// Share that is low quality (wrong or evasive answers).
+    /// Share that is low quality (wrong or evasive answers; mean over seeds).
     pub low_quality_share: f64,
+    /// Seconds per seed (mean).
     pub seconds: f64,
 }
 
@@ -204,76 +207,109 @@ impl Run<'_> {
         self.data.join(name)
     }
 
-    /// `select` with `method` and the demo's settings, into `select/NAME`.
-    fn select(&self, method: Method, pool: &Path, target: Option<&Path>, checkpoints: &[PathBuf]) -> Result<Selection> {
+    /// Where the selection-side work of `seed` goes: the report directory for the first seed
+    /// (so `select/NAME` is what the plots draw), `seeds/seed-N/` for the others.
+    fn seed_dir(&self, seed: u64) -> PathBuf {
+        if self.opts.eval.seeds.first() == Some(&seed) {
+            self.out.to_path_buf()
+        } else {
+            self.out.join("seeds").join(format!("seed-{seed}"))
+        }
+    }
+
+    /// `select` with `method` and the demo's settings at `seed` (the projection's seed, and
+    /// with it TSDS's draws and DSIR's noise), into `select/NAME` under [`Self::seed_dir`].
+    fn select(
+        &self,
+        method: Method,
+        pool: &Path,
+        target: Option<&Path>,
+        checkpoints: &[PathBuf],
+        seed: u64,
+    ) -> Result<Selection> {
         let o = self.opts;
         let options = MethodOptions { grad_type: o.grad_type, beta: o.beta, tif: o.tif, ..MethodOptions::default() };
+        let features = FeatureOptions { seed, ..o.features.clone() };
         let spec = SelectSpec {
             pool: &[pool.to_path_buf()],
             method: MethodSpec::new(method, target, checkpoints, &options)?,
             budget: Budget::Fraction(o.fraction),
-            opts: &o.features,
-            out: &self.out.join("select").join(method.name()),
+            opts: &features,
+            out: &self.seed_dir(seed).join("select").join(method.name()),
         };
         pipeline::select(&self.loaded, &spec, self.compute)
     }
+
+    /// The warmup of `opts` at `seed` (its subset and order), into `name` under [`Self::seed_dir`].
+    fn warmup(&self, pool: &Path, opts: &WarmupOptions, seed: u64, name: &str) -> Result<Vec<PathBuf>> {
+        let opts = WarmupOptions { seed, ..opts.clone() };
+        let out = self.seed_dir(seed).join(name);
+        pipeline::warmup(&self.loaded, std::slice::from_ref(&pool.to_path_buf()), &opts, self.compute, &out)
+    }
 }
 
-/// The instruction half: the SFT warmup, every method's selection, and the fine-tunes that
-/// compare them with random subsets of the same size.
+/// The instruction half: per seed, the SFT warmup and every method's selection; then the
+/// fine-tunes that compare each method with random subsets of its size, seed by seed.
 fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<SelectionInfo>, EvalReport, usize)> {
     let o = run.opts;
     let pool_path = run.file("pool.jsonl");
-    let checkpoints = pipeline::warmup(
-        &run.loaded,
-        std::slice::from_ref(&pool_path),
-        &o.warmup,
-        run.compute,
-        &run.out.join("warmup"),
-    )?;
-    stages.end("warmup");
-    let mut selections = Vec::new();
-    let mut arms = Vec::new();
-    for &method in &o.methods {
-        let name = method.name();
-        let m0 = Instant::now();
-        let target = method.target_kind().map(|kind| match kind {
-            RecordKind::Instructions => run.file("target.jsonl"),
-            RecordKind::Preferences => run.file("target-pairs.jsonl"),
-        });
-        // LESS and ROSE weigh every warmup checkpoint; PRISM works at the last one; the rest
-        // see the fresh adapter (TSDS) or no gradients at all.
-        let ckpts: &[PathBuf] = match method.checkpoint_use() {
-            CheckpointUse::Weighted => &checkpoints,
-            CheckpointUse::One => &checkpoints[checkpoints.len() - 1..],
-            CheckpointUse::Unused => &[],
-        };
-        let s = run.select(method, &pool_path, target.as_deref(), ckpts)?;
-        let share = |kind: &dyn Fn(&str) -> bool| {
-            s.selected.iter().filter(|&&i| kind(&run.suite.pool_kinds[i])).count() as f64
-                / s.selected.len().max(1) as f64
-        };
-        let info = SelectionInfo {
-            method: name.to_string(),
-            dir: format!("select/{name}"),
-            selected: s.selected.len(),
-            target_share: share(&|k| o.suite.target_tasks.iter().any(|t| t == k)),
-            low_quality_share: share(&|k| k == "low-quality"),
-            seconds: m0.elapsed().as_secs_f64(),
-        };
-        tracing::info!(
-            "demo: {name}: {} selected, {:.0}% target-task, {:.1} s",
-            info.selected,
-            100.0 * info.target_share,
-            info.seconds
-        );
-        selections.push(info);
-        arms.push(Arm { name: name.to_string(), subset: Subset::Fixed(s.selected) });
+    let seeds = &o.eval.seeds;
+    // Per method: the selection of every seed, and the shares and times behind SelectionInfo.
+    let mut picked: Vec<(Method, BTreeMap<u64, Vec<usize>>, Vec<(f64, f64, f64)>)> =
+        o.methods.iter().map(|&m| (m, BTreeMap::new(), Vec::new())).collect();
+    for &seed in seeds {
+        let checkpoints = run.warmup(&pool_path, &o.warmup, seed, "warmup")?;
+        for (method, by_seed, shares) in &mut picked {
+            let method = *method;
+            let m0 = Instant::now();
+            let target = method.target_kind().map(|kind| match kind {
+                RecordKind::Instructions => run.file("target.jsonl"),
+                RecordKind::Preferences => run.file("target-pairs.jsonl"),
+            });
+            // LESS and ROSE weigh every warmup checkpoint; PRISM and TSDS work at the last one;
+            // the rest see the fresh adapter or no gradients at all.
+            let ckpts: &[PathBuf] = match method.checkpoint_use() {
+                CheckpointUse::Weighted => &checkpoints,
+                CheckpointUse::One => &checkpoints[checkpoints.len() - 1..],
+                CheckpointUse::Unused => &[],
+            };
+            let s = run.select(method, &pool_path, target.as_deref(), ckpts, seed)?;
+            let share = |kind: &dyn Fn(&str) -> bool| {
+                s.selected.iter().filter(|&&i| kind(&run.suite.pool_kinds[i])).count() as f64
+                    / s.selected.len().max(1) as f64
+            };
+            let target_share = share(&|k| o.suite.target_tasks.iter().any(|t| t == k));
+            shares.push((target_share, share(&|k| k == "low-quality"), m0.elapsed().as_secs_f64()));
+            tracing::info!(
+                "demo: seed {seed}: {}: {} selected, {:.0}% target-task",
+                method.name(),
+                s.selected.len(),
+                100.0 * target_share
+            );
+            by_seed.insert(seed, s.selected);
+        }
     }
-    stages.end("select");
+    stages.end("warmup and select (every seed)");
+    let mean =
+        |xs: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| xs.iter().map(f).sum::<f64>() / xs.len().max(1) as f64;
+    let selections: Vec<SelectionInfo> = picked
+        .iter()
+        .map(|(m, by_seed, shares)| SelectionInfo {
+            method: m.name().to_string(),
+            dir: format!("select/{}", m.name()),
+            selected: by_seed.values().next().map_or(0, Vec::len),
+            target_share: mean(shares, |x| x.0),
+            low_quality_share: mean(shares, |x| x.1),
+            seconds: mean(shares, |x| x.2),
+        })
+        .collect();
+    let mut arms: Vec<Arm> = picked
+        .into_iter()
+        .map(|(m, by_seed, _)| Arm { name: m.name().to_string(), subset: Subset::PerSeed(by_seed) })
+        .collect();
     let budget = Budget::Fraction(o.fraction).count(run.suite.pool_kinds.len())?;
-    // Random subsets of every size a method chose (sampling with replacement and PRISM's
-    // repair change the size), each method compared with its own size.
+    // Random subsets of every size a method chose (PRISM's repair can change the size), each
+    // method compared with its own size.
     let random = eval::random_arms(&arms);
     arms.extend(random);
     let pool = load_records(&pool_path)?;
@@ -300,39 +336,43 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
 /// What the preference half measured.
 struct PreferenceHalf {
     pool_clean: f64,
+    /// Mean over seeds.
     fusion_clean: f64,
+    /// Of the first seed.
     fusion_kept: usize,
     report: EvalReport,
 }
 
-/// The preference half: the DPO warmup, the fusion's kept set and how clean it is, and DPO on
-/// it against DPO on the whole pool.
+/// The preference half: per seed, the DPO warmup and the fusion's kept set (and how clean it
+/// is); then DPO on the kept set against DPO on random subsets of the kept size and on the
+/// whole pool.
 fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf> {
     let o = run.opts;
     let pairs_path = run.file("pool-pairs.jsonl");
-    let dpo_ckpt = pipeline::warmup(
-        &run.loaded,
-        std::slice::from_ref(&pairs_path),
-        &o.dpo_warmup,
-        run.compute,
-        &run.out.join("warmup-dpo"),
-    )?;
-    let last = &dpo_ckpt[dpo_ckpt.len() - 1..];
-    let fusion = run.select(Method::Fusion, &pairs_path, Some(&run.file("val-pairs.jsonl")), last)?;
     let flipped: HashSet<usize> = run.suite.flipped.iter().map(|l| l - 1).collect();
     let n_pairs = o.suite.pool;
     let pool_clean = 1.0 - flipped.len() as f64 / n_pairs.max(1) as f64;
-    let fusion_clean =
-        fusion.selected.iter().filter(|i| !flipped.contains(i)).count() as f64 / fusion.selected.len().max(1) as f64;
-    tracing::info!(
-        "demo: fusion kept {} of {n_pairs} pairs, clean fraction {fusion_clean:.3} (pool {pool_clean:.3})",
-        fusion.selected.len()
-    );
-    stages.end("select (fusion)");
+    let mut kept_by_seed = BTreeMap::new();
+    let mut clean = Vec::new();
+    for &seed in &o.dpo_eval.seeds {
+        let dpo_ckpt = run.warmup(&pairs_path, &o.dpo_warmup, seed, "warmup-dpo")?;
+        let last = &dpo_ckpt[dpo_ckpt.len() - 1..];
+        let fusion = run.select(Method::Fusion, &pairs_path, Some(&run.file("val-pairs.jsonl")), last, seed)?;
+        let c = fusion.selected.iter().filter(|i| !flipped.contains(i)).count() as f64
+            / fusion.selected.len().max(1) as f64;
+        tracing::info!(
+            "demo: seed {seed}: fusion kept {} of {n_pairs} pairs, clean fraction {c:.3} (pool {pool_clean:.3})",
+            fusion.selected.len()
+        );
+        clean.push(c);
+        kept_by_seed.insert(seed, fusion.selected);
+    }
+    stages.end("DPO warmup and fusion (every seed)");
 
     let pairs = load_records(&pairs_path)?;
     let test_pairs = load_records(&run.file("heldout-pairs.jsonl"))?;
-    let kept = Arm { name: "fusion (kept)".into(), subset: Subset::Fixed(fusion.selected.clone()) };
+    let fusion_kept = kept_by_seed.values().next().map_or(0, Vec::len);
+    let kept = Arm { name: "fusion (kept)".into(), subset: Subset::PerSeed(kept_by_seed) };
     let mut arms = eval::random_arms(std::slice::from_ref(&kept));
     arms.insert(0, kept);
     arms.push(Arm { name: "whole pool".into(), subset: Subset::Fixed((0..pairs.len()).collect()) });
@@ -352,7 +392,8 @@ fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf>
         &run.out.join("eval-dpo"),
     )?;
     stages.end("eval (preference)");
-    Ok(PreferenceHalf { pool_clean, fusion_clean, fusion_kept: fusion.selected.len(), report })
+    let fusion_clean = clean.iter().sum::<f64>() / clean.len().max(1) as f64;
+    Ok(PreferenceHalf { pool_clean, fusion_clean, fusion_kept, report })
 }
 
 /// Runs the demo into `out`, logging one line per stage.
@@ -385,12 +426,42 @@ pub fn run(opts: &DemoOptions, compute: &Compute, out: &Path) -> Result<DemoRepo
     report.stages = stages.done;
     report.stages.push(("total".into(), start.elapsed().as_secs_f64()));
     write_atomic(&out.join("demo.json"), serde_json::to_string_pretty(&report).expect("json").as_bytes())?;
-    write_atomic(&out.join("report.md"), markdown(&report, &opts.suite, compute).as_bytes())?;
+    write_atomic(&out.join("report.md"), markdown(&report, opts, compute).as_bytes())?;
     Ok(report)
 }
 
+/// Every setting of every arm, as report.md lists them.
+fn settings(o: &DemoOptions) -> String {
+    let all = serde_json::json!({
+        "suite": o.suite,
+        "model": { "dir": o.model.model_dir, "lora_r": o.model.lora_r, "lora_alpha": o.model.lora_alpha },
+        "selection": {
+            "budget_fraction": o.fraction,
+            "methods": o.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "features": o.features,
+            "features_seed": "the evaluation seed of each run (projection, TSDS draws, DSIR noise)",
+            "grad_type": o.grad_type.name(),
+            "beta": o.beta,
+            "warmup": o.warmup,
+            "warmup_seed": "the evaluation seed of each run (subset and order)",
+        },
+        "fusion": {
+            "tif": o.tif,
+            "bands": "the library defaults: nothing in the demo knows which pairs are flipped",
+            "dpo_warmup": o.dpo_warmup,
+        },
+        "eval_sft": o.eval,
+        "eval_dpo": o.dpo_eval,
+    });
+    format!(
+        "## Settings\n\nEvery arm's settings, in full (demo.json has the per-seed values).\n\n```json\n{}\n```\n\n",
+        serde_json::to_string_pretty(&all).expect("json")
+    )
+}
+
 /// report.md.
-fn markdown(r: &DemoReport, suite: &SuiteSpec, compute: &Compute) -> String {
+fn markdown(r: &DemoReport, opts: &DemoOptions, compute: &Compute) -> String {
+    let suite = &opts.suite;
     let mut s = String::from("# gradsift demo report\n\n");
     s.push_str(&format!(
         "Pool: {} instruction examples of {} task kinds plus chat and low-quality lines (seed {}); target tasks: {}. \
@@ -406,7 +477,10 @@ fn markdown(r: &DemoReport, suite: &SuiteSpec, compute: &Compute) -> String {
     s.push_str("## Does the selection beat random? (LoRA SFT, test set of the target tasks)\n\n");
     s.push_str(&r.instruction.table);
     s.push_str(&format!(
-        "\nEvery fine-tune: {} steps of {} examples, lr {}, LoRA r={} α={}; seeds {:?}. A random arm draws a new subset per seed.\n\n",
+        "\nEvery fine-tune: {} steps of {} examples, lr {}, LoRA r={} α={}; seeds {:?}. Each seed redoes the warmup and every \
+         selection with that seed, and a random arm of each selection's size draws a new subset per seed; the comparison \
+         column is the paired difference over seeds (random's test loss minus the method's: positive = better than random), \
+         its standard error and the seeds won; \"beats\" = the mean exceeds 2 standard errors.\n\n",
         r.instruction.options.steps,
         r.instruction.options.batch_size,
         r.instruction.options.lr,
@@ -423,12 +497,16 @@ fn markdown(r: &DemoReport, suite: &SuiteSpec, compute: &Compute) -> String {
     }
     s.push_str(&format!(
         "\n## Flipped preference pairs (TIF fusion)\n\nThe preference pool ({} pairs over every task kind) is {:.3} clean \
-         ({}% of pairs flipped). After one DPO warmup epoch, the fusion of LossDiff (validation set: val-pairs.jsonl, \
-         clean pairs of every kind) and IRM kept {} pairs, {:.3} clean. DPO on the kept set against DPO on the whole \
-         pool, measured on held-out pairs of every kind (heldout-pairs.jsonl):\n\n",
+         ({}% of pairs flipped). After one DPO warmup epoch (per seed), the fusion of LossDiff (validation set: \
+         val-pairs.jsonl, clean pairs of every kind) and IRM, each in the library's default band ({:?} and {:?} \
+         percentiles: no knowledge of the flip rate), kept {} pairs at the first seed, {:.3} clean on average over the \
+         seeds. DPO on the kept set against DPO on random subsets of the kept size and on the whole pool, measured on \
+         held-out pairs of every kind (heldout-pairs.jsonl):\n\n",
         r.pool,
         r.pool_clean,
         (100.0 * suite.flip_rate).round(),
+        opts.tif.lossdiff_band,
+        opts.tif.irm_band,
         r.fusion_kept,
         r.fusion_clean
     ));
@@ -437,6 +515,7 @@ fn markdown(r: &DemoReport, suite: &SuiteSpec, compute: &Compute) -> String {
         "\nDPO (β = {}), {} steps per run.\n\n",
         r.preference.options.beta, r.preference.options.steps
     ));
+    s.push_str(&settings(opts));
     s.push_str("## Figures\n\n");
     for p in r.plots.iter().filter(|p| p.ends_with(".png")) {
         s.push_str(&format!("![{p}]({p})\n\n"));

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Arm, Metrics, Run, Subset};
 
-/// An arm against the random subsets of its size, seed by seed.
+/// An arm against the random subsets of its size, seed by seed (each seed's run against the
+/// random run of that seed and of that run's subset size).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Comparison {
     pub arm: String,
@@ -27,31 +28,33 @@ pub struct Comparison {
     pub beats: bool,
 }
 
-/// The random arms that give every fixed arm a reference of its own size: one per distinct
-/// size, named `random` when there is one size and `random (k=N)` otherwise.
-pub fn random_arms(fixed: &[Arm]) -> Vec<Arm> {
-    let mut sizes: Vec<usize> = fixed
-        .iter()
-        .filter_map(|a| match &a.subset {
-            Subset::Fixed(ix) => Some(ix.len()),
-            Subset::Random(_) => None,
-        })
-        .collect();
+/// The random arms that give every selection arm a reference of its own size: one per distinct
+/// size of the arms whose size is the same at every seed (`random` when there is one size,
+/// `random (k=N)` otherwise), and for a per-seed arm whose size varies (a band), random subsets
+/// of its size at each seed (`random (sized as NAME)`).
+pub fn random_arms(arms: &[Arm]) -> Vec<Arm> {
+    let varies = |a: &Arm| match &a.subset {
+        Subset::PerSeed(by_seed) => by_seed.values().any(|ix| ix.len() != by_seed.values().next().map_or(0, Vec::len)),
+        _ => false,
+    };
+    let mut sizes: Vec<usize> =
+        arms.iter().filter(|a| !varies(a)).flat_map(|a| a.subset.selections()).map(<[usize]>::len).collect();
     sizes.sort_unstable();
     sizes.dedup();
     let name = |k: usize| if sizes.len() == 1 { "random".to_string() } else { format!("random (k={k})") };
-    sizes.iter().map(|&k| Arm { name: name(k), subset: Subset::Random(k) }).collect()
+    let mut out: Vec<Arm> = sizes.iter().map(|&k| Arm { name: name(k), subset: Subset::Random(k) }).collect();
+    for a in arms.iter().filter(|a| varies(a)) {
+        if let Subset::PerSeed(by_seed) = &a.subset {
+            let sized = by_seed.iter().map(|(&s, ix)| (s, ix.len())).collect();
+            out.push(Arm { name: format!("random (sized as {})", a.name), subset: Subset::RandomSized(sized) });
+        }
+    }
+    out
 }
 
-/// Every fixed arm against the random arm of its size (when the runs have one).
+/// Every selection arm against the random runs of its size and seed (when the runs have them).
 pub fn compare(arms: &[Arm], runs: &[Run]) -> Vec<Comparison> {
-    let reference = |k: usize| arms.iter().find(|a| matches!(a.subset, Subset::Random(r) if r == k));
-    arms.iter()
-        .filter_map(|a| match &a.subset {
-            Subset::Fixed(ix) => reference(ix.len()).and_then(|r| paired(&a.name, &r.name, runs)),
-            Subset::Random(_) => None,
-        })
-        .collect()
+    arms.iter().filter(|a| !a.subset.is_random()).filter_map(|a| paired(&a.name, arms, runs)).collect()
 }
 
 /// The metric a comparison uses: test loss where measured, else preference accuracy.
@@ -63,15 +66,26 @@ fn advantage(arm: &Metrics, reference: &Metrics) -> Option<(&'static str, f64)> 
     }
 }
 
-fn paired(arm: &str, reference: &str, runs: &[Run]) -> Option<Comparison> {
+fn paired(arm: &str, arms: &[Arm], runs: &[Run]) -> Option<Comparison> {
+    // The random arm of a run's size: a fixed-size one, else one sized per seed to match.
+    let random_of = |k: usize, seed: u64| {
+        arms.iter()
+            .find(|a| matches!(a.subset, Subset::Random(r) if r == k))
+            .or_else(|| arms.iter().find(|a| matches!(&a.subset, Subset::RandomSized(m) if m.get(&seed) == Some(&k))))
+    };
     let mut metric = "";
+    let mut references: Vec<&str> = Vec::new();
     let differences: Vec<(u64, f64)> = runs
         .iter()
         .filter(|r| r.arm == arm)
         .filter_map(|a| {
-            let r = runs.iter().find(|r| r.arm == reference && r.seed == a.seed)?;
+            let reference = random_of(a.subset.len(), a.seed)?;
+            let r = runs.iter().find(|r| r.arm == reference.name && r.seed == a.seed)?;
             let (m, d) = advantage(&a.metrics, &r.metrics)?;
             metric = m;
+            if !references.contains(&reference.name.as_str()) {
+                references.push(&reference.name);
+            }
             Some((a.seed, d))
         })
         .collect();
@@ -88,7 +102,7 @@ fn paired(arm: &str, reference: &str, runs: &[Run]) -> Option<Comparison> {
     };
     Some(Comparison {
         arm: arm.to_string(),
-        reference: reference.to_string(),
+        reference: references.join(", "),
         metric: metric.to_string(),
         wins: differences.iter().filter(|d| d.1 > 0.0).count(),
         beats: n > 1 && mean > 2.0 * std_error,
@@ -103,11 +117,12 @@ fn paired(arm: &str, reference: &str, runs: &[Run]) -> Option<Comparison> {
 mod tests {
     use super::*;
 
+    /// A run on a subset of two (the size of the test's arms).
     fn run(arm: &str, seed: u64, loss: f64) -> Run {
         Run {
             arm: arm.into(),
             seed,
-            subset: vec![],
+            subset: vec![0, 1],
             train_loss: 0.0,
             metrics: Metrics { test_loss: Some(loss), accuracy: None, pref_accuracy: None },
         }
@@ -121,6 +136,34 @@ mod tests {
         assert_eq!(one[0].name, "random");
         let two = random_arms(&[fixed("less", 5), fixed("prism", 3), fixed("rds", 5)]);
         assert_eq!(two.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["random (k=3)", "random (k=5)"]);
+    }
+
+    #[test]
+    fn a_band_of_varying_size_gets_random_subsets_sized_per_seed() {
+        let by_seed = [(1, vec![0, 1, 2]), (2, vec![3, 4])].into_iter().collect();
+        let arms = [Arm { name: "fusion".into(), subset: Subset::PerSeed(by_seed) }];
+        let random = random_arms(&arms);
+        assert_eq!(random.len(), 1);
+        assert_eq!(random[0].name, "random (sized as fusion)");
+        let Subset::RandomSized(sizes) = &random[0].subset else { panic!("not sized per seed") };
+        assert_eq!(sizes.iter().map(|(&s, &k)| (s, k)).collect::<Vec<_>>(), [(1, 3), (2, 2)]);
+        let run = |arm: &str, seed: u64, n: usize, loss: f64| Run {
+            arm: arm.into(),
+            seed,
+            subset: (0..n).collect(),
+            train_loss: 0.0,
+            metrics: Metrics { test_loss: Some(loss), accuracy: None, pref_accuracy: None },
+        };
+        let all = [arms[0].clone(), random[0].clone()];
+        let runs = [
+            run("fusion", 1, 3, 1.0),
+            run("fusion", 2, 2, 1.0),
+            run(&random[0].name, 1, 3, 2.0),
+            run(&random[0].name, 2, 2, 1.5),
+        ];
+        let c = &compare(&all, &runs)[0];
+        assert_eq!(c.differences, [(1, 1.0), (2, 0.5)]);
+        assert_eq!(c.reference, "random (sized as fusion)");
     }
 
     #[test]

@@ -49,6 +49,32 @@ pub struct EvalOptions {
     pub allow_overlap: bool,
 }
 
+impl Subset {
+    /// The indices trained on at `seed` (None for a random subset, drawn at run time, or a
+    /// per-seed selection without that seed).
+    pub fn at(&self, seed: u64) -> Option<&[usize]> {
+        match self {
+            Subset::Fixed(ix) => Some(ix),
+            Subset::PerSeed(by_seed) => by_seed.get(&seed).map(Vec::as_slice),
+            Subset::Random(_) | Subset::RandomSized(_) => None,
+        }
+    }
+
+    /// True for the random references (drawn at run time).
+    pub fn is_random(&self) -> bool {
+        matches!(self, Subset::Random(_) | Subset::RandomSized(_))
+    }
+
+    /// Every subset a selection arm can train on (one, or one per seed).
+    pub fn selections(&self) -> Vec<&[usize]> {
+        match self {
+            Subset::Fixed(ix) => vec![ix.as_slice()],
+            Subset::PerSeed(by_seed) => by_seed.values().map(Vec::as_slice).collect(),
+            Subset::Random(_) | Subset::RandomSized(_) => Vec::new(),
+        }
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
@@ -73,8 +99,14 @@ impl Default for EvalOptions {
 pub enum Subset {
     /// Fixed pool indices (a method's selection).
     Fixed(Vec<usize>),
+    /// One selection per seed: the method's own randomness (projection seed, sampling draws,
+    /// noise, warmup order) followed the evaluation seed.
+    PerSeed(std::collections::BTreeMap<u64, Vec<usize>>),
     /// A fresh random subset of this size for every seed.
     Random(usize),
+    /// A fresh random subset per seed, of the size given for that seed (the reference of a
+    /// per-seed selection whose size varies, like a band's).
+    RandomSized(std::collections::BTreeMap<u64, usize>),
 }
 
 /// One arm of the comparison.
@@ -168,9 +200,11 @@ pub fn evaluate(
     let mut runs = Vec::new();
     for arm in arms {
         for &seed in &opts.seeds {
+            let missing = || Error::Invalid(format!("eval: `{}` has no subset for seed {seed}", arm.name));
             let subset = match &arm.subset {
-                Subset::Fixed(ix) => ix.clone(),
                 Subset::Random(k) => random_indices(pool.len(), *k, seed),
+                Subset::RandomSized(k) => random_indices(pool.len(), *k.get(&seed).ok_or_else(missing)?, seed),
+                s => s.at(seed).ok_or_else(missing)?.to_vec(),
             };
             let (adapter, train_loss) = fine_tune(model, tokenizer, pool, &subset, opts, seed, compute)?;
             let metrics = measure(model, Some(&adapter), tokenizer, tests, opts.max_len, opts.max_new_tokens, compute)?;

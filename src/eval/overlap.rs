@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Arm, Subset, TestSets};
+use super::{Arm, TestSets};
 use crate::data::{Dataset, Record};
 
 /// How many distinct test prompts were found on the training side.
@@ -68,8 +68,11 @@ pub fn overlap(tests: TestSets<'_>, pool: &Dataset, arms: &[Arm], targets: &[&Da
     let arms = arms
         .iter()
         .filter_map(|a| match &a.subset {
-            Subset::Fixed(ix) => Some((a.name.clone(), count(&keys(ix.iter().filter_map(|&i| pool.examples.get(i)))))),
-            Subset::Random(_) => None,
+            s if s.is_random() => None,
+            s => {
+                let picked = s.selections().into_iter().flatten().filter_map(|&i| pool.examples.get(i));
+                Some((a.name.clone(), count(&keys(picked))))
+            }
         })
         .collect();
     Overlap {

@@ -62,7 +62,7 @@ fn progress_bar(len: u64) -> ProgressBar {
 }
 
 /// Featurization options shared by `featurize` and `select`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FeatureOptions {
     /// Seed of the projection.
     pub seed: u64,

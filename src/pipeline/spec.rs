@@ -66,7 +66,7 @@ pub struct TsdsOptions {
 }
 
 /// Options of the TIF family (bands are percentiles).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct TifOptions {
     /// TIF's band of IF.
     pub band: (f64, f64),

@@ -138,11 +138,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_warms_up_then_decays_to_zero() {
-        assert_eq!(linear_schedule(0, 10, 2, 1.0), 0.0);
-        assert_eq!(linear_schedule(1, 10, 2, 1.0), 0.5);
-        assert_eq!(linear_schedule(2, 10, 2, 1.0), 1.0);
-        assert_eq!(linear_schedule(6, 10, 2, 1.0), 0.5);
+    fn schedule_warms_up_then_decays_to_zero_and_subsets_are_seeded() {
+        let rate = LrSchedule { peak: 1.0, warmup_ratio: 0.2, kind: Schedule::Linear };
+        let at: Vec<f64> = [0, 1, 2, 6].iter().map(|&s| rate.at(s, 10)).collect();
+        assert_eq!(at, [0.0, 0.5, 1.0, 0.5]);
         assert_eq!(random_subset(200, 0.05, 1).len(), 10);
         assert_eq!(random_subset(200, 0.05, 1), random_subset(200, 0.05, 1));
     }
