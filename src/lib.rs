@@ -27,6 +27,7 @@ pub mod choice;
 pub mod data;
 pub mod demo;
 pub mod device;
+pub mod doctor;
 pub mod error;
 pub mod eval;
 pub mod features;

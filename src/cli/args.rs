@@ -39,6 +39,9 @@ pub struct Cli {
 pub enum Command {
     /// List the wgpu adapters and the one `--device auto` picks.
     Devices,
+    /// Check every adapter and the CPU backend against the CPU reference: kernels, gradients,
+    /// the end result of `select --method less`, and throughput; exits non-zero if a check fails.
+    Doctor(DoctorArgs),
     /// Compute per-example gradient features of a data set into a feature store.
     Featurize(FeaturizeArgs),
     /// Score a pool against a target set and write the selected subset.
@@ -59,6 +62,22 @@ pub enum Command {
     /// The classroom run on the embedded default: make data, warm up, select with every method,
     /// evaluate against random, write a report.
     Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Where report.md and report.json go.
+    #[arg(long, default_value = "gradsift-doctor")]
+    pub out: PathBuf,
+    /// `all`, or one adapter by index or name (`gradsift devices` lists them).
+    #[arg(long, default_value = "all")]
+    pub adapter: String,
+    /// Smaller inputs and a shorter throughput run (for CI).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the fresh inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Args)]

@@ -12,7 +12,9 @@ use gradsift::eval::{EvalInputs, EvalOptions, TestSets};
 use gradsift::features::FeatureOptions;
 use gradsift::pipeline::{self, MethodSpec, SelectSpec};
 
-use super::args::{BenchArgs, DemoArgs, DeviceArgs, EvalArgs, FeaturizeArgs, MakeDataArgs, SelectArgs, WarmupArgs};
+use super::args::{
+    BenchArgs, DemoArgs, DeviceArgs, DoctorArgs, EvalArgs, FeaturizeArgs, MakeDataArgs, SelectArgs, WarmupArgs,
+};
 use super::say;
 
 fn open_device(args: &DeviceArgs) -> Result<Compute> {
@@ -54,6 +56,23 @@ fn embedded_model() -> Result<std::path::PathBuf> {
     let d = assets::materialize()?;
     tracing::info!("no --model: using the embedded demo model ({})", d.model_dir.display());
     Ok(d.model_dir)
+}
+
+pub fn doctor(a: DoctorArgs) -> Result<()> {
+    use gradsift::doctor::{self, Adapters, DoctorOptions};
+    let adapters = if a.adapter.eq_ignore_ascii_case("all") { Adapters::All } else { Adapters::One(a.adapter.clone()) };
+    let report = doctor::run(&DoctorOptions { adapters, quick: a.quick, seed: a.seed })?;
+    doctor::write(&report, &a.out)?;
+    say(doctor::markdown(&report))?;
+    let failed: usize = report
+        .devices
+        .iter()
+        .map(|d| d.checks.iter().filter(|c| !c.passed).count() + usize::from(d.error.is_some()))
+        .sum();
+    if failed > 0 {
+        bail!("doctor: {failed} checks failed (report: {})", a.out.join("report.md").display());
+    }
+    say(format_args!("wrote {}", a.out.join("report.json").display()))
 }
 
 pub fn devices() -> Result<()> {

@@ -304,20 +304,32 @@ fn make_data_select_eval_and_plot_chain_through_the_cli() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// A Hugging Face cache under `base/cache` holding `someorg/NAME` at one snapshot (`refs/main`
+/// names it) with `files` copied from `from`; returns the snapshot directory.
+fn hub_cache(base: &Path, name: &str, from: &Path, files: &[&str]) -> PathBuf {
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = base.join(format!("cache/models--someorg--{name}"));
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for f in files {
+        std::fs::copy(from.join(f), snapshot.join(f)).unwrap();
+    }
+    snapshot
+}
+
 /// `--model ORG/NAME[@REV]` is found in the local Hugging Face cache (HF_HUB_CACHE), offline,
 /// and the manifest records the snapshot it used; a name not in the cache is a clear error.
 #[test]
 fn a_hub_name_resolves_in_the_local_cache() {
     let base = common::tmp("test", "hub");
-    let commit = "0123456789abcdef0123456789abcdef01234567";
-    let repo = base.join("cache/models--someorg--tiny-llama");
-    let snapshot = repo.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), commit).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(fixtures().join("tiny-llama").join(f), snapshot.join(f)).unwrap();
-    }
+    let snapshot = hub_cache(
+        &base,
+        "tiny-llama",
+        &fixtures().join("tiny-llama"),
+        &["config.json", "model.safetensors", "tokenizer.json"],
+    );
     let data = fixtures().join("instruction.jsonl");
     let out = base.join("out");
     let r = run(bin()
@@ -414,15 +426,8 @@ fn chat_records_run_through_select() {
 fn parquet_and_jsonl_pool_files_with_a_cached_model_run_less() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let base = common::tmp("test", "parquet");
-    let commit = "89abcdef0123456789abcdef0123456789abcdef";
-    let repo = base.join("cache/models--someorg--tiny-qwen3");
-    let snapshot = repo.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), commit).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
-        std::fs::copy(root.join("hf-arch/tiny-qwen3").join(f), snapshot.join(f)).unwrap();
-    }
+    let files = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"];
+    let snapshot = hub_cache(&base, "tiny-qwen3", &root.join("hf-arch/tiny-qwen3"), &files);
     let (parquet, jsonl) = (root.join("parquet/chat.parquet"), root.join("hf-arch/chat-nosystem.jsonl"));
     let out = base.join("out");
     let r = run(bin()
@@ -494,5 +499,50 @@ fn own_data_without_a_model_uses_the_embedded_one() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["pool"]["files"][0]["path"].as_str().unwrap(), data.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `gradsift doctor --quick`: every device is checked and report.json parses; with a wrong
+/// result planted in one check (the test-only hook), that check fails, the others pass, and
+/// the exit status is non-zero.
+#[test]
+fn doctor_checks_every_device_and_fails_a_planted_error() {
+    let out = common::tmp("test", "doctor");
+    let read = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+    };
+    let r = run(bin().args(["doctor", "--quick", "--out"]).arg(out.join("clean")));
+    assert!(r.status.success(), "doctor failed on this machine");
+    let report = read(&out.join("clean"));
+    assert_eq!(report["passed"], true);
+    let devices = report["devices"].as_array().unwrap();
+    let gpu_rows = devices.iter().filter(|d| d["facts"].is_object()).count();
+    match common::gpu() {
+        Some(_) => assert!(gpu_rows >= 1, "no wgpu adapter in the report"),
+        None => eprintln!("SKIPPED: the doctor's wgpu rows (no adapter); the CPU row was checked"),
+    }
+    for d in devices {
+        assert!(d["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{d}");
+        assert!(d["throughput"]["examples_per_second"].as_f64().unwrap() > 0.0);
+    }
+    if gpu_rows > 0 {
+        let names: Vec<&str> =
+            devices[1]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["projection", "scoring", "knn top-k", "sft gradients", "dpo gradients", "select less"]);
+    }
+
+    let r = run(bin()
+        .env("GRADSIFT_DOCTOR_PLANT", "sft gradients")
+        .args(["doctor", "--quick", "--out"])
+        .arg(out.join("planted")));
+    assert!(!r.status.success(), "a planted error must fail the run");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("checks failed"));
+    let report = read(&out.join("planted"));
+    assert_eq!(report["passed"], false);
+    for d in report["devices"].as_array().unwrap() {
+        for c in d["checks"].as_array().unwrap() {
+            assert_eq!(c["passed"] == true, c["name"] != "sft gradients", "{c}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -77,20 +77,21 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         overwrite: false,
     };
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
+    let options = |with_if: bool| MethodOptions {
+        grad_type: GradType::Sgd,
+        beta: 0.1,
+        tif: gradsift::pipeline::TifOptions {
+            val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
+            with_if,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let val = dir.join("val.jsonl");
     let mut fused_with_if = Vec::new();
     for method in [Method::Irm, Method::Lossdiff, Method::Tif, Method::Fusion] {
         let out = dir.join(format!("{method:?}"));
-        let val = dir.join("val.jsonl");
-        let options = MethodOptions {
-            grad_type: GradType::Sgd,
-            beta: 0.1,
-            tif: gradsift::pipeline::TifOptions {
-                val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
-                with_if: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let options = options(true);
         let s = SelectSpec {
             pool: &[dir.join("pool.jsonl")],
             method: MethodSpec::new(method, Some(&val), &ckpt, &options).unwrap(),
@@ -117,19 +118,9 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     }
     // Without --with-if the fusion skips IF: the same kept set, no IF column, no overlap.
     let out = dir.join("fusion-without-if");
-    let val = dir.join("val.jsonl");
-    let options = MethodOptions {
-        grad_type: GradType::Sgd,
-        beta: 0.1,
-        tif: gradsift::pipeline::TifOptions {
-            val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     let s = SelectSpec {
         pool: &[dir.join("pool.jsonl")],
-        method: MethodSpec::new(Method::Fusion, Some(&val), &ckpt, &options).unwrap(),
+        method: MethodSpec::new(Method::Fusion, Some(&val), &ckpt, &options(false)).unwrap(),
         budget: Budget::Fraction(1.0),
         opts: &opts,
         out: &out,

@@ -238,20 +238,18 @@ fn tsds_with_an_ivf_index_probing_every_cell_equals_exact() {
     assert!((total - 1.0).abs() < 1e-9, "probabilities sum to {total}");
 }
 
-/// A float64 `.npy` file, as NumPy writes by default.
+/// A float64 `.npy` file, as NumPy writes by default (through npyz's writer).
 fn write_f64_npy(path: &std::path::Path, data: &[f32], rows: usize, cols: usize) {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for &x in data {
-        bytes.extend_from_slice(&(x as f64).to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
+    use npyz::WriterBuilder;
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::<f64>::new()
+        .default_dtype()
+        .shape(&[rows as u64, cols as u64])
+        .writer(file)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().map(|&x| x as f64)).unwrap();
+    w.finish().unwrap();
 }
 
 /// The reference's interface: two float64 `.npy` matrices, no model, pool or target file.

@@ -1,0 +1,186 @@
+//! The numeric self-checks: each runs one of our computations on the device under test and on
+//! the plain-Rust (CPU) reference, on fresh seeded inputs, and reports the error against the
+//! tolerance the test suite uses for it.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Tokenized;
+use crate::device::Compute;
+use crate::error::{Error, Result};
+use crate::features::{project_cpu, Features, GpuProjector};
+use crate::loss::{per_example_grads, LossKind};
+use crate::methods::gpu_score::{GpuScorer, WeightedFeatures};
+use crate::methods::knn::{Exact, NeighbourSearch};
+use crate::methods::less;
+use crate::model::{CausalLm, LoraAdapter};
+use crate::util::SplitMix64;
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    /// Relative L2 error (or, for top-k results, the share of mismatches).
+    pub error: f64,
+    pub tolerance: f64,
+    pub passed: bool,
+    /// What was compared, or why the check could not run.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &str, error: f64, tolerance: f64, detail: String) -> Check {
+        Check { name: name.into(), error, tolerance, passed: error.is_finite() && error <= tolerance, detail }
+    }
+
+    /// A check that could not run (a shader that does not compile, a device lost...).
+    pub fn failed(name: &str, message: String) -> Check {
+        Check { name: name.into(), error: f64::INFINITY, tolerance: 0.0, passed: false, detail: message }
+    }
+}
+
+/// ‖a − b‖ / ‖b‖ (‖a − b‖ when b = 0): the suite's relative error.
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if a.len() != b.len() {
+        f64::INFINITY
+    } else if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+/// Uniform values in [−1, 1) from `seed`.
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    (0..n).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// The test-only hook that plants a wrong result in one check (`GRADSIFT_DOCTOR_PLANT=NAME`):
+/// the doctor's own test uses it to see a failing check fail.
+fn planted(name: &str, values: &mut [f64]) {
+    if std::env::var("GRADSIFT_DOCTOR_PLANT").is_ok_and(|p| p == name) {
+        if let Some(v) = values.first_mut() {
+            *v += 1.0;
+        }
+    }
+}
+
+/// The WGSL random projection against the Rust one.
+pub fn projection(c: &Compute, seed: u64) -> Result<Check> {
+    let gpu = c.gpu.clone().ok_or_else(|| Error::Device("no GPU".into()))?;
+    let (e, n, k) = (5usize, 1_000usize, 96usize);
+    let g = random(e * n, seed);
+    let mut got = f64s(&GpuProjector::new(gpu).project(&g, e, n, seed, k)?);
+    let want = f64s(&project_cpu(&g, e, n, seed, k));
+    planted("projection", &mut got);
+    Ok(Check::new("projection", rel_err(&got, &want), 1e-5, format!("{e} rows of {n} to k = {k}")))
+}
+
+/// The WGSL LESS scoring (cosines, mean per subtask, weighted sum, max) against the Rust one.
+pub fn scoring(c: &Compute, seed: u64) -> Result<Check> {
+    let gpu = c.gpu.clone().ok_or_else(|| Error::Device("no GPU".into()))?;
+    let (n, m, dim) = (300usize, 6usize, 130usize);
+    let tasks: Vec<Option<String>> = (0..m).map(|j| Some(format!("t{}", j % 2))).collect();
+    let weights = [0.6, 0.4];
+    let feats: Vec<(Features, Features)> = (0..2u64)
+        .map(|s| {
+            let pool = Features::from_matrix(random(n * dim, seed + 10 * s), n, dim, vec![None; n]);
+            (pool, Features::from_matrix(random(m * dim, seed + 10 * s + 1), m, dim, tasks.clone()))
+        })
+        .collect();
+    let per: Vec<_> = feats.iter().map(|(p, t)| less::subtask_cosines(p, t)).collect::<Result<_>>()?;
+    let want = less::combine(&per, &weights);
+    let stages: Vec<WeightedFeatures<'_>> =
+        feats.iter().zip(weights).map(|((p, t), weight)| WeightedFeatures { pool: p, target: t, weight }).collect();
+    let mut got = GpuScorer::new(gpu).score(&stages)?.combined.score;
+    planted("scoring", &mut got);
+    Ok(Check::new("scoring", rel_err(&got, &want.score), 1e-5, format!("{n} candidates, {m} targets, k = {dim}")))
+}
+
+/// The WGSL exact kNN (distances and top-K) against the Rust search: the share of neighbour
+/// lists that differ.
+pub fn knn(c: &Compute, seed: u64) -> Result<Check> {
+    let (n, m, dim, k) = (700usize, 5usize, 24usize, 12usize);
+    let x = random(n * dim, seed);
+    let q = random(m * dim, seed + 1);
+    let all: Vec<usize> = (0..n).collect();
+    let got = Exact::new(c.gpu.clone()).nearest(&x, &all, &q, m, dim, k)?;
+    let want = Exact::Cpu.nearest(&x, &all, &q, m, dim, k)?;
+    let mut ids: Vec<f64> = got.iter().flatten().map(|(_, i)| *i as f64).collect();
+    planted("knn", &mut ids);
+    let want_ids: Vec<f64> = want.iter().flatten().map(|(_, i)| *i as f64).collect();
+    let differ = ids.iter().zip(&want_ids).filter(|(a, b)| a != b).count();
+    Ok(Check::new("knn top-k", differ as f64 / ids.len().max(1) as f64, 0.0, format!("{m} queries, {k} of {n}")))
+}
+
+/// The embedded model with a seeded non-zero adapter on `c` (a fresh adapter's B = 0 would make
+/// every A-gradient zero and the comparison empty).
+pub fn model_on(c: &Compute, model_dir: &std::path::Path, seed: u64) -> Result<(CausalLm, LoraAdapter)> {
+    let model = CausalLm::load(model_dir, &c.device)?;
+    let mut adapter = LoraAdapter::fresh(&model.linears, 4, 8.0, &model.config.arch.default_lora_targets(), seed)?;
+    let p = random(adapter.num_params(), seed ^ 0x6164_6170);
+    adapter.set_flat_params(&p.iter().map(|x| 0.05 * x).collect::<Vec<f32>>());
+    Ok((model, adapter))
+}
+
+/// Per-example gradients of `loss` on `c` against `reference` (the same model and adapter on
+/// the reference backend).
+pub fn gradients(
+    name: &str,
+    c: &Compute,
+    reference: &Compute,
+    model_dir: &std::path::Path,
+    examples: &[Tokenized],
+    loss: LossKind,
+    seed: u64,
+) -> Result<Check> {
+    let grads = |on: &Compute| -> Result<Vec<f64>> {
+        let (model, adapter) = model_on(on, model_dir, seed)?;
+        let g = per_example_grads(&model, &adapter, examples, loss, &on.device)?;
+        Ok(g.grads.into_data().iter::<f32>().map(f64::from).collect())
+    };
+    let mut got = grads(c)?;
+    let want = grads(reference)?;
+    planted(name, &mut got);
+    Ok(Check::new(name, rel_err(&got, &want), 1e-4, format!("{} examples of the embedded model", examples.len())))
+}
+
+/// Examples per second of gradient featurization on `c`, and the device's f32 matmul rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub examples_per_second: f64,
+    pub matmul_gflops: f64,
+}
+
+/// Measures [`Throughput`]: `examples` after a warm-up batch, and a 512³ matmul.
+pub fn throughput(c: &Compute, model_dir: &std::path::Path, examples: &[Tokenized]) -> Result<Throughput> {
+    let (model, adapter) = model_on(c, model_dir, 1)?;
+    let batch = 8.min(examples.len()).max(1);
+    per_example_grads(&model, &adapter, &examples[..batch], LossKind::Sft, &c.device)?;
+    let t = Instant::now();
+    for chunk in examples.chunks(batch) {
+        let g = per_example_grads(&model, &adapter, chunk, LossKind::Sft, &c.device)?;
+        let _ = g.grads.into_data();
+    }
+    let examples_per_second = examples.len() as f64 / t.elapsed().as_secs_f64();
+    let n = 512;
+    let a: Tensor<2> = Tensor::from_data(TensorData::new(random(n * n, 3), [n, n]), &c.device);
+    let b: Tensor<2> = Tensor::from_data(TensorData::new(random(n * n, 4), [n, n]), &c.device);
+    let _ = a.clone().matmul(b.clone()).into_data();
+    let reps = 8;
+    let t = Instant::now();
+    for _ in 0..reps {
+        let _ = a.clone().matmul(b.clone()).sum().into_data();
+    }
+    let matmul_gflops = reps as f64 * 2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9;
+    Ok(Throughput { examples_per_second, matmul_gflops })
+}

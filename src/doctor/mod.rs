@@ -1,0 +1,323 @@
+//! `gradsift doctor`: does gradsift work, and is it right, on this machine? Every wgpu adapter
+//! (hardware and software) and the CPU backend is described (name, vendor, API, driver, the
+//! limits our kernels depend on), checked against the CPU reference on fresh seeded inputs
+//! (the WGSL projection, scoring and kNN, per-example SFT and DPO gradients of the embedded
+//! model, and the end result of `select --method less`), and timed. One adapter's failure (a
+//! device lost, a shader that does not compile, a limit too small) is that adapter's row, never
+//! the end of the run.
+
+mod checks;
+mod report;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use checks::{Check, Throughput};
+pub use report::markdown;
+
+use crate::data::{load_records, Tokenized};
+use crate::device::{self, AdapterEntry, Compute};
+use crate::error::{Error, Result};
+use crate::features::{Dtype, FeatureOptions};
+use crate::loss::LossKind;
+use crate::pipeline::{self, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
+use crate::select::Budget;
+
+/// Which adapters to examine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adapters {
+    /// Every wgpu adapter.
+    All,
+    /// One, by index or name (as `gradsift devices` lists them).
+    One(String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DoctorOptions {
+    pub adapters: Adapters,
+    /// Smaller inputs and a shorter throughput run (for CI).
+    pub quick: bool,
+    /// Seed of the fresh inputs (the report records it).
+    pub seed: u64,
+}
+
+/// The limits and features of an adapter our kernels depend on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdapterFacts {
+    pub name: String,
+    pub vendor: u32,
+    pub api: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_buffer_size: u64,
+    pub max_storage_binding: u64,
+    pub max_workgroup_size_x: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub subgroup_sizes: (u32, u32),
+    pub shader_f16: bool,
+    /// Whether our kernels fit these limits, and what does not.
+    pub kernels_fit: bool,
+    pub limit_notes: Vec<String>,
+}
+
+/// One device's row of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceReport {
+    pub device: String,
+    pub facts: Option<AdapterFacts>,
+    pub checks: Vec<Check>,
+    pub throughput: Option<Throughput>,
+    /// Why the device could not be examined at all (it could not be opened, say).
+    pub error: Option<String>,
+}
+
+impl DeviceReport {
+    /// Every check passed and nothing failed outright.
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// report.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DoctorReport {
+    pub gradsift: String,
+    pub os: String,
+    pub arch: String,
+    pub seed: u64,
+    pub quick: bool,
+    pub devices: Vec<DeviceReport>,
+    pub passed: bool,
+}
+
+/// Our kernels' needs: 64-wide workgroups, rows of up to [`crate::gpu::MAX_ROW`] values per invocation, and
+/// storage bindings of at least a few MiB.
+fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
+    let i = &entry.info;
+    let (limits, features) = match &c.gpu {
+        Some(g) => (g.device.limits(), g.device.features()),
+        None => (Default::default(), Default::default()),
+    };
+    let mut notes = Vec::new();
+    if limits.max_compute_workgroup_size_x < 64 || limits.max_compute_invocations_per_workgroup < 64 {
+        notes.push("workgroups of 64 invocations are not allowed".to_string());
+    }
+    let binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    if binding < (16 << 20) {
+        notes.push(format!("storage bindings of {binding} bytes (under 16 MiB): large pools fall back to the CPU"));
+    }
+    AdapterFacts {
+        name: i.name.clone(),
+        vendor: i.vendor,
+        api: format!("{:?}", i.backend),
+        device_type: format!("{:?}", i.device_type),
+        driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+        max_workgroup_size_x: limits.max_compute_workgroup_size_x,
+        max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        subgroup_sizes: (i.subgroup_min_size, i.subgroup_max_size),
+        shader_f16: features.contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16),
+        kernels_fit: notes.is_empty(),
+        limit_notes: notes,
+    }
+}
+
+/// Runs `f`, turning an error or a panic (a lost device, a shader that fails to compile) into
+/// a failed check named `name`.
+fn guarded(name: &str, f: impl FnOnce() -> Result<Check>) -> Check {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => Check::failed(name, e.to_string()),
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            Check::failed(name, format!("panicked: {}", msg.unwrap_or_else(|| "no message".into())))
+        }
+    }
+}
+
+/// What every device is checked on: the embedded model and demo data.
+struct Inputs {
+    model_dir: std::path::PathBuf,
+    pool: std::path::PathBuf,
+    target: std::path::PathBuf,
+    singles: Vec<Tokenized>,
+    pairs: Vec<Tokenized>,
+    /// The reference run of `select --method less` (CPU): selected indices and scores.
+    less: (Vec<usize>, Vec<f64>),
+}
+
+/// `select --method less` on the embedded default, on `c`, into a temporary directory.
+fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+    let loaded = pipeline::load(
+        &ModelSpec {
+            model_dir: inputs.model_dir.clone(),
+            adapter_dir: None,
+            lora_r: 8,
+            lora_alpha: 32.0,
+            lora_targets: Vec::new(),
+            seed: 0,
+            chat_template: Default::default(),
+        },
+        c,
+    )?;
+    let out = std::env::temp_dir().join(format!("gradsift-doctor-{}-{tag}", std::process::id()));
+    let opts = FeatureOptions {
+        seed: 0,
+        proj_dim: if quick { 256 } else { 2048 },
+        dtype: Dtype::F32,
+        max_len: 128,
+        batch_size: 8,
+        chunk_size: 256,
+        overwrite: true,
+    };
+    let spec = SelectSpec {
+        pool: std::slice::from_ref(&inputs.pool),
+        method: MethodSpec::new(Method::Less, Some(&inputs.target), &[], &MethodOptions::default())?,
+        budget: Budget::Fraction(0.05),
+        opts: &opts,
+        out: &out,
+    };
+    let sel = pipeline::select(&loaded, &spec, c)?;
+    let mut csv = csv::Reader::from_path(out.join("scores.csv")).map_err(|e| Error::format(&out, e.to_string()))?;
+    let scores = csv
+        .records()
+        .map(|r| r.ok().and_then(|r| r.get(1).and_then(|s| s.parse::<f64>().ok())).unwrap_or(f64::NAN))
+        .collect();
+    let _ = std::fs::remove_dir_all(&out);
+    Ok((sel.selected, scores))
+}
+
+fn end_result(c: &Compute, inputs: &Inputs, quick: bool) -> Result<Check> {
+    let (selected, mut scores) = less_on(c, inputs, quick, "device")?;
+    let (want_sel, want_scores) = &inputs.less;
+    let shared = selected.iter().filter(|i| want_sel.contains(i)).count();
+    let overlap = shared as f64 / want_sel.len().max(1) as f64;
+    if std::env::var("GRADSIFT_DOCTOR_PLANT").is_ok_and(|p| p == "select") {
+        scores[0] += 1.0;
+    }
+    let err = checks::rel_err(&scores, want_scores);
+    // Both must hold: the same top k, and scores within the suite's tolerance.
+    let error = if overlap < 1.0 { f64::INFINITY } else { err };
+    Ok(Check {
+        name: "select less".into(),
+        error,
+        tolerance: 1e-4,
+        passed: overlap == 1.0 && err <= 1e-4,
+        detail: format!("top-{} overlap with the CPU {overlap:.3}, score rel err {err:.2e}", want_sel.len()),
+    })
+}
+
+/// The checks of a wgpu adapter against the CPU reference.
+fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
+    let c = match catch_unwind(AssertUnwindSafe(|| device::open_adapter(adapters, entry))) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return DeviceReport::broken(entry.describe(), e.to_string()),
+        Err(_) => return DeviceReport::broken(entry.describe(), "panicked while opening the adapter".into()),
+    };
+    let cpu = Compute::cpu();
+    let seed = o.seed;
+    let checks = vec![
+        guarded("projection", || checks::projection(&c, seed)),
+        guarded("scoring", || checks::scoring(&c, seed + 1)),
+        guarded("knn top-k", || checks::knn(&c, seed + 2)),
+        guarded("sft gradients", || {
+            checks::gradients("sft gradients", &c, &cpu, &inputs.model_dir, &inputs.singles, LossKind::Sft, seed)
+        }),
+        guarded("dpo gradients", || {
+            let loss = LossKind::Dpo { beta: 0.1 };
+            checks::gradients("dpo gradients", &c, &cpu, &inputs.model_dir, &inputs.pairs, loss, seed)
+        }),
+        guarded("select less", || end_result(&c, inputs, o.quick)),
+    ];
+    let throughput = catch_unwind(AssertUnwindSafe(|| checks::throughput(&c, &inputs.model_dir, &inputs.singles)))
+        .ok()
+        .and_then(Result::ok);
+    DeviceReport { device: c.label.clone(), facts: Some(facts(entry, &c)), checks, throughput, error: None }
+}
+
+/// The CPU backend's row: its gradients against Burn's other CPU backend (NdArray), an
+/// independent implementation; the kernels' reference is the CPU itself.
+fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
+    let (c, other) = (Compute::cpu(), Compute::cpu_ndarray());
+    let checks = vec![
+        guarded("sft gradients", || {
+            checks::gradients("sft gradients", &c, &other, &inputs.model_dir, &inputs.singles, LossKind::Sft, o.seed)
+        }),
+        guarded("dpo gradients", || {
+            let loss = LossKind::Dpo { beta: 0.1 };
+            checks::gradients("dpo gradients", &c, &other, &inputs.model_dir, &inputs.pairs, loss, o.seed)
+        }),
+    ];
+    let throughput = checks::throughput(&c, &inputs.model_dir, &inputs.singles).ok();
+    DeviceReport { device: c.label.clone(), facts: None, checks, throughput, error: None }
+}
+
+impl DeviceReport {
+    fn broken(device: String, error: String) -> DeviceReport {
+        DeviceReport { device, facts: None, checks: Vec::new(), throughput: None, error: Some(error) }
+    }
+}
+
+/// Examines the CPU backend and the chosen adapters.
+pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
+    let assets = crate::assets::materialize()?;
+    let cpu = Compute::cpu();
+    let (model, tok) = pipeline::load_base(&assets.model_dir, &Default::default(), &cpu)?;
+    drop(model);
+    let n = if o.quick { 8 } else { 32 };
+    let pool = load_records(&assets.pool)?;
+    let pairs = load_records(&assets.pool_pairs)?;
+    let (singles, _) = tok.examples(&pool.examples[..n.min(pool.len())], 128)?;
+    let (pairs, _) = tok.examples(&pairs.examples[..(n / 2).min(pairs.len())], 128)?;
+    // Quick: the end-to-end selection scores the first 100 pool lines (a software adapter
+    // featurizes some ten examples a second).
+    let pool_file = if o.quick {
+        let text = std::fs::read_to_string(&assets.pool).map_err(|e| Error::io(&assets.pool, e))?;
+        let head: String = text.lines().take(100).map(|l| format!("{l}\n")).collect();
+        let path = std::env::temp_dir().join(format!("gradsift-doctor-{}-pool.jsonl", std::process::id()));
+        crate::util::write_atomic(&path, head.as_bytes())?;
+        path
+    } else {
+        assets.pool.clone()
+    };
+    let mut inputs = Inputs {
+        model_dir: assets.model_dir.clone(),
+        pool: pool_file,
+        target: assets.target.clone(),
+        singles,
+        pairs,
+        less: (Vec::new(), Vec::new()),
+    };
+    inputs.less = less_on(&cpu, &inputs, o.quick, "cpu")?;
+    let adapters = device::list_adapters();
+    let chosen: Vec<&AdapterEntry> = match &o.adapters {
+        Adapters::All => adapters.iter().collect(),
+        Adapters::One(spec) => vec![&adapters[device::find_adapter(&adapters, spec)?]],
+    };
+    let mut devices = vec![cpu_row(&inputs, o)];
+    for entry in chosen {
+        tracing::info!("doctor: checking {}", entry.describe());
+        devices.push(gpu_row(entry, &adapters, &inputs, o));
+    }
+    let passed = devices.iter().all(DeviceReport::passed);
+    Ok(DoctorReport {
+        gradsift: env!("CARGO_PKG_VERSION").into(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        seed: o.seed,
+        quick: o.quick,
+        devices,
+        passed,
+    })
+}
+
+/// Writes report.md and report.json into `out`.
+pub fn write(report: &DoctorReport, out: &Path) -> Result<()> {
+    crate::util::write_atomic(&out.join("report.md"), markdown(report).as_bytes())?;
+    let json = serde_json::to_string_pretty(report).expect("json");
+    crate::util::write_atomic(&out.join("report.json"), json.as_bytes())
+}

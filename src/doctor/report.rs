@@ -1,0 +1,65 @@
+//! The doctor's report as Markdown: one table of devices and checks, then each adapter's facts.
+
+use super::DoctorReport;
+
+/// report.md (also printed on the terminal).
+pub fn markdown(r: &DoctorReport) -> String {
+    let mut s = format!(
+        "# gradsift doctor\n\ngradsift {} on {} ({}), seed {}{}: {}\n\n",
+        r.gradsift,
+        r.os,
+        r.arch,
+        r.seed,
+        if r.quick { ", quick" } else { "" },
+        if r.passed { "every check passed" } else { "SOME CHECKS FAILED" }
+    );
+    s.push_str("| device | check | error | tolerance | result | detail |\n|---|---|---|---|---|---|\n");
+    for d in &r.devices {
+        if let Some(e) = &d.error {
+            s.push_str(&format!("| {} | (device) | – | – | FAIL | {} |\n", d.device, e.replace('|', "/")));
+        }
+        for c in &d.checks {
+            s.push_str(&format!(
+                "| {} | {} | {:.2e} | {:.0e} | {} | {} |\n",
+                d.device,
+                c.name,
+                c.error,
+                c.tolerance,
+                if c.passed { "pass" } else { "FAIL" },
+                c.detail.replace('|', "/")
+            ));
+        }
+    }
+    s.push_str("\n| device | featurization (examples/s) | matmul (GFLOP/s, f32 512³) |\n|---|---|---|\n");
+    for d in &r.devices {
+        match &d.throughput {
+            Some(t) => {
+                s.push_str(&format!("| {} | {:.1} | {:.1} |\n", d.device, t.examples_per_second, t.matmul_gflops))
+            }
+            None => s.push_str(&format!("| {} | – | – |\n", d.device)),
+        }
+    }
+    for d in &r.devices {
+        if let Some(f) = &d.facts {
+            s.push_str(&format!(
+                "\n## {}\n\nAPI {}, type {}, vendor 0x{:04x}, driver `{}`. Max buffer {} B, max storage binding {} B, \
+                 workgroup x ≤ {}, ≤ {} invocations per workgroup, subgroups {}–{}, shader f16: {}. Our kernels fit: {}{}\n",
+                f.name,
+                f.api,
+                f.device_type,
+                f.vendor,
+                f.driver,
+                f.max_buffer_size,
+                f.max_storage_binding,
+                f.max_workgroup_size_x,
+                f.max_invocations_per_workgroup,
+                f.subgroup_sizes.0,
+                f.subgroup_sizes.1,
+                f.shader_f16,
+                if f.kernels_fit { "yes" } else { "no" },
+                if f.limit_notes.is_empty() { String::new() } else { format!(" ({})", f.limit_notes.join("; ")) }
+            ));
+        }
+    }
+    s
+}
