@@ -248,6 +248,20 @@ impl Run<'_> {
     }
 }
 
+/// One method's selections over the seeds.
+struct Picked {
+    method: Method,
+    by_seed: BTreeMap<u64, Vec<usize>>,
+    seeds: Vec<SeedShares>,
+}
+
+/// What one seed's selection held, and how long it took.
+struct SeedShares {
+    target: f64,
+    low_quality: f64,
+    seconds: f64,
+}
+
 /// The instruction half: per seed, the SFT warmup and every method's selection; then the
 /// fine-tunes that compare each method with random subsets of its size, seed by seed.
 fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<SelectionInfo>, EvalReport, usize)> {
@@ -255,11 +269,11 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
     let pool_path = run.file("pool.jsonl");
     let seeds = &o.eval.seeds;
     // Per method: the selection of every seed, and the shares and times behind SelectionInfo.
-    let mut picked: Vec<(Method, BTreeMap<u64, Vec<usize>>, Vec<(f64, f64, f64)>)> =
-        o.methods.iter().map(|&m| (m, BTreeMap::new(), Vec::new())).collect();
+    let mut picked: Vec<Picked> =
+        o.methods.iter().map(|&m| Picked { method: m, by_seed: BTreeMap::new(), seeds: Vec::new() }).collect();
     for &seed in seeds {
         let checkpoints = run.warmup(&pool_path, &o.warmup, seed, "warmup")?;
-        for (method, by_seed, shares) in &mut picked {
+        for Picked { method, by_seed, seeds: shares } in &mut picked {
             let method = *method;
             let m0 = Instant::now();
             let target = method.target_kind().map(|kind| match kind {
@@ -279,7 +293,11 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
                     / s.selected.len().max(1) as f64
             };
             let target_share = share(&|k| o.suite.target_tasks.iter().any(|t| t == k));
-            shares.push((target_share, share(&|k| k == "low-quality"), m0.elapsed().as_secs_f64()));
+            shares.push(SeedShares {
+                target: target_share,
+                low_quality: share(&|k| k == "low-quality"),
+                seconds: m0.elapsed().as_secs_f64(),
+            });
             tracing::info!(
                 "demo: seed {seed}: {}: {} selected, {:.0}% target-task",
                 method.name(),
@@ -290,22 +308,21 @@ fn instruction_half(run: &Run<'_>, stages: &mut Stages) -> Result<(Vec<Selection
         }
     }
     stages.end("warmup and select (every seed)");
-    let mean =
-        |xs: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| xs.iter().map(f).sum::<f64>() / xs.len().max(1) as f64;
+    let mean = |xs: &[SeedShares], f: fn(&SeedShares) -> f64| xs.iter().map(f).sum::<f64>() / xs.len().max(1) as f64;
     let selections: Vec<SelectionInfo> = picked
         .iter()
-        .map(|(m, by_seed, shares)| SelectionInfo {
-            method: m.name().to_string(),
-            dir: format!("select/{}", m.name()),
-            selected: by_seed.values().next().map_or(0, Vec::len),
-            target_share: mean(shares, |x| x.0),
-            low_quality_share: mean(shares, |x| x.1),
-            seconds: mean(shares, |x| x.2),
+        .map(|p| SelectionInfo {
+            method: p.method.name().to_string(),
+            dir: format!("select/{}", p.method.name()),
+            selected: p.by_seed.values().next().map_or(0, Vec::len),
+            target_share: mean(&p.seeds, |x| x.target),
+            low_quality_share: mean(&p.seeds, |x| x.low_quality),
+            seconds: mean(&p.seeds, |x| x.seconds),
         })
         .collect();
     let mut arms: Vec<Arm> = picked
         .into_iter()
-        .map(|(m, by_seed, _)| Arm { name: m.name().to_string(), subset: Subset::PerSeed(by_seed) })
+        .map(|p| Arm { name: p.method.name().to_string(), subset: Subset::PerSeed(p.by_seed) })
         .collect();
     let budget = Budget::Fraction(o.fraction).count(run.suite.pool_kinds.len())?;
     // Random subsets of every size a method chose (PRISM's repair can change the size), each

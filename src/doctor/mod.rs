@@ -105,7 +105,7 @@ fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
     if limits.max_compute_workgroup_size_x < 64 || limits.max_compute_invocations_per_workgroup < 64 {
         notes.push("workgroups of 64 invocations are not allowed".to_string());
     }
-    let binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
     if binding < (16 << 20) {
         notes.push(format!("storage bindings of {binding} bytes (under 16 MiB): large pools fall back to the CPU"));
     }
@@ -116,7 +116,7 @@ fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
         device_type: format!("{:?}", i.device_type),
         driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
         max_buffer_size: limits.max_buffer_size,
-        max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+        max_storage_binding: limits.max_storage_buffer_binding_size,
         max_workgroup_size_x: limits.max_compute_workgroup_size_x,
         max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         subgroup_sizes: (i.subgroup_min_size, i.subgroup_max_size),

@@ -168,14 +168,13 @@ impl SuiteSpec {
             return Err(bad("make-data: pool, shots, test and validation sizes must be positive".into()));
         }
         // At most half of a kind's prompts go to evaluation; the rest is the pool's.
-        for k in 0..KINDS.len() {
+        for (k, name) in KINDS.iter().enumerate() {
             let held = self.held_out(k, &kinds);
             if 2 * held > tasks::space(k) {
                 return Err(bad(format!(
-                    "make-data: `{}` has {} distinct prompts; holding out {held} for the targets, tests, \
+                    "make-data: `{name}` has {} distinct prompts; holding out {held} for the targets, tests, \
                      validation and held-out pairs would leave the pool less than half (lower --shots, \
                      --test or --val-shots)",
-                    KINDS[k],
                     tasks::space(k)
                 )));
             }

@@ -485,15 +485,15 @@ mod tests {
     #[test]
     fn spaces_count_the_distinct_prompts() {
         let mut rng = Rng(9);
-        for kind in 0..KINDS.len() {
+        for (kind, name) in KINDS.iter().enumerate() {
             let mut seen = std::collections::HashSet::new();
             for _ in 0..30_000 {
                 seen.insert(draw(kind, &mut rng).prompt);
             }
             let n = space(kind);
-            assert!(seen.len() <= n, "{}: {} distinct prompts, space {n}", KINDS[kind], seen.len());
+            assert!(seen.len() <= n, "{name}: {} distinct prompts, space {n}", seen.len());
             if n <= 500 {
-                assert_eq!(seen.len(), n, "{}: the whole space is drawn", KINDS[kind]);
+                assert_eq!(seen.len(), n, "{name}: the whole space is drawn");
             }
         }
     }
