@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use gradsift::bench::shape::Shape;
 use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
 use gradsift::features::{Dtype, Pooling};
@@ -206,6 +207,16 @@ pub struct BenchArgs {
     /// --scoring: target examples (in two subtasks).
     #[arg(long, default_value_t = 16)]
     pub targets: usize,
+    /// Featurize at a real model's shape instead: its published config with seeded random
+    /// weights (generated once into the temporary directory, bf16), LoRA r = 8 on q/k/v/o.
+    #[arg(long, value_parser = choice::<Shape>())]
+    pub shape: Option<Shape>,
+    /// --shape: tokens per generated record.
+    #[arg(long, default_value_t = 192)]
+    pub seq_len: usize,
+    /// --shape: generated records.
+    #[arg(long, default_value_t = 16)]
+    pub examples: usize,
 }
 
 #[derive(Args)]

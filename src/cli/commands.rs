@@ -180,6 +180,23 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.scoring {
         return bench_scoring(&a, &backends);
     }
+    if let Some(shape) = a.shape {
+        use gradsift::bench::shape::{self, ShapeOptions};
+        let o = ShapeOptions {
+            shape,
+            seq_len: a.seq_len,
+            batch: a.batch_size,
+            proj_dim: a.proj_dim,
+            examples: a.examples,
+            dir: std::env::temp_dir().join(format!("gradsift-bench-{}", shape.name())),
+        };
+        for c in &backends {
+            for line in shape::run(&o, c)?.lines() {
+                say(line)?;
+            }
+        }
+        return Ok(());
+    }
     say("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)")?;
     for c in &backends {
         let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.batch_size)?;

@@ -3,7 +3,10 @@
 //!   timed to completion (every batch's features are read back to the host, so nothing lazy
 //!   escapes the clock), on each backend;
 //! - scoring (`--scoring`): time and peak-memory growth of LESS scoring plus top-k over a
-//!   synthetic feature matrix on disk, which shows that the scorers stream the pool.
+//!   synthetic feature matrix on disk, which shows that the scorers stream the pool;
+//! - real model shapes (`--shape`, [`shape`]): a published config with seeded random weights.
+
+pub mod shape;
 
 use std::path::Path;
 use std::time::Instant;
@@ -207,7 +210,7 @@ pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -
 }
 
 /// VmHWM, the process's peak resident memory, from /proc (None elsewhere than Linux).
-fn peak_rss_bytes() -> Option<u64> {
+pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
@@ -215,6 +218,6 @@ fn peak_rss_bytes() -> Option<u64> {
 
 /// Lowers the peak to the current resident memory (Linux: `5` to /proc/self/clear_refs), so
 /// each measurement starts from where the process stands.
-fn reset_peak_rss() {
+pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

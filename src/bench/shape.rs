@@ -1,0 +1,367 @@
+//! `gradsift bench --shape NAME`: featurization at a real model's shape. The published config
+//! of SmolLM2-135M, Qwen2.5-0.5B or Llama-3.2-1B gets seeded random weights (N(0, 0.02), bf16
+//! on disk as the checkpoints ship), written to a temporary directory and loaded the normal
+//! way; a LoRA of realistic size (r = 8 on q/k/v/o) and generated records of a fixed length go
+//! through per-example gradients and the projection, each phase timed, with the peak resident
+//! memory and the achieved rate of the forward and backward passes against the backend's own
+//! measured matmul rate. `scripts/less_loop.py` runs the LESS-style PyTorch loop on the same
+//! shapes for the comparison.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde_json::json;
+
+use crate::choice::Choice;
+use crate::data::{Sequence, Tokenized};
+use crate::device::Compute;
+use crate::error::{Error, Result};
+use crate::features::rng::fmix32;
+use crate::features::{Dtype, GpuProjector, Projector};
+use crate::loss::{per_example_grads, LossKind};
+use crate::model::{CausalLm, LoraAdapter};
+
+/// The shapes, as their config.json files publish them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    SmolLm2_135m,
+    Qwen25_05b,
+    Llama32_1b,
+}
+
+crate::choice::choice!(Shape {
+    SmolLm2_135m => "smollm2-135m": "SmolLM2-135M: Llama, 30 layers, hidden 576, GQA 9/3, vocab 49,152, tied",
+    Qwen25_05b => "qwen2.5-0.5b": "Qwen2.5-0.5B: Qwen2, 24 layers, hidden 896, GQA 14/2, vocab 151,936, q/k/v bias, tied",
+    Llama32_1b => "llama-3.2-1b": "Llama-3.2-1B: 16 layers, hidden 2048, GQA 32/8, vocab 128,256, llama3 RoPE, tied",
+});
+
+impl Shape {
+    /// The published config.json (architecture fields; bf16).
+    pub fn config(self) -> serde_json::Value {
+        match self {
+            Shape::SmolLm2_135m => json!({
+                "model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+                "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+                "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": true,
+                "max_position_embeddings": 8192, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "bfloat16",
+            }),
+            Shape::Qwen25_05b => json!({
+                "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896, "intermediate_size": 4864,
+                "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+                "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+                "max_position_embeddings": 32768, "bos_token_id": 151643, "eos_token_id": 151643,
+                "use_sliding_window": false, "torch_dtype": "bfloat16",
+            }),
+            Shape::Llama32_1b => json!({
+                "model_type": "llama", "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+                "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64,
+                "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
+                "rope_scaling": { "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192 },
+                "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
+                "torch_dtype": "bfloat16",
+            }),
+        }
+    }
+}
+
+/// The tensors of a Llama-family checkpoint of `config` (names and shapes, HF layout).
+fn tensors(config: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
+    let g = |k: &str| config[k].as_u64().unwrap_or(0) as usize;
+    let (h, inter, layers, heads, kv, vocab) = (
+        g("hidden_size"),
+        g("intermediate_size"),
+        g("num_hidden_layers"),
+        g("num_attention_heads"),
+        g("num_key_value_heads"),
+        g("vocab_size"),
+    );
+    let hd = config["head_dim"].as_u64().map_or(h / heads, |d| d as usize);
+    let bias = config["model_type"] == "qwen2";
+    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![vocab, h])];
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        for (name, shape) in [
+            ("self_attn.q_proj.weight", vec![heads * hd, h]),
+            ("self_attn.k_proj.weight", vec![kv * hd, h]),
+            ("self_attn.v_proj.weight", vec![kv * hd, h]),
+            ("self_attn.o_proj.weight", vec![h, heads * hd]),
+            ("mlp.gate_proj.weight", vec![inter, h]),
+            ("mlp.up_proj.weight", vec![inter, h]),
+            ("mlp.down_proj.weight", vec![h, inter]),
+            ("input_layernorm.weight", vec![h]),
+            ("post_attention_layernorm.weight", vec![h]),
+        ] {
+            t.push((format!("{p}.{name}"), shape));
+        }
+        if bias {
+            for (name, n) in [("q_proj", heads * hd), ("k_proj", kv * hd), ("v_proj", kv * hd)] {
+                t.push((format!("{p}.self_attn.{name}.bias"), vec![n]));
+            }
+        }
+    }
+    t.push(("model.norm.weight".to_string(), vec![h]));
+    t
+}
+
+/// Writes config.json and a bf16 model.safetensors of seeded N(0, 0.02) weights (norms at 1)
+/// into `dir`, a tensor at a time (the file is written as it is generated, never held whole).
+pub fn write_model(shape: Shape, dir: &Path, seed: u64) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let config = shape.config();
+    let cfg_path = dir.join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&config).expect("json"))
+        .map_err(|e| Error::io(&cfg_path, e))?;
+    let list = tensors(&config);
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape) in &list {
+        let bytes = 2 * shape.iter().product::<usize>();
+        header
+            .insert(name.clone(), json!({ "dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes] }));
+        offset += bytes;
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let path = dir.join("model.safetensors");
+    let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let io = |e| Error::io(&path, e);
+    w.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
+    w.write_all(text.as_bytes()).map_err(io)?;
+    let mut params = 0u64;
+    for (t, (name, shape)) in list.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        params += n as u64;
+        let norm = name.ends_with("norm.weight");
+        let mut buf = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            let x = if norm {
+                1.0
+            } else {
+                // Irwin–Hall(4) from counter-based hashes: mean 0, unit variance, scaled to 0.02.
+                let key = (seed as u32) ^ fmix32(t as u32 ^ 0x9E37_79B9);
+                let u: f32 = (0..4u32)
+                    .map(|j| fmix32(key ^ fmix32((i as u32).wrapping_mul(4).wrapping_add(j))) as f32 / u32::MAX as f32)
+                    .sum();
+                (u - 2.0) * 3f32.sqrt() * 0.02
+            };
+            buf.extend_from_slice(&half::bf16::from_f32(x).to_le_bytes());
+        }
+        w.write_all(&buf).map_err(io)?;
+    }
+    w.flush().map_err(io)?;
+    Ok(params)
+}
+
+/// What one `bench --shape` run measured.
+#[derive(Debug, Clone)]
+pub struct ShapeRun {
+    pub shape: Shape,
+    pub device: String,
+    pub params: u64,
+    pub lora_params: usize,
+    pub examples: usize,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub proj_dim: usize,
+    /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
+    /// the records, no gradients), gradients (forward + backward), projection, store write.
+    pub phases: Vec<(&'static str, f64)>,
+    /// Estimated FLOPs of forward + backward over the records (see [`gradient_flops`]).
+    pub flops: f64,
+    /// The backend's f32 matmul rate at a shape like the MLP's.
+    pub matmul_gflops: f64,
+    pub peak_rss: Option<u64>,
+}
+
+impl ShapeRun {
+    fn phase(&self, name: &str) -> f64 {
+        self.phases.iter().find(|p| p.0 == name).map_or(0.0, |p| p.1)
+    }
+
+    /// The report lines.
+    pub fn lines(&self) -> Vec<String> {
+        let grad = self.phase("gradients");
+        let tokens = (self.examples * self.seq_len) as f64;
+        let achieved = self.flops / grad / 1e9;
+        vec![
+            format!(
+                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, k = {}",
+                self.shape.name(),
+                self.device,
+                self.params as f64 / 1e6,
+                self.lora_params,
+                self.examples,
+                self.seq_len,
+                self.batch,
+                self.proj_dim
+            ),
+            format!(
+                "  gradients: {:.2} examples/s, {:.0} tokens/s; forward + backward at {achieved:.1} GFLOP/s ({:.0}% of the backend's {:.1} GFLOP/s matmul)",
+                self.examples as f64 / grad,
+                tokens / grad,
+                100.0 * achieved / self.matmul_gflops,
+                self.matmul_gflops
+            ),
+            format!(
+                "  phases (s): {}",
+                self.phases.iter().map(|(n, s)| format!("{n} {s:.2}")).collect::<Vec<_>>().join(", ")
+            ),
+            format!(
+                "  projection = {:.0}% of the gradient time; peak RSS {}",
+                100.0 * self.phase("projection") / grad,
+                self.peak_rss.map_or("unknown".into(), |b| format!("{:.2} GB", b as f64 / 1e9))
+            ),
+        ]
+    }
+}
+
+/// FLOPs of forward and backward through a frozen base with LoRA: the base's weight matmuls
+/// cost 2·P per token forward and 2·P backward (activation gradients only: frozen weights get
+/// none), attention scores and values 4·L·T·H per token each way; the head counts in P.
+pub fn gradient_flops(config: &serde_json::Value, params: u64, tokens: usize, seq_len: usize) -> f64 {
+    let g = |k: &str| config[k].as_f64().unwrap_or(0.0);
+    let (layers, h) = (g("num_hidden_layers"), g("hidden_size"));
+    let head = if config["tie_word_embeddings"] == true { g("vocab_size") * h } else { 0.0 };
+    let dense = 2.0 * (params as f64 + head) * tokens as f64;
+    let attention = 4.0 * layers * seq_len as f64 * h * tokens as f64;
+    2.0 * (dense + attention)
+}
+
+/// Seeded token ids in `[vocab/8, vocab)` (past the special tokens), the first quarter of
+/// each record the prompt (masked out of the loss).
+fn records(n: usize, seq_len: usize, vocab: usize, seed: u64) -> Vec<Tokenized> {
+    (0..n)
+        .map(|e| {
+            let ids: Vec<u32> = (0..seq_len)
+                .map(|t| {
+                    let r = fmix32((seed as u32) ^ fmix32((e * seq_len + t) as u32 ^ 0x7265_6364));
+                    (vocab / 8 + r as usize % (vocab - vocab / 8)) as u32
+                })
+                .collect();
+            let mask = (0..seq_len).map(|t| u8::from(t >= seq_len / 4)).collect();
+            Tokenized::Single(Sequence { ids, mask })
+        })
+        .collect()
+}
+
+/// The f32 matmul rate of the backend at `[rows, h] × [h, inter]`.
+fn matmul_rate(c: &Compute, rows: usize, h: usize, inter: usize) -> f64 {
+    let a: Tensor<2> = Tensor::random([rows, h], burn::tensor::Distribution::Default, &c.device);
+    let b: Tensor<2> = Tensor::random([h, inter], burn::tensor::Distribution::Default, &c.device);
+    let _ = a.clone().matmul(b.clone()).sum().into_data();
+    let reps = 4;
+    let t = Instant::now();
+    for _ in 0..reps {
+        let _ = a.clone().matmul(b.clone()).sum().into_data();
+    }
+    reps as f64 * 2.0 * (rows * h * inter) as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+/// Options of a shape run.
+#[derive(Debug, Clone)]
+pub struct ShapeOptions {
+    pub shape: Shape,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub proj_dim: usize,
+    pub examples: usize,
+    /// Where the generated checkpoint goes (reused when it is there).
+    pub dir: PathBuf,
+}
+
+/// Runs the featurization of generated records at `o.shape` on `c`.
+pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
+    if o.seq_len < 4 || o.batch == 0 || o.examples == 0 {
+        return Err(Error::Invalid("bench --shape: seq-len ≥ 4, a positive batch size and examples".into()));
+    }
+    let mut phases = Vec::new();
+    let t = Instant::now();
+    let params = if o.dir.join("model.safetensors").exists() {
+        tensors(&o.shape.config()).iter().map(|(_, s)| s.iter().product::<usize>() as u64).sum()
+    } else {
+        write_model(o.shape, &o.dir, 1)?
+    };
+    phases.push(("write", t.elapsed().as_secs_f64()));
+    super::reset_peak_rss();
+    let t = Instant::now();
+    let model = CausalLm::load(&o.dir, &c.device)?;
+    let targets = ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from);
+    let adapter = LoraAdapter::fresh(&model.linears, 8, 16.0, &targets, 0)?;
+    phases.push(("load", t.elapsed().as_secs_f64()));
+    let config = o.shape.config();
+    let data = records(o.examples, o.seq_len, model.config.vocab_size, 7);
+    let n = adapter.num_params();
+    // Warm-up (kernel compilation, autotuning, first allocations) outside the clock.
+    per_example_grads(&model, &adapter, &data[..o.batch.min(data.len())], LossKind::Sft, &c.device)?;
+    let t = Instant::now();
+    for chunk in data.chunks(o.batch) {
+        let seqs: Vec<&Sequence> =
+            chunk.iter().filter_map(|x| if let Tokenized::Single(s) = x { Some(s) } else { None }).collect();
+        let _ = crate::loss::sequence_logps(&model, None, &seqs, &c.device);
+    }
+    phases.push(("forward only", t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let mut flat = Vec::with_capacity(o.examples * n);
+    for chunk in data.chunks(o.batch) {
+        let g = per_example_grads(&model, &adapter, chunk, LossKind::Sft, &c.device)?;
+        flat.extend(g.grads.into_data().iter::<f32>());
+    }
+    phases.push(("gradients", t.elapsed().as_secs_f64()));
+    let projector = match &c.gpu {
+        _ if o.proj_dim == 0 => Projector::Identity,
+        Some(g) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(g.clone())), seed: 0, k: o.proj_dim },
+        None => Projector::Cpu { seed: 0, k: o.proj_dim },
+    };
+    let t = Instant::now();
+    let features = projector.apply(flat, o.examples, n)?;
+    phases.push(("projection", t.elapsed().as_secs_f64()));
+    let dim = projector.dim(n);
+    let t = Instant::now();
+    let out = o.dir.join("features.npy");
+    crate::features::npy::write(&out, &features, o.examples, dim, Dtype::F32)?;
+    phases.push(("write features", t.elapsed().as_secs_f64()));
+    let peak_rss = super::peak_rss_bytes();
+    let h = model.config.hidden;
+    let matmul_gflops = matmul_rate(c, (o.batch * o.seq_len).min(2048), h, model.config.intermediate);
+    Ok(ShapeRun {
+        shape: o.shape,
+        device: c.label.clone(),
+        params,
+        lora_params: n,
+        examples: o.examples,
+        seq_len: o.seq_len,
+        batch: o.batch,
+        proj_dim: o.proj_dim,
+        flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
+        phases,
+        matmul_gflops,
+        peak_rss,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated checkpoints have the published models' parameter counts (tied heads
+    /// counted once) and configs gradsift reads.
+    #[test]
+    fn shapes_have_the_published_parameter_counts() {
+        for (shape, published) in [
+            (Shape::SmolLm2_135m, 134_515_008u64),
+            (Shape::Qwen25_05b, 494_032_768),
+            (Shape::Llama32_1b, 1_235_814_400),
+        ] {
+            let config = shape.config();
+            let n: u64 = tensors(&config).iter().map(|(_, s)| s.iter().product::<usize>() as u64).sum();
+            assert_eq!(n, published, "{}", shape.name());
+            crate::model::ModelConfig::from_value(&config, Path::new("config.json")).unwrap();
+        }
+    }
+}
