@@ -124,7 +124,7 @@ pub fn write_model(shape: Shape, dir: &Path, seed: u64) -> Result<u64> {
         offset += bytes;
     }
     let mut text = serde_json::Value::Object(header).to_string();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let path = dir.join("model.safetensors");
