@@ -113,6 +113,7 @@ impl DemoOptions {
                 batch_size: 8,
                 chunk_size: 256,
                 overwrite: true,
+                max_batch_tokens: None,
             },
             grad_type: GradType::Adam,
             beta: 0.1,

@@ -276,6 +276,10 @@ pub struct FeatureArgs {
     /// Replace a feature store made with other arguments.
     #[arg(long)]
     pub overwrite: bool,
+    /// Batch by a budget of padded tokens instead of --batch-size: examples grouped by length,
+    /// so a batch pads little (rows stay in input order in the store).
+    #[arg(long)]
+    pub max_batch_tokens: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -289,7 +293,7 @@ pub enum LossArg {
 pub struct FeaturizeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Data set (JSONL, or a .json array of records).
+    /// Data set (JSONL, a .json array of records, or .parquet).
     #[arg(long)]
     pub data: PathBuf,
     /// Loss whose gradient is the feature.

@@ -28,6 +28,7 @@ impl From<&FeatureArgs> for FeatureOptions {
             batch_size: f.batch_size,
             chunk_size: f.chunk_size,
             overwrite: f.overwrite,
+            max_batch_tokens: f.max_batch_tokens,
         }
     }
 }

@@ -173,6 +173,7 @@ fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<
         batch_size: 8,
         chunk_size: 256,
         overwrite: true,
+        max_batch_tokens: None,
     };
     let spec = SelectSpec {
         pool: std::slice::from_ref(&inputs.pool),

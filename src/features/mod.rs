@@ -1,5 +1,6 @@
 //! Features: per-example gradients, projected, stored.
 
+pub mod batches;
 mod embed;
 pub mod npy;
 pub mod project;
@@ -19,7 +20,7 @@ pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
 pub use store::{FeatureFile, Features, FileHash, Manifest, Store, StoreKey};
 pub use transform::Transform;
 
-use crate::data::{Dataset, TextTokenizer};
+use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::loss::{per_example_grads, LossKind};
@@ -76,6 +77,9 @@ pub struct FeatureOptions {
     pub chunk_size: usize,
     /// Replace a store made with other arguments.
     pub overwrite: bool,
+    /// Group examples by length into batches of at most this many padded tokens (instead of
+    /// `batch_size` in input order); rows stay in input order in the store.
+    pub max_batch_tokens: Option<usize>,
 }
 
 /// What to featurize and how.
@@ -90,6 +94,14 @@ pub struct FeaturizeJob<'a> {
     /// Applied to each gradient before projection.
     pub transform: &'a Transform,
     pub opts: &'a FeatureOptions,
+}
+
+/// Tokens of an example (both sides of a pair: they are one pass's rows).
+fn token_count(t: &Tokenized) -> usize {
+    match t {
+        Tokenized::Single(s) => s.ids.len(),
+        Tokenized::Pair(p) => p.chosen.ids.len() + p.rejected.ids.len(),
+    }
 }
 
 /// Computes (or resumes, or reuses) the features of `job.data` into `store_dir`, and opens the
@@ -162,23 +174,32 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     // done, and the matrix is assembled from the chunks at the end, so memory holds one chunk.
     for c in manifest.chunks_done..n_chunks {
         let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
-        let mut data = Vec::with_capacity((c1 - c0) * dim);
-        let mut losses = Vec::with_capacity(c1 - c0);
+        // Each example's row goes back to its place in the chunk, whatever batch it was in.
+        let mut data = vec![0f32; (c1 - c0) * dim];
+        let mut losses = vec![0f32; c1 - c0];
+        let lens: Vec<usize> = tokenized[c0..c1].iter().map(token_count).collect();
+        let plan = batches::batches(&lens, job.opts.batch_size, job.opts.max_batch_tokens);
         // Gradients wait here so the projection runs over many examples at once (P is
         // generated once per call and shared by every example), up to PENDING_BYTES.
-        let mut pending: Vec<f32> = Vec::new();
-        for b0 in (c0..c1).step_by(job.opts.batch_size) {
-            let b1 = (b0 + job.opts.batch_size).min(c1);
-            let g = per_example_grads(job.model, job.adapter, &tokenized[b0..b1], job.loss, &compute.device)?;
+        let (mut pending, mut pending_at): (Vec<f32>, Vec<usize>) = (Vec::new(), Vec::new());
+        for (b, batch) in plan.iter().enumerate() {
+            let examples: Vec<Tokenized> = batch.iter().map(|&i| tokenized[c0 + i].clone()).collect();
+            let g = per_example_grads(job.model, job.adapter, &examples, job.loss, &compute.device)?;
             let mut flat: Vec<f32> = g.grads.into_data().iter::<f32>().collect();
             job.transform.apply(&mut flat, grad_dim);
             pending.extend(flat);
-            losses.extend(g.losses.iter().map(|&l| l as f32));
-            if b1 == c1 || pending.len() * 4 >= PENDING_BYTES {
-                let rows = pending.len() / grad_dim;
-                data.extend(projector.apply(std::mem::take(&mut pending), rows, grad_dim)?);
+            pending_at.extend(batch);
+            for (&i, &l) in batch.iter().zip(&g.losses) {
+                losses[i] = l as f32;
             }
-            bar.inc((b1 - b0) as u64);
+            if b + 1 == plan.len() || pending.len() * 4 >= PENDING_BYTES {
+                let rows = pending_at.len();
+                let projected = projector.apply(std::mem::take(&mut pending), rows, grad_dim)?;
+                for (row, i) in projected.chunks_exact(dim).zip(pending_at.drain(..)) {
+                    data[i * dim..(i + 1) * dim].copy_from_slice(row);
+                }
+            }
+            bar.inc(batch.len() as u64);
         }
         store.write_chunk(c, &data, &losses, dim, job.opts.dtype)?;
         manifest.chunks_done = c + 1;

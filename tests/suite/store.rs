@@ -15,7 +15,16 @@ fn fixtures() -> PathBuf {
 }
 
 fn opts(dtype: Dtype, overwrite: bool) -> FeatureOptions {
-    FeatureOptions { seed: 3, proj_dim: 64, dtype, max_len: 512, batch_size: 2, chunk_size: 2, overwrite }
+    FeatureOptions {
+        seed: 3,
+        proj_dim: 64,
+        dtype,
+        max_len: 512,
+        batch_size: 2,
+        chunk_size: 2,
+        overwrite,
+        max_batch_tokens: None,
+    }
 }
 
 #[test]
@@ -89,4 +98,31 @@ fn exact_gradients_store_their_layout() {
     let end = layout.last().map(|s| s.offset + s.shape.iter().product::<usize>()).unwrap();
     assert_eq!(end, f.dim);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Token-budget batches (examples grouped by length) give the rows of count batches, in input
+/// order, within f32 rounding: per-example gradients do not depend on the batch's company.
+#[test]
+fn token_budget_batches_keep_rows_in_input_order() {
+    let c = Compute::cpu();
+    let loaded = common::load_with_adapter("tiny-llama", &c);
+    let data = fixtures().join("instruction.jsonl");
+    let base = common::tmp("store", "budget");
+    let by_count = FeatureOptions { chunk_size: 6, ..opts(Dtype::F32, false) };
+    let by_tokens = FeatureOptions { max_batch_tokens: Some(40), ..by_count.clone() };
+    let a =
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &by_count, &c, &base.join("count")).unwrap().load().unwrap();
+    let b = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_tokens, &c, &base.join("tokens"))
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(a.manifest.rows, b.manifest.rows);
+    let x: Vec<f64> = a.data.iter().map(|&v| v as f64).collect();
+    let y: Vec<f64> = b.data.iter().map(|&v| v as f64).collect();
+    let err = common::rel_err(&y, &x);
+    assert!(err < 1e-5, "rows differ by {err}");
+    let (la, lb) =
+        (npy::read(&base.join("count/losses.npy")).unwrap().0, npy::read(&base.join("tokens/losses.npy")).unwrap().0);
+    assert!(la.iter().zip(&lb).all(|(p, q)| (p - q).abs() < 1e-5), "{la:?} vs {lb:?}");
+    let _ = std::fs::remove_dir_all(&base);
 }
