@@ -40,6 +40,16 @@ pub struct Cli {
 pub enum Command {
     /// List the wgpu adapters and the one `--device auto` picks.
     Devices,
+    /// Merge the shard stores of `featurize --shard` into one store, bit-identical to an
+    /// unsharded run.
+    Merge {
+        /// The merged store's directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The shard stores, in any order.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+    },
     /// Check every adapter and the CPU backend against the CPU reference: kernels, gradients,
     /// the end result of `select --method less`, and throughput; exits non-zero if a check fails.
     Doctor(DoctorArgs),
@@ -309,6 +319,15 @@ pub struct FeaturizeArgs {
     pub features: FeatureArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Featurize shard I of N (whole chunks) into a store of its own, for `gradsift merge`
+    /// [default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with
+    /// --shards].
+    #[arg(long, conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// The number of shards of a Kubernetes Indexed Job (its completions), with
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long)]
+    pub shards: Option<usize>,
 }
 
 #[derive(Args)]

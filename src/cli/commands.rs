@@ -9,6 +9,7 @@ use gradsift::choice::Choice;
 use gradsift::demo::DemoOptions;
 use gradsift::device::{self, Compute};
 use gradsift::eval::{EvalInputs, EvalOptions, TestSets};
+use gradsift::features::shard::Shard;
 use gradsift::features::FeatureOptions;
 use gradsift::pipeline::{self, MethodSpec, SelectSpec};
 
@@ -58,6 +59,17 @@ fn embedded_model() -> Result<std::path::PathBuf> {
     Ok(d.model_dir)
 }
 
+pub fn merge(out: &Path, shards: &[std::path::PathBuf]) -> Result<()> {
+    let m = gradsift::features::shard::merge(shards, out)?;
+    say(format_args!(
+        "merged {} shards: {} rows of width {} -> {}",
+        shards.len(),
+        m.num_examples,
+        m.feature_dim,
+        out.display()
+    ))
+}
+
 pub fn doctor(a: DoctorArgs) -> Result<()> {
     use gradsift::doctor::{self, Adapters, DoctorOptions};
     let adapters = if a.adapter.eq_ignore_ascii_case("all") { Adapters::All } else { Adapters::One(a.adapter.clone()) };
@@ -97,7 +109,14 @@ pub fn featurize(a: FeaturizeArgs) -> Result<()> {
     let compute = open_device(&a.device)?;
     let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
     let opts = FeatureOptions::from(&a.features);
-    let f = pipeline::featurize(&loaded, &a.data, a.loss.loss(a.beta), &opts, &compute, &a.out)?;
+    let shard = match &a.shard {
+        Some(s) => Some(Shard::parse(s)?),
+        None => Shard::from_env(|k| std::env::var(k).ok(), a.shards)?,
+    };
+    if let Some(s) = shard {
+        tracing::info!("featurize: shard {} of {}", s.index, s.count);
+    }
+    let f = pipeline::featurize(&loaded, &a.data, a.loss.loss(a.beta), &opts, &compute, &a.out, shard)?;
     say(format_args!("wrote {} features of width {} to {}", f.rows, f.dim, a.out.display()))
 }
 

@@ -40,6 +40,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.quiet);
     let result = match cli.command {
         Command::Devices => commands::devices(),
+        Command::Merge { out, shards } => commands::merge(&out, &shards),
         Command::Doctor(a) => commands::doctor(a),
         Command::Featurize(a) => commands::featurize(a),
         Command::Select(a) => commands::select(a),

@@ -6,6 +6,7 @@ pub mod npy;
 pub mod project;
 pub mod rng;
 mod rows;
+pub mod shard;
 mod store;
 mod transform;
 
@@ -94,6 +95,8 @@ pub struct FeaturizeJob<'a> {
     /// Applied to each gradient before projection.
     pub transform: &'a Transform,
     pub opts: &'a FeatureOptions,
+    /// Featurize only this shard's rows (whole chunks), into a store of its own.
+    pub shard: Option<shard::Shard>,
 }
 
 /// Tokens of an example (both sides of a pair: they are one pass's rows).
@@ -110,7 +113,12 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     if job.opts.batch_size == 0 || job.opts.chunk_size == 0 {
         return Err(Error::Invalid("the batch size and the chunk size must be positive".into()));
     }
-    let (tokenized, truncated) = job.tokenizer.examples(&job.data.examples, job.opts.max_len)?;
+    let rows = match job.shard {
+        Some(s) => s.rows(job.data.len(), job.opts.chunk_size),
+        None => 0..job.data.len(),
+    };
+    let examples = &job.data.examples[rows.clone()];
+    let (tokenized, truncated) = job.tokenizer.examples(examples, job.opts.max_len)?;
     let n = tokenized.len();
     let grad_dim = job.adapter.num_params();
     let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
@@ -126,6 +134,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
         view: job.data.view,
         chunk_size: job.opts.chunk_size,
+        shard: job.shard,
     };
     let store = Store::new(store_dir);
     let done = store.open_for(&key, job.opts.overwrite)?;
@@ -153,8 +162,8 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         grad_dim,
         chunks_done: done.min(n_chunks),
         truncated,
-        rows: job.data.examples.iter().map(|e| e.line).collect(),
-        tasks: job.data.examples.iter().map(|e| e.task.clone()).collect(),
+        rows: examples.iter().map(|e| e.line).collect(),
+        tasks: examples.iter().map(|e| e.task.clone()).collect(),
         layout: if job.opts.proj_dim == 0 { job.adapter.layout() } else { Vec::new() },
         device: compute.label.clone(),
     };

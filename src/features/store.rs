@@ -47,6 +47,9 @@ pub struct StoreKey {
     #[serde(default, skip_serializing_if = "is_as_read")]
     pub view: View,
     pub chunk_size: usize,
+    /// The part of the data this store holds, when featurized in shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::Shard>,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<FileHash>, D::Error> {
@@ -116,6 +119,7 @@ impl Features {
             sources: Vec::new(),
             view: View::AsRead,
             chunk_size: rows.max(1),
+            shard: None,
         };
         let manifest = Manifest {
             format: "gradsift-features/1".into(),
@@ -297,8 +301,11 @@ impl FeatureFile {
     }
 }
 
-fn differing_fields(a: &StoreKey, b: &StoreKey) -> Vec<String> {
+pub(super) fn differing_fields(a: &StoreKey, b: &StoreKey) -> Vec<String> {
     let (va, vb) = (serde_json::to_value(a).expect("json"), serde_json::to_value(b).expect("json"));
     let (Some(oa), Some(ob)) = (va.as_object(), vb.as_object()) else { return vec![] };
-    oa.iter().filter(|(k, v)| ob.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect()
+    let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| oa.get(*k) != ob.get(*k)).cloned().collect()
 }

@@ -7,6 +7,7 @@ use super::Loaded;
 use crate::data::Dataset;
 use crate::device::Compute;
 use crate::error::Result;
+use crate::features::shard::Shard;
 use crate::features::{self, FeatureFile, FeatureOptions, FeaturizeJob, Transform};
 use crate::loss::LossKind;
 use crate::model::LoraAdapter;
@@ -44,6 +45,8 @@ pub(super) struct Featurizer<'a> {
     pub checkpoint: &'a Checkpoint,
     pub opts: &'a FeatureOptions,
     pub compute: &'a Compute,
+    /// Featurize one shard of the data (`featurize --shard`); None everywhere else.
+    pub shard: Option<Shard>,
 }
 
 impl Featurizer<'_> {
@@ -59,6 +62,7 @@ impl Featurizer<'_> {
             loss,
             transform,
             opts: self.opts,
+            shard: self.shard,
         };
         features::featurize(&job, self.compute, out)
     }

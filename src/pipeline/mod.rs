@@ -21,6 +21,7 @@ use crate::data::{
 };
 use crate::device::Compute;
 use crate::error::{Error, Result};
+use crate::features::shard::Shard;
 pub use crate::features::FeatureOptions;
 use crate::features::{self, embeddings, FeatureFile, Pooling, Transform};
 use crate::loss::LossKind;
@@ -94,7 +95,8 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
 }
 
-/// Featurizes one JSONL file into `out` with the loaded adapter (plain gradients).
+/// Featurizes one data file into `out` with the loaded adapter (plain gradients): all of it, or
+/// one `shard` (whole chunks) into a store of its own, for [`crate::features::shard::merge`].
 pub fn featurize(
     loaded: &Loaded,
     data: &Path,
@@ -102,6 +104,7 @@ pub fn featurize(
     opts: &FeatureOptions,
     compute: &Compute,
     out: &Path,
+    shard: Option<Shard>,
 ) -> Result<FeatureFile> {
     let dataset = load_records(data)?;
     let wanted = loss.records();
@@ -113,7 +116,7 @@ pub fn featurize(
         });
     }
     let checkpoint = Checkpoint::loaded(loaded);
-    Featurizer { loaded, checkpoint: &checkpoint, opts, compute }.run(&dataset, loss, &Transform::Identity, out)
+    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard }.run(&dataset, loss, &Transform::Identity, out)
 }
 
 /// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
@@ -147,7 +150,7 @@ struct Context<'a> {
 impl<'a> Context<'a> {
     /// Featurizes at `checkpoint` with the selection's settings.
     fn featurizer(&'a self, checkpoint: &'a Checkpoint) -> Featurizer<'a> {
-        Featurizer { loaded: self.loaded, checkpoint, opts: self.opts, compute: self.compute }
+        Featurizer { loaded: self.loaded, checkpoint, opts: self.opts, compute: self.compute, shard: None }
     }
 
     /// Hidden-state embeddings of a data set with the loaded adapter.

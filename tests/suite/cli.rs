@@ -546,3 +546,82 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `featurize` in four shards, run as four processes at once with the variables a Slurm job
+/// array and a Kubernetes Indexed Job set, then `merge`: the merged store is bit-identical to
+/// one unsharded run, and a shard made with other arguments is refused, naming the field.
+#[test]
+fn four_shards_merge_into_the_unsharded_store() {
+    let base = common::tmp("test", "shards");
+    let model = fixtures().join("tiny-llama");
+    let data = fixtures().join("instruction.jsonl");
+    let featurize = |out: &Path, seed: &str| {
+        let mut cmd = bin();
+        cmd.args(["featurize", "--device", "cpu", "--quiet", "--loss", "sft", "--proj-dim", "64", "--chunk-size", "1"])
+            .args(["--batch-size", "2", "--seed", seed, "--model"])
+            .arg(&model)
+            .arg("--adapter")
+            .arg(model.join("adapter"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out);
+        cmd
+    };
+    assert!(run(&mut featurize(&base.join("whole"), "5")).status.success());
+    let shard = |i: usize| base.join(format!("shard-{i}"));
+    let mut jobs = Vec::new();
+    for i in 0..4 {
+        let mut cmd = featurize(&shard(i), "5");
+        match i {
+            // Slurm arrays may start at 1 (--array=1-4).
+            0 | 1 => cmd
+                .env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "4"),
+            2 => cmd.env("JOB_COMPLETION_INDEX", "2").args(["--shards", "4"]),
+            _ => cmd.args(["--shard", "3/4"]),
+        };
+        jobs.push(cmd.spawn().unwrap());
+    }
+    for mut j in jobs {
+        assert!(j.wait().unwrap().success(), "a shard failed");
+    }
+    let merged = base.join("merged");
+    let r = run(bin().args(["merge", "--out"]).arg(&merged).args((0..4).rev().map(shard)));
+    assert!(r.status.success());
+    for f in ["features.npy", "losses.npy"] {
+        let (a, b) = (std::fs::read(base.join("whole").join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap());
+        assert!(a == b, "{f}: merged shards differ from the unsharded run");
+    }
+    let manifest = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (whole, m) = (manifest(&base.join("whole")), manifest(&merged));
+    assert_eq!(whole["key"], m["key"]);
+    assert_eq!(whole["rows"], m["rows"]);
+    // A shard made with another seed does not merge.
+    assert!(run(bin()
+        .args(["featurize", "--shard", "1/4"])
+        .args(["--device", "cpu", "--quiet", "--loss", "sft"])
+        .args(["--proj-dim", "64", "--chunk-size", "1", "--batch-size", "2", "--seed", "6", "--model"])
+        .arg(&model)
+        .arg("--adapter")
+        .arg(model.join("adapter"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(base.join("other-seed")))
+    .status
+    .success());
+    let r = run(bin()
+        .args(["merge", "--out"])
+        .arg(base.join("bad"))
+        .arg(shard(0))
+        .arg(base.join("other-seed"))
+        .arg(shard(2))
+        .arg(shard(3)));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("seed"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -36,7 +36,8 @@ fn resumes_from_the_last_complete_chunk() {
     let _ = std::fs::remove_dir_all(&base);
 
     let file =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full")).unwrap();
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full"), None)
+            .unwrap();
     let full = file.load().unwrap();
     assert_eq!((full.rows, full.dim), (6, 64));
     assert_eq!(full.manifest.rows, vec![1, 2, 3, 4, 5, 6]);
@@ -59,7 +60,7 @@ fn resumes_from_the_last_complete_chunk() {
     partial.write_manifest(&m).unwrap();
 
     let resumed =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial"))
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial"), None)
             .unwrap()
             .load()
             .unwrap();
@@ -68,11 +69,12 @@ fn resumes_from_the_last_complete_chunk() {
     assert!(resumed.manifest.complete);
 
     // Other arguments into the same store: refused, naming what differs.
-    let err = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, false), &c, &base.join("full"))
-        .unwrap_err();
+    let err =
+        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, false), &c, &base.join("full"), None)
+            .unwrap_err();
     assert!(err.to_string().contains("dtype"), "{err}");
     // ...unless asked to overwrite; f16 storage halves the file and stays close.
-    let f16 = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full"))
+    let f16 = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full"), None)
         .unwrap()
         .load()
         .unwrap();
@@ -89,9 +91,16 @@ fn exact_gradients_store_their_layout() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut o = opts(Dtype::F32, false);
     o.proj_dim = 0;
-    let f =
-        pipeline::featurize(&loaded, &fixtures().join("preference.jsonl"), LossKind::Dpo { beta: 0.1 }, &o, &c, &dir)
-            .unwrap();
+    let f = pipeline::featurize(
+        &loaded,
+        &fixtures().join("preference.jsonl"),
+        LossKind::Dpo { beta: 0.1 },
+        &o,
+        &c,
+        &dir,
+        None,
+    )
+    .unwrap();
     let layout = &f.manifest.layout;
     assert_eq!(layout.len(), 12, "6 adapted Conv1D modules (attn.c_attn, attn.c_proj, mlp.c_proj per layer) × A, B");
     assert_eq!(layout[0].name, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
@@ -110,9 +119,11 @@ fn token_budget_batches_keep_rows_in_input_order() {
     let base = common::tmp("store", "budget");
     let by_count = FeatureOptions { chunk_size: 6, ..opts(Dtype::F32, false) };
     let by_tokens = FeatureOptions { max_batch_tokens: Some(40), ..by_count.clone() };
-    let a =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &by_count, &c, &base.join("count")).unwrap().load().unwrap();
-    let b = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_tokens, &c, &base.join("tokens"))
+    let a = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_count, &c, &base.join("count"), None)
+        .unwrap()
+        .load()
+        .unwrap();
+    let b = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_tokens, &c, &base.join("tokens"), None)
         .unwrap()
         .load()
         .unwrap();
