@@ -221,14 +221,15 @@ impl ShapeRun {
     }
 }
 
-/// FLOPs of forward and backward through a frozen base with LoRA: the base's weight matmuls
-/// cost 2·P per token forward and 2·P backward (activation gradients only: frozen weights get
-/// none), attention scores and values 4·L·T·H per token each way; the head counts in P.
+/// FLOPs of forward and backward through a frozen base with LoRA: the weight matmuls cost 2
+/// per weight per token forward and 2 backward (activation gradients only: frozen weights get
+/// none), attention scores and values 4·L·T·H per token each way. The embedding lookup is no
+/// matmul: with tied embeddings its matrix is counted once, as the head; untied, only the head.
 pub fn gradient_flops(config: &serde_json::Value, params: u64, tokens: usize, seq_len: usize) -> f64 {
     let g = |k: &str| config[k].as_f64().unwrap_or(0.0);
     let (layers, h) = (g("num_hidden_layers"), g("hidden_size"));
-    let head = if config["tie_word_embeddings"] == true { g("vocab_size") * h } else { 0.0 };
-    let dense = 2.0 * (params as f64 + head) * tokens as f64;
+    let lookup_only = if config["tie_word_embeddings"] == true { 0.0 } else { g("vocab_size") * h };
+    let dense = 2.0 * (params as f64 - lookup_only) * tokens as f64;
     let attention = 4.0 * layers * seq_len as f64 * h * tokens as f64;
     2.0 * (dense + attention)
 }
