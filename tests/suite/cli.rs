@@ -531,19 +531,22 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
         assert_eq!(names, ["projection", "scoring", "knn top-k", "sft gradients", "dpo gradients", "select less"]);
     }
 
-    let r = run(bin()
-        .env("GRADSIFT_DOCTOR_PLANT", "sft gradients")
-        .args(["doctor", "--quick", "--out"])
-        .arg(out.join("planted")));
+    // A wrong WGSL projection where there is an adapter; else a wrong gradient (the CPU row).
+    let planted = if gpu_rows > 0 { "projection" } else { "sft gradients" };
+    let r =
+        run(bin().env("GRADSIFT_DOCTOR_PLANT", planted).args(["doctor", "--quick", "--out"]).arg(out.join("planted")));
     assert!(!r.status.success(), "a planted error must fail the run");
     assert!(String::from_utf8_lossy(&r.stderr).contains("checks failed"));
     let report = read(&out.join("planted"));
     assert_eq!(report["passed"], false);
+    let mut failed = 0;
     for d in report["devices"].as_array().unwrap() {
         for c in d["checks"].as_array().unwrap() {
-            assert_eq!(c["passed"] == true, c["name"] != "sft gradients", "{c}");
+            assert_eq!(c["passed"] == true, c["name"] != planted, "{c}");
+            failed += usize::from(c["passed"] == false);
         }
     }
+    assert!(failed >= 1, "the planted check did not run");
     let _ = std::fs::remove_dir_all(&out);
 }
 
