@@ -85,15 +85,7 @@ impl DemoOptions {
             ..warmup.clone()
         };
         DemoOptions {
-            model: ModelSpec {
-                model_dir,
-                adapter_dir: None,
-                lora_r: 8,
-                lora_alpha: 32.0,
-                lora_targets: Vec::new(),
-                seed: 0,
-                chat_template: Default::default(),
-            },
+            model: ModelSpec::fresh(model_dir),
             fraction,
             methods: vec![
                 Method::Less,

@@ -60,7 +60,7 @@ fn embedded_model() -> Result<std::path::PathBuf> {
 }
 
 pub fn merge(out: &Path, shards: &[std::path::PathBuf]) -> Result<()> {
-    let m = gradsift::features::shard::merge(shards, out)?;
+    let m = gradsift::features::merge::merge(shards, out)?;
     say(format_args!(
         "merged {} shards: {} rows of width {} -> {}",
         shards.len(),

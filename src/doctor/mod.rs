@@ -152,18 +152,7 @@ struct Inputs {
 
 /// `select --method less` on the embedded default, on `c`, into a temporary directory.
 fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<usize>, Vec<f64>)> {
-    let loaded = pipeline::load(
-        &ModelSpec {
-            model_dir: inputs.model_dir.clone(),
-            adapter_dir: None,
-            lora_r: 8,
-            lora_alpha: 32.0,
-            lora_targets: Vec::new(),
-            seed: 0,
-            chat_template: Default::default(),
-        },
-        c,
-    )?;
+    let loaded = pipeline::load(&ModelSpec::fresh(inputs.model_dir.clone()), c)?;
     let out = std::env::temp_dir().join(format!("gradsift-doctor-{}-{tag}", std::process::id()));
     let opts = FeatureOptions {
         seed: 0,

@@ -2,6 +2,7 @@
 
 pub mod batches;
 mod embed;
+pub mod merge;
 pub mod npy;
 pub mod project;
 pub mod rng;

@@ -54,6 +54,22 @@ pub struct ModelSpec {
     pub chat_template: TemplateChoice,
 }
 
+impl ModelSpec {
+    /// `model_dir` with a fresh adapter (LoRA r = 8, α = 32 on the architecture's attention
+    /// projections, seed 0) and the model's own chat template.
+    pub fn fresh(model_dir: PathBuf) -> Self {
+        ModelSpec {
+            model_dir,
+            adapter_dir: None,
+            lora_r: 8,
+            lora_alpha: 32.0,
+            lora_targets: Vec::new(),
+            seed: 0,
+            chat_template: Default::default(),
+        }
+    }
+}
+
 /// A model ready for featurization.
 pub struct Loaded {
     pub model: CausalLm,
@@ -96,7 +112,7 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
 }
 
 /// Featurizes one data file into `out` with the loaded adapter (plain gradients): all of it, or
-/// one `shard` (whole chunks) into a store of its own, for [`crate::features::shard::merge`].
+/// one `shard` (whole chunks) into a store of its own, for [`crate::features::merge::merge`].
 pub fn featurize(
     loaded: &Loaded,
     data: &Path,
