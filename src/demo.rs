@@ -16,7 +16,6 @@ use crate::data::{load_records, RecordKind};
 use crate::device::Compute;
 use crate::error::Result;
 use crate::eval::{self, Arm, EvalInputs, EvalOptions, EvalReport, Subset, TestSets};
-use crate::features::Dtype;
 use crate::loss::LossKind;
 use crate::pipeline::{
     self, CheckpointUse, FeatureOptions, GradType, Loaded, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec,
@@ -97,16 +96,7 @@ impl DemoOptions {
                 Method::Loss,
             ],
             warmup,
-            features: FeatureOptions {
-                seed: 0,
-                proj_dim: 2048,
-                dtype: Dtype::F32,
-                max_len: 128,
-                batch_size: 8,
-                chunk_size: 256,
-                overwrite: true,
-                max_batch_tokens: None,
-            },
+            features: FeatureOptions { proj_dim: 2048, max_len: 128, overwrite: true, ..Default::default() },
             grad_type: GradType::Adam,
             beta: 0.1,
             eval: EvalOptions {

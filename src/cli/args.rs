@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gradsift::bench::shape::Shape;
 use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
-use gradsift::features::{Dtype, Pooling};
+use gradsift::features::{Dtype, FeatureOptions, Pooling};
 use gradsift::methods::prism::PairWeights;
 use gradsift::pipeline::{GradType, Method};
 use gradsift::train::Schedule;
@@ -266,22 +266,22 @@ pub struct ModelArgs {
 #[derive(Args)]
 pub struct FeatureArgs {
     /// Seed of the random projection (and of a fresh LoRA).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = FeatureOptions::default().seed)]
     pub seed: u64,
     /// Projection dimension k; 0 = exact gradients.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = FeatureOptions::default().proj_dim)]
     pub proj_dim: usize,
     /// Storage precision of the features.
     #[arg(long, value_parser = choice::<Dtype>(), default_value = "f32")]
     pub dtype: Dtype,
     /// Truncate sequences to this many tokens.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = FeatureOptions::default().max_len)]
     pub max_len: usize,
     /// Examples per forward/backward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = FeatureOptions::default().batch_size)]
     pub batch_size: usize,
     /// Examples per saved chunk (a resumed run restarts at the first incomplete chunk).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = FeatureOptions::default().chunk_size)]
     pub chunk_size: usize,
     /// Replace a feature store made with other arguments.
     #[arg(long)]

@@ -132,26 +132,23 @@ pub fn model_on(c: &Compute, model_dir: &std::path::Path, seed: u64) -> Result<(
     Ok((model, adapter))
 }
 
-/// Per-example gradients of `loss` on `c` against `reference` (the same model and adapter on
-/// the reference backend).
-pub fn gradients(
-    name: &str,
-    c: &Compute,
-    reference: &Compute,
-    model_dir: &std::path::Path,
+/// Per-example gradients of `loss` for `examples`, flattened.
+pub fn grads(
+    model: &CausalLm,
+    adapter: &LoraAdapter,
     examples: &[Tokenized],
     loss: LossKind,
-    seed: u64,
-) -> Result<Check> {
-    let grads = |on: &Compute| -> Result<Vec<f64>> {
-        let (model, adapter) = model_on(on, model_dir, seed)?;
-        let g = per_example_grads(&model, &adapter, examples, loss, &on.device)?;
-        Ok(g.grads.into_data().iter::<f32>().map(f64::from).collect())
-    };
-    let mut got = grads(c)?;
-    let want = grads(reference)?;
+    c: &Compute,
+) -> Result<Vec<f64>> {
+    let g = per_example_grads(model, adapter, examples, loss, &c.device)?;
+    Ok(g.grads.into_data().iter::<f32>().map(f64::from).collect())
+}
+
+/// Gradients computed on the device under test against the reference backend's (the same model
+/// and adapter there).
+pub fn gradients(name: &str, mut got: Vec<f64>, want: &[f64], examples: usize) -> Check {
     planted(name, &mut got);
-    Ok(Check::new(name, rel_err(&got, &want), 1e-4, format!("{} examples of the embedded model", examples.len())))
+    Check::new(name, rel_err(&got, want), 1e-4, format!("{examples} examples of the embedded model"))
 }
 
 /// Examples per second of gradient featurization on `c`, and the device's f32 matmul rate.
@@ -161,14 +158,13 @@ pub struct Throughput {
     pub matmul_gflops: f64,
 }
 
-/// Measures [`Throughput`]: `examples` after a warm-up batch, and a 512³ matmul.
-pub fn throughput(c: &Compute, model_dir: &std::path::Path, examples: &[Tokenized]) -> Result<Throughput> {
-    let (model, adapter) = model_on(c, model_dir, 1)?;
+/// Measures [`Throughput`] of `model` on `c`: `examples` after a warm-up batch, and a 512³ matmul.
+pub fn throughput(c: &Compute, model: &CausalLm, adapter: &LoraAdapter, examples: &[Tokenized]) -> Result<Throughput> {
     let batch = 8.min(examples.len()).max(1);
-    per_example_grads(&model, &adapter, &examples[..batch], LossKind::Sft, &c.device)?;
+    per_example_grads(model, adapter, &examples[..batch], LossKind::Sft, &c.device)?;
     let t = Instant::now();
     for chunk in examples.chunks(batch) {
-        let g = per_example_grads(&model, &adapter, chunk, LossKind::Sft, &c.device)?;
+        let g = per_example_grads(model, adapter, chunk, LossKind::Sft, &c.device)?;
         let _ = g.grads.into_data();
     }
     let examples_per_second = examples.len() as f64 / t.elapsed().as_secs_f64();

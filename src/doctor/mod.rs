@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 pub use checks::{Check, Throughput};
 pub use report::markdown;
 
-use crate::data::{load_records, Tokenized};
+use crate::data::{load_records, TextTokenizer, Tokenized};
 use crate::device::{self, AdapterEntry, Compute};
 use crate::error::{Error, Result};
-use crate::features::{Dtype, FeatureOptions};
+use crate::features::FeatureOptions;
 use crate::loss::LossKind;
 use crate::pipeline::{self, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
 use crate::select::Budget;
@@ -146,8 +146,42 @@ struct Inputs {
     target: std::path::PathBuf,
     singles: Vec<Tokenized>,
     pairs: Vec<Tokenized>,
+    /// The reference (CPU, Flex) per-example SFT and DPO gradients of `singles` and `pairs`.
+    sft: Vec<f64>,
+    dpo: Vec<f64>,
     /// The reference run of `select --method less` (CPU): selected indices and scores.
     less: (Vec<usize>, Vec<f64>),
+}
+
+const DPO: LossKind = LossKind::Dpo { beta: 0.1 };
+
+/// The gradient checks and the throughput of `c`, with the embedded model loaded there once.
+fn model_checks(c: &Compute, inputs: &Inputs, seed: u64) -> (Vec<Check>, Option<Throughput>) {
+    let loaded = catch_unwind(AssertUnwindSafe(|| checks::model_on(c, &inputs.model_dir, seed)));
+    let (model, adapter) = match loaded {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            return (["sft gradients", "dpo gradients"].map(|n| Check::failed(n, e.to_string())).to_vec(), None)
+        }
+        Err(_) => {
+            let msg = "panicked while loading the embedded model".to_string();
+            return (["sft gradients", "dpo gradients"].map(|n| Check::failed(n, msg.clone())).to_vec(), None);
+        }
+    };
+    let check = |name: &str, examples: &[Tokenized], loss: LossKind, want: &[f64]| {
+        guarded(name, || {
+            let got = checks::grads(&model, &adapter, examples, loss, c)?;
+            Ok(checks::gradients(name, got, want, examples.len()))
+        })
+    };
+    let list = vec![
+        check("sft gradients", &inputs.singles, LossKind::Sft, &inputs.sft),
+        check("dpo gradients", &inputs.pairs, DPO, &inputs.dpo),
+    ];
+    let throughput = catch_unwind(AssertUnwindSafe(|| checks::throughput(c, &model, &adapter, &inputs.singles)))
+        .ok()
+        .and_then(Result::ok);
+    (list, throughput)
 }
 
 /// `select --method less` on the embedded default, on `c`, into a temporary directory.
@@ -155,14 +189,10 @@ fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<
     let loaded = pipeline::load(&ModelSpec::fresh(inputs.model_dir.clone()), c)?;
     let out = std::env::temp_dir().join(format!("gradsift-doctor-{}-{tag}", std::process::id()));
     let opts = FeatureOptions {
-        seed: 0,
         proj_dim: if quick { 256 } else { 2048 },
-        dtype: Dtype::F32,
         max_len: 128,
-        batch_size: 8,
-        chunk_size: 256,
         overwrite: true,
-        max_batch_tokens: None,
+        ..Default::default()
     };
     let spec = SelectSpec {
         pool: std::slice::from_ref(&inputs.pool),
@@ -208,42 +238,30 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
         Ok(Err(e)) => return DeviceReport::broken(entry.describe(), e.to_string()),
         Err(_) => return DeviceReport::broken(entry.describe(), "panicked while opening the adapter".into()),
     };
-    let cpu = Compute::cpu();
     let seed = o.seed;
-    let checks = vec![
+    let mut checks = vec![
         guarded("projection", || checks::projection(&c, seed)),
         guarded("scoring", || checks::scoring(&c, seed + 1)),
         guarded("knn top-k", || checks::knn(&c, seed + 2)),
-        guarded("sft gradients", || {
-            checks::gradients("sft gradients", &c, &cpu, &inputs.model_dir, &inputs.singles, LossKind::Sft, seed)
-        }),
-        guarded("dpo gradients", || {
-            let loss = LossKind::Dpo { beta: 0.1 };
-            checks::gradients("dpo gradients", &c, &cpu, &inputs.model_dir, &inputs.pairs, loss, seed)
-        }),
-        guarded("select less", || end_result(&c, inputs, o.quick)),
     ];
-    let throughput = catch_unwind(AssertUnwindSafe(|| checks::throughput(&c, &inputs.model_dir, &inputs.singles)))
-        .ok()
-        .and_then(Result::ok);
+    let (gradients, throughput) = model_checks(&c, inputs, seed);
+    checks.extend(gradients);
+    checks.push(guarded("select less", || end_result(&c, inputs, o.quick)));
     DeviceReport { device: c.label.clone(), facts: Some(facts(entry, &c)), checks, throughput, error: None }
 }
 
-/// The CPU backend's row: its gradients against Burn's other CPU backend (NdArray), an
-/// independent implementation; the kernels' reference is the CPU itself.
+/// The CPU backend's row: the reference gradients (Burn's Flex) against Burn's other CPU
+/// backend (NdArray), an independent implementation; the kernels' reference is the CPU itself.
 fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
-    let (c, other) = (Compute::cpu(), Compute::cpu_ndarray());
-    let checks = vec![
-        guarded("sft gradients", || {
-            checks::gradients("sft gradients", &c, &other, &inputs.model_dir, &inputs.singles, LossKind::Sft, o.seed)
-        }),
-        guarded("dpo gradients", || {
-            let loss = LossKind::Dpo { beta: 0.1 };
-            checks::gradients("dpo gradients", &c, &other, &inputs.model_dir, &inputs.pairs, loss, o.seed)
-        }),
-    ];
-    let throughput = checks::throughput(&c, &inputs.model_dir, &inputs.singles).ok();
-    DeviceReport { device: c.label.clone(), facts: None, checks, throughput, error: None }
+    let (checks, _) = model_checks(&Compute::cpu_ndarray(), inputs, o.seed);
+    let throughput = catch_unwind(AssertUnwindSafe(|| {
+        let c = Compute::cpu();
+        let (model, adapter) = checks::model_on(&c, &inputs.model_dir, o.seed)?;
+        checks::throughput(&c, &model, &adapter, &inputs.singles)
+    }))
+    .ok()
+    .and_then(Result::ok);
+    DeviceReport { device: Compute::cpu().label, facts: None, checks, throughput, error: None }
 }
 
 impl DeviceReport {
@@ -256,13 +274,17 @@ impl DeviceReport {
 pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     let assets = crate::assets::materialize()?;
     let cpu = Compute::cpu();
-    let (model, tok) = pipeline::load_base(&assets.model_dir, &Default::default(), &cpu)?;
-    drop(model);
+    // The reference: the embedded model on the CPU, loaded once.
+    let (model, adapter) = checks::model_on(&cpu, &assets.model_dir, o.seed)?;
+    let tok = TextTokenizer::from_file(&assets.model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
     let n = if o.quick { 8 } else { 32 };
     let pool = load_records(&assets.pool)?;
     let pairs = load_records(&assets.pool_pairs)?;
     let (singles, _) = tok.examples(&pool.examples[..n.min(pool.len())], 128)?;
     let (pairs, _) = tok.examples(&pairs.examples[..(n / 2).min(pairs.len())], 128)?;
+    let sft = checks::grads(&model, &adapter, &singles, LossKind::Sft, &cpu)?;
+    let dpo = checks::grads(&model, &adapter, &pairs, DPO, &cpu)?;
+    drop((model, adapter));
     // Quick: the end-to-end selection scores the first 100 pool lines (a software adapter
     // featurizes some ten examples a second).
     let pool_file = if o.quick {
@@ -280,6 +302,8 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
         target: assets.target.clone(),
         singles,
         pairs,
+        sft,
+        dpo,
         less: (Vec::new(), Vec::new()),
     };
     inputs.less = less_on(&cpu, &inputs, o.quick, "cpu")?;
@@ -292,6 +316,9 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     for entry in chosen {
         tracing::info!("doctor: checking {}", entry.describe());
         devices.push(gpu_row(entry, &adapters, &inputs, o));
+    }
+    if o.quick {
+        let _ = std::fs::remove_file(&inputs.pool);
     }
     let passed = devices.iter().all(DeviceReport::passed);
     Ok(DoctorReport {

@@ -84,6 +84,22 @@ pub struct FeatureOptions {
     pub max_batch_tokens: Option<usize>,
 }
 
+impl Default for FeatureOptions {
+    /// The command line's defaults (its flags take them from here).
+    fn default() -> Self {
+        FeatureOptions {
+            seed: 0,
+            proj_dim: 8192,
+            dtype: Dtype::F32,
+            max_len: 512,
+            batch_size: 8,
+            chunk_size: 256,
+            overwrite: false,
+            max_batch_tokens: None,
+        }
+    }
+}
+
 /// What to featurize and how.
 pub struct FeaturizeJob<'a> {
     pub model: &'a CausalLm,
