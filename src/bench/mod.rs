@@ -11,12 +11,13 @@ pub mod shape;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::choice::Choice;
 use crate::data::{load_records, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::npy::{NpyFile, NpyWriter};
 use crate::features::rng::{fmix32, row_key};
-use crate::features::{Dtype, Features, GpuProjector, Projector, BLOCK_ROWS};
+use crate::features::{Dtype, Features, ProjectionKind, Projector, BLOCK_ROWS};
 use crate::loss::{per_example_grads, LossKind};
 use crate::methods::gpu_score::{GpuScorer, WeightedFeatures};
 use crate::methods::less;
@@ -37,13 +38,14 @@ pub struct Throughput {
 
 impl Throughput {
     /// One table row.
-    pub fn line(&self, k: usize, batch: usize) -> String {
+    pub fn line(&self, k: usize, projection: ProjectionKind, batch: usize) -> String {
         format!(
-            "{:<52} {:>7.1} examples/s {:>9.0} tokens/s   (gradients {:.2}s, projection k={k} {:.2}s; {} examples, |θ|={}, batch {batch})",
+            "{:<52} {:>7.1} examples/s {:>9.0} tokens/s   (gradients {:.2}s, {} projection k={k} {:.2}s; {} examples, |θ|={}, batch {batch})",
             self.device,
             self.examples as f64 / self.seconds,
             self.tokens as f64 / self.seconds,
             self.grad_seconds,
+            projection.name(),
             self.proj_seconds,
             self.examples,
             self.grad_dim
@@ -53,7 +55,13 @@ impl Throughput {
 
 /// Featurizes the embedded demo pool on `compute` (fresh LoRA r=8 on q/k/v/o, SFT loss).
 /// Before these numbers, the first version projected every batch of 8 separately: see README.
-pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result<Throughput> {
+pub fn featurize_throughput(
+    compute: &Compute,
+    k: usize,
+    projection: ProjectionKind,
+    nnz: usize,
+    batch: usize,
+) -> Result<Throughput> {
     let assets = crate::assets::materialize()?;
     let model = CausalLm::load(&assets.model_dir, &compute.device)?;
     let tok = TextTokenizer::from_file(&assets.model_dir.join("tokenizer.json"), model.config.eos_token_id)?;
@@ -62,11 +70,7 @@ pub fn featurize_throughput(compute: &Compute, k: usize, batch: usize) -> Result
     let (examples, _) = tok.examples(&pool.examples, 512)?;
     let tokens = examples.iter().map(|e| if let Tokenized::Single(s) = e { s.ids.len() } else { 0 }).sum();
     let n = adapter.num_params();
-    let projector = match &compute.gpu {
-        _ if k == 0 => Projector::Identity,
-        Some(g) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(g.clone())), seed: 0, k },
-        None => Projector::Cpu { seed: 0, k },
-    };
+    let projector = Projector::new(compute.gpu.as_ref(), projection, 0, k, nnz)?;
     // Warm-up: kernel compilation and first allocations are not throughput.
     let warm =
         per_example_grads(&model, &adapter, &examples[..batch.min(examples.len())], LossKind::Sft, &compute.device)?;

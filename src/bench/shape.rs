@@ -19,7 +19,7 @@ use crate::data::{Sequence, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::rng::fmix32;
-use crate::features::{Dtype, GpuProjector, Projector};
+use crate::features::{Dtype, ProjectionKind, Projector};
 use crate::loss::{per_example_grads, LossKind};
 use crate::model::{CausalLm, LoraAdapter};
 
@@ -169,6 +169,7 @@ pub struct ShapeRun {
     pub seq_len: usize,
     pub batch: usize,
     pub proj_dim: usize,
+    pub projection: ProjectionKind,
     /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
     /// the records, no gradients), gradients (forward + backward), projection, store write.
     pub phases: Vec<(&'static str, f64)>,
@@ -191,7 +192,7 @@ impl ShapeRun {
         let achieved = self.flops / grad / 1e9;
         vec![
             format!(
-                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, k = {}",
+                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, {} projection k = {}",
                 self.shape.name(),
                 self.device,
                 self.params as f64 / 1e6,
@@ -199,6 +200,7 @@ impl ShapeRun {
                 self.examples,
                 self.seq_len,
                 self.batch,
+                self.projection.name(),
                 self.proj_dim
             ),
             format!(
@@ -213,8 +215,12 @@ impl ShapeRun {
                 self.phases.iter().map(|(n, s)| format!("{n} {s:.2}")).collect::<Vec<_>>().join(", ")
             ),
             format!(
-                "  projection = {:.0}% of the gradient time; peak RSS {}",
+                "  projection = {:.1}% of the gradient time{}; peak RSS {}",
                 100.0 * self.phase("projection") / grad,
+                match self.phase("dense projection (not used)") {
+                    d if d > 0.0 => format!(" (the dense P: {:.1}%)", 100.0 * d / grad),
+                    _ => String::new(),
+                },
                 self.peak_rss.map_or("unknown".into(), |b| format!("{:.2} GB", b as f64 / 1e9))
             ),
         ]
@@ -271,6 +277,8 @@ pub struct ShapeOptions {
     pub seq_len: usize,
     pub batch: usize,
     pub proj_dim: usize,
+    pub projection: ProjectionKind,
+    pub proj_nnz: usize,
     pub examples: usize,
     /// Where the generated checkpoint goes (reused when it is there).
     pub dir: PathBuf,
@@ -314,11 +322,14 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
         flat.extend(g.grads.into_data().iter::<f32>());
     }
     phases.push(("gradients", t.elapsed().as_secs_f64()));
-    let projector = match &c.gpu {
-        _ if o.proj_dim == 0 => Projector::Identity,
-        Some(g) => Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(g.clone())), seed: 0, k: o.proj_dim },
-        None => Projector::Cpu { seed: 0, k: o.proj_dim },
-    };
+    let projector = Projector::new(c.gpu.as_ref(), o.projection, 0, o.proj_dim, o.proj_nnz)?;
+    // The sparse P is timed beside the dense one it replaces (the same gradients, one run).
+    if o.projection == ProjectionKind::Sparse && o.proj_dim > 0 {
+        let dense = Projector::new(c.gpu.as_ref(), ProjectionKind::Dense, 0, o.proj_dim, 0)?;
+        let t = Instant::now();
+        dense.apply(flat.clone(), o.examples, n)?;
+        phases.push(("dense projection (not used)", t.elapsed().as_secs_f64()));
+    }
     let t = Instant::now();
     let features = projector.apply(flat, o.examples, n)?;
     phases.push(("projection", t.elapsed().as_secs_f64()));
@@ -339,6 +350,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
         seq_len: o.seq_len,
         batch: o.batch,
         proj_dim: o.proj_dim,
+        projection: o.projection,
         flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
         phases,
         matmul_gflops,

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gradsift::bench::shape::Shape;
 use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
-use gradsift::features::{Dtype, FeatureOptions, Pooling};
+use gradsift::features::{Dtype, FeatureOptions, Pooling, ProjectionKind};
 use gradsift::methods::prism::PairWeights;
 use gradsift::pipeline::{GradType, Method};
 use gradsift::train::Schedule;
@@ -198,6 +198,12 @@ pub struct BenchArgs {
     /// Projection dimension k (0 = none).
     #[arg(long, default_value_t = 8192)]
     pub proj_dim: usize,
+    /// How P is drawn (--shape also times the dense P beside the sparse one).
+    #[arg(long, value_parser = choice::<ProjectionKind>(), default_value = "sparse")]
+    pub projection: ProjectionKind,
+    /// Nonzeros per column of the sparse P.
+    #[arg(long, default_value_t = FeatureOptions::default().proj_nnz)]
+    pub proj_nnz: usize,
     /// Examples per forward/backward pass.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
@@ -271,6 +277,13 @@ pub struct FeatureArgs {
     /// Projection dimension k; 0 = exact gradients.
     #[arg(long, default_value_t = FeatureOptions::default().proj_dim)]
     pub proj_dim: usize,
+    /// How the random projection P is drawn.
+    #[arg(long, value_parser = choice::<ProjectionKind>(), default_value = "sparse")]
+    pub projection: ProjectionKind,
+    /// Nonzeros per column of the sparse P (more: closer to the dense P on gradients with a few
+    /// large entries, at proportionally more cost).
+    #[arg(long, default_value_t = FeatureOptions::default().proj_nnz)]
+    pub proj_nnz: usize,
     /// Storage precision of the features.
     #[arg(long, value_parser = choice::<Dtype>(), default_value = "f32")]
     pub dtype: Dtype,

@@ -206,6 +206,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             seq_len: a.seq_len,
             batch: a.batch_size,
             proj_dim: a.proj_dim,
+            projection: a.projection,
+            proj_nnz: a.proj_nnz,
             examples: a.examples,
             dir: std::env::temp_dir().join(format!("gradsift-bench-{}", shape.name())),
         };
@@ -218,8 +220,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     say("featurization of the embedded demo pool (SFT loss, fresh LoRA r=8 on q/k/v/o)")?;
     for c in &backends {
-        let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.batch_size)?;
-        say(t.line(a.proj_dim, a.batch_size))?;
+        let t = gradsift::bench::featurize_throughput(c, a.proj_dim, a.projection, a.proj_nnz, a.batch_size)?;
+        say(t.line(a.proj_dim, a.projection, a.batch_size))?;
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ impl From<&FeatureArgs> for FeatureOptions {
         FeatureOptions {
             seed: f.seed,
             proj_dim: f.proj_dim,
+            projection: f.projection,
+            proj_nnz: f.proj_nnz,
             dtype: f.dtype,
             max_len: f.max_len,
             batch_size: f.batch_size,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Tokenized;
 use crate::device::Compute;
 use crate::error::{Error, Result};
+use crate::features::sparse::{GpuSparseProjector, SparseJl};
 use crate::features::{project_cpu, Features, GpuProjector};
 use crate::loss::{per_example_grads, LossKind};
 use crate::methods::gpu_score::{GpuScorer, WeightedFeatures};
@@ -74,7 +75,7 @@ fn planted(name: &str, values: &mut [f64]) {
     }
 }
 
-/// The WGSL random projection against the Rust one.
+/// The WGSL dense random projection against the Rust one.
 pub fn projection(c: &Compute, seed: u64) -> Result<Check> {
     let gpu = c.gpu.clone().ok_or_else(|| Error::Device("no GPU".into()))?;
     let (e, n, k) = (5usize, 1_000usize, 96usize);
@@ -83,6 +84,20 @@ pub fn projection(c: &Compute, seed: u64) -> Result<Check> {
     let want = f64s(&project_cpu(&g, e, n, seed, k));
     planted("projection", &mut got);
     Ok(Check::new("projection", rel_err(&got, &want), 1e-5, format!("{e} rows of {n} to k = {k}")))
+}
+
+/// The WGSL sparse projection against the Rust one: they sum in the same order, so any
+/// difference at all is a fault.
+pub fn sparse_projection(c: &Compute, seed: u64) -> Result<Check> {
+    let gpu = c.gpu.clone().ok_or_else(|| Error::Device("no GPU".into()))?;
+    let (e, n, k, nnz) = (5usize, 3_001usize, 96usize, 8usize);
+    let g = random(e * n, seed ^ 0x5A);
+    let jl = SparseJl::new(seed, k, nnz)?;
+    let mut got = f64s(&GpuSparseProjector::new(gpu).project(&jl, &g, e, n)?);
+    let want = f64s(&jl.project_cpu(&g, e, n)?);
+    planted("sparse projection", &mut got);
+    let detail = format!("{e} rows of {n} to k = {k}, {nnz} nonzeros a column");
+    Ok(Check::new("sparse projection", rel_err(&got, &want), 0.0, detail))
 }
 
 /// The WGSL LESS scoring (cosines, mean per subtask, weighted sum, max) against the Rust one.

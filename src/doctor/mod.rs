@@ -241,6 +241,7 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
     let seed = o.seed;
     let mut checks = vec![
         guarded("projection", || checks::projection(&c, seed)),
+        guarded("sparse projection", || checks::sparse_projection(&c, seed)),
         guarded("scoring", || checks::scoring(&c, seed + 1)),
         guarded("knn top-k", || checks::knn(&c, seed + 2)),
     ];

@@ -8,6 +8,7 @@ pub mod project;
 pub mod rng;
 mod rows;
 pub mod shard;
+pub mod sparse;
 mod store;
 mod transform;
 
@@ -17,9 +18,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub use embed::{embeddings, Pooling};
 pub use npy::Dtype;
-pub use project::{project_cpu, GpuProjector, Projector};
+pub use project::{project_cpu, GpuProjector, ProjectionKind, Projector};
 pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
-pub use store::{FeatureFile, Features, FileHash, Manifest, Store, StoreKey};
+pub use store::{FeatureFile, Features, FileHash, Manifest, ProjectionKey, Store, StoreKey};
 pub use transform::Transform;
 
 use crate::data::{Dataset, TextTokenizer, Tokenized};
@@ -71,6 +72,10 @@ pub struct FeatureOptions {
     pub seed: u64,
     /// k; 0 = exact gradients.
     pub proj_dim: usize,
+    /// How P is drawn.
+    pub projection: ProjectionKind,
+    /// Nonzeros per column of the sparse P.
+    pub proj_nnz: usize,
     pub dtype: Dtype,
     pub max_len: usize,
     /// Examples per forward/backward pass.
@@ -90,12 +95,28 @@ impl Default for FeatureOptions {
         FeatureOptions {
             seed: 0,
             proj_dim: 8192,
+            projection: ProjectionKind::Sparse,
+            proj_nnz: 8,
             dtype: Dtype::F32,
             max_len: 512,
             batch_size: 8,
             chunk_size: 256,
             overwrite: false,
             max_batch_tokens: None,
+        }
+    }
+}
+
+impl FeatureOptions {
+    /// How P is drawn, as the store key records it: nothing without a projection, the
+    /// nonzeros per column (capped at k, as the projection caps them) for the sparse one.
+    pub fn projection_key(&self) -> ProjectionKey {
+        match self.projection {
+            _ if self.proj_dim == 0 => ProjectionKey::default(),
+            ProjectionKind::Dense => ProjectionKey { kind: ProjectionKind::Dense, nnz: 0 },
+            ProjectionKind::Sparse => {
+                ProjectionKey { kind: ProjectionKind::Sparse, nnz: self.proj_nnz.min(self.proj_dim) }
+            }
         }
     }
 }
@@ -146,6 +167,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         transform: job.transform.key(),
         seed: job.opts.seed,
         proj_dim: job.opts.proj_dim,
+        projection: job.opts.projection_key(),
         dtype: job.opts.dtype,
         max_len: job.opts.max_len,
         sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
@@ -161,13 +183,8 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
             return store.open();
         }
     }
-    let projector = match (&compute.gpu, job.opts.proj_dim) {
-        (_, 0) => Projector::Identity,
-        (Some(gpu), k) => {
-            Projector::Gpu { kernel: std::sync::Arc::new(GpuProjector::new(gpu.clone())), seed: job.opts.seed, k }
-        }
-        (None, k) => Projector::Cpu { seed: job.opts.seed, k },
-    };
+    let o = job.opts;
+    let projector = Projector::new(compute.gpu.as_ref(), o.projection, o.seed, o.proj_dim, o.proj_nnz)?;
     let dim = projector.dim(grad_dim);
     let n_chunks = n.div_ceil(job.opts.chunk_size);
     let mut manifest = Manifest {

@@ -3,14 +3,30 @@
 //! counter-based generator in [`super::rng`], so every device computes the same features.
 //! On a GPU the WGSL kernel in shaders/project.wgsl generates P on the fly; on the CPU backend
 //! the plain Rust version below does, and it is also the reference the kernel is tested against.
+//! This is LESS's P (`--projection dense`); the default is the sparse P of [`super::sparse`],
+//! with the same error at a fraction of the cost. [`Projector`] picks one per device.
 
 use std::sync::Arc;
 
 use burn::tensor::wgpu::wgpu;
 
 use super::rng;
+use super::sparse::{GpuSparseProjector, SparseJl};
 use crate::error::{Error, Result};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
+
+/// How P is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectionKind {
+    Sparse,
+    Dense,
+}
+
+crate::choice::choice!(ProjectionKind {
+    Sparse => "sparse": "--proj-nnz nonzeros ±1/√nnz per column (sparse JL): the dense P's error at nnz instead of k multiply-adds per gradient entry",
+    Dense => "dense": "every entry ±1/√k, LESS's Rademacher P: k multiply-adds per gradient entry",
+});
 
 /// Columns one invocation sums (× (TILE_E + 1) loop iterations stays far below lavapipe's
 /// 65,535-iteration limit).
@@ -184,18 +200,39 @@ impl GpuProjector {
 pub enum Projector {
     /// `--proj-dim 0`: the exact gradient is the feature.
     Identity,
-    /// Plain Rust on the CPU.
+    /// The dense P in plain Rust on the CPU.
     Cpu { seed: u64, k: usize },
-    /// The WGSL kernel.
+    /// The dense P's WGSL kernel.
     Gpu { kernel: Arc<GpuProjector>, seed: u64, k: usize },
+    /// The sparse P on the CPU.
+    SparseCpu(SparseJl),
+    /// The sparse P's WGSL kernel.
+    SparseGpu { kernel: Arc<GpuSparseProjector>, jl: SparseJl },
 }
 
 impl Projector {
+    /// The projector of `kind` to `k` dimensions (0: none) on `gpu`, or on the CPU without one.
+    pub fn new(gpu: Option<&Gpu>, kind: ProjectionKind, seed: u64, k: usize, nnz: usize) -> Result<Projector> {
+        Ok(match (kind, gpu) {
+            _ if k == 0 => Projector::Identity,
+            (ProjectionKind::Dense, None) => Projector::Cpu { seed, k },
+            (ProjectionKind::Dense, Some(g)) => {
+                Projector::Gpu { kernel: Arc::new(GpuProjector::new(g.clone())), seed, k }
+            }
+            (ProjectionKind::Sparse, None) => Projector::SparseCpu(SparseJl::new(seed, k, nnz)?),
+            (ProjectionKind::Sparse, Some(g)) => Projector::SparseGpu {
+                kernel: Arc::new(GpuSparseProjector::new(g.clone())),
+                jl: SparseJl::new(seed, k, nnz)?,
+            },
+        })
+    }
+
     /// Output width for gradients of length `n`.
     pub fn dim(&self, n: usize) -> usize {
         match self {
             Projector::Identity => n,
             Projector::Cpu { k, .. } | Projector::Gpu { k, .. } => *k,
+            Projector::SparseCpu(jl) | Projector::SparseGpu { jl, .. } => jl.k(),
         }
     }
 
@@ -205,6 +242,8 @@ impl Projector {
             Projector::Identity => Ok(g),
             Projector::Cpu { seed, k } => Ok(project_cpu(&g, e, n, *seed, *k)),
             Projector::Gpu { kernel, seed, k } => kernel.project(&g, e, n, *seed, *k),
+            Projector::SparseCpu(jl) => jl.project_cpu(&g, e, n),
+            Projector::SparseGpu { kernel, jl } => kernel.project(jl, &g, e, n),
         }
     }
 }

@@ -34,3 +34,16 @@ pub fn rademacher(seed: u64, row: u32, col: u32) -> f32 {
         1.0
     }
 }
+
+/// The key of the sparse projection's column slots (hoisted out of the column loop).
+#[inline]
+pub fn sparse_key(seed: u64) -> u32 {
+    fmix32(fmix32(seed as u32 ^ 0x5EED_0002) ^ (seed >> 32) as u32)
+}
+
+/// The hash of column `col`'s nonzero in block `block` of the sparse projection: its low 31
+/// bits pick the row inside the block, its top bit the sign.
+#[inline]
+pub fn sparse_slot(key: u32, col: u32, block: u32) -> u32 {
+    fmix32(fmix32(key ^ col.wrapping_mul(0x27D4_EB2F).wrapping_add(0x1656_67B1)) ^ block.wrapping_mul(0x85EB_CA77))
+}

@@ -37,6 +37,9 @@ pub struct StoreKey {
     pub seed: u64,
     /// 0 = no projection.
     pub proj_dim: usize,
+    /// Stores written before the sparse projection have none: they were dense.
+    #[serde(default)]
+    pub projection: ProjectionKey,
     pub dtype: Dtype,
     pub max_len: usize,
     /// The data files, in order. Stores written before several files were allowed hold one
@@ -67,6 +70,21 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ve
 
 fn is_as_read(v: &View) -> bool {
     *v == View::AsRead
+}
+
+/// How P was drawn (see [`super::FeatureOptions::projection_key`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProjectionKey {
+    pub kind: super::ProjectionKind,
+    /// Nonzeros per column of the sparse P; 0 for the dense one.
+    pub nnz: usize,
+}
+
+impl Default for ProjectionKey {
+    /// The dense P, the only one before `--projection`.
+    fn default() -> Self {
+        ProjectionKey { kind: super::ProjectionKind::Dense, nnz: 0 }
+    }
 }
 
 /// manifest.json.
@@ -114,6 +132,7 @@ impl Features {
             transform: String::new(),
             seed: 0,
             proj_dim: dim,
+            projection: ProjectionKey::default(),
             dtype: Dtype::F32,
             max_len: 0,
             sources: Vec::new(),

@@ -3,6 +3,7 @@
 //! training and evaluation all build on this module; it depends on none of them.
 
 mod batch;
+pub mod head;
 mod pergrad;
 
 pub use batch::SeqBatch;

@@ -8,9 +8,9 @@
 //! E × |θ_LoRA| extra, small next to activations.
 
 use burn::prelude::*;
-use burn::tensor::activation;
 
 use super::batch::SeqBatch;
+use super::head::head_pass;
 use crate::data::{RecordKind, Sequence, Tokenized};
 use crate::error::{Error, Result};
 use crate::model::{Branch, CausalLm, LoraAdapter, LoraRuntime};
@@ -102,8 +102,45 @@ pub fn sequence_logps(
 ) -> Vec<f64> {
     let batch = SeqBatch::new(seqs, device);
     let lora = adapter.map(|a| a.runtime(model.linears.len(), seqs.len(), device));
-    let logits = model.logits(batch.ids.clone(), lora.as_ref());
-    batch.response_logps(logits).into_data().iter::<f32>().map(f64::from).collect()
+    let h = model.hidden(batch.ids.clone(), lora.as_ref());
+    head_pass(model.head(), model.config.final_softcap, h, &batch, false).logps
+}
+
+/// −log σ(z) = log(1 + e^{−z}), computed stably.
+fn neg_log_sigmoid(z: f64) -> f64 {
+    if z > 0.0 {
+        (-z).exp().ln_1p()
+    } else {
+        -z + z.exp().ln_1p()
+    }
+}
+
+/// The loss of each example and its slope ∂L/∂logp for each sequence, from the sequences'
+/// response log-probs (`reference`: the base model's, for DPO).
+fn loss_and_slopes(loss: LossKind, logps: &[f64], counts: &[usize], reference: Option<&[f64]>) -> (Vec<f64>, Vec<f64>) {
+    match loss {
+        LossKind::Sft => {
+            let slopes: Vec<f64> = counts.iter().map(|&c| -1.0 / c.max(1) as f64).collect();
+            (logps.iter().zip(&slopes).map(|(lp, k)| lp * k).collect(), slopes)
+        }
+        LossKind::SftSum => (logps.iter().map(|lp| -lp).collect(), vec![-1.0; logps.len()]),
+        LossKind::Dpo { beta } => {
+            // L = −log σ(z), z = β((πc − πr) − (rc − rr)); ∂L/∂z = σ(z) − 1.
+            let reference = reference.expect("DPO needs the reference log-probs");
+            let e = logps.len() / 2;
+            let mut slopes = vec![0f64; 2 * e];
+            let losses = (0..e)
+                .map(|i| {
+                    let z = beta * ((logps[i] - logps[e + i]) - (reference[i] - reference[e + i]));
+                    let dz = 1.0 / (1.0 + (-z).exp()) - 1.0;
+                    slopes[i] = beta * dz;
+                    slopes[e + i] = -beta * dz;
+                    neg_log_sigmoid(z)
+                })
+                .collect();
+            (losses, slopes)
+        }
+    }
 }
 
 /// Computes the per-example gradients of `loss` for every example of `examples` at once.
@@ -143,24 +180,19 @@ pub fn per_example_grads(
         leaves.push((a_leaf, b_leaf));
     }
     let lora = LoraRuntime::new(branches);
-    let logps = batch.response_logps(model.logits(batch.ids.clone(), Some(&lora)));
-
-    let per_example: Tensor<1> = match loss {
-        LossKind::Sft => {
-            let counts: Vec<f32> = batch.counts.iter().map(|&c| 1.0 / c.max(1) as f32).collect();
-            logps.neg() * Tensor::from_data(TensorData::new(counts, [e]), device)
-        }
-        LossKind::SftSum => logps.neg(),
-        LossKind::Dpo { beta } => {
-            let reference = reference.expect("computed above");
-            let ref_margin: Vec<f32> = (0..e).map(|i| (reference[i] - reference[e + i]) as f32).collect();
-            let margin = logps.clone().narrow(0, 0, e) - logps.narrow(0, e, e);
-            let z = (margin - Tensor::from_data(TensorData::new(ref_margin, [e]), device)).mul_scalar(beta);
-            activation::log_sigmoid(z).neg()
-        }
-    };
-    let losses: Vec<f64> = per_example.clone().into_data().iter::<f32>().map(f64::from).collect();
-    let grads = per_example.sum().backward();
+    let h = model.hidden(batch.ids.clone(), Some(&lora));
+    let pass = head_pass(model.head(), model.config.final_softcap, h.clone(), &batch, true);
+    let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());
+    // ∂(Σ L)/∂h = Σ_s slope_s · ∂logp_s/∂h; backpropagating Σ h ⊙ that from h gives the
+    // leaves' gradients autodiff would give through the head.
+    let mut seed = pass.grad.expect("asked for");
+    let [_, t, d] = h.dims();
+    for (row, g) in seed.chunks_exact_mut(d).enumerate() {
+        let k = slopes[row / t] as f32;
+        g.iter_mut().for_each(|x| *x *= k);
+    }
+    let seed = Tensor::<3>::from_data(TensorData::new(seed, h.dims()), device);
+    let grads = (h * seed).sum().backward();
 
     let mut parts = Vec::with_capacity(2 * leaves.len());
     for ((a_leaf, b_leaf), m) in leaves.iter().zip(&adapter.modules) {
@@ -210,8 +242,7 @@ pub fn dpo_stats(
                 ref_chosen: reference[i],
                 ref_rejected: reference[e + i],
                 margin,
-                // −log σ(m) = log(1 + e^{−m}), computed stably.
-                loss: if margin > 0.0 { (-margin).exp().ln_1p() } else { -margin + margin.exp().ln_1p() },
+                loss: neg_log_sigmoid(margin),
             }
         })
         .collect())

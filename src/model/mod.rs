@@ -90,13 +90,19 @@ impl CausalLm {
         }
     }
 
+    /// The output head `[H, V]` (the embedding, transposed, where they are tied). Frozen:
+    /// logits are `hidden · head`, soft-capped where the config says so.
+    pub fn head(&self) -> &Tensor<2> {
+        match &self.body {
+            Body::Llama(m) => m.lm_head(),
+            Body::Gpt2(m) => m.lm_head(),
+        }
+    }
+
     /// Logits `[B, T, V]`.
     pub fn logits(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         let h = self.hidden(ids, lora);
-        let head = match &self.body {
-            Body::Llama(m) => m.lm_head(),
-            Body::Gpt2(m) => m.lm_head(),
-        };
+        let head = self.head();
         let [b, t, d] = h.dims();
         let v = head.dims()[1];
         let logits = h.reshape([b * t, d]).matmul(head.clone()).reshape([b, t, v]);

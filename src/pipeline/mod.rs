@@ -257,7 +257,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         "selected": kept,
         "budget": match spec.budget { Budget::Fraction(f) => json!({"fraction": f}), Budget::Count(c) => json!({"count": c}) },
         "model": loaded.model.dir.display().to_string(),
-        "features": { "seed": spec.opts.seed, "proj_dim": spec.opts.proj_dim, "dtype": spec.opts.dtype, "max_len": spec.opts.max_len },
+        "features": { "seed": spec.opts.seed, "proj_dim": spec.opts.proj_dim, "projection": spec.opts.projection_key(), "dtype": spec.opts.dtype, "max_len": spec.opts.max_len },
         "details": details,
         "device": compute.label,
         "gradsift": env!("CARGO_PKG_VERSION"),

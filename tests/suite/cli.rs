@@ -528,7 +528,18 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
     if gpu_rows > 0 {
         let names: Vec<&str> =
             devices[1]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["projection", "scoring", "knn top-k", "sft gradients", "dpo gradients", "select less"]);
+        assert_eq!(
+            names,
+            [
+                "projection",
+                "sparse projection",
+                "scoring",
+                "knn top-k",
+                "sft gradients",
+                "dpo gradients",
+                "select less"
+            ]
+        );
     }
 
     // A wrong WGSL projection where there is an adapter; else a wrong gradient (the CPU row).

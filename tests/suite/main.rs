@@ -7,6 +7,7 @@ mod common;
 mod chat;
 mod cli;
 mod demo;
+mod head;
 mod loading;
 mod methods;
 mod prism;

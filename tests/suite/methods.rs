@@ -190,7 +190,7 @@ fn rose_and_less_run_on_checkpoints() {
         batch_size: 4,
         chunk_size: 8,
         overwrite: false,
-        max_batch_tokens: None,
+        ..FeatureOptions::default()
     };
     for (method, target, grad_type) in
         [(Method::Rose, "preference.jsonl", GradType::Adam), (Method::Less, "instruction.jsonl", GradType::Sign)]

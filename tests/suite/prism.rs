@@ -30,7 +30,7 @@ fn opts(proj_dim: usize) -> FeatureOptions {
         batch_size: 8,
         chunk_size: 64,
         overwrite: true,
-        max_batch_tokens: None,
+        ..FeatureOptions::default()
     }
 }
 

@@ -23,7 +23,7 @@ fn opts(dtype: Dtype, overwrite: bool) -> FeatureOptions {
         batch_size: 2,
         chunk_size: 2,
         overwrite,
-        max_batch_tokens: None,
+        ..FeatureOptions::default()
     }
 }
 

@@ -75,7 +75,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         batch_size: 8,
         chunk_size: 256,
         overwrite: false,
-        max_batch_tokens: None,
+        ..FeatureOptions::default()
     };
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
     let options = |with_if: bool| MethodOptions {
