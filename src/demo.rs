@@ -96,7 +96,8 @@ impl DemoOptions {
                 Method::Loss,
             ],
             warmup,
-            features: FeatureOptions { proj_dim: 2048, max_len: 128, overwrite: true, ..Default::default() },
+            // The library's projection (k = 8192, sparse); the demo's records are short.
+            features: FeatureOptions { max_len: 128, overwrite: true, ..Default::default() },
             grad_type: GradType::Adam,
             beta: 0.1,
             eval: EvalOptions {

@@ -162,20 +162,42 @@ pub struct Compute {
 }
 
 impl Compute {
-    /// Burn's CPU backend (Flex: pure Rust, the fastest CPU backend we measured; see README).
+    /// The CPU backend: Burn's Flex (pure Rust, the fastest pure-Rust CPU backend we measured;
+    /// see README), or with the `openblas` feature NdArray with OpenBLAS's matrix products
+    /// (1.5× Flex's gradient throughput at SmolLM2's shape).
     pub fn cpu() -> Compute {
+        if cfg!(feature = "openblas") {
+            Self::cpu_ndarray()
+        } else {
+            Self::cpu_flex()
+        }
+    }
+
+    /// The other CPU backend: an independent implementation for `doctor` to check [`Self::cpu`]
+    /// against, and for `bench` to compare with.
+    pub fn cpu_other() -> Compute {
+        if cfg!(feature = "openblas") {
+            Self::cpu_flex()
+        } else {
+            Self::cpu_ndarray()
+        }
+    }
+
+    /// Burn's Flex backend.
+    fn cpu_flex() -> Compute {
         Compute { device: Device::flex().autodiff(), gpu: None, label: "cpu (burn flex backend)".into(), notice: None }
     }
 
-    /// Burn's deprecated NdArray CPU backend, kept for `gradsift bench` to compare against.
+    /// Burn's deprecated NdArray backend (its matrix products in OpenBLAS with the `openblas`
+    /// feature).
     #[allow(deprecated)]
-    pub fn cpu_ndarray() -> Compute {
-        Compute {
-            device: Device::ndarray().autodiff(),
-            gpu: None,
-            label: "cpu (burn ndarray backend)".into(),
-            notice: None,
-        }
+    fn cpu_ndarray() -> Compute {
+        let label = if cfg!(feature = "openblas") {
+            "cpu (burn ndarray backend + OpenBLAS)"
+        } else {
+            "cpu (burn ndarray backend)"
+        };
+        Compute { device: Device::ndarray().autodiff(), gpu: None, label: label.into(), notice: None }
     }
 
     /// True when running on a wgpu adapter.

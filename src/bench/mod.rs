@@ -161,13 +161,13 @@ pub fn scoring_inputs(dir: &Path, rows: usize, dim: usize, targets: usize) -> Re
     Ok((matrix, Features::from_matrix(t.read_rows(0, targets)?, targets, dim, tasks)))
 }
 
-/// The backends a benchmark compares: the CPU backends (Flex, and NdArray when `both_cpus`),
+/// The backends a benchmark compares: the CPU backend (and the other one when `both_cpus`),
 /// then every wgpu adapter unless `cpu_only`. Adapters that fail to open come back as
 /// `(description, why)`.
 pub fn backends(both_cpus: bool, cpu_only: bool) -> (Vec<Compute>, Vec<(String, String)>) {
     let mut ok = vec![Compute::cpu()];
     if both_cpus {
-        ok.push(Compute::cpu_ndarray());
+        ok.push(Compute::cpu_other());
     }
     let mut skipped = Vec::new();
     if !cpu_only {

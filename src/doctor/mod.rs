@@ -251,10 +251,11 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
     DeviceReport { device: c.label.clone(), facts: Some(facts(entry, &c)), checks, throughput, error: None }
 }
 
-/// The CPU backend's row: the reference gradients (Burn's Flex) against Burn's other CPU
-/// backend (NdArray), an independent implementation; the kernels' reference is the CPU itself.
+/// The CPU backend's row: the reference gradients (computed on [`Compute::cpu`]) against
+/// Burn's other CPU backend, an independent implementation; the kernels' reference is the CPU
+/// itself.
 fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
-    let (checks, _) = model_checks(&Compute::cpu_ndarray(), inputs, o.seed);
+    let (checks, _) = model_checks(&Compute::cpu_other(), inputs, o.seed);
     let throughput = catch_unwind(AssertUnwindSafe(|| {
         let c = Compute::cpu();
         let (model, adapter) = checks::model_on(&c, &inputs.model_dir, o.seed)?;
