@@ -7,6 +7,11 @@
 #   sbatch --dependency=afterok:<array job id> --wrap \
 #     'gradsift merge --out stores/pool stores/pool-shard-*'
 #
+# or let select take the shards directly (it merges the ones made with its own arguments):
+#
+#   gradsift select --method less --model "$MODEL" --pool "$DATA" --target target.jsonl \
+#     --checkpoints "$ADAPTER" --pool-features stores/pool-shard-*
+#
 # gradsift reads SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT itself;
 # a re-queued task resumes after its last complete chunk.
 #SBATCH --job-name=gradsift-featurize
@@ -21,6 +26,7 @@ MODEL=${MODEL:-HuggingFaceTB/SmolLM2-135M}   # a directory, or a name in the loc
 ADAPTER=${ADAPTER:-warmup/checkpoint-4}
 DATA=${DATA:-data/pool.jsonl}
 
-gradsift featurize --model "$MODEL" --adapter "$ADAPTER" --data "$DATA" --loss sft \
+# --grad-type adam: the Adam features of the warmup checkpoint, as select --checkpoints uses.
+gradsift featurize --model "$MODEL" --adapter "$ADAPTER" --data "$DATA" --loss sft --grad-type adam \
   --proj-dim 8192 --seed 0 --chunk-size 256 \
   --out "stores/pool-shard-${SLURM_ARRAY_TASK_ID}"

@@ -220,6 +220,7 @@ impl Run<'_> {
             budget: Budget::Fraction(o.fraction),
             opts: &features,
             out: &self.seed_dir(seed).join("select").join(method.name()),
+            pool_features: &[],
         };
         pipeline::select(&self.loaded, &spec, self.compute)
     }

@@ -341,6 +341,11 @@ pub struct FeaturizeArgs {
     /// JOB_COMPLETION_INDEX.
     #[arg(long)]
     pub shards: Option<usize>,
+    /// What each gradient becomes before projection: the gradient (sgd), its sign, or the Adam
+    /// update with the moments of the warmup checkpoint given as --adapter (what `select
+    /// --checkpoints` uses for LESS and TSDS).
+    #[arg(long, value_parser = choice::<GradType>(), default_value = "sgd")]
+    pub grad_type: GradType,
 }
 
 #[derive(Args)]
@@ -358,6 +363,12 @@ pub struct SelectArgs {
     /// Target examples (JSONL, .json or .parquet; `task` names subtasks) [default: the embedded demo target].
     #[arg(long)]
     pub target: Option<PathBuf>,
+    /// Feature stores of the pool made by `featurize` (whole, or every shard of a `--shard`
+    /// job, in any order): each pool featurization takes the ones made with its own arguments
+    /// (shards merged, bit-identical to computing them here) and is refused, naming what
+    /// differs, when none is.
+    #[arg(long, num_args = 1..)]
+    pub pool_features: Vec<PathBuf>,
     /// Fraction of the pool to select.
     #[arg(long, default_value_t = 0.05, conflicts_with = "count")]
     pub fraction: f64,

@@ -116,7 +116,8 @@ pub fn featurize(a: FeaturizeArgs) -> Result<()> {
     if let Some(s) = shard {
         tracing::info!("featurize: shard {} of {}", s.index, s.count);
     }
-    let f = pipeline::featurize(&loaded, &a.data, a.loss.loss(a.beta), &opts, &compute, &a.out, shard)?;
+    let what = pipeline::Gradients { data: &a.data, loss: a.loss.loss(a.beta), grad_type: a.grad_type };
+    let f = pipeline::featurize(&loaded, &what, &opts, &compute, &a.out, shard)?;
     say(format_args!("wrote {} features of width {} to {}", f.rows, f.dim, a.out.display()))
 }
 
@@ -140,7 +141,14 @@ pub fn select(a: SelectArgs) -> Result<()> {
     let loaded = load_model(&a.model.spec(model_dir, a.features.seed), &compute)?;
     let opts = FeatureOptions::from(&a.features);
     let method_spec = MethodSpec::new(method, target.as_deref(), &a.checkpoints, &a.method_options())?;
-    let spec = SelectSpec { pool: &pool, method: method_spec, budget: a.budget(), opts: &opts, out: &a.out };
+    let spec = SelectSpec {
+        pool: &pool,
+        method: method_spec,
+        budget: a.budget(),
+        opts: &opts,
+        out: &a.out,
+        pool_features: &a.pool_features,
+    };
     let s = pipeline::select(&loaded, &spec, &compute).with_context(|| format!("select --method {}", method.name()))?;
     say(format_args!("selected {} of {} examples -> {}", s.selected.len(), s.pool_size, s.out.display()))
 }

@@ -200,6 +200,7 @@ fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<
         budget: Budget::Fraction(0.05),
         opts: &opts,
         out: &out,
+        pool_features: &[],
     };
     let sel = pipeline::select(&loaded, &spec, c)?;
     let mut csv = csv::Reader::from_path(out.join("scores.csv")).map_err(|e| Error::format(&out, e.to_string()))?;

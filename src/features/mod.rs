@@ -1,5 +1,6 @@
 //! Features: per-example gradients, projected, stored.
 
+pub mod adopt;
 pub mod batches;
 mod embed;
 pub mod merge;
@@ -145,6 +146,26 @@ fn token_count(t: &Tokenized) -> usize {
     }
 }
 
+/// Everything that determines the rows `job` computes (see [`StoreKey`]).
+pub fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
+    let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
+    Ok(StoreKey {
+        model: hash_files(&model_files)?,
+        adapter: job.adapter_key.clone(),
+        loss: job.loss,
+        transform: job.transform.key(),
+        seed: job.opts.seed,
+        proj_dim: job.opts.proj_dim,
+        projection: job.opts.projection_key(),
+        dtype: job.opts.dtype,
+        max_len: job.opts.max_len,
+        sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
+        view: job.data.view,
+        chunk_size: job.opts.chunk_size,
+        shard: job.shard,
+    })
+}
+
 /// Computes (or resumes, or reuses) the features of `job.data` into `store_dir`, and opens the
 /// result; [`FeatureFile::load`] brings it into memory where a method needs every row.
 pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<FeatureFile> {
@@ -159,22 +180,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     let (tokenized, truncated) = job.tokenizer.examples(examples, job.opts.max_len)?;
     let n = tokenized.len();
     let grad_dim = job.adapter.num_params();
-    let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
-    let key = StoreKey {
-        model: hash_files(&model_files)?,
-        adapter: job.adapter_key.clone(),
-        loss: job.loss,
-        transform: job.transform.key(),
-        seed: job.opts.seed,
-        proj_dim: job.opts.proj_dim,
-        projection: job.opts.projection_key(),
-        dtype: job.opts.dtype,
-        max_len: job.opts.max_len,
-        sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
-        view: job.data.view,
-        chunk_size: job.opts.chunk_size,
-        shard: job.shard,
-    };
+    let key = store_key(job)?;
     let store = Store::new(store_dir);
     let done = store.open_for(&key, job.opts.overwrite)?;
     if let Some(m) = store.manifest()? {

@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+use super::GradType;
 use super::Loaded;
 use crate::data::Dataset;
 use crate::device::Compute;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::features::shard::Shard;
 use crate::features::{self, FeatureFile, FeatureOptions, FeaturizeJob, Transform};
 use crate::loss::LossKind;
 use crate::model::LoraAdapter;
+use crate::train::AdamW;
 
 /// The adapter gradients are taken at, with the key that identifies it in feature stores.
 pub(super) struct Checkpoint {
@@ -37,6 +39,28 @@ impl Checkpoint {
     pub fn label(&self) -> Option<String> {
         self.dir.as_ref().map(|d| d.display().to_string())
     }
+
+    /// The candidate transform of `grad_type` at this checkpoint: Adam reads the moments the
+    /// warmup saved beside it.
+    pub fn transform(&self, grad_type: GradType) -> Result<Transform> {
+        candidate_transform(&self.adapter, self.dir.as_deref(), grad_type)
+    }
+}
+
+/// The candidate transform of `grad_type` for `adapter`, saved in `dir` (Adam needs a warmup
+/// checkpoint's `optimizer.safetensors`).
+pub fn candidate_transform(adapter: &LoraAdapter, dir: Option<&Path>, grad_type: GradType) -> Result<Transform> {
+    Ok(match grad_type {
+        GradType::Sgd => Transform::Identity,
+        GradType::Sign => Transform::Sign,
+        GradType::Adam => {
+            let dir = dir.ok_or_else(|| {
+                Error::Invalid("the adam gradient type needs a warmup checkpoint (its optimizer moments)".into())
+            })?;
+            let p = dir.join("optimizer.safetensors");
+            Transform::adam(&AdamW::load(&p, &adapter.layout())?, crate::util::sha256_file(&p)?)
+        }
+    })
 }
 
 /// Featurizes data sets at one checkpoint with the selection's feature options.
@@ -47,13 +71,29 @@ pub(super) struct Featurizer<'a> {
     pub compute: &'a Compute,
     /// Featurize one shard of the data (`featurize --shard`); None everywhere else.
     pub shard: Option<Shard>,
+    /// Stores of the pool made elsewhere (`select --pool-features`), taken where they match.
+    pub pool_stores: &'a [PathBuf],
 }
 
 impl Featurizer<'_> {
     /// The features of `data` under `loss`, each gradient transformed by `transform`, in the
     /// store at `out` (computed, resumed or reused).
     pub fn run(&self, data: &Dataset, loss: LossKind, transform: &Transform, out: &Path) -> Result<FeatureFile> {
-        let job = FeaturizeJob {
+        features::featurize(&self.job(data, loss, transform), self.compute, out)
+    }
+
+    /// [`Self::run`] for the candidate pool: where `pool_stores` were given, the ones made with
+    /// this run's arguments are taken (shards merged) instead of computing them.
+    pub fn run_pool(&self, pool: &Dataset, loss: LossKind, transform: &Transform, out: &Path) -> Result<FeatureFile> {
+        let job = self.job(pool, loss, transform);
+        if !self.pool_stores.is_empty() {
+            features::adopt::adopt(self.pool_stores, &features::store_key(&job)?, out)?;
+        }
+        features::featurize(&job, self.compute, out)
+    }
+
+    fn job<'b>(&'b self, data: &'b Dataset, loss: LossKind, transform: &'b Transform) -> FeaturizeJob<'b> {
+        FeaturizeJob {
             model: &self.loaded.model,
             adapter: &self.checkpoint.adapter,
             adapter_key: self.checkpoint.key.clone(),
@@ -63,7 +103,6 @@ impl Featurizer<'_> {
             transform,
             opts: self.opts,
             shard: self.shard,
-        };
-        features::featurize(&job, self.compute, out)
+        }
     }
 }

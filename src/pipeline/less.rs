@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::features::Transform;
 use crate::loss::LossKind;
 use crate::methods::{gpu_score, less};
-use crate::train::{self, AdamW};
+use crate::train;
 
 /// One gradient source: a checkpoint, its LESS weight and the candidate transform.
 struct GradientSource {
@@ -36,14 +36,7 @@ fn sources(loaded: &Loaded, checkpoints: &[PathBuf], grad_type: GradType) -> Res
         .map(|(i, dir)| {
             let checkpoint = Checkpoint::load(loaded, dir)?;
             let state = train::read_state(dir)?;
-            let transform = match grad_type {
-                GradType::Sgd => Transform::Identity,
-                GradType::Sign => Transform::Sign,
-                GradType::Adam => {
-                    let p = dir.join("optimizer.safetensors");
-                    Transform::adam(&AdamW::load(&p, &checkpoint.adapter.layout())?, crate::util::sha256_file(&p)?)
-                }
-            };
+            let transform = checkpoint.transform(grad_type)?;
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             Ok(GradientSource { label: format!("{i}-{name}"), checkpoint, transform, mean_lr: state.mean_lr })
         })
@@ -68,7 +61,7 @@ pub(super) fn less_like(
     for st in &sources {
         let dir = cx.out.join("features").join(&st.label);
         let f = cx.featurizer(&st.checkpoint);
-        let pf = f.run(pool, LossKind::Sft, &st.transform, &dir.join("pool"))?;
+        let pf = f.run_pool(pool, LossKind::Sft, &st.transform, &dir.join("pool"))?;
         let tf = f.run(target, target_loss, &Transform::Identity, &dir.join("target"))?;
         // The pool stays on disk and is scored a block at a time; the few targets are loaded.
         features.push((pf, tf.load()?));

@@ -23,7 +23,7 @@ use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::shard::Shard;
 pub use crate::features::FeatureOptions;
-use crate::features::{self, embeddings, FeatureFile, Pooling, Transform};
+use crate::features::{self, embeddings, FeatureFile, Pooling};
 use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
@@ -111,28 +111,46 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
 }
 
-/// Featurizes one data file into `out` with the loaded adapter (plain gradients): all of it, or
-/// one `shard` (whole chunks) into a store of its own, for [`crate::features::merge::merge`].
+/// What `featurize` computes: the gradients of a data file's examples under `loss`, each
+/// transformed as `grad_type` says (Adam: with the moments of the warmup checkpoint the adapter
+/// was loaded from).
+pub struct Gradients<'a> {
+    pub data: &'a Path,
+    pub loss: LossKind,
+    pub grad_type: GradType,
+}
+
+impl<'a> Gradients<'a> {
+    /// The plain gradients (`sgd`).
+    pub fn plain(data: &'a Path, loss: LossKind) -> Self {
+        Gradients { data, loss, grad_type: GradType::Sgd }
+    }
+}
+
+/// Featurizes `what` into `out` with the loaded adapter: all of it, or one `shard` (whole
+/// chunks) into a store of its own, for [`crate::features::merge::merge`] or `select
+/// --pool-features`.
 pub fn featurize(
     loaded: &Loaded,
-    data: &Path,
-    loss: LossKind,
+    what: &Gradients<'_>,
     opts: &FeatureOptions,
     compute: &Compute,
     out: &Path,
     shard: Option<Shard>,
 ) -> Result<FeatureFile> {
-    let dataset = load_records(data)?;
-    let wanted = loss.records();
+    let dataset = load_records(what.data)?;
+    let wanted = what.loss.records();
     if dataset.kind() != wanted {
         return Err(Error::Record {
-            path: data.to_path_buf(),
+            path: what.data.to_path_buf(),
             line: dataset.examples[0].line,
-            message: format!("the {} loss needs {} records", loss.name(), wanted.describe()),
+            message: format!("the {} loss needs {} records", what.loss.name(), wanted.describe()),
         });
     }
     let checkpoint = Checkpoint::loaded(loaded);
-    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard }.run(&dataset, loss, &Transform::Identity, out)
+    let transform = featurizer::candidate_transform(&loaded.adapter, loaded.adapter.dir.as_deref(), what.grad_type)?;
+    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard, pool_stores: &[] }
+        .run(&dataset, what.loss, &transform, out)
 }
 
 /// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
@@ -161,12 +179,21 @@ struct Context<'a> {
     compute: &'a Compute,
     opts: &'a FeatureOptions,
     out: &'a Path,
+    /// Stores of the pool made elsewhere (see [`SelectSpec::pool_features`]).
+    pool_stores: &'a [PathBuf],
 }
 
 impl<'a> Context<'a> {
     /// Featurizes at `checkpoint` with the selection's settings.
     fn featurizer(&'a self, checkpoint: &'a Checkpoint) -> Featurizer<'a> {
-        Featurizer { loaded: self.loaded, checkpoint, opts: self.opts, compute: self.compute, shard: None }
+        Featurizer {
+            loaded: self.loaded,
+            checkpoint,
+            opts: self.opts,
+            compute: self.compute,
+            shard: None,
+            pool_stores: self.pool_stores,
+        }
     }
 
     /// Hidden-state embeddings of a data set with the loaded adapter.
@@ -215,7 +242,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         _ => None,
     };
     let target_ref = || target.as_ref().ok_or(Error::MissingTarget { method: name });
-    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out };
+    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out, pool_stores: spec.pool_features };
     let seed = spec.opts.seed;
     let Scored { scores, columns, chosen, details } = match &spec.method {
         MethodSpec::Less { checkpoints, grad_type, dpo_beta, .. } => {

@@ -23,7 +23,7 @@ pub(super) fn prism_scores(
     let checkpoint = reference_checkpoint(cx.loaded, checkpoint)?;
     let dir = cx.out.join("features/prism");
     let f = cx.featurizer(&checkpoint);
-    let cand = f.run(pool, LossKind::SftSum, &Transform::Identity, &dir.join("pool"))?;
+    let cand = f.run_pool(pool, LossKind::SftSum, &Transform::Identity, &dir.join("pool"))?;
     let pos = f.run(&target.preference_side(true)?, LossKind::Sft, &Transform::Identity, &dir.join("target-chosen"))?;
     let neg = match p.unpaired {
         true => None,

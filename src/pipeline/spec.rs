@@ -285,6 +285,10 @@ pub struct SelectSpec<'a> {
     /// Featurization settings (the projection's seed also seeds random and DSIR's noise).
     pub opts: &'a FeatureOptions,
     pub out: &'a Path,
+    /// Feature stores of the pool made by `featurize` (whole, or the shards of a cluster job):
+    /// each pool featurization takes the ones made with its own arguments instead of computing
+    /// them, and is refused, naming what differs, when none is.
+    pub pool_features: &'a [PathBuf],
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Family<'_> {
         let dir = self.cx.out.join("features/tif");
         let loss = LossKind::Dpo { beta: self.inputs.beta };
         let f = self.cx.featurizer(&self.theta);
-        let pf = f.run(self.pool, loss, &Transform::Identity, &dir.join("pool"))?;
+        let pf = f.run_pool(self.pool, loss, &Transform::Identity, &dir.join("pool"))?;
         let vf = f.run(val, loss, &Transform::Identity, &dir.join("validation"))?;
         let v = tif::influence(&pf, &vf.load()?)?;
         self.columns.push(("if".into(), v.clone()));

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Checkpoint, Chosen, Context, Scored, TsdsOptions, TsdsSource};
+use super::{Checkpoint, Chosen, Context, GradType, Scored, TsdsOptions, TsdsSource};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::features::{self, Transform};
@@ -16,7 +16,6 @@ use crate::loss::LossKind;
 use crate::methods::knn::{searcher, Exact};
 use crate::methods::tsds;
 use crate::methods::unit::unit_rows_f32;
-use crate::train::AdamW;
 
 /// TSDS over gradient features, hidden-state embeddings or given .npy matrices. With a warmup
 /// `checkpoint`, gradients are its Adam features (as LESS's candidates), pool and target alike.
@@ -44,13 +43,12 @@ pub(super) fn tsds_select(
                 None => (Checkpoint::loaded(cx.loaded), Transform::Identity),
                 Some(d) => {
                     let c = Checkpoint::load(cx.loaded, d)?;
-                    let p = d.join("optimizer.safetensors");
-                    let adam = Transform::adam(&AdamW::load(&p, &c.adapter.layout())?, crate::util::sha256_file(&p)?);
+                    let adam = c.transform(GradType::Adam)?;
                     (c, adam)
                 }
             };
             let f = cx.featurizer(&checkpoint);
-            let pf = f.run(pool, LossKind::Sft, &transform, &dir.join("pool"))?;
+            let pf = f.run_pool(pool, LossKind::Sft, &transform, &dir.join("pool"))?;
             let tf = f.run(target, LossKind::Sft, &transform, &dir.join("target"))?;
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;

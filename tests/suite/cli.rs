@@ -201,6 +201,32 @@ fn every_method_runs_on_the_embedded_default() {
         .arg(base.join("warmup/checkpoint-2")));
     eprintln!("warmup + LESS over 2 checkpoints: {:.1} s", t.elapsed().as_secs_f64());
     assert!(r.status.success());
+    // The same pool features made by `featurize --grad-type adam` at each checkpoint, taken by
+    // select through --pool-features: the same scores.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("less-ckpt/manifest.json")).unwrap()).unwrap();
+    let (model, pool) = (manifest["model"].as_str().unwrap(), manifest["pool"]["files"][0]["path"].as_str().unwrap());
+    for i in 1..=2 {
+        let r = run(bin()
+            .args(["featurize", "--device", "cpu", "--quiet", "--grad-type", "adam", "--model", model, "--data", pool])
+            .arg("--adapter")
+            .arg(base.join(format!("warmup/checkpoint-{i}")))
+            .arg("--out")
+            .arg(base.join(format!("adam-{i}"))));
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let r = run(bin()
+        .args(["select", "--device", "cpu", "--quiet", "--method", "less", "--out"])
+        .arg(base.join("less-taken"))
+        .arg("--checkpoints")
+        .arg(base.join("warmup/checkpoint-1"))
+        .arg(base.join("warmup/checkpoint-2"))
+        .arg("--pool-features")
+        .arg(base.join("adam-2"))
+        .arg(base.join("adam-1")));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let scores = |d: &str| std::fs::read(base.join(d).join("scores.csv")).unwrap();
+    assert!(scores("less-ckpt") == scores("less-taken"), "select with featurize's Adam stores scored otherwise");
     // The TIF family on the demo preference pool, after a DPO warmup; without one, a clear error.
     let r = run(bin()
         .args(["select", "--device", "cpu", "--quiet", "--method", "irm", "--out"])
@@ -563,7 +589,8 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
 
 /// `featurize` in four shards, run as four processes at once with the variables a Slurm job
 /// array and a Kubernetes Indexed Job set, then `merge`: the merged store is bit-identical to
-/// one unsharded run, and a shard made with other arguments is refused, naming the field.
+/// one unsharded run, and a shard made with other arguments is refused, naming the field. Then
+/// `select --pool-features` with the shards: the same scores as a select that computes them.
 #[test]
 fn four_shards_merge_into_the_unsharded_store() {
     let base = common::tmp("test", "shards");
@@ -635,6 +662,39 @@ fn four_shards_merge_into_the_unsharded_store() {
         .arg(base.join("other-seed"))
         .arg(shard(2))
         .arg(shard(3)));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && stderr.contains("seed"), "{stderr}");
+
+    // select takes the four shard stores for its pool features: scores and features equal a
+    // select that computes them; a store made with another seed is refused, naming the seed.
+    let select = |out: &Path, stores: &[PathBuf]| {
+        let mut cmd = bin();
+        cmd.args(["select", "--method", "less", "--device", "cpu", "--quiet", "--proj-dim", "64", "--chunk-size", "1"])
+            .args(["--batch-size", "2", "--seed", "5", "--fraction", "0.5", "--model"])
+            .arg(&model)
+            .arg("--adapter")
+            .arg(model.join("adapter"))
+            .arg("--pool")
+            .arg(&data)
+            .arg("--target")
+            .arg(&data)
+            .arg("--out")
+            .arg(out);
+        if !stores.is_empty() {
+            cmd.arg("--pool-features").args(stores);
+        }
+        run(&mut cmd)
+    };
+    let (computed, taken) = (base.join("select-computed"), base.join("select-shards"));
+    assert!(select(&computed, &[]).status.success());
+    let r = select(&taken, &(0..4).rev().map(shard).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert!(bytes(&computed, "scores.csv") == bytes(&taken, "scores.csv"), "scores differ");
+    let pool_features = "features/model/pool/features.npy";
+    assert!(bytes(&computed, pool_features) == bytes(&taken, pool_features), "pool features differ");
+    assert!(bytes(&taken, pool_features) == bytes(&base.join("whole"), "features.npy"));
+    let r = select(&base.join("select-bad"), &[base.join("other-seed")]);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && stderr.contains("seed"), "{stderr}");
     let _ = std::fs::remove_dir_all(&base);

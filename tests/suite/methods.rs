@@ -204,6 +204,7 @@ fn rose_and_less_run_on_checkpoints() {
             budget: Budget::Count(2),
             opts: &opts,
             out: &dir,
+            pool_features: &[],
         };
         let sel = pipeline::select(&loaded, &s, &c).unwrap();
         assert_eq!(sel.selected.len(), 2);

@@ -52,6 +52,7 @@ fn run(
         budget,
         opts: &o,
         out,
+        pool_features: &[],
     };
     pipeline::select(loaded, &spec, c).unwrap();
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();

@@ -8,7 +8,7 @@ use crate::common;
 use gradsift::device::Compute;
 use gradsift::features::{npy, Dtype, FeatureRows, Store};
 use gradsift::loss::LossKind;
-use gradsift::pipeline::{self, FeatureOptions};
+use gradsift::pipeline::{self, FeatureOptions, Gradients};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -35,9 +35,15 @@ fn resumes_from_the_last_complete_chunk() {
     let base = std::env::temp_dir().join(format!("gradsift-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
-    let file =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("full"), None)
-            .unwrap();
+    let file = pipeline::featurize(
+        &loaded,
+        &Gradients::plain(&data, LossKind::Sft),
+        &opts(Dtype::F32, false),
+        &c,
+        &base.join("full"),
+        None,
+    )
+    .unwrap();
     let full = file.load().unwrap();
     assert_eq!((full.rows, full.dim), (6, 64));
     assert_eq!(full.manifest.rows, vec![1, 2, 3, 4, 5, 6]);
@@ -59,25 +65,44 @@ fn resumes_from_the_last_complete_chunk() {
     m.chunks_done = 1;
     partial.write_manifest(&m).unwrap();
 
-    let resumed =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F32, false), &c, &base.join("partial"), None)
-            .unwrap()
-            .load()
-            .unwrap();
+    let resumed = pipeline::featurize(
+        &loaded,
+        &Gradients::plain(&data, LossKind::Sft),
+        &opts(Dtype::F32, false),
+        &c,
+        &base.join("partial"),
+        None,
+    )
+    .unwrap()
+    .load()
+    .unwrap();
     assert_eq!(&resumed.data[..128], &marker[..], "chunk 0 was recomputed instead of reused");
     assert_eq!(&resumed.data[128..], &full.data[128..], "resumed rows differ from a full run");
     assert!(resumed.manifest.complete);
 
     // Other arguments into the same store: refused, naming what differs.
-    let err =
-        pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, false), &c, &base.join("full"), None)
-            .unwrap_err();
+    let err = pipeline::featurize(
+        &loaded,
+        &Gradients::plain(&data, LossKind::Sft),
+        &opts(Dtype::F16, false),
+        &c,
+        &base.join("full"),
+        None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("dtype"), "{err}");
     // ...unless asked to overwrite; f16 storage halves the file and stays close.
-    let f16 = pipeline::featurize(&loaded, &data, LossKind::Sft, &opts(Dtype::F16, true), &c, &base.join("full"), None)
-        .unwrap()
-        .load()
-        .unwrap();
+    let f16 = pipeline::featurize(
+        &loaded,
+        &Gradients::plain(&data, LossKind::Sft),
+        &opts(Dtype::F16, true),
+        &c,
+        &base.join("full"),
+        None,
+    )
+    .unwrap()
+    .load()
+    .unwrap();
     let max_diff = f16.data.iter().zip(&full.data).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0f32, f32::max);
     assert!(max_diff < 2e-3, "f16 features differ by {max_diff}");
     let _ = std::fs::remove_dir_all(&base);
@@ -93,8 +118,7 @@ fn exact_gradients_store_their_layout() {
     o.proj_dim = 0;
     let f = pipeline::featurize(
         &loaded,
-        &fixtures().join("preference.jsonl"),
-        LossKind::Dpo { beta: 0.1 },
+        &Gradients::plain(&fixtures().join("preference.jsonl"), LossKind::Dpo { beta: 0.1 }),
         &o,
         &c,
         &dir,
@@ -119,14 +143,22 @@ fn token_budget_batches_keep_rows_in_input_order() {
     let base = common::tmp("store", "budget");
     let by_count = FeatureOptions { chunk_size: 6, ..opts(Dtype::F32, false) };
     let by_tokens = FeatureOptions { max_batch_tokens: Some(40), ..by_count.clone() };
-    let a = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_count, &c, &base.join("count"), None)
-        .unwrap()
-        .load()
-        .unwrap();
-    let b = pipeline::featurize(&loaded, &data, LossKind::Sft, &by_tokens, &c, &base.join("tokens"), None)
-        .unwrap()
-        .load()
-        .unwrap();
+    let a =
+        pipeline::featurize(&loaded, &Gradients::plain(&data, LossKind::Sft), &by_count, &c, &base.join("count"), None)
+            .unwrap()
+            .load()
+            .unwrap();
+    let b = pipeline::featurize(
+        &loaded,
+        &Gradients::plain(&data, LossKind::Sft),
+        &by_tokens,
+        &c,
+        &base.join("tokens"),
+        None,
+    )
+    .unwrap()
+    .load()
+    .unwrap();
     assert_eq!(a.manifest.rows, b.manifest.rows);
     let x: Vec<f64> = a.data.iter().map(|&v| v as f64).collect();
     let y: Vec<f64> = b.data.iter().map(|&v| v as f64).collect();

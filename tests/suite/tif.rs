@@ -99,6 +99,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
             budget: Budget::Fraction(1.0),
             opts: &opts,
             out: &out,
+            pool_features: &[],
         };
         let sel = pipeline::select(&loaded, &s, &c).unwrap();
         let clean = sel.selected.iter().filter(|&&i| !flipped[i]).count() as f64 / sel.selected.len() as f64;
@@ -125,6 +126,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         budget: Budget::Fraction(1.0),
         opts: &opts,
         out: &out,
+        pool_features: &[],
     };
     assert_eq!(pipeline::select(&loaded, &s, &c).unwrap().selected, fused_with_if);
     let header = std::fs::read_to_string(out.join("scores.csv")).unwrap().lines().next().unwrap().to_string();
