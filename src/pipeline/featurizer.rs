@@ -1,6 +1,7 @@
 //! Featurizing inside `select`: one adapter (the loaded one or a warmup checkpoint's) turns
 //! data sets into feature stores under the selection's output directory.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use super::GradType;
@@ -72,7 +73,20 @@ pub(super) struct Featurizer<'a> {
     /// Featurize one shard of the data (`featurize --shard`); None everywhere else.
     pub shard: Option<Shard>,
     /// Stores of the pool made elsewhere (`select --pool-features`), taken where they match.
-    pub pool_stores: &'a [PathBuf],
+    pub pool_stores: &'a PoolStores<'a>,
+}
+
+/// The stores of `select --pool-features`, and whether a pool featurization looked at them
+/// (a method that featurizes no pool has no use for them, which the user is told).
+pub struct PoolStores<'a> {
+    pub given: &'a [PathBuf],
+    pub consulted: Cell<bool>,
+}
+
+impl<'a> PoolStores<'a> {
+    pub fn new(given: &'a [PathBuf]) -> Self {
+        PoolStores { given, consulted: Cell::new(false) }
+    }
 }
 
 impl Featurizer<'_> {
@@ -86,8 +100,9 @@ impl Featurizer<'_> {
     /// this run's arguments are taken (shards merged) instead of computing them.
     pub fn run_pool(&self, pool: &Dataset, loss: LossKind, transform: &Transform, out: &Path) -> Result<FeatureFile> {
         let job = self.job(pool, loss, transform);
-        if !self.pool_stores.is_empty() {
-            features::adopt::adopt(self.pool_stores, &features::store_key(&job)?, out)?;
+        if !self.pool_stores.given.is_empty() {
+            self.pool_stores.consulted.set(true);
+            features::adopt::adopt(self.pool_stores.given, &features::store_key(&job)?, out)?;
         }
         features::featurize(&job, self.compute, out)
     }

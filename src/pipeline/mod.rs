@@ -36,7 +36,7 @@ pub use spec::{
 };
 pub use tsds::tsds_on_matrices;
 
-use featurizer::{Checkpoint, Featurizer};
+use featurizer::{Checkpoint, Featurizer, PoolStores};
 use scored::{Chosen, Scored};
 
 /// Which model, and which LoRA weights get gradients.
@@ -149,7 +149,8 @@ pub fn featurize(
     }
     let checkpoint = Checkpoint::loaded(loaded);
     let transform = featurizer::candidate_transform(&loaded.adapter, loaded.adapter.dir.as_deref(), what.grad_type)?;
-    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard, pool_stores: &[] }
+    let none = PoolStores::new(&[]);
+    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard, pool_stores: &none }
         .run(&dataset, what.loss, &transform, out)
 }
 
@@ -180,7 +181,7 @@ struct Context<'a> {
     opts: &'a FeatureOptions,
     out: &'a Path,
     /// Stores of the pool made elsewhere (see [`SelectSpec::pool_features`]).
-    pool_stores: &'a [PathBuf],
+    pool_stores: &'a PoolStores<'a>,
 }
 
 impl<'a> Context<'a> {
@@ -242,7 +243,8 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         _ => None,
     };
     let target_ref = || target.as_ref().ok_or(Error::MissingTarget { method: name });
-    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out, pool_stores: spec.pool_features };
+    let stores = PoolStores::new(spec.pool_features);
+    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out, pool_stores: &stores };
     let seed = spec.opts.seed;
     let Scored { scores, columns, chosen, details } = match &spec.method {
         MethodSpec::Less { checkpoints, grad_type, dpo_beta, .. } => {
@@ -269,6 +271,11 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
             tif::tif_family(&cx, &pool, *band, method, &inputs)?
         }
     };
+    if !stores.given.is_empty() && !stores.consulted.get() {
+        tracing::warn!(
+            "--pool-features: {name} computed no gradient features of the pool here; the stores were not used"
+        );
+    }
     let kept = chosen.len();
     let manifest = json!({
         "method": name,

@@ -697,5 +697,17 @@ fn four_shards_merge_into_the_unsharded_store() {
     let r = select(&base.join("select-bad"), &[base.join("other-seed")]);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && stderr.contains("seed"), "{stderr}");
+    // A method that featurizes no pool says so rather than ignoring the stores silently.
+    let r = run(bin()
+        .args(["select", "--method", "random", "--device", "cpu", "--quiet", "--model"])
+        .arg(&model)
+        .arg("--pool")
+        .arg(&data)
+        .arg("--out")
+        .arg(base.join("select-random"))
+        .arg("--pool-features")
+        .arg(shard(0)));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success() && stderr.contains("the stores were not used"), "{stderr}");
     let _ = std::fs::remove_dir_all(&base);
 }
