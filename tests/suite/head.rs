@@ -1,6 +1,6 @@
 //! The blocked output head with its hand-written backward (src/loss/head.rs) against the
 //! definition in f64, on fresh random inputs with padding, masked prompts and a soft cap that
-//! saturates, on both backends.
+//! saturates, on both backends; and the full-logits `response_logps` against the same.
 
 use burn::prelude::*;
 
@@ -76,6 +76,17 @@ common::each_backend! {
             let (e_lp, e_g) = (common::rel_err(&pass.logps, &want_lp), common::rel_err(&got_g, &want_g));
             eprintln!("head on {}, cap {cap:?}: logps rel err {e_lp:.2e}, gradient rel err {e_g:.2e}", c.label);
             assert!(e_lp <= 1e-5 && e_g <= 1e-5, "cap {cap:?} on {}: logps {e_lp:.2e}, gradient {e_g:.2e}", c.label);
+            // The full-logits path (base-model training) agrees with the definition too.
+            let ht = Tensor::<3>::from_data(TensorData::new(h.clone(), [lens.len(), t, d]), &c.device);
+            let wt = Tensor::<2>::from_data(TensorData::new(w.clone(), [d, v]), &c.device);
+            let logits = ht.reshape([lens.len() * t, d]).matmul(wt).reshape([lens.len(), t, v]);
+            let logits = match cap {
+                Some(cap) => burn::tensor::activation::tanh(logits.div_scalar(cap)).mul_scalar(cap),
+                None => logits,
+            };
+            let full: Vec<f64> = batch.response_logps(logits).into_data().iter::<f32>().map(f64::from).collect();
+            let e_full = common::rel_err(&full, &want_lp);
+            assert!(e_full <= 1e-5, "response_logps, cap {cap:?} on {}: {e_full:.2e}", c.label);
         }
     }
 }
