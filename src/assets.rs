@@ -22,6 +22,12 @@ const FILES: &[(&str, &[u8])] = &[
     ("demo/suite.json", include_bytes!("../assets/demo/suite.json")),
 ];
 
+/// An embedded file's bytes by its name under the default (`model/config.json`,
+/// `demo/pool.jsonl`, ...), for hosts without a file system (the browser page).
+pub fn bytes(name: &str) -> Option<&'static [u8]> {
+    FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
 /// Paths of the materialized default files.
 pub struct DefaultAssets {
     pub model_dir: PathBuf,

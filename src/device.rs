@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use burn::prelude::*;
-use burn::tensor::wgpu::{wgpu, WgpuBackend};
+use burn::tensor::wgpu::{wgpu, WgpuBackend, WgpuSetup};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuContext};
@@ -234,21 +234,51 @@ pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<C
         wgpu::Backend::Dx12 => WgpuBackend::Dx12,
         _ => WgpuBackend::Auto,
     };
-    let (device, setup) = Device::wgpu_options()
-        .device_kind(kind)
-        .graphics_api(api)
-        .init_with_setup()
-        .map_err(|e| Error::Device(format!("opening {}: {e}", entry.info.name)))?;
-    let info = setup.adapter.get_info();
-    let gpu = Arc::new(GpuContext { device: setup.device, queue: setup.queue, info: info.clone() });
-    let compute = Compute {
-        device: device.autodiff(),
-        gpu: Some(gpu),
-        label: format!("wgpu: {} ({:?}, {:?})", info.name, info.backend, info.device_type),
-        notice: None,
-    };
+    let (device, setup) =
+        init_blocking(kind, api).map_err(|e| Error::Device(format!("opening {}: {e}", entry.info.name)))?;
+    let compute = compute_on(device, setup);
     cache.insert(key, compute.clone());
     Ok(compute)
+}
+
+/// Asks Burn for the adapter of `kind` on `api`, waiting for it.
+#[cfg(not(target_family = "wasm"))]
+fn init_blocking(kind: DeviceKind, api: WgpuBackend) -> std::result::Result<(Device, WgpuSetup), String> {
+    Device::wgpu_options().device_kind(kind).graphics_api(api).init_with_setup().map_err(|e| e.to_string())
+}
+
+/// A browser cannot wait for its adapter: the page opens it with [`open_default_gpu_async`].
+#[cfg(target_family = "wasm")]
+fn init_blocking(kind: DeviceKind, api: WgpuBackend) -> std::result::Result<(Device, WgpuSetup), String> {
+    Err(format!("{kind:?} on {api:?}: a browser opens its adapter with open_default_gpu_async"))
+}
+
+/// Burn's device on a wgpu setup, with our kernels' handles on the same device and queue.
+fn compute_on(device: Device, setup: WgpuSetup) -> Compute {
+    let info = setup.adapter.get_info();
+    let gpu = Arc::new(GpuContext { device: setup.device, queue: setup.queue, info: info.clone() });
+    Compute {
+        device: device.autodiff(),
+        gpu: Some(gpu),
+        // Browsers do not tell a page its adapter's name.
+        label: format!(
+            "wgpu: {} ({:?}, {:?})",
+            if info.name.is_empty() { "unnamed adapter" } else { &info.name },
+            info.backend,
+            info.device_type
+        ),
+        notice: None,
+    }
+}
+
+/// The default wgpu adapter, opened without blocking: the browser page's device (its WebGPU
+/// adapter; in a browser the setup can only be awaited). Natively `open` is the way in.
+pub async fn open_default_gpu_async() -> Result<Compute> {
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|e| Error::Device(format!("opening the WebGPU adapter: {e}")))?;
+    Ok(compute_on(device, setup))
 }
 
 /// Resolves `--device` and `--adapter` into a device.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use burn::tensor::wgpu::wgpu;
 
+use crate::blocking::block_on;
 use crate::error::{Error, Result};
 
 /// Longest row a kernel walks in one loop: lavapipe silently stops an invocation after 65,535
@@ -78,11 +79,22 @@ impl GpuContext {
 
     /// Reads a buffer of f32 back to the host (waits for the queue).
     pub fn read_f32(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        Ok(self.read_words(src, len)?.into_iter().map(f32::from_bits).collect())
+        block_on(self.read_f32_async(src, len))
+    }
+
+    /// [`Self::read_f32`] for callers that can await (the browser page).
+    pub async fn read_f32_async(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        Ok(self.read_words_async(src, len).await?.into_iter().map(f32::from_bits).collect())
     }
 
     /// Reads the first `len` 32-bit words of a buffer back to the host (waits for the queue).
     pub fn read_words(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
+        block_on(self.read_words_async(src, len))
+    }
+
+    /// [`Self::read_words`] for callers that can await. Natively the device is polled until the
+    /// copy is mapped; in a browser the mapping resolves on the page's event loop.
+    pub async fn read_words_async(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
         let bytes = (len * 4) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -93,15 +105,16 @@ impl GpuContext {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
         self.queue.submit(Some(enc.finish()));
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
+        #[cfg(not(target_family = "wasm"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|e| Error::Device(e.to_string()))?
+        rx.await
+            .map_err(|_| Error::Device("the GPU dropped a buffer mapping".into()))?
             .map_err(|e| Error::Device(format!("reading a GPU buffer: {e}")))?;
         let data =
             staging.slice(..).get_mapped_range().map_err(|e| Error::Device(format!("mapping a GPU buffer: {e}")))?;

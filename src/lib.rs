@@ -2,8 +2,8 @@
 //!
 //! Crate map, in dependency order: each module uses only those above it (the command line, in
 //! the binary's `cli/`, uses the library and nothing uses it).
-//! - [`error`], [`util`], [`choice`]: the error type, atomic writes and file digests, named
-//!   options that front ends list and parse.
+//! - [`error`], [`util`], [`choice`], [`blocking`]: the error type, atomic writes and file
+//!   digests, named options that front ends list and parse, waiting on async reads.
 //! - [`data`]: JSONL records, record kinds and LESS-convention tokenization; [`suite`]: the
 //!   generated task suite (`make-data`).
 //! - [`model`]: Hugging Face causal LMs (typed config per family, memory-mapped weights, shared
@@ -23,6 +23,7 @@
 
 pub mod assets;
 pub mod bench;
+pub mod blocking;
 pub mod choice;
 pub mod data;
 pub mod demo;

@@ -117,9 +117,20 @@ impl Dataset {
 /// Reads a record file: JSONL (one record a line; blank lines skipped), a `.json` array or a
 /// `.parquet` file (see [`super::files`]). All records of a file must be of one kind.
 pub fn load_records(path: &Path) -> Result<Dataset> {
+    records_of(record_texts(path)?, path)
+}
+
+/// Parses JSONL text already in memory (the browser page's embedded demo data) as if it were
+/// the file `origin`: errors, scores and selections name `origin` and the line.
+pub fn parse_jsonl(text: &str, origin: &Path) -> Result<Dataset> {
+    records_of(super::files::json_lines(text), origin)
+}
+
+/// The data set of a file's records, `(line, text)`.
+fn records_of(texts: Vec<(usize, String)>, path: &Path) -> Result<Dataset> {
     let source: Arc<Path> = Arc::from(path);
     let mut examples: Vec<Example> = Vec::new();
-    for (line, raw) in record_texts(path)? {
+    for (line, raw) in texts {
         let ex = parse_line(&raw, &source, line)?;
         if let Some(first) = examples.first() {
             if !same_kind(first, &ex) {

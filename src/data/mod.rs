@@ -5,11 +5,13 @@ mod chat;
 mod dataset;
 mod files;
 mod formats;
+#[cfg(not(target_family = "wasm"))]
+mod parquet_rows;
 mod template;
 mod tokenize;
 
 pub use chat::Message;
-pub use dataset::{load_files, load_records, Dataset, FileSpan, View};
+pub use dataset::{load_files, load_records, parse_jsonl, Dataset, FileSpan, View};
 pub use files::FileFormat;
 pub use formats::{Example, Record, RecordKind};
 pub use template::{ChatTemplate, TemplateChoice};

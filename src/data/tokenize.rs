@@ -62,6 +62,13 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, path: path.into(), eos, template: None })
     }
 
+    /// A `tokenizer.json` already in memory; errors name `origin`.
+    pub fn from_bytes(bytes: &[u8], origin: &Path, eos: u32) -> Result<Self> {
+        let inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer { path: origin.into(), message: e.to_string() })?;
+        Ok(TextTokenizer { inner, path: origin.into(), eos, template: None })
+    }
+
     /// The tokenizer with a chat template for chat records.
     pub fn with_template(mut self, template: Option<ChatTemplate>) -> Self {
         self.template = template;

@@ -24,10 +24,11 @@ pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
 pub use store::{FeatureFile, Features, FileHash, Manifest, ProjectionKey, Store, StoreKey};
 pub use transform::Transform;
 
+use crate::blocking::block_on;
 use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::loss::{per_example_grads, LossKind};
+use crate::loss::{per_example_grads_async, LossKind};
 use crate::model::{CausalLm, LoraAdapter};
 
 /// Most gradient bytes held before they are projected together.
@@ -223,33 +224,19 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     // done, and the matrix is assembled from the chunks at the end, so memory holds one chunk.
     for c in manifest.chunks_done..n_chunks {
         let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
-        // Each example's row goes back to its place in the chunk, whatever batch it was in.
-        let mut data = vec![0f32; (c1 - c0) * dim];
-        let mut losses = vec![0f32; c1 - c0];
-        let lens: Vec<usize> = tokenized[c0..c1].iter().map(token_count).collect();
-        let plan = batches::batches(&lens, job.opts.batch_size, job.opts.max_batch_tokens);
-        // Gradients wait here so the projection runs over many examples at once (P is
-        // generated once per call and shared by every example), up to PENDING_BYTES.
-        let (mut pending, mut pending_at): (Vec<f32>, Vec<usize>) = (Vec::new(), Vec::new());
-        for (b, batch) in plan.iter().enumerate() {
-            let examples: Vec<Tokenized> = batch.iter().map(|&i| tokenized[c0 + i].clone()).collect();
-            let g = per_example_grads(job.model, job.adapter, &examples, job.loss, &compute.device)?;
-            let mut flat: Vec<f32> = g.grads.into_data().iter::<f32>().collect();
-            job.transform.apply(&mut flat, grad_dim);
-            pending.extend(flat);
-            pending_at.extend(batch);
-            for (&i, &l) in batch.iter().zip(&g.losses) {
-                losses[i] = l as f32;
-            }
-            if b + 1 == plan.len() || pending.len() * 4 >= PENDING_BYTES {
-                let rows = pending_at.len();
-                let projected = projector.apply(std::mem::take(&mut pending), rows, grad_dim)?;
-                for (row, i) in projected.chunks_exact(dim).zip(pending_at.drain(..)) {
-                    data[i * dim..(i + 1) * dim].copy_from_slice(row);
-                }
-            }
-            bar.inc(batch.len() as u64);
-        }
+        let pass = GradientPass {
+            model: job.model,
+            adapter: job.adapter,
+            loss: job.loss,
+            transform: job.transform,
+            projector: &projector,
+            opts: job.opts,
+            compute,
+        };
+        let (data, losses) = block_on(pass.rows(&tokenized[c0..c1], |done| {
+            bar.inc(done as u64);
+            std::future::ready(())
+        }))?;
         store.write_chunk(c, &data, &losses, dim, job.opts.dtype)?;
         manifest.chunks_done = c + 1;
         store.write_manifest(&manifest)?;
@@ -257,4 +244,66 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     bar.finish_and_clear();
     store.finish(&mut manifest)?;
     store.open()
+}
+
+/// How gradients become feature rows: the model and adapter they are taken at, the loss, the
+/// candidate transform, the projection and the batching options.
+pub struct GradientPass<'a> {
+    pub model: &'a CausalLm,
+    pub adapter: &'a LoraAdapter,
+    pub loss: LossKind,
+    pub transform: &'a Transform,
+    pub projector: &'a Projector,
+    pub opts: &'a FeatureOptions,
+    pub compute: &'a Compute,
+}
+
+impl GradientPass<'_> {
+    /// Feature rows `[n, dim]` and losses of `examples` (one store chunk, or the browser
+    /// page's slice of the pool), in input order whatever batch each example was in.
+    /// `progress` hears the examples of each finished batch, and is awaited (the browser page
+    /// yields there so it can repaint). Async so the page can await its GPU reads;
+    /// [`featurize`] runs it through [`block_on`].
+    pub async fn rows<F, Fut>(&self, examples: &[Tokenized], mut progress: F) -> Result<(Vec<f32>, Vec<f32>)>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let n = examples.len();
+        let grad_dim = self.adapter.num_params();
+        let dim = self.projector.dim(grad_dim);
+        let mut data = vec![0f32; n * dim];
+        let mut losses = vec![0f32; n];
+        let lens: Vec<usize> = examples.iter().map(token_count).collect();
+        let plan = batches::batches(&lens, self.opts.batch_size, self.opts.max_batch_tokens);
+        // Gradients wait here so the projection runs over many examples at once (P is
+        // generated once per call and shared by every example), up to PENDING_BYTES.
+        let (mut pending, mut pending_at): (Vec<f32>, Vec<usize>) = (Vec::new(), Vec::new());
+        for (b, batch) in plan.iter().enumerate() {
+            let group: Vec<Tokenized> = batch.iter().map(|&i| examples[i].clone()).collect();
+            let g = per_example_grads_async(self.model, self.adapter, &group, self.loss, &self.compute.device).await?;
+            let mut flat: Vec<f32> = g
+                .grads
+                .into_data_async()
+                .await
+                .map_err(|e| Error::Device(format!("reading gradients back: {e:?}")))?
+                .iter::<f32>()
+                .collect();
+            self.transform.apply(&mut flat, grad_dim);
+            pending.extend(flat);
+            pending_at.extend(batch);
+            for (&i, &l) in batch.iter().zip(&g.losses) {
+                losses[i] = l as f32;
+            }
+            if b + 1 == plan.len() || pending.len() * 4 >= PENDING_BYTES {
+                let rows = pending_at.len();
+                let projected = self.projector.apply_async(std::mem::take(&mut pending), rows, grad_dim).await?;
+                for (row, i) in projected.chunks_exact(dim).zip(pending_at.drain(..)) {
+                    data[i * dim..(i + 1) * dim].copy_from_slice(row);
+                }
+            }
+            progress(batch.len()).await;
+        }
+        Ok((data, losses))
+    }
 }

@@ -12,6 +12,7 @@ use burn::tensor::wgpu::wgpu;
 
 use super::rng;
 use super::sparse::{GpuSparseProjector, SparseJl};
+use crate::blocking::block_on;
 use crate::error::{Error, Result};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
@@ -125,20 +126,25 @@ impl GpuProjector {
 
     /// Projects `g: [e, n]` to `[e, k]`.
     pub fn project(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
+        block_on(self.project_async(g, e, n, seed, k))
+    }
+
+    /// [`Self::project`] for callers that can await (the browser page).
+    pub async fn project_async(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
         if n > u32::MAX as usize || k > u32::MAX as usize {
             return Err(Error::Invalid("projection sizes exceed 2^32".into()));
         }
         let mut out = Vec::with_capacity(e * k);
         for e0 in (0..e).step_by(MAX_E) {
             let ne = MAX_E.min(e - e0);
-            out.extend(self.project_group(&g[e0 * n..(e0 + ne) * n], ne, n, seed, k)?);
+            out.extend(self.project_group(&g[e0 * n..(e0 + ne) * n], ne, n, seed, k).await?);
         }
         let scale = 1.0 / (k as f32).sqrt();
         out.iter_mut().for_each(|x| *x *= scale);
         Ok(out)
     }
 
-    fn project_group(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
+    async fn project_group(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
         let ctx = &self.gpu;
         let limit = ctx.max_binding();
         let per_z = e * k * 4;
@@ -191,7 +197,7 @@ impl GpuProjector {
             ctx.queue.submit(Some(enc.finish()));
             col_base += cols;
         }
-        ctx.read_f32(&out, e * k)
+        ctx.read_f32_async(&out, e * k).await
     }
 }
 
@@ -238,12 +244,17 @@ impl Projector {
 
     /// Projects `g: [e, n]`.
     pub fn apply(&self, g: Vec<f32>, e: usize, n: usize) -> Result<Vec<f32>> {
+        block_on(self.apply_async(g, e, n))
+    }
+
+    /// [`Self::apply`] for callers that can await (the browser page).
+    pub async fn apply_async(&self, g: Vec<f32>, e: usize, n: usize) -> Result<Vec<f32>> {
         match self {
             Projector::Identity => Ok(g),
             Projector::Cpu { seed, k } => Ok(project_cpu(&g, e, n, *seed, *k)),
-            Projector::Gpu { kernel, seed, k } => kernel.project(&g, e, n, *seed, *k),
+            Projector::Gpu { kernel, seed, k } => kernel.project_async(&g, e, n, *seed, *k).await,
             Projector::SparseCpu(jl) => jl.project_cpu(&g, e, n),
-            Projector::SparseGpu { kernel, jl } => kernel.project(jl, &g, e, n),
+            Projector::SparseGpu { kernel, jl } => kernel.project_async(jl, &g, e, n).await,
         }
     }
 }

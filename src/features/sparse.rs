@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use burn::tensor::wgpu::wgpu;
 
 use super::rng;
+use crate::blocking::block_on;
 use crate::error::{Error, Result};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
@@ -82,13 +83,18 @@ impl SparseJl {
         if e == 0 {
             return Ok(out);
         }
+        // One thread where there is one (or none to spawn, as in a browser).
         let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(e);
-        let per = e.div_ceil(threads);
-        std::thread::scope(|s| {
-            for (rows_out, rows_in) in out.chunks_mut(per * self.k).zip(g.chunks(per * n)) {
-                s.spawn(move || self.project_rows(rows_in, n, rows_out));
-            }
-        });
+        if threads <= 1 {
+            self.project_rows(g, n, &mut out);
+        } else {
+            let per = e.div_ceil(threads);
+            std::thread::scope(|s| {
+                for (rows_out, rows_in) in out.chunks_mut(per * self.k).zip(g.chunks(per * n)) {
+                    s.spawn(move || self.project_rows(rows_in, n, rows_out));
+                }
+            });
+        }
         let scale = self.scale();
         out.iter_mut().for_each(|x| *x *= scale);
         Ok(out)
@@ -188,6 +194,11 @@ impl GpuSparseProjector {
 
     /// Projects `g: [e, n]` to `[e, k]`, bit-identical to [`SparseJl::project_cpu`].
     pub fn project(&self, jl: &SparseJl, g: &[f32], e: usize, n: usize) -> Result<Vec<f32>> {
+        block_on(self.project_async(jl, g, e, n))
+    }
+
+    /// [`Self::project`] for callers that can await (the browser page).
+    pub async fn project_async(&self, jl: &SparseJl, g: &[f32], e: usize, n: usize) -> Result<Vec<f32>> {
         if n > NEG as usize {
             return Err(Error::Invalid(format!("|θ| = {n} exceeds the sparse projection's 2^31 columns")));
         }
@@ -229,7 +240,7 @@ impl GpuSparseProjector {
                 ctx.queue.submit(Some(enc.finish()));
                 col_base += s.cols;
             }
-            out.extend(ctx.read_f32(&result, ne * k)?);
+            out.extend(ctx.read_f32_async(&result, ne * k).await?);
         }
         let scale = jl.scale();
         out.iter_mut().for_each(|x| *x *= scale);

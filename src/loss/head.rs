@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::batch::SeqBatch;
+use crate::blocking::block_on;
 
 /// Most logits one block holds (32 MiB of f32).
 const BLOCK: usize = 1 << 23;
@@ -32,6 +33,18 @@ pub struct HeadPass {
 /// Response log-probabilities of a batch from its final hidden states `h: [S, T, H]` (used
 /// detached) and, with `with_grad`, their gradients with respect to `h`.
 pub fn head_pass(head: &Tensor<2>, softcap: Option<f64>, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
+    block_on(head_pass_async(head, softcap, h, batch, with_grad))
+}
+
+/// [`head_pass`] for callers that can await (the browser page): each block's values are
+/// read back as they are needed.
+pub async fn head_pass_async(
+    head: &Tensor<2>,
+    softcap: Option<f64>,
+    h: Tensor<3>,
+    batch: &SeqBatch,
+    with_grad: bool,
+) -> HeadPass {
     let [s, t, d] = h.dims();
     let v = head.dims()[1];
     let device = h.device().without_autodiff();
@@ -71,7 +84,7 @@ pub fn head_pass(head: &Tensor<2>, softcap: Option<f64>, h: Tensor<3>, batch: &S
         let exp = shifted.clone().exp();
         let total = exp.clone().sum_dim(1);
         let logp = shifted.gather(1, y.clone().reshape([n, 1])) - total.clone().log();
-        for (&r, lp) in block.iter().zip(logp.into_data().iter::<f32>()) {
+        for (&r, lp) in block.iter().zip(read(logp).await.iter::<f32>()) {
             logps[r / t] += batch.row_weights[r] as f64 * lp as f64;
         }
         let (Some(grad), Some(head_t)) = (grad.as_mut(), head_t.as_ref()) else { continue };
@@ -92,10 +105,16 @@ pub fn head_pass(head: &Tensor<2>, softcap: Option<f64>, h: Tensor<3>, batch: &S
         }
         .transpose();
         let g = w_y - p.matmul(head_t.clone());
-        for (&r, row) in block.iter().zip(g.into_data().iter::<f32>().collect::<Vec<_>>().chunks_exact(d)) {
+        for (&r, row) in block.iter().zip(read(g).await.iter::<f32>().collect::<Vec<_>>().chunks_exact(d)) {
             let w = batch.row_weights[r];
             grad[r * d..(r + 1) * d].iter_mut().zip(row).for_each(|(o, &x)| *o = w * x);
         }
     }
     HeadPass { logps, grad }
+}
+
+/// A block's values on the host. A failed read is as fatal here as in Burn's own
+/// `into_data`: the device is gone.
+async fn read(t: Tensor<2>) -> TensorData {
+    t.into_data_async().await.expect("reading a tensor back from the device")
 }

@@ -7,4 +7,6 @@ pub mod head;
 mod pergrad;
 
 pub use batch::SeqBatch;
-pub use pergrad::{dpo_stats, per_example_grads, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind};
+pub use pergrad::{
+    dpo_stats, per_example_grads, per_example_grads_async, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind,
+};

@@ -10,7 +10,8 @@
 use burn::prelude::*;
 
 use super::batch::SeqBatch;
-use super::head::head_pass;
+use super::head::head_pass_async;
+use crate::blocking::block_on;
 use crate::data::{RecordKind, Sequence, Tokenized};
 use crate::error::{Error, Result};
 use crate::model::{Branch, CausalLm, LoraAdapter, LoraRuntime};
@@ -100,10 +101,20 @@ pub fn sequence_logps(
     seqs: &[&Sequence],
     device: &Device,
 ) -> Vec<f64> {
+    block_on(sequence_logps_async(model, adapter, seqs, device))
+}
+
+/// [`sequence_logps`] for callers that can await.
+async fn sequence_logps_async(
+    model: &CausalLm,
+    adapter: Option<&LoraAdapter>,
+    seqs: &[&Sequence],
+    device: &Device,
+) -> Vec<f64> {
     let batch = SeqBatch::new(seqs, device);
     let lora = adapter.map(|a| a.runtime(model.linears.len(), seqs.len(), device));
     let h = model.hidden(batch.ids.clone(), lora.as_ref());
-    head_pass(model.head(), model.config.final_softcap, h, &batch, false).logps
+    head_pass_async(model.head(), model.config.final_softcap, h, &batch, false).await.logps
 }
 
 /// −log σ(z) = log(1 + e^{−z}), computed stably.
@@ -152,12 +163,23 @@ pub fn per_example_grads(
     loss: LossKind,
     device: &Device,
 ) -> Result<BatchGrads> {
+    block_on(per_example_grads_async(model, adapter, examples, loss, device))
+}
+
+/// [`per_example_grads`] for callers that can await (the browser page).
+pub async fn per_example_grads_async(
+    model: &CausalLm,
+    adapter: &LoraAdapter,
+    examples: &[Tokenized],
+    loss: LossKind,
+    device: &Device,
+) -> Result<BatchGrads> {
     let e = examples.len();
     let (seqs, owner) = flatten(examples, loss)?;
     let batch = SeqBatch::new(&seqs, device);
 
     let reference = match loss {
-        LossKind::Dpo { .. } => Some(sequence_logps(model, None, &seqs, device)),
+        LossKind::Dpo { .. } => Some(sequence_logps_async(model, None, &seqs, device).await),
         _ => None,
     };
 
@@ -181,7 +203,7 @@ pub fn per_example_grads(
     }
     let lora = LoraRuntime::new(branches);
     let h = model.hidden(batch.ids.clone(), Some(&lora));
-    let pass = head_pass(model.head(), model.config.final_softcap, h.clone(), &batch, true);
+    let pass = head_pass_async(model.head(), model.config.final_softcap, h.clone(), &batch, true).await;
     let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());
     // ∂(Σ L)/∂h = Σ_s slope_s · ∂logp_s/∂h; backpropagating Σ h ⊙ that from h gives the
     // leaves' gradients autodiff would give through the head.

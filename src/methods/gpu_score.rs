@@ -11,6 +11,7 @@ use burn::tensor::wgpu::wgpu;
 use super::less::{SubtaskScores, TaskCosines};
 use super::subtasks::subtask_groups;
 use super::unit::unit_rows_f32;
+use crate::blocking::block_on;
 use crate::error::{Error, Result};
 use crate::features::{FeatureRows, Features, BLOCK_ROWS};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu, MAX_ROW};
@@ -76,6 +77,11 @@ impl GpuScorer {
     /// Σ weight × mean over stages; max over subtasks. Every stage needs the same target rows
     /// and subtasks (the checkpoints' features of one target set).
     pub fn score(&self, stages: &[WeightedFeatures<'_>]) -> Result<CheckpointScores> {
+        block_on(self.score_async(stages))
+    }
+
+    /// [`Self::score`] for callers that can await (the browser page).
+    pub async fn score_async(&self, stages: &[WeightedFeatures<'_>]) -> Result<CheckpointScores> {
         if let Some(why) = self.unfit(stages) {
             return Err(Error::Invalid(why));
         }
@@ -146,7 +152,7 @@ impl GpuScorer {
                     pass.dispatch_workgroups(n.div_ceil(64) as u32, 1, 1);
                 }
                 ctx.queue.submit(Some(enc.finish()));
-                let chunk = ctx.read_f32(&per_task, n * g_count)?;
+                let chunk = ctx.read_f32_async(&per_task, n * g_count).await?;
                 for row in chunk.chunks(g_count) {
                     cols.iter_mut().zip(row).for_each(|(c, &v)| c.push(v as f64));
                 }
@@ -163,13 +169,13 @@ impl GpuScorer {
             pass.dispatch_workgroups((MAX_X / 64) as u32, total.div_ceil(MAX_X).max(1) as u32, 1);
         }
         ctx.queue.submit(Some(enc.finish()));
-        let sums = ctx.read_f32(&weighted, total * g_count)?;
+        let sums = ctx.read_f32_async(&weighted, total * g_count).await?;
         let per_task = groups
             .iter()
             .enumerate()
             .map(|(g, (name, _))| (name.clone(), sums.iter().skip(g).step_by(g_count).map(|&v| v as f64).collect()))
             .collect();
-        let score = ctx.read_f32(&score, total)?.into_iter().map(f64::from).collect();
+        let score = ctx.read_f32_async(&score, total).await?.into_iter().map(f64::from).collect();
         Ok(CheckpointScores { per_checkpoint, combined: SubtaskScores { score, per_task } })
     }
 }

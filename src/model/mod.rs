@@ -18,7 +18,7 @@ use burn::prelude::*;
 pub use config::{Arch, FloatKind, ModelConfig, RopeScaling, TokenIds};
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
-pub use weights::{read_safetensors, write_safetensors, HostTensor, Weights};
+pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTensor, Weights};
 
 use crate::error::{Error, Result};
 

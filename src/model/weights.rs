@@ -128,12 +128,25 @@ fn map_file(path: &Path, file: usize) -> Result<(Mmap, Vec<(String, Entry)>)> {
 
 /// Reads every tensor of one safetensors file (adapters, optimizer moments: small files).
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, HostTensor)>> {
-    let (map, entries) = map_file(path, 0)?;
-    let mut out = entries
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: as in `map_file`: read-only, alive while we decode.
+    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+    parse_safetensors(&map[..], path)
+}
+
+/// Every tensor of a safetensors file's bytes, by name (sorted), as f32; errors name `origin`.
+/// The browser page's embedded model comes this way, with no file behind it.
+pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<Vec<(String, HostTensor)>> {
+    let (header, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::format(origin, format!("not a safetensors file: {e}")))?;
+    let base = 8 + header;
+    let mut out = meta
+        .tensors()
         .into_iter()
-        .map(|(name, e)| {
-            let data = to_f32(path, &name, e.dtype, &map[e.bytes])?;
-            Ok((name, HostTensor { shape: e.shape, data }))
+        .map(|(name, info)| {
+            let (s, e) = info.data_offsets;
+            let data = to_f32(origin, &name, info.dtype, &bytes[base + s..base + e])?;
+            Ok((name, HostTensor { shape: info.shape.clone(), data }))
         })
         .collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -3,6 +3,7 @@
 
 mod baselines;
 mod featurizer;
+mod in_memory;
 mod less;
 mod method;
 mod prism;
@@ -29,6 +30,7 @@ use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, WarmupOptions};
 
+pub use in_memory::{less_in_memory, InMemorySelection, Progress};
 pub use method::{CheckpointUse, Method};
 pub use spec::{
     Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
@@ -98,15 +100,42 @@ pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
     let (model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, compute)?;
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,
-        None => {
-            let targets = if spec.lora_targets.is_empty() {
-                model.config.arch.default_lora_targets()
-            } else {
-                spec.lora_targets.clone()
-            };
-            LoraAdapter::fresh(&model.linears, spec.lora_r, spec.lora_alpha, &targets, spec.seed)?
-        }
+        None => fresh_adapter(spec, &model)?,
     };
+    let adapter_key = features::adapter_key(&adapter, spec.seed)?;
+    Ok(Loaded { model, adapter, tokenizer, adapter_key })
+}
+
+/// The fresh adapter `spec` describes, on `model`.
+fn fresh_adapter(spec: &ModelSpec, model: &CausalLm) -> Result<LoraAdapter> {
+    let targets =
+        if spec.lora_targets.is_empty() { model.config.arch.default_lora_targets() } else { spec.lora_targets.clone() };
+    LoraAdapter::fresh(&model.linears, spec.lora_r, spec.lora_alpha, &targets, spec.seed)
+}
+
+/// The embedded default model with the fresh adapter of [`ModelSpec::fresh`], straight from
+/// the bytes in the binary: the same model, tokenizer and adapter `select` gets with no
+/// `--model`, with no file written (the browser page has no file system). Errors name
+/// `<embedded>/FILE`.
+pub fn load_embedded(compute: &Compute) -> Result<Loaded> {
+    let origin = |name: &str| PathBuf::from("<embedded>").join(name);
+    let file =
+        |name: &str| crate::assets::bytes(name).ok_or_else(|| Error::Invalid(format!("no embedded file `{name}`")));
+    let config_path = origin("model/config.json");
+    let v: serde_json::Value = serde_json::from_slice(file("model/config.json")?)
+        .map_err(|e| Error::format(&config_path, format!("invalid JSON: {e}")))?;
+    let config = crate::model::ModelConfig::from_value(&v, &config_path)?;
+    let weights_path = origin("model/model.safetensors");
+    let tensors = crate::model::parse_safetensors(file("model/model.safetensors")?, &weights_path)?;
+    let weights = crate::model::Weights::from_tensors(tensors, &weights_path);
+    let (model, _) = CausalLm::build(config, &weights, &origin("model"), &compute.device, false)?;
+    let tokenizer = TextTokenizer::from_bytes(
+        file("model/tokenizer.json")?,
+        &origin("model/tokenizer.json"),
+        model.config.eos_token_id,
+    )?;
+    let spec = ModelSpec::fresh(origin("model"));
+    let adapter = fresh_adapter(&spec, &model)?;
     let adapter_key = features::adapter_key(&adapter, spec.seed)?;
     Ok(Loaded { model, adapter, tokenizer, adapter_key })
 }

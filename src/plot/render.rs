@@ -3,7 +3,6 @@
 //! the same on every machine and needs no system fonts.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -12,12 +11,19 @@ use crate::error::{Error, Result};
 use crate::util::write_atomic;
 
 /// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVuSans-LICENSE).
+#[cfg(not(target_family = "wasm"))]
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// The font family figures name.
 pub const FAMILY: &str = "sans-serif";
 
+// The browser build draws its figures in the page: plotters has no embedded-font text there.
+#[cfg(target_family = "wasm")]
+fn register_font() {}
+
+#[cfg(not(target_family = "wasm"))]
 fn register_font() {
+    use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {

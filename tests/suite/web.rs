@@ -1,0 +1,206 @@
+//! The browser page (web/): built with scripts/build-web.sh, served on 127.0.0.1, run in
+//! headless Chromium on WebGPU (SwiftShader, the flags below), and its selection compared with
+//! `gradsift select --method less` on the same embedded model and data (computed on the CPU
+//! backend: device independence, across a browser). Leaves a screenshot of the finished page
+//! in target/web-page.png. Without Chromium, the wasm32 target or a shell the test skips
+//! visibly, except under CI=true (.ci/run installs them).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::tmp;
+
+/// Longest wait for the page's result (build excluded).
+const PAGE_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// What is missing to run the page here, if anything.
+fn missing_tools() -> Option<String> {
+    let runs = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    if runs("chromium", &["--version"]).is_none() {
+        return Some("no `chromium` (Debian: apt-get install chromium)".into());
+    }
+    let targets =
+        runs("rustup", &["target", "list", "--installed"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if !targets.is_some_and(|t| t.lines().any(|l| l == "wasm32-unknown-unknown")) {
+        return Some("no wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)".into());
+    }
+    None
+}
+
+/// The page's POSTed result, and whether it has arrived (the /hold request waits on it).
+type Posted = Arc<(Mutex<Option<String>>, Condvar)>;
+
+/// Serves `root` and takes the page's POST /result, a connection per thread.
+fn serve(root: PathBuf, posted: Posted) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (root, posted) = (root.clone(), posted.clone());
+            std::thread::spawn(move || {
+                let _ = answer(stream, &root, &posted);
+            });
+        }
+    });
+    port
+}
+
+fn answer(stream: TcpStream, root: &Path, posted: &Posted) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut parts = request.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    let path = target.split('?').next().unwrap_or("/");
+    let mut out = stream;
+    let reply = |out: &mut TcpStream, status: &str, kind: &str, body: &[u8]| {
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        out.write_all(body)
+    };
+    match (method, path) {
+        ("POST", "/result") => {
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body)?;
+            let (lock, ready) = &**posted;
+            *lock.lock().unwrap() = Some(String::from_utf8_lossy(&body).into_owned());
+            ready.notify_all();
+            reply(&mut out, "200 OK", "text/plain", b"ok")
+        }
+        ("GET", "/hold") => {
+            // Answered once the result is in: until then the page has not finished loading, so
+            // Chromium's --screenshot waits for the finished page.
+            let (lock, ready) = &**posted;
+            let _done = ready.wait_while(lock.lock().unwrap(), |r| r.is_none()).unwrap();
+            reply(&mut out, "204 No Content", "text/plain", b"")
+        }
+        ("GET", p) => {
+            let rel = if p == "/" { "index.html" } else { p.trim_start_matches('/') };
+            let file = root.join(rel);
+            if rel.contains("..") || !file.is_file() {
+                return reply(&mut out, "404 Not Found", "text/plain", b"not found");
+            }
+            let kind = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") => "text/javascript",
+                Some("css") => "text/css",
+                Some("wasm") => "application/wasm",
+                _ => "application/octet-stream",
+            };
+            reply(&mut out, "200 OK", kind, &std::fs::read(file)?)
+        }
+        _ => reply(&mut out, "405 Method Not Allowed", "text/plain", b""),
+    }
+}
+
+#[test]
+fn page_selection_equals_the_cli() {
+    if let Some(why) = missing_tools() {
+        assert!(!ci(), "CI=true but the browser test cannot run: {why}");
+        eprintln!("SKIPPED (browser page): {why}");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Instant::now();
+    let status = Command::new("bash").arg(root.join("scripts/build-web.sh")).current_dir(root).status().unwrap();
+    assert!(status.success(), "scripts/build-web.sh failed");
+    eprintln!("web: page built in {:.0} s", built.elapsed().as_secs_f64());
+
+    let dir = tmp("web", "cli");
+    let cli = Command::new(env!("CARGO_BIN_EXE_gradsift"))
+        .args(["select", "--method", "less", "--device", "cpu", "--quiet", "--out"])
+        .arg(dir.join("select"))
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "gradsift select: {}", String::from_utf8_lossy(&cli.stderr));
+    let want: Vec<usize> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("select/selected.json")).unwrap()).unwrap();
+
+    let posted: Posted = Arc::new((Mutex::new(None), Condvar::new()));
+    let port = serve(root.join("web/dist"), posted.clone());
+    let shot = root.join("target/web-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let started = Instant::now();
+    let mut browser = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--enable-unsafe-webgpu",
+            "--enable-features=Vulkan",
+            "--use-vulkan=swiftshader",
+            "--use-webgpu-adapter=swiftshader",
+            "--window-size=1280,1400",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://127.0.0.1:{port}/index.html?auto=1&report=1&hold=1"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let result = {
+        let (lock, ready) = &*posted;
+        let (got, timeout) = ready.wait_timeout_while(lock.lock().unwrap(), PAGE_LIMIT, |r| r.is_none()).unwrap();
+        if timeout.timed_out() {
+            let _ = browser.kill();
+            let mut err = String::new();
+            let _ = browser.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("the page posted no result within {PAGE_LIMIT:?}; chromium said:\n{err}");
+        }
+        got.clone().unwrap()
+    };
+    // The screenshot follows the result (the page's /hold request returns then).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while browser.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = browser.kill();
+    let report: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert!(report.get("error").is_none(), "the page failed: {}", report["error"]);
+    let device = report["device"].as_str().unwrap_or_default();
+    eprintln!(
+        "web: page selected in {:.1} s on {device} (scorer {}); {:.0} s from launch",
+        report["seconds"].as_f64().unwrap_or(f64::NAN),
+        report["scorer"],
+        started.elapsed().as_secs_f64()
+    );
+    assert!(device.starts_with("wgpu:"), "the page did not run on WebGPU: {device}");
+    assert_eq!(report["scorer"], "wgsl (f32)");
+    let got: Vec<usize> = serde_json::from_value(report["selected"].clone()).unwrap();
+    assert_eq!(got, want, "the page's selection differs from gradsift select's");
+    assert!(shot.is_file(), "no screenshot at {}", shot.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
