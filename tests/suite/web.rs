@@ -1,8 +1,9 @@
 //! The browser page (web/): built with scripts/build-web.sh, served on 127.0.0.1, run in
-//! headless Chromium on WebGPU (SwiftShader, the flags below), and its selection compared with
-//! `gradsift select --method less` on the same embedded model and data (computed on the CPU
-//! backend: device independence, across a browser). Leaves a screenshot of the finished page
-//! in target/web-page.png. Without Chromium, the wasm32 target or a shell the test skips
+//! headless Chromium on WebGPU (SwiftShader, the flags below) and again on the page's CPU
+//! fallback (Burn's CPU backend in wasm), and each selection compared with `gradsift select
+//! --method less` on the same embedded model and data (computed natively on the CPU backend:
+//! device independence, across a browser). Leaves a screenshot of the finished page in
+//! target/web-page.png. Without Chromium, the wasm32 target or a shell the test skips
 //! visibly, except under CI=true (.ci/run installs them).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -148,12 +149,35 @@ fn page_selection_equals_the_cli() {
     let want: Vec<usize> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("select/selected.json")).unwrap()).unwrap();
 
-    let posted: Posted = Arc::new((Mutex::new(None), Condvar::new()));
-    let port = serve(root.join("web/dist"), posted.clone());
     let shot = root.join("target/web-page.png");
     let _ = std::fs::remove_file(&shot);
-    let started = Instant::now();
-    let mut browser = Command::new("chromium")
+    for (query, screenshot) in [("", Some(shot.as_path())), ("&cpu=1", None)] {
+        let report = run_page(root, &dir, query, screenshot);
+        assert!(report.get("error").is_none(), "the page{query} failed: {}", report["error"]);
+        let device = report["device"].as_str().unwrap_or_default();
+        eprintln!(
+            "web: the page{query} selected in {:.1} s on {device} (scorer {})",
+            report["seconds"].as_f64().unwrap_or(f64::NAN),
+            report["scorer"]
+        );
+        let (want_device, want_scorer) = if query.is_empty() { ("wgpu:", "wgsl (f32)") } else { ("cpu", "cpu (f64)") };
+        assert!(device.starts_with(want_device), "the page{query} ran on {device}");
+        assert_eq!(report["scorer"], want_scorer);
+        let got: Vec<usize> = serde_json::from_value(report["selected"].clone()).unwrap();
+        assert_eq!(got, want, "the page{query} selected otherwise than gradsift select");
+    }
+    assert!(shot.is_file(), "no screenshot at {}", shot.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves the page, opens it in headless Chromium on SwiftShader's WebGPU with `query` added to
+/// its URL, and returns the run's report; with `screenshot`, Chromium captures the finished page
+/// there.
+fn run_page(root: &Path, dir: &Path, query: &str, screenshot: Option<&Path>) -> serde_json::Value {
+    let posted: Posted = Arc::new((Mutex::new(None), Condvar::new()));
+    let port = serve(root.join("web/dist"), posted.clone());
+    let mut chromium = Command::new("chromium");
+    chromium
         .args([
             "--headless=new",
             "--no-sandbox",
@@ -164,9 +188,17 @@ fn page_selection_equals_the_cli() {
             "--window-size=1280,1400",
             "--hide-scrollbars",
         ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("http://127.0.0.1:{port}/index.html?auto=1&report=1&hold=1"))
+        .arg(format!("--user-data-dir={}", dir.join(format!("profile{}", query.len())).display()));
+    // With a screenshot to take, the page holds its load event until its result is in.
+    let hold = match screenshot {
+        Some(path) => {
+            chromium.arg(format!("--screenshot={}", path.display()));
+            "&hold=1"
+        }
+        None => "",
+    };
+    let mut browser = chromium
+        .arg(format!("http://127.0.0.1:{port}/index.html?auto=1&report=1{hold}{query}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -178,29 +210,18 @@ fn page_selection_equals_the_cli() {
             let _ = browser.kill();
             let mut err = String::new();
             let _ = browser.stderr.take().map(|mut e| e.read_to_string(&mut err));
-            panic!("the page posted no result within {PAGE_LIMIT:?}; chromium said:\n{err}");
+            panic!("the page{query} posted no result within {PAGE_LIMIT:?}; chromium said:\n{err}");
         }
         got.clone().unwrap()
     };
-    // The screenshot follows the result (the page's /hold request returns then).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while browser.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
+    if let Some(path) = screenshot {
+        // The screenshot follows the result (the page's /hold request returns then).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while browser.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(path.is_file(), "no screenshot at {}", path.display());
     }
     let _ = browser.kill();
-    let report: serde_json::Value = serde_json::from_str(&result).unwrap();
-    assert!(report.get("error").is_none(), "the page failed: {}", report["error"]);
-    let device = report["device"].as_str().unwrap_or_default();
-    eprintln!(
-        "web: page selected in {:.1} s on {device} (scorer {}); {:.0} s from launch",
-        report["seconds"].as_f64().unwrap_or(f64::NAN),
-        report["scorer"],
-        started.elapsed().as_secs_f64()
-    );
-    assert!(device.starts_with("wgpu:"), "the page did not run on WebGPU: {device}");
-    assert_eq!(report["scorer"], "wgsl (f32)");
-    let got: Vec<usize> = serde_json::from_value(report["selected"].clone()).unwrap();
-    assert_eq!(got, want, "the page's selection differs from gradsift select's");
-    assert!(shot.is_file(), "no screenshot at {}", shot.display());
-    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&result).unwrap()
 }
