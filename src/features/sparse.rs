@@ -11,7 +11,7 @@
 //! columns in the same order from lists the host builds ([`SparseJl::by_row`]), both in f32,
 //! and both scale by 1/√nnz at the end.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::wgpu::wgpu;
 
@@ -182,7 +182,7 @@ struct Uploaded {
 pub struct GpuSparseProjector {
     gpu: Gpu,
     pipeline: wgpu::ComputePipeline,
-    uploaded: Mutex<Option<Uploaded>>,
+    uploaded: Mutex<Option<Arc<Uploaded>>>,
 }
 
 impl GpuSparseProjector {
@@ -207,11 +207,15 @@ impl GpuSparseProjector {
         if MAX_E * k * 4 > ctx.max_binding() {
             return Err(Error::Device(format!("projection dim {k} too large for this adapter's buffers")));
         }
-        let mut uploaded = self.uploaded.lock().map_err(|_| Error::Device("sparse projector poisoned".into()))?;
-        if !uploaded.as_ref().is_some_and(|u| u.jl == *jl && u.n == n) {
-            *uploaded = Some(self.upload(jl, n)?);
-        }
-        let slabs = &uploaded.as_ref().expect("just uploaded").slabs;
+        // Taken out of the lock: the reads below are awaited, and no lock is held across them.
+        let uploaded = {
+            let mut cached = self.uploaded.lock().map_err(|_| Error::Device("sparse projector poisoned".into()))?;
+            match cached.as_ref().filter(|u| u.jl == *jl && u.n == n) {
+                Some(u) => u.clone(),
+                None => cached.insert(Arc::new(self.upload(jl, n)?)).clone(),
+            }
+        };
+        let slabs = &uploaded.slabs;
         let slab_max = slabs.iter().map(|s| s.cols).max().unwrap_or(1);
         let mut out = Vec::with_capacity(e * k);
         for e0 in (0..e).step_by(MAX_E) {

@@ -223,5 +223,6 @@ fn run_page(root: &Path, dir: &Path, query: &str, screenshot: Option<&Path>) -> 
         assert!(path.is_file(), "no screenshot at {}", path.display());
     }
     let _ = browser.kill();
+    let _ = browser.wait();
     serde_json::from_str(&result).unwrap()
 }
