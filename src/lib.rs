@@ -18,7 +18,7 @@
 //!   grouping; [`select`]: top-k and the output files.
 //! - [`eval`]: fine-tune on selections and random subsets, measure held-out data;
 //!   [`pipeline`]: the jobs the CLI runs (load, featurize, warm up, select: what each method
-//!   needs, in `pipeline::Method`); [`plot`]: the figures; [`demo`]: the classroom run;
+//!   needs, in `pipeline::Method`), and LESS held in memory for the browser page; [`plot`]: the figures; [`demo`]: the classroom run;
 //!   [`bench`]: throughput and streamed scoring; [`assets`]: the embedded default.
 
 pub mod assets;
