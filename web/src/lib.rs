@@ -87,6 +87,16 @@ fn report_to_console() {
     }
 }
 
+/// CubeCL keeps its autotuning results in an on-disk cache; a browser has none, and CubeCL
+/// would warn of that on every new matrix-product shape. The results then live in memory.
+fn no_tuning_cache() {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let mut config = CubeClRuntimeConfig::default();
+    config.autotune.disable_cache = true;
+    // Set once per page; a second Demo finds it set.
+    let _ = CubeClRuntimeConfig::try_set(config);
+}
+
 fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -105,6 +115,7 @@ impl Demo {
     /// reason is in [`Demo::notice`]) and loads the embedded model and demo data.
     pub async fn open(gpu: bool) -> Result<Demo, JsError> {
         report_to_console();
+        no_tuning_cache();
         let compute = if gpu {
             match gradsift::device::open_default_gpu_async().await {
                 Ok(c) => c,
