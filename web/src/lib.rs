@@ -199,7 +199,8 @@ impl Demo {
             .iter()
             .map(|e| match &e.record {
                 gradsift::data::Record::Instruction { prompt, completion } => (prompt.clone(), completion.clone()),
-                other => (format!("{other:?}"), String::new()),
+                // The demo pool holds instructions; any other record shows as its line.
+                _ => (e.raw.clone(), String::new()),
             })
             .unzip();
         let report = RunReport {
