@@ -222,17 +222,17 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
     bar.set_position((manifest.chunks_done * job.opts.chunk_size).min(n) as u64);
     // Chunks an earlier run finished stay on disk; each new chunk is written as soon as it is
     // done, and the matrix is assembled from the chunks at the end, so memory holds one chunk.
+    let pass = GradientPass {
+        model: job.model,
+        adapter: job.adapter,
+        loss: job.loss,
+        transform: job.transform,
+        projector: &projector,
+        opts: job.opts,
+        compute,
+    };
     for c in manifest.chunks_done..n_chunks {
         let (c0, c1) = (c * job.opts.chunk_size, ((c + 1) * job.opts.chunk_size).min(n));
-        let pass = GradientPass {
-            model: job.model,
-            adapter: job.adapter,
-            loss: job.loss,
-            transform: job.transform,
-            projector: &projector,
-            opts: job.opts,
-            compute,
-        };
         let (data, losses) = block_on(pass.rows(&tokenized[c0..c1], |done| {
             bar.inc(done as u64);
             std::future::ready(())
