@@ -283,13 +283,28 @@ impl SuiteSpec {
             })
             .collect::<Result<_>>()?;
 
+        // The target tasks' pairs (ROSE's and PRISM's targets) reject what the target should not
+        // do, in the two forms the pool's low-quality lines take: a wrong answer or a non-answer,
+        // half each. A wrong answer alone (another capital, a nearby sum) contrasts one answer of
+        // the task with another of the same form, which no line of the task can teach apart.
+        let mut negative_rng = Rng(self.seed ^ 0x6E65_6761);
+        let mut target_pairs = |items: &[(usize, Item)]| -> Vec<String> {
+            items
+                .iter()
+                .map(|(k, it)| {
+                    let rejected =
+                        if negative_rng.below(2) == 0 { it.wrong.clone() } else { tasks::filler(&mut negative_rng) };
+                    pair(&it.prompt, &it.answer, &rejected, KINDS[*k])
+                })
+                .collect()
+        };
         let files: Vec<(&str, Vec<String>)> = vec![
             ("pool.jsonl", pool),
             ("pool-pairs.jsonl", pairs),
             ("target.jsonl", lines(&target, false)),
-            ("target-pairs.jsonl", lines(&target, true)),
+            ("target-pairs.jsonl", target_pairs(&target)),
             ("test.jsonl", lines(&test, false)),
-            ("test-pairs.jsonl", lines(&test, true)),
+            ("test-pairs.jsonl", target_pairs(&test)),
             ("val-pairs.jsonl", lines(&val_pairs, true)),
             ("heldout-pairs.jsonl", lines(&heldout_pairs, true)),
             ("base.jsonl", base),

@@ -220,3 +220,42 @@ fn rose_and_less_run_on_checkpoints() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// TSDS at a warmup checkpoint compares features as LESS does: its pool rows are LESS's Adam
+/// features of that checkpoint and its query rows LESS's plain target gradients, to the bit.
+/// (Adam features on both sides share the checkpoint's momentum term, which swamps distances.)
+#[test]
+fn tsds_at_a_checkpoint_uses_less_features() {
+    let c = Compute::cpu();
+    let loaded = common::load_with_adapter("tiny-llama", &c);
+    let fixtures = llama().parent().unwrap().to_path_buf();
+    let out = common::tmp("methods", "tsds-ckpt");
+    let data = fixtures.join("instruction.jsonl");
+    let ckpts =
+        pipeline::warmup(&loaded, std::slice::from_ref(&data), &warmup_opts(LossKind::Sft), &c, &out.join("warmup"))
+            .unwrap();
+    let last = &ckpts[ckpts.len() - 1..];
+    let opts = FeatureOptions { seed: 3, proj_dim: 64, chunk_size: 8, ..FeatureOptions::default() };
+    let options = MethodOptions { grad_type: GradType::Adam, ..Default::default() };
+    let mut stores = Vec::new();
+    for method in [Method::Less, Method::Tsds] {
+        let dir = out.join(format!("{method:?}"));
+        let s = SelectSpec {
+            pool: std::slice::from_ref(&data),
+            method: MethodSpec::new(method, Some(&data), last, &options).unwrap(),
+            budget: Budget::Count(2),
+            opts: &opts,
+            out: &dir,
+            pool_features: &[],
+        };
+        pipeline::select(&loaded, &s, &c).unwrap();
+        stores.push(dir);
+    }
+    let read = |p: PathBuf| gradsift::features::npy::read(&p.join("features.npy")).unwrap().0;
+    let (less, tsds) = (stores[0].join("features/0-checkpoint-2"), stores[1].join("features/tsds"));
+    let (pool, queries) = (read(tsds.join("pool")), read(tsds.join("target")));
+    assert_eq!(pool, read(less.join("pool")), "TSDS's candidates are not LESS's Adam features");
+    assert_eq!(queries, read(less.join("target")), "TSDS's queries are not LESS's target gradients");
+    assert_ne!(pool, queries, "pool and target are one file here: the two transforms must differ");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -62,6 +62,26 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
         let d = load_records(&dir.join(f)).unwrap();
         assert!(d.examples.iter().all(|e| e.task.as_deref().is_some_and(|t| spec.target_tasks.iter().any(|x| x == t))));
     }
+    // The target tasks' pairs: chosen is the target line's answer; rejected is a wrong answer or
+    // a non-answer (the pool's two low-quality forms), and both forms occur.
+    let fillers = ["ok ok ok", "I don't know.", "Sure!", "lol"];
+    let (mut wrong, mut filler) = (0, 0);
+    for (lines, name) in [("target.jsonl", "target-pairs.jsonl"), ("test.jsonl", "test-pairs.jsonl")] {
+        let (lines, pairs) = (load_records(&dir.join(lines)).unwrap(), load_records(&dir.join(name)).unwrap());
+        assert_eq!(lines.len(), pairs.len());
+        for (l, p) in lines.examples.iter().zip(&pairs.examples) {
+            let Record::Instruction { prompt: lp, completion } = &l.record else { panic!("not an instruction") };
+            let Record::Preference { prompt, chosen, rejected } = &p.record else { panic!("not a pair") };
+            assert_eq!((lp, completion), (prompt, chosen), "{name} line {}", p.line);
+            assert_ne!(chosen, rejected);
+            if fillers.contains(&rejected.trim()) {
+                filler += 1;
+            } else {
+                wrong += 1;
+            }
+        }
+    }
+    assert!(wrong >= 10 && filler >= 10, "rejected: {wrong} wrong answers, {filler} non-answers");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
