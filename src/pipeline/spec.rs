@@ -165,7 +165,7 @@ pub enum MethodSpec<'a> {
     },
     Tsds {
         target: &'a Path,
-        /// The warmup checkpoint whose Adam features (pool and target alike) are matched.
+        /// The warmup checkpoint: Adam features of the pool against plain gradients of the targets.
         checkpoint: Option<&'a Path>,
         options: TsdsOptions,
     },
