@@ -162,25 +162,18 @@ pub struct Compute {
 }
 
 impl Compute {
-    /// The CPU backend: Burn's Flex (pure Rust, the fastest pure-Rust CPU backend we measured;
-    /// see README), or with the `openblas` feature NdArray with OpenBLAS's matrix products
-    /// (1.5× Flex's gradient throughput at SmolLM2's shape).
+    /// The CPU backend: Burn's Flex (pure Rust; with its threads, SIMD kernels and gemm's
+    /// AVX-512 kernel it computes gradients at SmolLM2's shape 1.8–2.1× faster than NdArray, see
+    /// README).
     pub fn cpu() -> Compute {
-        if cfg!(feature = "openblas") {
-            Self::cpu_ndarray()
-        } else {
-            Self::cpu_flex()
-        }
+        Self::cpu_flex()
     }
 
-    /// The other CPU backend: an independent implementation for `doctor` to check [`Self::cpu`]
-    /// against, and for `bench` to compare with.
+    /// The other CPU backend, NdArray (its matrix products in OpenBLAS with the `openblas`
+    /// feature): an independent implementation for `doctor` to check [`Self::cpu`] against, and
+    /// for `bench` to compare with.
     pub fn cpu_other() -> Compute {
-        if cfg!(feature = "openblas") {
-            Self::cpu_flex()
-        } else {
-            Self::cpu_ndarray()
-        }
+        Self::cpu_ndarray()
     }
 
     /// Burn's Flex backend.
