@@ -20,6 +20,10 @@ pub enum Arch {
     Qwen3,
     /// Phi-3: Llama with fused `qkv_proj` and `gate_up_proj`.
     Phi3,
+    /// Gemma (1): Llama's block (a norm before attention and one before the MLP) with RMSNorm
+    /// scaled by (1 + w), embeddings × √hidden and a GELU-tanh gated MLP (its legacy
+    /// `hidden_act: "gelu"` read as the tanh form, as Transformers does).
+    Gemma,
     /// Gemma-2: RMSNorm scaled by (1 + w), embeddings × √hidden, GELU-tanh gated MLP, norms
     /// after attention and MLP too, soft-capped attention scores and logits,
     /// `query_pre_attn_scalar`, sliding-window layers per `layer_types`.
@@ -41,13 +45,21 @@ impl Arch {
                 ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
             }
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
-            Arch::Gemma2 | Arch::Gemma3 => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+            Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
+                ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
+            }
         }
     }
 
-    /// Gemma's conventions: norms scaled by (1 + w), embeddings multiplied by √hidden, norms
-    /// after attention and the MLP as well as before.
+    /// Gemma's conventions: norms scaled by (1 + w), embeddings multiplied by √hidden, a
+    /// GELU-tanh MLP.
     pub fn is_gemma(self) -> bool {
+        matches!(self, Arch::Gemma | Arch::Gemma2 | Arch::Gemma3)
+    }
+
+    /// Gemma-2 and later: norms after attention and the MLP as well as before, sliding-window
+    /// layers, soft-capping and `query_pre_attn_scalar`.
+    pub fn is_gemma2_family(self) -> bool {
         matches!(self, Arch::Gemma2 | Arch::Gemma3)
     }
 }
@@ -317,6 +329,7 @@ impl ModelConfig {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "phi3" => Arch::Phi3,
+            "gemma" => Arch::Gemma,
             "gemma2" => Arch::Gemma2,
             "gemma3_text" => Arch::Gemma3,
             "gemma3" => {
@@ -343,7 +356,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 | Arch::Gemma3 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
                 Self::llama(arch, windowed, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
@@ -409,9 +422,12 @@ impl ModelConfig {
         let hidden_act = match act_name {
             "silu" => Activation::Silu,
             "gelu_pytorch_tanh" | "gelu_new" if gemma => Activation::GeluTanh,
+            // Gemma (1)'s released configs say "gelu" and mean the tanh form (Transformers
+            // rewrites it so).
+            "gelu" if arch == Arch::Gemma => Activation::GeluTanh,
             other => return Err(Error::format(path, format!("unsupported hidden activation `{other}`"))),
         };
-        if !gemma {
+        if !arch.is_gemma2_family() {
             // Fields that change the computation, implemented only where they belong.
             for (field, set) in [
                 ("query_pre_attn_scalar", c.query_pre_attn_scalar.is_some()),
@@ -442,7 +458,10 @@ impl ModelConfig {
             norm_eps: c.rms_norm_eps,
             rope: Some(rope),
             sliding_rope,
-            tie_embeddings: c.tie_word_embeddings.unwrap_or(arch == Arch::Qwen2),
+            // Absent means the config class's default: Transformers 4 leaves a value out of
+            // config.json when it equals both PretrainedConfig's default (tied) and the
+            // class's, so Gemma's checkpoints say nothing and have no `lm_head.weight`.
+            tie_embeddings: c.tie_word_embeddings.unwrap_or(arch.is_gemma()),
             max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
             eos_token_id: eos,
             bos_token_id: bos,
@@ -504,7 +523,7 @@ fn windows(arch: Arch, windowed: bool, c: &LlamaConfigFile, path: &Path) -> Resu
     let layers = c.num_hidden_layers;
     let qwen = matches!(arch, Arch::Qwen2 | Arch::Qwen3);
     // A window changes every attention score past it: never ignore one.
-    let window = match (arch.is_gemma(), windowed, qwen, c.use_sliding_window) {
+    let window = match (arch.is_gemma2_family(), windowed, qwen, c.use_sliding_window) {
         (true, _, _, _) => Some(c.sliding_window.unwrap_or(4096)),
         (_, true, _, _) => c.sliding_window,
         (_, _, true, Some(true)) => Some(c.sliding_window.unwrap_or(4096)),
@@ -659,6 +678,33 @@ mod tests {
         assert!(e.to_string().contains("use_bidirectional_attention"), "{e}");
         let e = parse(serde_json::json!({ "model_type": "gemma3", "text_config": {} })).unwrap_err();
         assert!(e.to_string().contains("gemma3_text"), "{e}");
+    }
+
+    #[test]
+    fn gemma_reads_its_legacy_activation_and_the_class_defaults() {
+        // As google/gemma-2b's config.json has it: no tie_word_embeddings (Transformers 4 left
+        // the default out) and the legacy "gelu".
+        let mut v = llama(serde_json::json!({ "model_type": "gemma", "hidden_act": "gelu", "head_dim": 8 }));
+        v.as_object_mut().unwrap().remove("tie_word_embeddings");
+        let c = parse(v.clone()).unwrap();
+        assert_eq!(c.arch, Arch::Gemma);
+        assert_eq!(c.hidden_act, Activation::GeluTanh);
+        assert!(c.tie_embeddings, "Gemma's configs leave the tied default out");
+        assert_eq!(c.sliding_window, None, "Gemma (1) has no window");
+        assert!(c.attn_softcap.is_none() && !c.qk_norm);
+        assert!(c.arch.is_gemma() && !c.arch.is_gemma2_family());
+        v["query_pre_attn_scalar"] = 8.into();
+        assert!(parse(v).unwrap_err().to_string().contains("query_pre_attn_scalar"));
+        // Gemma-2 without the field is tied too; Llama without it is not.
+        let mut g2 = llama(serde_json::json!({ "model_type": "gemma2", "hidden_activation": "gelu_pytorch_tanh" }));
+        g2.as_object_mut().unwrap().remove("tie_word_embeddings");
+        assert!(parse(g2).unwrap().tie_embeddings);
+        let mut l = llama(serde_json::json!({}));
+        l.as_object_mut().unwrap().remove("tie_word_embeddings");
+        assert!(!parse(l).unwrap().tie_embeddings);
+        // "gelu" means the tanh form only where Transformers rewrites it.
+        let e = parse(llama(serde_json::json!({ "hidden_act": "gelu" }))).unwrap_err();
+        assert!(e.to_string().contains("gelu"), "{e}");
     }
 
     #[test]

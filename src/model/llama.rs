@@ -1,8 +1,9 @@
 //! Llama-family decoder (Llama 1–3 with RoPE scaling, Mistral with its sliding window, SmolLM,
 //! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
 //! checkpoint has it), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused `qkv_proj` and
-//! `gate_up_proj`), Gemma-2 and Gemma-3 (see [`Arch::Gemma2`], [`Arch::Gemma3`]): RMSNorm,
-//! rotary positions, grouped-query attention, gated MLP. Parameter names follow HF.
+//! `gate_up_proj`), Gemma, Gemma-2 and Gemma-3 (see [`Arch::Gemma`], [`Arch::Gemma2`],
+//! [`Arch::Gemma3`]): RMSNorm, rotary positions, grouped-query attention, gated MLP. Parameter
+//! names follow HF.
 
 use burn::prelude::*;
 
@@ -69,9 +70,9 @@ impl Llama {
                 softcap: cfg.attn_softcap,
                 sliding: cfg.sliding_layers[l],
             };
-            // Gemma names its four norms for where they sit; in Llama
+            // Gemma-2 and -3 name their four norms for where they sit; in Llama and Gemma (1)
             // `post_attention_layernorm` is the norm before the MLP.
-            let (attn_out_norm, mlp_norm, mlp_out_norm) = match gemma {
+            let (attn_out_norm, mlp_norm, mlp_out_norm) = match cfg.arch.is_gemma2_family() {
                 true => (
                     Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
                     rms(lb, format!("{p}.pre_feedforward_layernorm.weight"), h)?,

@@ -65,7 +65,7 @@ impl CausalLm {
     ) -> Result<(Self, Vec<Leaf>)> {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma2 | Arch::Gemma3 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
                 Body::Llama(llama::Llama::load(&config, &mut lb)?)
             }
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),

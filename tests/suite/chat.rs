@@ -9,10 +9,19 @@ use std::path::{Path, PathBuf};
 use gradsift::data::{load_records, ChatTemplate, Sequence, TextTokenizer, Tokenized};
 use serde_json::Value;
 
-/// hf-arch's models, and the two made by tests/fixtures/hf-arch/make_reference.py (Gemma-3's
-/// template folds the system message into the first user turn and slices `messages[1:]`).
-const CHAT_MODELS: &[&str] =
-    &["tiny-llama3", "tiny-qwen3", "tiny-gemma2", "tiny-phi3", "tiny-mistral", "tiny-gemma3", "tiny-qwen2-window"];
+/// hf-arch's models, and the three made by tests/fixtures/hf-arch/make_reference.py (Gemma-3's
+/// template, which tiny-gemma uses too, folds the system message into the first user turn and
+/// slices `messages[1:]`).
+const CHAT_MODELS: &[&str] = &[
+    "tiny-llama3",
+    "tiny-qwen3",
+    "tiny-gemma2",
+    "tiny-phi3",
+    "tiny-mistral",
+    "tiny-gemma",
+    "tiny-gemma3",
+    "tiny-qwen2-window",
+];
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch")

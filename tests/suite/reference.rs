@@ -22,9 +22,11 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// embeddings), Qwen3 (q/k norm, head_dim 24 ≠ hidden / heads, bf16 weights) and Phi-3 (fused
 /// qkv_proj and gate_up_proj, LoRA on the fused modules) and Gemma-2 (soft-capping, sliding
 /// and full layers, four norms per block, scaled embeddings); and, made by
-/// tests/fixtures/hf-arch/make_reference.py, Gemma-3 (q/k norms, RoPE per layer type with a
-/// linearly scaled global base, bf16) and Qwen2 with `use_sliding_window` (a window on the
-/// layers from `max_window_layers` on).
+/// tests/fixtures/hf-arch/make_reference.py, Gemma (1) (multi-query attention, scaled norms and
+/// embeddings, its config.json as Transformers 4 wrote Google's: legacy `"gelu"`, the tied
+/// default left out), Gemma-3 (q/k norms, RoPE per layer type with a linearly scaled global
+/// base, bf16) and Qwen2 with `use_sliding_window` (a window on the layers from
+/// `max_window_layers` on).
 const NUMERIC: &[&str] = &[
     "tiny-llama",
     "tiny-qwen2",
@@ -34,6 +36,7 @@ const NUMERIC: &[&str] = &[
     "tiny-qwen3",
     "tiny-phi3",
     "tiny-gemma2",
+    "tiny-gemma",
     "tiny-gemma3",
     "tiny-qwen2-window",
 ];
@@ -45,7 +48,7 @@ fn fixtures() -> PathBuf {
 /// The directory of a fixture checkpoint.
 fn model_dir(model: &str) -> PathBuf {
     match model {
-        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" | "tiny-gemma3"
+        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" | "tiny-gemma" | "tiny-gemma3"
         | "tiny-qwen2-window" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
         _ => fixtures().join(model),
     }
