@@ -41,11 +41,8 @@ impl Arch {
     pub fn default_lora_targets(self) -> Vec<String> {
         match self {
             Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
-                ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
-            }
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
-            Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
                 ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
             }
         }
