@@ -35,7 +35,10 @@ pub fn greedy(
                 }
             }
             let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), t]), device);
-            let next = model.logits(ids, lora.as_ref()).argmax(2);
+            // Every step reruns the whole sequence (no cache), so a LongRoPE model past its
+            // original context rotates every position by the long set, as a fresh pass would.
+            let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+            let next = model.logits(ids, &lengths, lora.as_ref()).argmax(2);
             let next: Vec<i64> = next.into_data().iter::<i64>().collect();
             for (i, s) in seqs.iter_mut().enumerate() {
                 if done[i] {

@@ -42,7 +42,8 @@ pub fn embeddings(
     for chunk in seqs.chunks(batch.max(1)) {
         let b = SeqBatch::new(chunk, device);
         let lora = adapter.map(|a| a.runtime(model.linears.len(), chunk.len(), device));
-        let hidden: Vec<f32> = model.hidden(b.ids.clone(), lora.as_ref()).into_data().iter::<f32>().collect();
+        let hidden: Vec<f32> =
+            model.hidden(b.ids.clone(), &b.lengths, lora.as_ref()).into_data().iter::<f32>().collect();
         let t = hidden.len() / (chunk.len() * h);
         for (i, &len) in b.lengths.iter().enumerate() {
             let row = |p: usize| &hidden[(i * t + p) * h..(i * t + p + 1) * h];

@@ -7,6 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::dtype::FloatKind;
+use super::rope::{RopeScaling, RopeSpec};
 use crate::error::{Error, Result};
 
 /// The transformer families we implement.
@@ -69,63 +71,6 @@ pub enum Activation {
     GeluTanh,
 }
 
-/// How RoPE's inverse frequencies are rescaled for a longer context.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RopeScaling {
-    None,
-    /// `linear`: every frequency divided by `factor`.
-    Linear {
-        factor: f32,
-    },
-    /// `llama3` (Llama-3.1 and later): low frequencies divided by `factor`, high ones kept,
-    /// the band between blended smoothly.
-    Llama3 {
-        factor: f32,
-        low_freq_factor: f32,
-        high_freq_factor: f32,
-        original_max_positions: f32,
-    },
-}
-
-impl RopeScaling {
-    /// The rescaled inverse frequency, in f32 as Transformers computes it.
-    pub fn apply(self, inv_freq: f32) -> f32 {
-        match self {
-            RopeScaling::None => inv_freq,
-            RopeScaling::Linear { factor } => inv_freq / factor,
-            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_positions } => {
-                let wavelen = 2.0 * std::f32::consts::PI / inv_freq;
-                let (low_wavelen, high_wavelen) =
-                    (original_max_positions / low_freq_factor, original_max_positions / high_freq_factor);
-                if wavelen > low_wavelen {
-                    inv_freq / factor
-                } else if wavelen < high_wavelen {
-                    inv_freq
-                } else {
-                    let smooth =
-                        (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
-                    (1.0 - smooth) * inv_freq / factor + smooth * inv_freq
-                }
-            }
-        }
-    }
-}
-
-/// The rotary embedding of one kind of layer: its base and its scaling.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RopeSpec {
-    pub theta: f64,
-    pub scaling: RopeScaling,
-}
-
-/// A checkpoint's declared float type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloatKind {
-    F32,
-    Bf16,
-    F16,
-}
-
 /// Model hyper-parameters.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
@@ -136,6 +81,9 @@ pub struct ModelConfig {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// How many features of each head RoPE rotates: `head_dim` unless Phi-3's
+    /// `partial_rotary_factor` says less.
+    pub rotary_dim: usize,
     pub intermediate: usize,
     pub norm_eps: f64,
     /// Rotary positions of the (full-attention) layers; None for learned positions (GPT-2).
@@ -192,33 +140,127 @@ struct RopeParameters {
     #[serde(rename = "type")]
     kind: Option<String>,
     rope_theta: Option<f64>,
-    factor: Option<f32>,
+    factor: Option<f64>,
     partial_rotary_factor: Option<f64>,
     low_freq_factor: Option<f32>,
     high_freq_factor: Option<f32>,
-    original_max_position_embeddings: Option<f32>,
+    original_max_position_embeddings: Option<f64>,
+    attention_factor: Option<f64>,
+    beta_fast: Option<f64>,
+    beta_slow: Option<f64>,
+    mscale: Option<f64>,
+    mscale_all_dim: Option<f64>,
+    truncate: Option<bool>,
+    short_factor: Option<Vec<f32>>,
+    long_factor: Option<Vec<f32>>,
+}
+
+/// What the scalings read outside their block, as Transformers resolves it.
+struct RopeContext<'a> {
+    path: &'a Path,
+    phi3: bool,
+    /// A top-level `original_max_position_embeddings`; it wins over the block's.
+    top_original: Option<f64>,
+    max_positions: Option<usize>,
+    /// The rotation's width (LongRoPE has one factor per frequency).
+    rotary_dim: usize,
+}
+
+impl RopeContext<'_> {
+    fn error(&self, message: String) -> Error {
+        Error::format(self.path, message)
+    }
 }
 
 impl RopeParameters {
-    /// The scaling it describes; `path` names the file in errors.
-    fn scaling(&self, path: &Path) -> Result<RopeScaling> {
-        let need = |v: Option<f32>, field: &str| {
-            v.ok_or_else(|| Error::format(path, format!("rope scaling needs field `{field}`")))
+    fn rope_type(&self, phi3: bool) -> &str {
+        match self.rope_type.as_deref().or(self.kind.as_deref()).unwrap_or("default") {
+            // Phi-3's older names of LongRoPE (Transformers renames them so).
+            "su" | "yarn" if phi3 => "longrope",
+            other => other,
+        }
+    }
+
+    /// The scaling it describes.
+    fn scaling(&self, cx: &RopeContext) -> Result<RopeScaling> {
+        let need = |v: Option<f64>, field: &str| {
+            v.ok_or_else(|| cx.error(format!("rope scaling `{}` needs field `{field}`", self.rope_type(cx.phi3))))
         };
-        Ok(match self.rope_type.as_deref().or(self.kind.as_deref()).unwrap_or("default") {
+        // The pretraining context: Phi-3's config class always has a top-level one (4096 by
+        // default), other classes only where the file sets it; then the block's, then
+        // max_position_embeddings.
+        let original = || {
+            let top = if cx.phi3 { Some(cx.top_original.unwrap_or(4096.0)) } else { cx.top_original };
+            let max = cx.max_positions.map(|m| m as f64);
+            need(top.or(self.original_max_position_embeddings).or(max), "original_max_position_embeddings")
+        };
+        // YaRN and LongRoPE without a factor stretch to max_position_embeddings.
+        let factor_or_ratio = |original: f64| match (self.factor, cx.max_positions) {
+            (Some(f), _) => Ok(f),
+            (None, Some(max)) => Ok(max as f64 / original),
+            (None, None) => need(None, "factor"),
+        };
+        Ok(match self.rope_type(cx.phi3) {
             "default" => RopeScaling::None,
-            "linear" => RopeScaling::Linear { factor: need(self.factor, "factor")? },
+            "linear" => RopeScaling::Linear { factor: need(self.factor, "factor")? as f32 },
             "llama3" => RopeScaling::Llama3 {
-                factor: need(self.factor, "factor")?,
-                low_freq_factor: need(self.low_freq_factor, "low_freq_factor")?,
-                high_freq_factor: need(self.high_freq_factor, "high_freq_factor")?,
-                original_max_positions: need(
-                    self.original_max_position_embeddings,
-                    "original_max_position_embeddings",
-                )?,
+                factor: need(self.factor, "factor")? as f32,
+                low_freq_factor: need(self.low_freq_factor.map(f64::from), "low_freq_factor")? as f32,
+                high_freq_factor: need(self.high_freq_factor.map(f64::from), "high_freq_factor")? as f32,
+                original_max_positions: original()? as f32,
             },
+            "yarn" => {
+                let original = original()?;
+                let factor = factor_or_ratio(original)?;
+                let mscale = |scale: f64, m: f64| if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 };
+                let attention_factor = match (self.attention_factor, self.mscale, self.mscale_all_dim) {
+                    (Some(a), _, _) => a,
+                    (None, Some(m), Some(all)) if m != 0.0 && all != 0.0 => mscale(factor, m) / mscale(factor, all),
+                    _ => mscale(factor, 1.0),
+                };
+                // Zero means the default, as Transformers' `or`.
+                let or_default = |v: Option<f64>, d: f64| v.filter(|&v| v != 0.0).unwrap_or(d);
+                RopeScaling::Yarn {
+                    factor: factor as f32,
+                    original_max_positions: original,
+                    beta_fast: or_default(self.beta_fast, 32.0),
+                    beta_slow: or_default(self.beta_slow, 1.0),
+                    truncate: self.truncate.unwrap_or(true),
+                    attention_factor,
+                }
+            }
+            "longrope" => {
+                let original = original()?;
+                let factor = factor_or_ratio(original)?;
+                let attention_factor = match self.attention_factor {
+                    Some(a) => a,
+                    None if factor <= 1.0 => 1.0,
+                    None => (1.0 + factor.ln() / original.ln()).sqrt(),
+                };
+                let set = |v: &Option<Vec<f32>>, field: &str| -> Result<Vec<f32>> {
+                    let v =
+                        v.clone().ok_or_else(|| cx.error(format!("rope scaling `longrope` needs field `{field}`")))?;
+                    if v.len() != cx.rotary_dim / 2 {
+                        return Err(cx.error(format!(
+                            "`{field}` has {} entries; the rotation of {} features needs {}",
+                            v.len(),
+                            cx.rotary_dim,
+                            cx.rotary_dim / 2
+                        )));
+                    }
+                    Ok(v)
+                };
+                RopeScaling::LongRope {
+                    short: set(&self.short_factor, "short_factor")?,
+                    long: set(&self.long_factor, "long_factor")?,
+                    original_max_positions: original as usize,
+                    attention_factor,
+                }
+            }
             other => {
-                return Err(Error::format(path, format!("unsupported rope_type `{other}` (default, linear, llama3)")))
+                return Err(
+                    cx.error(format!("unsupported rope_type `{other}` (default, linear, llama3, yarn, longrope)"))
+                )
             }
         })
     }
@@ -257,10 +299,12 @@ struct LlamaConfigFile {
     rope_local_base_freq: Option<f64>,
     tie_word_embeddings: Option<bool>,
     max_position_embeddings: Option<usize>,
+    /// Phi-3 keeps the pretraining context here, outside the RoPE block.
+    original_max_position_embeddings: Option<f64>,
     hidden_act: Option<String>,
     /// Mistral's attention window (Qwen2 carries one too, used only with `use_sliding_window`).
     sliding_window: Option<usize>,
-    /// RoPE on only part of each head (Phi-2 style); older files keep it at the top level.
+    /// RoPE on only part of each head (Phi-4-mini); older files keep it at the top level.
     partial_rotary_factor: Option<f64>,
     /// Gemma's name of `hidden_act`.
     hidden_activation: Option<String>,
@@ -376,6 +420,7 @@ impl ModelConfig {
             heads: c.n_head,
             kv_heads: c.n_head,
             head_dim: c.n_embd / c.n_head,
+            rotary_dim: c.n_embd / c.n_head,
             intermediate: c.n_inner.unwrap_or(4 * c.n_embd),
             norm_eps: c.layer_norm_epsilon,
             rope: None,
@@ -413,7 +458,7 @@ impl ModelConfig {
             ));
         }
         let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
-        let (rope, sliding_rope) = ropes(arch, &c, path)?;
+        let (rope, sliding_rope, rotary_dim) = ropes(arch, &c, head_dim, path)?;
         let gemma = arch.is_gemma();
         let act_name = c.hidden_activation.as_deref().or(c.hidden_act.as_deref()).unwrap_or("silu");
         let hidden_act = match act_name {
@@ -451,6 +496,7 @@ impl ModelConfig {
             heads,
             kv_heads,
             head_dim,
+            rotary_dim,
             intermediate: c.intermediate_size,
             norm_eps: c.rms_norm_eps,
             rope: Some(rope),
@@ -474,10 +520,11 @@ impl ModelConfig {
     }
 }
 
-/// The RoPE of the full layers and, where it differs, of the sliding ones. Reads every form
-/// Transformers writes: `rope_parameters` (one block, or one per layer type) and the older
-/// `rope_scaling` with top-level `rope_theta` (and Gemma-3's `rope_local_base_freq`).
-fn ropes(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<(RopeSpec, Option<RopeSpec>)> {
+/// The RoPE of the full layers and, where it differs, of the sliding ones, and how many
+/// features of each head rotate. Reads every form Transformers writes: `rope_parameters` (one
+/// block, or one per layer type) and the older `rope_scaling` with top-level `rope_theta`
+/// (and Gemma-3's `rope_local_base_freq`).
+fn ropes(arch: Arch, c: &LlamaConfigFile, head_dim: usize, path: &Path) -> Result<(RopeSpec, Option<RopeSpec>, usize)> {
     let block = |v: &Value| typed::<RopeParameters>(v, path);
     let per_type = c
         .rope_parameters
@@ -490,16 +537,41 @@ fn ropes(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<(RopeSpec, Opti
         (None, Some(v)) => (Some(block(v)?), None),
         (None, None) => (c.rope_scaling.clone(), None),
     };
-    let partial = full.iter().chain(&local).filter_map(|p| p.partial_rotary_factor).chain(c.partial_rotary_factor);
-    if let Some(f) = partial.into_iter().find(|&f| f != 1.0) {
-        return Err(Error::format(path, format!("partial_rotary_factor {f} is not supported (1.0)")));
-    }
+    // The block's factor first, then the top-level one (Transformers' order).
+    let partial = full.iter().chain(&local).find_map(|p| p.partial_rotary_factor).or(c.partial_rotary_factor);
+    let rotary_dim = match partial.filter(|&f| f != 1.0) {
+        None => head_dim,
+        // Only Phi-3's attention splits heads into a rotated and a passed-through part.
+        Some(f) if arch == Arch::Phi3 && f > 0.0 && f < 1.0 => {
+            let r = (head_dim as f64 * f) as usize;
+            if r == 0 || r % 2 == 1 {
+                return Err(Error::format(
+                    path,
+                    format!("partial_rotary_factor {f} of head_dim {head_dim} rotates {r} features (must be even and positive)"),
+                ));
+            }
+            r
+        }
+        Some(f) => {
+            return Err(Error::format(
+                path,
+                format!("partial_rotary_factor {f} is not supported for this model_type (Phi-3: in (0, 1])"),
+            ))
+        }
+    };
+    let cx = RopeContext {
+        path,
+        phi3: arch == Arch::Phi3,
+        top_original: c.original_max_position_embeddings,
+        max_positions: c.max_position_embeddings,
+        rotary_dim,
+    };
     // Gemma-3's defaults: a global base of 1e6 for the full layers, a local one of 1e4.
     let gemma3 = arch == Arch::Gemma3;
     let spec = |p: Option<&RopeParameters>, theta: f64| -> Result<RopeSpec> {
         Ok(RopeSpec {
             theta: p.and_then(|p| p.rope_theta).unwrap_or(theta),
-            scaling: p.map(|p| p.scaling(path)).transpose()?.unwrap_or(RopeScaling::None),
+            scaling: p.map(|p| p.scaling(&cx)).transpose()?.unwrap_or(RopeScaling::None),
         })
     };
     let rope = spec(full.as_ref(), c.rope_theta.unwrap_or(if gemma3 { 1e6 } else { 1e4 }))?;
@@ -509,7 +581,7 @@ fn ropes(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<(RopeSpec, Opti
         (None, Some(theta)) => Some(RopeSpec { theta, scaling: RopeScaling::None }),
         (None, None) => None,
     };
-    Ok((rope, sliding.filter(|s| *s != rope)))
+    Ok((rope.clone(), sliding.filter(|s| *s != rope), rotary_dim))
 }
 
 /// The attention window and which layers use it, as Transformers decides per family: Mistral
@@ -602,21 +674,48 @@ mod tests {
     }
 
     #[test]
-    fn llama3_scaling_keeps_high_divides_low_and_blends_between() {
-        let s = RopeScaling::Llama3 {
-            factor: 8.0,
-            low_freq_factor: 1.0,
-            high_freq_factor: 4.0,
-            original_max_positions: 8192.0,
-        };
-        let wave = |w: f32| 2.0 * std::f32::consts::PI / w;
-        assert_eq!(s.apply(wave(1000.0)), wave(1000.0), "shorter than 8192/4: kept");
-        assert_eq!(s.apply(wave(10000.0)), wave(10000.0) / 8.0, "longer than 8192: divided");
-        // Halfway through the band (smooth = 0.5 at wavelength 8192/2.5).
-        let f = wave(8192.0 / 2.5);
-        assert!((s.apply(f) / (0.5 * f / 8.0 + 0.5 * f) - 1.0).abs() < 1e-6);
+    fn rope_scalings_read_as_transformers_resolves_them() {
         let c = parse(llama(serde_json::json!({ "rope_scaling": { "rope_type": "linear", "factor": 2.0 } })));
         assert_eq!(c.unwrap().rope.unwrap().scaling, RopeScaling::Linear { factor: 2.0 });
+        // llama3 without its own original length takes max_position_embeddings.
+        let c = parse(llama(serde_json::json!({ "max_position_embeddings": 64, "rope_parameters": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0 } })));
+        assert!(matches!(
+            c.unwrap().rope.unwrap().scaling,
+            RopeScaling::Llama3 { original_max_positions, .. } if original_max_positions == 64.0
+        ));
+        // Qwen's long-context YaRN: attention factor 0.1·ln(4) + 1.
+        let c = parse(llama(serde_json::json!({ "model_type": "qwen3", "head_dim": 4, "rope_scaling": {
+            "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768 } })));
+        match c.unwrap().rope.unwrap().scaling {
+            RopeScaling::Yarn { factor, beta_fast, beta_slow, truncate, attention_factor, .. } => {
+                assert_eq!((factor, beta_fast, beta_slow, truncate), (4.0, 32.0, 1.0, true));
+                assert!((attention_factor - (0.1 * 4f64.ln() + 1.0)).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Phi-3.5 as on the Hub: the older key, the original length at the top level, no factor
+        // (so max/original = 32), and a 3/4 rotation as Phi-4-mini has.
+        let mut v = llama(serde_json::json!({ "model_type": "phi3", "head_dim": 8, "max_position_embeddings": 131072,
+            "original_max_position_embeddings": 4096, "partial_rotary_factor": 0.75, "rope_scaling": {
+            "type": "longrope", "short_factor": [1.0, 1.0, 1.0], "long_factor": [2.0, 2.0, 2.0] } }));
+        let c = parse(v.clone()).unwrap();
+        assert_eq!((c.head_dim, c.rotary_dim), (8, 6));
+        match c.rope.unwrap().scaling {
+            RopeScaling::LongRope { original_max_positions, attention_factor, .. } => {
+                assert_eq!(original_max_positions, 4096);
+                assert!((attention_factor - (1.0 + 32f64.ln() / 4096f64.ln()).sqrt()).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        v["rope_scaling"]["short_factor"] = serde_json::json!([1.0, 1.0]);
+        let e = parse(v.clone()).unwrap_err().to_string();
+        assert!(e.contains("short_factor") && e.contains("2 entries"), "{e}");
+        v["model_type"] = "llama".into();
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("partial_rotary_factor 0.75"), "{e}");
+        let e = parse(llama(serde_json::json!({ "rope_scaling": { "rope_type": "dynamic", "factor": 2.0 } })));
+        assert!(e.unwrap_err().to_string().contains("unsupported rope_type `dynamic`"));
     }
 
     #[test]

@@ -72,9 +72,9 @@ impl Gpt2 {
     }
 
     /// Final hidden states `[B, T, H]` (after `ln_f`).
-    pub fn hidden(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
-        let pos = self.positions.positions(t, &ids.device());
+        let pos = self.positions.positions(t, lengths, &ids.device());
         let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
         let mut x = tok + self.wpe.clone().narrow(0, 0, t).reshape([1, t, self.hidden]);
         for blk in &self.blocks {

@@ -8,9 +8,10 @@
 use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
-use super::config::{Arch, ModelConfig, RopeSpec};
+use super::config::{Arch, ModelConfig};
 use super::linear::{LinearBuilder, LoraRuntime};
 use super::positions::{PositionCache, Rope};
+use super::rope::RopeSpec;
 use crate::error::Result;
 
 /// The decoder stack and head.
@@ -104,8 +105,8 @@ impl Llama {
         } else {
             lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
-        let rope = |spec: RopeSpec| Rope { head_dim: hd, spec, inv_freq_dtype: cfg.dtype };
-        let full_rope = cfg.rope.map(rope);
+        let rope = |spec: RopeSpec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype };
+        let full_rope = cfg.rope.clone().map(rope);
         Ok(Llama {
             hidden: h,
             embed,
@@ -114,14 +115,15 @@ impl Llama {
             blocks,
             norm,
             lm_head,
-            positions: PositionCache::new(full_rope, cfg.sliding_rope.map(rope), cfg.sliding_window),
+            positions: PositionCache::new(full_rope, cfg.sliding_rope.clone().map(rope), cfg.sliding_window),
         })
     }
 
-    /// Final hidden states `[B, T, H]` (after the last norm).
-    pub fn hidden(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+    /// Final hidden states `[B, T, H]` (after the last norm) of rows holding `lengths` real
+    /// tokens each.
+    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
-        let pos = self.positions.positions(t, &ids.device());
+        let pos = self.positions.positions(t, lengths, &ids.device());
         let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
         if let Some(scale) = self.embed_scale {
             x = x.mul_scalar(scale);

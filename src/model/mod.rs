@@ -2,6 +2,7 @@
 
 mod block;
 mod config;
+mod dtype;
 mod gpt2;
 pub mod hub;
 mod linear;
@@ -9,15 +10,18 @@ mod llama;
 mod lora;
 mod nn;
 mod positions;
+mod rope;
 mod weights;
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use config::{Arch, FloatKind, ModelConfig, RopeScaling, TokenIds};
+pub use config::{Arch, ModelConfig, TokenIds};
+pub use dtype::FloatKind;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
+pub use rope::{RopeScaling, RopeSpec};
 pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTensor, Weights};
 
 use crate::error::{Error, Result};
@@ -82,11 +86,15 @@ impl CausalLm {
         Ok((model, leaves))
     }
 
-    /// Final hidden states `[B, T, H]`.
-    pub fn hidden(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
+    /// Final hidden states `[B, T, H]` of `ids` `[B, T]`, whose rows hold `lengths` real tokens
+    /// each, right-padded. The lengths matter where the positions depend on them (LongRoPE
+    /// picks its frequencies by a sequence's own length), so a row's result never depends on
+    /// the batch around it.
+    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+        debug_assert_eq!(ids.dims()[0], lengths.len(), "one length per row");
         match &self.body {
-            Body::Llama(m) => m.hidden(ids, lora),
-            Body::Gpt2(m) => m.hidden(ids, lora),
+            Body::Llama(m) => m.hidden(ids, lengths, lora),
+            Body::Gpt2(m) => m.hidden(ids, lengths, lora),
         }
     }
 
@@ -99,9 +107,9 @@ impl CausalLm {
         }
     }
 
-    /// Logits `[B, T, V]`.
-    pub fn logits(&self, ids: Tensor<2, Int>, lora: Option<&LoraRuntime>) -> Tensor<3> {
-        let h = self.hidden(ids, lora);
+    /// Logits `[B, T, V]` (rows as in [`Self::hidden`]).
+    pub fn logits(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+        let h = self.hidden(ids, lengths, lora);
         let head = self.head();
         let [b, t, d] = h.dims();
         let v = head.dims()[1];

@@ -4,8 +4,6 @@
 use burn::prelude::*;
 use burn::tensor::activation;
 
-use super::config::{FloatKind, RopeScaling};
-
 /// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).
 pub fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
     let d = w.dims()[0];
@@ -40,53 +38,21 @@ pub fn silu(x: Tensor<3>) -> Tensor<3> {
     activation::silu(x)
 }
 
-/// Rotary tables for HF's rotate-half convention: `cos, sin: [1, 1, T, head_dim]`.
-///
-/// The inverse frequencies are rounded to `inv_freq_dtype`: Transformers keeps them in a
-/// buffer that takes the checkpoint's dtype when a bf16/f16 model is loaded, so a bf16 Qwen2
-/// rotates by bf16-rounded frequencies (measured: without this, logits drift by ~1e-4).
-pub fn rope_tables(
-    t: usize,
-    head_dim: usize,
-    theta: f64,
-    scaling: RopeScaling,
-    inv_freq_dtype: FloatKind,
-    device: &Device,
-) -> (Tensor<4>, Tensor<4>) {
-    let half = head_dim / 2;
-    let inv: Vec<f64> = (0..half)
-        .map(|i| {
-            let f = scaling.apply(1.0f32 / (theta as f32).powf((2 * i) as f32 / head_dim as f32));
-            match inv_freq_dtype {
-                FloatKind::F32 => f as f64,
-                FloatKind::Bf16 => half::bf16::from_f32(f).to_f64(),
-                FloatKind::F16 => half::f16::from_f32(f).to_f64(),
-            }
-        })
-        .collect();
-    let mut cos = vec![0f32; t * head_dim];
-    let mut sin = vec![0f32; t * head_dim];
-    for p in 0..t {
-        for (i, f) in inv.iter().enumerate() {
-            let ang = p as f64 * f;
-            for j in [i, i + half] {
-                cos[p * head_dim + j] = ang.cos() as f32;
-                sin[p * head_dim + j] = ang.sin() as f32;
-            }
-        }
-    }
-    let mk = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, t, head_dim]), device);
-    (mk(cos), mk(sin))
-}
-
-/// `x·cos + rotate_half(x)·sin` on `[B, H, T, hd]`.
+/// `x·cos + rotate_half(x)·sin` on `[B, H, T, hd]`, with `cos, sin: [1 or B, 1, T, r]`.
+/// With `r < hd` (Phi-3's `partial_rotary_factor`) only the first `r` features of each head
+/// rotate and the rest pass through, as Transformers splits them.
 pub fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-    let hd = x.dims()[3];
-    let half = hd / 2;
-    let x1 = x.clone().narrow(3, 0, half);
-    let x2 = x.clone().narrow(3, half, half);
+    let (hd, r) = (x.dims()[3], cos.dims()[3]);
+    let (rot, pass) = if r < hd { (x.clone().narrow(3, 0, r), Some(x.narrow(3, r, hd - r))) } else { (x, None) };
+    let half = r / 2;
+    let x1 = rot.clone().narrow(3, 0, half);
+    let x2 = rot.clone().narrow(3, half, half);
     let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * cos.clone() + rotated * sin.clone()
+    let y = rot * cos.clone() + rotated * sin.clone();
+    match pass {
+        Some(pass) => Tensor::cat(vec![y, pass], 3),
+        None => y,
+    }
 }
 
 /// Splits `[B, T, n·hd]` into heads `[B, n, T, hd]`.

@@ -6,14 +6,15 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 
-use super::config::{FloatKind, RopeSpec};
+use super::dtype::FloatKind;
 use super::nn;
+use super::rope::RopeSpec;
 
 /// What every block of one forward pass shares: the rotary tables (None for learned
 /// positions) and the causal masks, for the pass's sequence length.
 #[derive(Clone)]
 pub struct Positions {
-    /// cos and sin of the full-attention layers.
+    /// cos and sin of the full-attention layers, `[1 or B, 1, T, rotary_dim]`.
     pub rope: Option<(Tensor<4>, Tensor<4>)>,
     /// cos and sin of the sliding-window layers, where their RoPE differs (Gemma-3).
     pub window_rope: Option<(Tensor<4>, Tensor<4>)>,
@@ -23,33 +24,59 @@ pub struct Positions {
     pub window_mask: Option<Tensor<4>>,
 }
 
-impl Positions {
-    /// The first `t` positions.
-    fn narrow(&self, t: usize) -> Positions {
-        let square = |m: &Tensor<4>| m.clone().narrow(2, 0, t).narrow(3, 0, t);
-        let rows = |(c, s): &(Tensor<4>, Tensor<4>)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t));
-        Positions {
-            rope: self.rope.as_ref().map(rows),
-            window_rope: self.window_rope.as_ref().map(rows),
-            mask: square(&self.mask),
-            window_mask: self.window_mask.as_ref().map(square),
-        }
-    }
-}
-
 /// The rotary embedding's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rope {
-    pub head_dim: usize,
+    /// How many features of each head rotate (the head dimension unless Phi-3's
+    /// `partial_rotary_factor` says less).
+    pub rotary_dim: usize,
     pub spec: RopeSpec,
     /// The dtype Transformers rounds the inverse frequencies to.
     pub inv_freq_dtype: FloatKind,
 }
 
+/// One rotary embedding's tables: the ones every sequence uses, and LongRoPE's set for
+/// sequences past the original context.
+#[derive(Clone)]
+struct RopeTables {
+    short: (Tensor<4>, Tensor<4>),
+    long: Option<(Tensor<4>, Tensor<4>)>,
+}
+
+impl RopeTables {
+    fn build(r: &Rope, t: usize, device: &Device) -> Self {
+        let table = |long| r.spec.tables(t, r.rotary_dim, long, r.inv_freq_dtype, device);
+        RopeTables { short: table(false), long: r.spec.scaling.switches().then(|| table(true)) }
+    }
+
+    /// The first `t` positions, each row's set chosen by its own length (`lengths`): one
+    /// shared `[1, 1, T, r]` table when every row takes the same set, else `[B, 1, T, r]`.
+    fn select(&self, r: &Rope, t: usize, lengths: &[usize]) -> (Tensor<4>, Tensor<4>) {
+        let rows = |(c, s): &(Tensor<4>, Tensor<4>)| (c.clone().narrow(2, 0, t), s.clone().narrow(2, 0, t));
+        let short = rows(&self.short);
+        let Some(long) = self.long.as_ref().map(rows) else { return short };
+        let is_long: Vec<bool> = lengths.iter().map(|&n| r.spec.scaling.is_long(n)).collect();
+        if is_long.iter().all(|&l| !l) {
+            return short;
+        }
+        if is_long.iter().all(|&l| l) {
+            return long;
+        }
+        let pick = |part: fn(&(Tensor<4>, Tensor<4>)) -> &Tensor<4>| {
+            let per_row = is_long.iter().map(|&l| part(if l { &long } else { &short }).clone()).collect();
+            Tensor::cat(per_row, 0)
+        };
+        (pick(|p| &p.0), pick(|p| &p.1))
+    }
+}
+
 struct Built {
     device: Device,
     len: usize,
-    positions: Positions,
+    rope: Option<RopeTables>,
+    window_rope: Option<RopeTables>,
+    mask: Tensor<4>,
+    window_mask: Option<Tensor<4>>,
 }
 
 /// [`Positions`] on demand, cached for the longest length asked for.
@@ -67,29 +94,31 @@ impl PositionCache {
         PositionCache { rope, window_rope, window, built: Mutex::new(None) }
     }
 
-    /// The positions of a `t`-token pass on `device`.
-    pub fn positions(&self, t: usize, device: &Device) -> Positions {
+    /// The positions of a `t`-token pass on `device` whose rows hold `lengths` real tokens
+    /// (right padding after them).
+    pub fn positions(&self, t: usize, lengths: &[usize], device: &Device) -> Positions {
         let mut built = self.built.lock().expect("position cache");
         let fits = built.as_ref().is_some_and(|b| b.len >= t && b.device == *device);
         if !fits {
-            let tables =
-                |r: Rope| nn::rope_tables(t, r.head_dim, r.spec.theta, r.spec.scaling, r.inv_freq_dtype, device);
             *built = Some(Built {
                 device: device.clone(),
                 len: t,
-                positions: Positions {
-                    rope: self.rope.map(tables),
-                    window_rope: self.window_rope.map(tables),
-                    mask: nn::causal_mask(t, None, device),
-                    window_mask: self.window.map(|w| nn::causal_mask(t, Some(w), device)),
-                },
+                rope: self.rope.as_ref().map(|r| RopeTables::build(r, t, device)),
+                window_rope: self.window_rope.as_ref().map(|r| RopeTables::build(r, t, device)),
+                mask: nn::causal_mask(t, None, device),
+                window_mask: self.window.map(|w| nn::causal_mask(t, Some(w), device)),
             });
         }
         let b = built.as_ref().expect("built above");
-        if b.len == t {
-            b.positions.clone()
-        } else {
-            b.positions.narrow(t)
+        let square = |m: &Tensor<4>| if b.len == t { m.clone() } else { m.clone().narrow(2, 0, t).narrow(3, 0, t) };
+        let rope = |tables: &Option<RopeTables>, r: &Option<Rope>| {
+            tables.as_ref().zip(r.as_ref()).map(|(tables, r)| tables.select(r, t, lengths))
+        };
+        Positions {
+            rope: rope(&b.rope, &self.rope),
+            window_rope: rope(&b.window_rope, &self.window_rope),
+            mask: square(&b.mask),
+            window_mask: b.window_mask.as_ref().map(square),
         }
     }
 }

@@ -116,7 +116,8 @@ pub fn train_base(
             let refs: Vec<_> = batch.iter().map(|&i| &seqs[i]).collect();
             let b = SeqBatch::new(&refs, &compute.device);
             let tokens = b.counts.iter().sum::<usize>().max(1);
-            let loss = b.response_logps(model.logits(b.ids.clone(), None)).sum().neg().div_scalar(tokens as f64);
+            let loss =
+                b.response_logps(model.logits(b.ids.clone(), &b.lengths, None)).sum().neg().div_scalar(tokens as f64);
             let value = loss.clone().into_data().iter::<f32>().next().map_or(f64::NAN, f64::from);
             let grads = loss.backward();
             grad.iter_mut().for_each(|g| *g = 0.0);

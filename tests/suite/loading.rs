@@ -60,7 +60,7 @@ fn logits(dir: &Path) -> Vec<f32> {
     let m = CausalLm::load(dir, &c.device).unwrap();
     let s = Sequence { ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 21, 18, 16, 201, 35, 1], mask: vec![0; 15] };
     let b = SeqBatch::new(&[&s], &c.device);
-    m.logits(b.ids, None).into_data().iter::<f32>().collect()
+    m.logits(b.ids, &b.lengths, None).into_data().iter::<f32>().collect()
 }
 
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {

@@ -153,7 +153,7 @@ fn warmup_checkpoints_load_back() {
     let b = SeqBatch::new(&[&seq], &c.device);
     let run = |a: &LoraAdapter| -> Vec<f32> {
         let rt = a.runtime(loaded.model.linears.len(), 1, &c.device);
-        loaded.model.logits(b.ids.clone(), Some(&rt)).into_data().iter::<f32>().collect()
+        loaded.model.logits(b.ids.clone(), &b.lengths, Some(&rt)).into_data().iter::<f32>().collect()
     };
     let fresh_model = CausalLm::load(&llama(), &c.device).unwrap();
     let again = LoraAdapter::load(last, &fresh_model.linears).unwrap();

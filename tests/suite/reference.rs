@@ -25,8 +25,10 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// tests/fixtures/hf-arch/make_reference.py, Gemma (1) (multi-query attention, scaled norms and
 /// embeddings, its config.json as Transformers 4 wrote Google's: legacy `"gelu"`, the tied
 /// default left out), Gemma-3 (q/k norms, RoPE per layer type with a linearly scaled global
-/// base, bf16) and Qwen2 with `use_sliding_window` (a window on the layers from
-/// `max_window_layers` on).
+/// base, bf16), Qwen2 with `use_sliding_window` (a window on the layers from
+/// `max_window_layers` on), Phi-4-mini's RoPE (three quarters of each head rotate, LongRoPE
+/// whose short and long sets both occur, within one batch and within one DPO pair; bf16) and
+/// Qwen3 with YaRN (factor 4, several frequencies on the ramp).
 const NUMERIC: &[&str] = &[
     "tiny-llama",
     "tiny-qwen2",
@@ -39,6 +41,8 @@ const NUMERIC: &[&str] = &[
     "tiny-gemma",
     "tiny-gemma3",
     "tiny-qwen2-window",
+    "tiny-phi4",
+    "tiny-qwen3-yarn",
 ];
 
 fn fixtures() -> PathBuf {
@@ -49,7 +53,9 @@ fn fixtures() -> PathBuf {
 fn model_dir(model: &str) -> PathBuf {
     match model {
         "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" | "tiny-gemma" | "tiny-gemma3"
-        | "tiny-qwen2-window" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
+        | "tiny-qwen2-window" | "tiny-phi4" | "tiny-qwen3-yarn" => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model)
+        }
         _ => fixtures().join(model),
     }
 }
@@ -121,7 +127,7 @@ common::each_backend! {
             let batch = SeqBatch::new(&seq_refs, &c.device);
             let lora = adapter.runtime(model.linears.len(), seqs.len(), &c.device);
             for (with_adapter, key) in [(true, "logits"), (false, "base_logits")] {
-                let logits = model.logits(batch.ids.clone(), if with_adapter { Some(&lora) } else { None });
+                let logits = model.logits(batch.ids.clone(), &batch.lengths, if with_adapter { Some(&lora) } else { None });
                 let (dims, ours) = to_f64(logits);
                 let (t, v) = (dims[1], dims[2]);
                 for (i, s) in seqs.iter().enumerate() {

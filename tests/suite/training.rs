@@ -30,7 +30,7 @@ fn loss(model: &CausalLm, seqs: &[Sequence], device: &Device) -> Tensor<1> {
     let refs: Vec<&Sequence> = seqs.iter().collect();
     let b = SeqBatch::new(&refs, device);
     let tokens = b.counts.iter().sum::<usize>() as f64;
-    b.response_logps(model.logits(b.ids.clone(), None)).sum().neg().div_scalar(tokens)
+    b.response_logps(model.logits(b.ids.clone(), &b.lengths, None)).sum().neg().div_scalar(tokens)
 }
 
 fn value(t: Tensor<1>) -> f64 {
@@ -128,7 +128,7 @@ fn batched_greedy_decoding_equals_one_prompt_at_a_time() {
                 TensorData::new(ids.iter().map(|&x| x as i64).collect::<Vec<_>>(), [1, ids.len()]),
                 &c.device,
             );
-            let logits: Vec<f32> = model.logits(t, None).into_data().iter::<f32>().collect();
+            let logits: Vec<f32> = model.logits(t, &[ids.len()], None).into_data().iter::<f32>().collect();
             let v = logits.len() / ids.len();
             let last = &logits[(ids.len() - 1) * v..];
             let next = (0..v).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap() as u32;
