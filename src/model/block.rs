@@ -29,6 +29,15 @@ impl Norm {
     }
 }
 
+/// RMSNorm weights of queries and keys: per head (`[head_dim]`, Qwen3, Gemma-3) or over the
+/// whole projection before the split into heads (`[heads × head_dim]`, OLMo-2).
+pub struct QkNorms {
+    pub q: Tensor<1>,
+    pub k: Tensor<1>,
+    pub eps: f64,
+    pub per_head: bool,
+}
+
 /// The query, key and value projections.
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -49,8 +58,10 @@ pub struct Attention {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
-    /// Per-head RMSNorm weights of queries and keys, applied before RoPE (Qwen3), and its eps.
-    pub qk_norm: Option<(Tensor<1>, Tensor<1>, f64)>,
+    /// RMSNorm of queries and keys, applied before RoPE.
+    pub qk_norm: Option<QkNorms>,
+    /// Whether queries and keys rotate (SmolLM3's NoPE layers do not).
+    pub rope: bool,
     /// Scores are `q·kᵀ·scale`: 1/√head_dim, or Gemma's `query_pre_attn_scalar^-1/2`.
     pub scale: f64,
     /// Gemma-2's attention soft-cap.
@@ -70,8 +81,14 @@ impl Attention {
                 (y.clone().narrow(2, 0, qd), y.clone().narrow(2, qd, kd), y.narrow(2, qd + kd, kd))
             }
         };
+        let (q, k) = match &self.qk_norm {
+            Some(QkNorms { q: qn, k: kn, eps, per_head: false }) => {
+                (nn::rms_norm(q, qn, *eps), nn::rms_norm(k, kn, *eps))
+            }
+            _ => (q, k),
+        };
         let (mut q, mut k, v) = (nn::heads(q, self.heads, hd), nn::heads(k, kv, hd), nn::heads(v, kv, hd));
-        if let Some((qn, kn, eps)) = &self.qk_norm {
+        if let Some(QkNorms { q: qn, k: kn, eps, per_head: true }) = &self.qk_norm {
             q = nn::rms_norm_heads(q, qn, *eps);
             k = nn::rms_norm_heads(k, kn, *eps);
         }
@@ -79,7 +96,7 @@ impl Attention {
             (Some(window_rope), true) => Some(window_rope),
             _ => pos.rope.as_ref(),
         };
-        if let Some((cos, sin)) = rope {
+        if let Some((cos, sin)) = rope.filter(|_| self.rope) {
             q = nn::apply_rope(q, cos, sin);
             k = nn::apply_rope(k, cos, sin);
         }
@@ -132,13 +149,15 @@ impl Mlp {
 
 /// One pre-norm decoder block.
 pub struct Block {
-    pub attn_norm: Norm,
+    /// The norm before attention (all but OLMo-2).
+    pub attn_norm: Option<Norm>,
     pub attn: Attention,
-    /// Gemma-2's norm of the attention output, before the residual.
+    /// Gemma-2's and OLMo-2's norm of the attention output, before the residual.
     pub attn_out_norm: Option<Norm>,
-    pub mlp_norm: Norm,
+    /// The norm before the MLP (all but OLMo-2).
+    pub mlp_norm: Option<Norm>,
     pub mlp: Mlp,
-    /// Gemma-2's norm of the MLP output, before the residual.
+    /// Gemma-2's and OLMo-2's norm of the MLP output, before the residual.
     pub mlp_out_norm: Option<Norm>,
 }
 
@@ -148,7 +167,7 @@ impl Block {
             Some(n) => n.forward(y),
             None => y,
         };
-        let x = x.clone() + out(&self.attn_out_norm, self.attn.forward(self.attn_norm.forward(x), pos, lora));
-        x.clone() + out(&self.mlp_out_norm, self.mlp.forward(self.mlp_norm.forward(x), lora))
+        let x = x.clone() + out(&self.attn_out_norm, self.attn.forward(out(&self.attn_norm, x), pos, lora));
+        x.clone() + out(&self.mlp_out_norm, self.mlp.forward(out(&self.mlp_norm, x), lora))
     }
 }

@@ -34,6 +34,15 @@ pub enum Arch {
     /// RMSNorm (scaled by 1 + w) and RoPE settings per layer type (a local base for the
     /// sliding layers, a global one, possibly scaled, for the full ones).
     Gemma3,
+    /// SmolLM3: Llama with no RoPE on some layers (`no_rope_layers`; by default every fourth).
+    SmolLm3,
+    /// OLMo-2: Llama's attention and MLP with the norms moved after them (on the residual
+    /// branch's output, none before), and RMSNorm of the whole query and key projections
+    /// before they are split into heads.
+    Olmo2,
+    /// OLMo-3: OLMo-2 with sliding-window layers (by default three of every four) and RoPE
+    /// settings per layer type.
+    Olmo3,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -44,9 +53,7 @@ impl Arch {
         match self {
             Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
-                ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()
-            }
+            _ => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
     }
 
@@ -54,6 +61,19 @@ impl Arch {
     /// GELU-tanh MLP.
     pub fn is_gemma(self) -> bool {
         matches!(self, Arch::Gemma | Arch::Gemma2 | Arch::Gemma3)
+    }
+
+    /// OLMo-2 and -3: norms after attention and the MLP only.
+    pub fn is_olmo(self) -> bool {
+        matches!(self, Arch::Olmo2 | Arch::Olmo3)
+    }
+
+    /// The class default of `rms_norm_eps`, for a file that leaves it out.
+    fn default_norm_eps(self) -> f64 {
+        match self {
+            Arch::Phi3 | Arch::Olmo2 | Arch::Olmo3 => 1e-5,
+            _ => 1e-6,
+        }
     }
 
     /// Gemma-2 and later: norms after attention and the MLP as well as before, sliding-window
@@ -98,8 +118,11 @@ pub struct ModelConfig {
     pub dtype: FloatKind,
     /// Sliding-window attention (Mistral): a token sees itself and the `w - 1` before it.
     pub sliding_window: Option<usize>,
-    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3, Gemma-3).
-    pub qk_norm: bool,
+    /// RMSNorm of queries and keys before RoPE: per head (Qwen3, Gemma-3) or over the whole
+    /// projection (OLMo-2).
+    pub qk_norm: Option<QkNorm>,
+    /// Which layers rotate queries and keys (all but SmolLM3's NoPE layers).
+    pub rope_layers: Vec<bool>,
     /// Which layers use the sliding window (and [`Self::sliding_rope`]): per `layer_types`, or
     /// the family's default pattern.
     pub sliding_layers: Vec<bool>,
@@ -110,6 +133,15 @@ pub struct ModelConfig {
     /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
     pub final_softcap: Option<f64>,
+}
+
+/// Where queries and keys are normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QkNorm {
+    /// Each head over its `head_dim` features, one weight shared by the heads.
+    PerHead,
+    /// The whole projection (`heads × head_dim` features) before it is split into heads.
+    Projection,
 }
 
 /// `eos_token_id` / `bos_token_id`: one id, or a list (Llama-3 lists several EOS ids; the
@@ -289,8 +321,8 @@ struct LlamaConfigFile {
     num_attention_heads: usize,
     num_key_value_heads: Option<usize>,
     head_dim: Option<usize>,
-    #[serde(default = "default_rms_eps")]
-    rms_norm_eps: f64,
+    /// Left out, the config class's default ([`Arch::default_norm_eps`]).
+    rms_norm_eps: Option<f64>,
     rope_theta: Option<f64>,
     /// One block, or (Gemma-3) one per layer type: `{"full_attention": {..}, "sliding_attention": {..}}`.
     rope_parameters: Option<Value>,
@@ -320,10 +352,10 @@ struct LlamaConfigFile {
     sliding_window_pattern: Option<usize>,
     /// Embedding models built on Gemma-3 attend both ways.
     use_bidirectional_attention: Option<bool>,
-}
-
-fn default_rms_eps() -> f64 {
-    1e-6
+    /// SmolLM3: 1 where a layer uses RoPE, 0 where it does not.
+    no_rope_layers: Option<Vec<u8>>,
+    /// SmolLM3 without `no_rope_layers`: every n-th layer has no RoPE.
+    no_rope_layer_interval: Option<usize>,
 }
 
 /// config.json of GPT-2.
@@ -381,6 +413,9 @@ impl ModelConfig {
                      Gemma3ForCausalLM exports have it)",
                 ))
             }
+            "smollm3" => Arch::SmolLm3,
+            "olmo2" => Arch::Olmo2,
+            "olmo3" => Arch::Olmo3,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -397,7 +432,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
+            _ => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
                 Self::llama(arch, windowed, typed(v, path)?, path, eos_token_id, bos_token_id, dtype)
@@ -431,7 +466,8 @@ impl ModelConfig {
             bos_token_id: bos,
             dtype,
             sliding_window: None,
-            qk_norm: false,
+            qk_norm: None,
+            rope_layers: vec![false; c.n_layer],
             sliding_layers: vec![false; c.n_layer],
             hidden_act: Activation::GeluTanh,
             attn_scale: 1.0 / ((c.n_embd / c.n_head) as f64).sqrt(),
@@ -487,7 +523,8 @@ impl ModelConfig {
                 "use_bidirectional_attention: true (an embedding model) is not supported: gradsift scores causal LMs",
             ));
         }
-        let (sliding_window, sliding_layers) = windows(arch, windowed, &c, path)?;
+        let rope_layers = rope_layers(arch, &c, path)?;
+        let (sliding_window, sliding_layers) = windows(arch, windowed, &c, &rope_layers, path)?;
         Ok(ModelConfig {
             arch,
             vocab_size: c.vocab_size,
@@ -498,19 +535,24 @@ impl ModelConfig {
             head_dim,
             rotary_dim,
             intermediate: c.intermediate_size,
-            norm_eps: c.rms_norm_eps,
+            norm_eps: c.rms_norm_eps.unwrap_or(arch.default_norm_eps()),
             rope: Some(rope),
             sliding_rope,
             // Absent means the config class's default: Transformers 4 leaves a value out of
             // config.json when it equals both PretrainedConfig's default (tied) and the
             // class's, so Gemma's checkpoints say nothing and have no `lm_head.weight`.
-            tie_embeddings: c.tie_word_embeddings.unwrap_or(arch.is_gemma()),
+            tie_embeddings: c.tie_word_embeddings.unwrap_or(arch.is_gemma() || arch == Arch::SmolLm3),
             max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
             eos_token_id: eos,
             bos_token_id: bos,
             dtype,
             sliding_window,
-            qk_norm: matches!(arch, Arch::Qwen3 | Arch::Gemma3),
+            qk_norm: match arch {
+                Arch::Qwen3 | Arch::Gemma3 => Some(QkNorm::PerHead),
+                Arch::Olmo2 | Arch::Olmo3 => Some(QkNorm::Projection),
+                _ => None,
+            },
+            rope_layers,
             sliding_layers,
             hidden_act,
             attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
@@ -575,7 +617,9 @@ fn ropes(arch: Arch, c: &LlamaConfigFile, head_dim: usize, path: &Path) -> Resul
         })
     };
     let rope = spec(full.as_ref(), c.rope_theta.unwrap_or(if gemma3 { 1e6 } else { 1e4 }))?;
-    let local_theta = c.rope_local_base_freq.or(gemma3.then_some(1e4));
+    // OLMo-3's older form scales only the full layers; the sliding ones rotate unscaled.
+    let olmo3_local = (arch == Arch::Olmo3).then(|| c.rope_theta.unwrap_or(1e4));
+    let local_theta = c.rope_local_base_freq.or(gemma3.then_some(1e4)).or(olmo3_local);
     let sliding = match (&local, local_theta) {
         (Some(p), theta) => Some(spec(Some(p), theta.unwrap_or(1e4))?),
         (None, Some(theta)) => Some(RopeSpec { theta, scaling: RopeScaling::None }),
@@ -584,22 +628,47 @@ fn ropes(arch: Arch, c: &LlamaConfigFile, head_dim: usize, path: &Path) -> Resul
     Ok((rope.clone(), sliding.filter(|s| *s != rope), rotary_dim))
 }
 
-/// The attention window and which layers use it, as Transformers decides per family: Mistral
-/// and Phi-3 window every layer; Gemma defaults to a 4096 window on a fixed pattern of layers;
-/// Qwen2/Qwen3 window the layers from `max_window_layers` on, and only with
-/// `use_sliding_window`. An explicit `layer_types` overrides the pattern.
-fn windows(arch: Arch, windowed: bool, c: &LlamaConfigFile, path: &Path) -> Result<(Option<usize>, Vec<bool>)> {
+/// Which layers rotate queries and keys: all, except SmolLM3's NoPE layers (`no_rope_layers`,
+/// else every `no_rope_layer_interval`-th, 4 by default).
+fn rope_layers(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<Vec<bool>> {
     let layers = c.num_hidden_layers;
-    let qwen = matches!(arch, Arch::Qwen2 | Arch::Qwen3);
-    // A window changes every attention score past it: never ignore one.
-    let window = match (arch.is_gemma2_family(), windowed, qwen, c.use_sliding_window) {
-        (true, _, _, _) => Some(c.sliding_window.unwrap_or(4096)),
-        (_, true, _, _) => c.sliding_window,
-        (_, _, true, Some(true)) => Some(c.sliding_window.unwrap_or(4096)),
-        (_, _, true, _) => None,
-        (_, _, false, Some(true)) => {
-            return Err(Error::format(path, "use_sliding_window: true is not supported for this model_type"))
+    if arch != Arch::SmolLm3 {
+        return Ok(vec![true; layers]);
+    }
+    match &c.no_rope_layers {
+        Some(flags) if flags.len() != layers => {
+            Err(Error::format(path, format!("no_rope_layers has {} entries for {layers} layers", flags.len())))
         }
+        Some(flags) => Ok(flags.iter().map(|&f| f != 0).collect()),
+        None => {
+            let every = c.no_rope_layer_interval.unwrap_or(4).max(1);
+            Ok((0..layers).map(|l| (l + 1) % every != 0).collect())
+        }
+    }
+}
+
+/// The attention window and which layers use it, as Transformers decides per family: Mistral
+/// and Phi-3 window every layer; Gemma defaults to a 4096 window on a fixed pattern of layers,
+/// OLMo-3 to one on three layers of every four; Qwen2/Qwen3 window the layers from
+/// `max_window_layers` on, and SmolLM3 its NoPE layers, both only with `use_sliding_window`.
+/// An explicit `layer_types` overrides the pattern.
+fn windows(
+    arch: Arch,
+    windowed: bool,
+    c: &LlamaConfigFile,
+    rope_layers: &[bool],
+    path: &Path,
+) -> Result<(Option<usize>, Vec<bool>)> {
+    let layers = c.num_hidden_layers;
+    let asked = c.use_sliding_window == Some(true);
+    // A window changes every attention score past it: never ignore one.
+    let window = match arch {
+        _ if arch.is_gemma2_family() || arch == Arch::Olmo3 => Some(c.sliding_window.unwrap_or(4096)),
+        _ if windowed => c.sliding_window,
+        Arch::Qwen2 | Arch::Qwen3 if asked => Some(c.sliding_window.unwrap_or(4096)),
+        Arch::SmolLm3 if asked => c.sliding_window,
+        Arch::Qwen2 | Arch::Qwen3 | Arch::SmolLm3 => None,
+        _ if asked => return Err(Error::format(path, "use_sliding_window: true is not supported for this model_type")),
         _ => None,
     };
     if window == Some(0) {
@@ -631,6 +700,8 @@ fn windows(arch: Arch, windowed: bool, c: &LlamaConfigFile, path: &Path) -> Resu
                     (l + 1) % pattern != 0
                 }
                 Arch::Qwen2 | Arch::Qwen3 => l >= c.max_window_layers.unwrap_or(28),
+                Arch::Olmo3 => (l + 1) % 4 != 0,
+                Arch::SmolLm3 => !rope_layers[l],
                 _ => true,
             })
             .collect(),
@@ -671,6 +742,37 @@ mod tests {
         let c = parse(llama(serde_json::json!({}))).unwrap();
         assert_eq!((c.rope.unwrap().theta, c.head_dim, c.norm_eps, c.tie_embeddings), (10000.0, 4, 1e-6, false));
         assert_eq!(c.sliding_rope, None);
+    }
+
+    #[test]
+    fn smollm3_and_olmo_take_their_class_defaults_when_fields_are_left_out() {
+        let mut v = llama(serde_json::json!({ "model_type": "smollm3", "num_hidden_layers": 8 }));
+        let c = parse(v.clone()).unwrap();
+        assert_eq!(c.rope_layers, [true, true, true, false, true, true, true, false]);
+        assert!(c.tie_embeddings && c.sliding_window.is_none() && c.norm_eps == 1e-6);
+        // The window goes to the NoPE layers, and only when asked for.
+        v["use_sliding_window"] = true.into();
+        v["sliding_window"] = 16.into();
+        v["no_rope_layer_interval"] = 2.into();
+        let c = parse(v.clone()).unwrap();
+        assert_eq!(c.sliding_window, Some(16));
+        assert_eq!(c.sliding_layers, c.rope_layers.iter().map(|r| !r).collect::<Vec<_>>());
+        v["no_rope_layers"] = serde_json::json!([1, 0]);
+        assert!(parse(v).unwrap_err().to_string().contains("no_rope_layers has 2 entries for 8 layers"));
+
+        let o2 = parse(llama(serde_json::json!({ "model_type": "olmo2" }))).unwrap();
+        assert_eq!((o2.qk_norm, o2.norm_eps, o2.tie_embeddings), (Some(QkNorm::Projection), 1e-5, false));
+        assert!(o2.sliding_window.is_none() && o2.rope_layers.iter().all(|&r| r));
+        let o3 = parse(llama(serde_json::json!({ "model_type": "olmo3", "num_hidden_layers": 8, "rope_theta": 5e5,
+            "rope_scaling": { "rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8192 } })))
+        .unwrap();
+        assert_eq!(o3.sliding_window, Some(4096));
+        assert_eq!(o3.sliding_layers, [true, true, true, false, true, true, true, false]);
+        // The older form scales the full layers only.
+        assert!(matches!(o3.rope.unwrap().scaling, RopeScaling::Yarn { .. }));
+        assert_eq!(o3.sliding_rope, Some(RopeSpec { theta: 5e5, scaling: RopeScaling::None }));
+        let phi3 = parse(llama(serde_json::json!({ "model_type": "phi3" }))).unwrap();
+        assert_eq!(phi3.norm_eps, 1e-5);
     }
 
     #[test]
@@ -766,7 +868,7 @@ mod tests {
             // Every sixth layer is a full one.
             let full: Vec<usize> = (0..12).filter(|&l| !c.sliding_layers[l]).collect();
             assert_eq!(full, [5, 11]);
-            assert!(c.qk_norm && c.arch.is_gemma());
+            assert!(c.qk_norm == Some(QkNorm::PerHead) && c.arch.is_gemma());
         }
         // Without a window in the file, Transformers' default of 4096 applies.
         assert_eq!(parse(gemma3(serde_json::json!({}))).unwrap().sliding_window, Some(4096));
@@ -787,7 +889,7 @@ mod tests {
         assert_eq!(c.hidden_act, Activation::GeluTanh);
         assert!(c.tie_embeddings, "Gemma's configs leave the tied default out");
         assert_eq!(c.sliding_window, None, "Gemma (1) has no window");
-        assert!(c.attn_softcap.is_none() && !c.qk_norm);
+        assert!(c.attn_softcap.is_none() && c.qk_norm.is_none());
         assert!(c.arch.is_gemma() && !c.arch.is_gemma2_family());
         v["query_pre_attn_scalar"] = 8.into();
         assert!(parse(v).unwrap_err().to_string().contains("query_pre_attn_scalar"));

@@ -45,6 +45,7 @@ impl Gpt2 {
                 kv_heads: cfg.heads,
                 head_dim: cfg.head_dim,
                 qk_norm: None,
+                rope: false,
                 scale: cfg.attn_scale,
                 softcap: None,
                 sliding: false,
@@ -58,7 +59,14 @@ impl Gpt2 {
                 fc: lb.conv1d(&format!("{p}.mlp.c_fc"), h, cfg.intermediate)?,
                 proj: lb.conv1d(&format!("{p}.mlp.c_proj"), cfg.intermediate, h)?,
             };
-            blocks.push(Block { attn_norm, attn, attn_out_norm: None, mlp_norm, mlp, mlp_out_norm: None });
+            blocks.push(Block {
+                attn_norm: Some(attn_norm),
+                attn,
+                attn_out_norm: None,
+                mlp_norm: Some(mlp_norm),
+                mlp,
+                mlp_out_norm: None,
+            });
         }
         let ln_f = Norm::Layer {
             w: lb.vector(&format!("{pre}ln_f.weight"), h)?,

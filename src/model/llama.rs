@@ -2,13 +2,14 @@
 //! TinyLlama), Qwen2 (q/k/v bias, which [`Linear`](super::linear::Linear) picks up when the
 //! checkpoint has it), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused `qkv_proj` and
 //! `gate_up_proj`), Gemma, Gemma-2 and Gemma-3 (see [`Arch::Gemma`], [`Arch::Gemma2`],
-//! [`Arch::Gemma3`]): RMSNorm, rotary positions, grouped-query attention, gated MLP. Parameter
-//! names follow HF.
+//! [`Arch::Gemma3`]), SmolLM3 (NoPE layers), OLMo-2 and OLMo-3 (norms after attention and MLP,
+//! q/k norms over the whole projection): RMSNorm, rotary positions, grouped-query attention,
+//! gated MLP. Parameter names follow HF.
 
 use burn::prelude::*;
 
-use super::block::{Attention, Block, Mlp, Norm, Qkv};
-use super::config::{Arch, ModelConfig};
+use super::block::{Attention, Block, Mlp, Norm, QkNorms, Qkv};
+use super::config::{Arch, ModelConfig, QkNorm};
 use super::linear::{LinearBuilder, LoraRuntime};
 use super::positions::{PositionCache, Rope};
 use super::rope::RopeSpec;
@@ -41,7 +42,11 @@ impl Llama {
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
-            let attn_norm = rms(lb, format!("{p}.input_layernorm.weight"), h)?;
+            // OLMo-2 has no norm before attention.
+            let attn_norm = match cfg.arch.is_olmo() {
+                true => None,
+                false => Some(rms(lb, format!("{p}.input_layernorm.weight"), h)?),
+            };
             let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
             let qkv = match cfg.arch {
                 Arch::Phi3 => Qkv::Fused(lb.linear(&format!("{p}.self_attn.qkv_proj"), h, q_dim + 2 * kv_dim)?),
@@ -58,28 +63,37 @@ impl Llama {
                 kv_heads: cfg.kv_heads,
                 head_dim: hd,
                 qk_norm: match cfg.qk_norm {
-                    true => {
+                    Some(kind) => {
+                        let per_head = kind == QkNorm::PerHead;
+                        let (qn, kn) = if per_head { (hd, hd) } else { (q_dim, kv_dim) };
                         let (q, k) = (format!("{p}.self_attn.q_norm.weight"), format!("{p}.self_attn.k_norm.weight"));
-                        let (q, k) = (lb.vector(&q, hd)?, lb.vector(&k, hd)?);
+                        let (q, k) = (lb.vector(&q, qn)?, lb.vector(&k, kn)?);
                         // Gemma-3's q/k norms scale by (1 + w) like its other norms.
                         let shift = |w: Tensor<1>| if gemma { w.add_scalar(1.0) } else { w };
-                        Some((shift(q), shift(k), eps))
+                        Some(QkNorms { q: shift(q), k: shift(k), eps, per_head })
                     }
-                    false => None,
+                    None => None,
                 },
+                rope: cfg.rope_layers[l],
                 scale: cfg.attn_scale,
                 softcap: cfg.attn_softcap,
                 sliding: cfg.sliding_layers[l],
             };
             // Gemma-2 and -3 name their four norms for where they sit; in Llama and Gemma (1)
             // `post_attention_layernorm` is the norm before the MLP.
-            let (attn_out_norm, mlp_norm, mlp_out_norm) = match cfg.arch.is_gemma2_family() {
-                true => (
+            // OLMo-2's two norms sit after attention and the MLP, under the same names.
+            let (attn_out_norm, mlp_norm, mlp_out_norm) = match (cfg.arch.is_gemma2_family(), cfg.arch.is_olmo()) {
+                (true, _) => (
                     Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
-                    rms(lb, format!("{p}.pre_feedforward_layernorm.weight"), h)?,
+                    Some(rms(lb, format!("{p}.pre_feedforward_layernorm.weight"), h)?),
                     Some(rms(lb, format!("{p}.post_feedforward_layernorm.weight"), h)?),
                 ),
-                false => (None, rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?, None),
+                (_, true) => (
+                    Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
+                    None,
+                    Some(rms(lb, format!("{p}.post_feedforward_layernorm.weight"), h)?),
+                ),
+                _ => (None, Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?), None),
             };
             let (inter, act) = (cfg.intermediate, cfg.hidden_act);
             let mlp = match cfg.arch {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use config::{Arch, ModelConfig, TokenIds};
+pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
 pub use dtype::FloatKind;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
@@ -69,10 +69,9 @@ impl CausalLm {
     ) -> Result<(Self, Vec<Leaf>)> {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
-                Body::Llama(llama::Llama::load(&config, &mut lb)?)
-            }
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
+            // Every other family is a variation of the Llama block.
+            _ => Body::Llama(llama::Llama::load(&config, &mut lb)?),
         };
         let (linears, leaves) = (lb.infos, lb.leaves);
         let model = CausalLm {

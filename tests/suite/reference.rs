@@ -28,7 +28,9 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// base, bf16), Qwen2 with `use_sliding_window` (a window on the layers from
 /// `max_window_layers` on), Phi-4-mini's RoPE (three quarters of each head rotate, LongRoPE
 /// whose short and long sets both occur, within one batch and within one DPO pair; bf16) and
-/// Qwen3 with YaRN (factor 4, several frequencies on the ramp).
+/// Qwen3 with YaRN (factor 4, several frequencies on the ramp), SmolLM3 (a NoPE layer with a
+/// window), OLMo-2 (norms after attention and MLP, q/k norms over the whole projection) and
+/// OLMo-3 (OLMo-2 with three windowed layers and YaRN on the full one; bf16).
 const NUMERIC: &[&str] = &[
     "tiny-llama",
     "tiny-qwen2",
@@ -43,6 +45,9 @@ const NUMERIC: &[&str] = &[
     "tiny-qwen2-window",
     "tiny-phi4",
     "tiny-qwen3-yarn",
+    "tiny-smollm3",
+    "tiny-olmo2",
+    "tiny-olmo3",
 ];
 
 fn fixtures() -> PathBuf {
@@ -52,11 +57,8 @@ fn fixtures() -> PathBuf {
 /// The directory of a fixture checkpoint.
 fn model_dir(model: &str) -> PathBuf {
     match model {
-        "tiny-mistral" | "tiny-llama3" | "tiny-qwen3" | "tiny-phi3" | "tiny-gemma2" | "tiny-gemma" | "tiny-gemma3"
-        | "tiny-qwen2-window" | "tiny-phi4" | "tiny-qwen3-yarn" => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model)
-        }
-        _ => fixtures().join(model),
+        "tiny-llama" | "tiny-qwen2" | "tiny-gpt2" => fixtures().join(model),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
     }
 }
 
