@@ -21,7 +21,7 @@ pub enum Error {
     Format { path: PathBuf, message: String },
     /// The model's `model_type` is not one we implement.
     #[error(
-        "{path}: unsupported model_type `{model_type}` (supported: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, smollm3, olmo2, olmo3, gpt2)"
+        "{path}: unsupported model_type `{model_type}` (supported: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, smollm3, olmo2, olmo3, gpt_neox, gpt2)"
     )]
     UnknownArchitecture { path: PathBuf, model_type: String },
     /// A tensor the architecture needs is not in the checkpoint.

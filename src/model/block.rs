@@ -49,6 +49,9 @@ pub enum Qkv {
     },
     /// One projection whose output is `[q | k | v]` (GPT-2's `c_attn`, Phi-3's `qkv_proj`).
     Fused(Linear),
+    /// One projection whose output is, head by head, `[q_h | k_h | v_h]` (GPT-NeoX's
+    /// `query_key_value`).
+    PerHead(Linear),
 }
 
 /// Causal self-attention with grouped-query heads.
@@ -79,6 +82,13 @@ impl Attention {
                 let y = qkv.forward(x, lora);
                 let (qd, kd) = (self.heads * hd, kv * hd);
                 (y.clone().narrow(2, 0, qd), y.clone().narrow(2, qd, kd), y.narrow(2, qd + kd, kd))
+            }
+            Qkv::PerHead(qkv) => {
+                let y = qkv.forward(x, lora);
+                let [b, t, _] = y.dims();
+                let y = y.reshape([b, t, self.heads, 3 * hd]);
+                let part = |i: usize| y.clone().narrow(3, i * hd, hd).reshape([b, t, self.heads * hd]);
+                (part(0), part(1), part(2))
             }
         };
         let (q, k) = match &self.qk_norm {
@@ -115,6 +125,7 @@ fn activate(act: Activation, x: Tensor<3>) -> Tensor<3> {
     match act {
         Activation::Silu => nn::silu(x),
         Activation::GeluTanh => nn::gelu_tanh(x),
+        Activation::Gelu => nn::gelu(x),
     }
 }
 
@@ -127,8 +138,8 @@ pub enum Mlp {
     /// The same with gate and up fused in one projection whose output is `[gate | up]` (Phi-3's
     /// `gate_up_proj`, `intermediate` wide each).
     FusedGated { gate_up: Linear, down: Linear, intermediate: usize, act: Activation },
-    /// `proj(gelu_tanh(fc(x)))` (GPT-2).
-    GeluTanh { fc: Linear, proj: Linear },
+    /// `proj(act(fc(x)))` (GPT-2: GELU-tanh; GPT-NeoX: exact GELU).
+    Plain { fc: Linear, proj: Linear, act: Activation },
 }
 
 impl Mlp {
@@ -142,13 +153,16 @@ impl Mlp {
                 let (gate, up) = (y.clone().narrow(2, 0, *intermediate), y.narrow(2, *intermediate, *intermediate));
                 down.forward(up * activate(*act, gate), lora)
             }
-            Mlp::GeluTanh { fc, proj } => proj.forward(nn::gelu_tanh(fc.forward(x, lora)), lora),
+            Mlp::Plain { fc, proj, act } => proj.forward(activate(*act, fc.forward(x, lora)), lora),
         }
     }
 }
 
-/// One pre-norm decoder block.
+/// One decoder block.
 pub struct Block {
+    /// Attention and MLP side by side on the block's input (GPT-NeoX): `x + attn(n₁(x)) +
+    /// mlp(n₂(x))`.
+    pub parallel: bool,
     /// The norm before attention (all but OLMo-2).
     pub attn_norm: Option<Norm>,
     pub attn: Attention,
@@ -167,7 +181,11 @@ impl Block {
             Some(n) => n.forward(y),
             None => y,
         };
-        let x = x.clone() + out(&self.attn_out_norm, self.attn.forward(out(&self.attn_norm, x), pos, lora));
+        let attn = out(&self.attn_out_norm, self.attn.forward(out(&self.attn_norm, x.clone()), pos, lora));
+        if self.parallel {
+            return x.clone() + attn + out(&self.mlp_out_norm, self.mlp.forward(out(&self.mlp_norm, x), lora));
+        }
+        let x = x + attn;
         x.clone() + out(&self.mlp_out_norm, self.mlp.forward(out(&self.mlp_norm, x), lora))
     }
 }

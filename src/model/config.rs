@@ -43,6 +43,10 @@ pub enum Arch {
     /// OLMo-3: OLMo-2 with sliding-window layers (by default three of every four) and RoPE
     /// settings per layer type.
     Olmo3,
+    /// GPT-NeoX (Pythia): LayerNorm with bias, attention and MLP side by side on the same
+    /// input (`use_parallel_residual`), one `query_key_value` projection laid out per head as
+    /// `[q | k | v]`, RoPE on a quarter of each head by default, exact-GELU MLP.
+    GptNeox,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -52,6 +56,7 @@ impl Arch {
     pub fn default_lora_targets(self) -> Vec<String> {
         match self {
             Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
+            Arch::GptNeox => vec!["query_key_value".into(), "dense".into()],
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
             _ => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
@@ -87,6 +92,8 @@ impl Arch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     Silu,
+    /// GELU with the exact erf (GPT-NeoX's `gelu`).
+    Gelu,
     /// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
     GeluTanh,
 }
@@ -133,6 +140,9 @@ pub struct ModelConfig {
     /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
     pub final_softcap: Option<f64>,
+    /// Attention and MLP read the same block input and both add to it (GPT-NeoX), instead of
+    /// the MLP reading the attention's output.
+    pub parallel_residual: bool,
 }
 
 /// Where queries and keys are normalised.
@@ -358,6 +368,27 @@ struct LlamaConfigFile {
     no_rope_layer_interval: Option<usize>,
 }
 
+/// config.json of GPT-NeoX, as the file has it (Pythia's older files keep the RoPE settings as
+/// `rotary_pct` and `rotary_emb_base`).
+#[derive(Debug, Clone, Deserialize)]
+struct NeoxConfigFile {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    #[serde(default = "default_ln_eps")]
+    layer_norm_eps: f64,
+    hidden_act: Option<String>,
+    max_position_embeddings: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+    use_parallel_residual: Option<bool>,
+    rope_parameters: Option<RopeParameters>,
+    rope_scaling: Option<RopeParameters>,
+    rotary_pct: Option<f64>,
+    rotary_emb_base: Option<f64>,
+}
+
 /// config.json of GPT-2.
 #[derive(Debug, Clone, Deserialize)]
 struct Gpt2ConfigFile {
@@ -416,6 +447,7 @@ impl ModelConfig {
             "smollm3" => Arch::SmolLm3,
             "olmo2" => Arch::Olmo2,
             "olmo3" => Arch::Olmo3,
+            "gpt_neox" => Arch::GptNeox,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -432,6 +464,7 @@ impl ModelConfig {
         };
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
+            Arch::GptNeox => Self::neox(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
             _ => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
@@ -473,6 +506,61 @@ impl ModelConfig {
             attn_scale: 1.0 / ((c.n_embd / c.n_head) as f64).sqrt(),
             attn_softcap: None,
             final_softcap: None,
+            parallel_residual: false,
+        })
+    }
+
+    fn neox(c: NeoxConfigFile, path: &Path, eos: u32, bos: Option<u32>, dtype: FloatKind) -> Result<Self> {
+        let hidden_act = match c.hidden_act.as_deref().unwrap_or("gelu") {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            other => return Err(Error::format(path, format!("unsupported hidden_act `{other}` (gelu, gelu_new)"))),
+        };
+        let heads = c.num_attention_heads;
+        let head_dim = c.hidden_size / heads;
+        let block = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
+        // The block's values first, then the older top-level names, then the class defaults.
+        let partial = block.and_then(|b| b.partial_rotary_factor).or(c.rotary_pct).unwrap_or(0.25);
+        let rotary_dim = (head_dim as f64 * partial) as usize;
+        if !(partial > 0.0 && partial <= 1.0) || rotary_dim == 0 || rotary_dim % 2 == 1 {
+            return Err(Error::format(
+                path,
+                format!("a rotary fraction of {partial} of head_dim {head_dim} rotates {rotary_dim} features (must be even and positive)"),
+            ));
+        }
+        let cx =
+            RopeContext { path, phi3: false, top_original: None, max_positions: c.max_position_embeddings, rotary_dim };
+        let rope = RopeSpec {
+            theta: block.and_then(|b| b.rope_theta).or(c.rotary_emb_base).unwrap_or(1e4),
+            scaling: block.map(|b| b.scaling(&cx)).transpose()?.unwrap_or(RopeScaling::None),
+        };
+        Ok(ModelConfig {
+            arch: Arch::GptNeox,
+            vocab_size: c.vocab_size,
+            hidden: c.hidden_size,
+            layers: c.num_hidden_layers,
+            heads,
+            kv_heads: heads,
+            head_dim,
+            rotary_dim,
+            intermediate: c.intermediate_size,
+            norm_eps: c.layer_norm_eps,
+            rope: Some(rope),
+            sliding_rope: None,
+            tie_embeddings: c.tie_word_embeddings.unwrap_or(false),
+            max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
+            eos_token_id: eos,
+            bos_token_id: bos,
+            dtype,
+            sliding_window: None,
+            qk_norm: None,
+            rope_layers: vec![true; c.num_hidden_layers],
+            sliding_layers: vec![false; c.num_hidden_layers],
+            hidden_act,
+            attn_scale: 1.0 / (head_dim as f64).sqrt(),
+            attn_softcap: None,
+            final_softcap: None,
+            parallel_residual: c.use_parallel_residual.unwrap_or(true),
         })
     }
 
@@ -558,6 +646,7 @@ impl ModelConfig {
             attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
             attn_softcap: c.attn_logit_softcapping,
             final_softcap: c.final_logit_softcapping,
+            parallel_residual: false,
         })
     }
 }
@@ -773,6 +862,29 @@ mod tests {
         assert_eq!(o3.sliding_rope, Some(RopeSpec { theta: 5e5, scaling: RopeScaling::None }));
         let phi3 = parse(llama(serde_json::json!({ "model_type": "phi3" }))).unwrap();
         assert_eq!(phi3.norm_eps, 1e-5);
+    }
+
+    #[test]
+    fn gpt_neox_reads_pythias_older_rope_names_and_the_class_defaults() {
+        // As Pythia's files have it: rotary_pct and rotary_emb_base at the top level.
+        let pythia = serde_json::json!({ "model_type": "gpt_neox", "vocab_size": 32, "hidden_size": 64,
+            "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "eos_token_id": 0,
+            "rotary_pct": 0.5, "rotary_emb_base": 20000, "hidden_act": "gelu" });
+        let c = parse(pythia.clone()).unwrap();
+        assert_eq!((c.head_dim, c.rotary_dim, c.rope.clone().unwrap().theta), (16, 8, 20000.0));
+        assert_eq!(
+            (c.hidden_act, c.parallel_residual, c.tie_embeddings, c.norm_eps),
+            (Activation::Gelu, true, false, 1e-5)
+        );
+        assert_eq!(c.arch.default_lora_targets(), ["query_key_value", "dense"]);
+        // Without any: a quarter of each head, base 1e4.
+        let mut bare = pythia.clone();
+        bare.as_object_mut().unwrap().retain(|k, _| !k.starts_with("rotary"));
+        let c = parse(bare).unwrap();
+        assert_eq!((c.rotary_dim, c.rope.unwrap().theta), (4, 1e4));
+        let mut odd = pythia;
+        odd["rotary_pct"] = 0.1875.into();
+        assert!(parse(odd).unwrap_err().to_string().contains("rotates 3 features"));
     }
 
     #[test]

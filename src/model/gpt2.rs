@@ -55,11 +55,13 @@ impl Gpt2 {
                 b: lb.vector(&format!("{p}.ln_2.bias"), h)?,
                 eps,
             };
-            let mlp = Mlp::GeluTanh {
+            let mlp = Mlp::Plain {
                 fc: lb.conv1d(&format!("{p}.mlp.c_fc"), h, cfg.intermediate)?,
                 proj: lb.conv1d(&format!("{p}.mlp.c_proj"), cfg.intermediate, h)?,
+                act: cfg.hidden_act,
             };
             blocks.push(Block {
+                parallel: false,
                 attn_norm: Some(attn_norm),
                 attn,
                 attn_out_norm: None,

@@ -110,7 +110,7 @@ impl Llama {
                     act,
                 },
             };
-            blocks.push(Block { attn_norm, attn, attn_out_norm, mlp_norm, mlp, mlp_out_norm });
+            blocks.push(Block { parallel: false, attn_norm, attn, attn_out_norm, mlp_norm, mlp, mlp_out_norm });
         }
         let norm = rms(lb, "model.norm.weight".into(), h)?;
         let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {

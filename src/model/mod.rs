@@ -1,4 +1,5 @@
-//! Models: Hugging Face causal LMs (Llama family, Qwen2, GPT-2) with LoRA, on any Burn device.
+//! Models: Hugging Face causal LMs (the Llama family and its variations, GPT-NeoX, GPT-2) with
+//! LoRA, on any Burn device.
 
 mod block;
 mod config;
@@ -8,6 +9,7 @@ pub mod hub;
 mod linear;
 mod llama;
 mod lora;
+mod neox;
 mod nn;
 mod positions;
 mod rope;
@@ -31,6 +33,7 @@ use crate::error::{Error, Result};
 enum Body {
     Llama(llama::Llama),
     Gpt2(gpt2::Gpt2),
+    Neox(neox::GptNeox),
 }
 
 /// A causal language model loaded from a HF directory onto a device.
@@ -70,6 +73,7 @@ impl CausalLm {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
         let body = match config.arch {
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
+            Arch::GptNeox => Body::Neox(neox::GptNeox::load(&config, &mut lb)?),
             // Every other family is a variation of the Llama block.
             _ => Body::Llama(llama::Llama::load(&config, &mut lb)?),
         };
@@ -94,6 +98,7 @@ impl CausalLm {
         match &self.body {
             Body::Llama(m) => m.hidden(ids, lengths, lora),
             Body::Gpt2(m) => m.hidden(ids, lengths, lora),
+            Body::Neox(m) => m.hidden(ids, lengths, lora),
         }
     }
 
@@ -103,6 +108,7 @@ impl CausalLm {
         match &self.body {
             Body::Llama(m) => m.lm_head(),
             Body::Gpt2(m) => m.lm_head(),
+            Body::Neox(m) => m.lm_head(),
         }
     }
 

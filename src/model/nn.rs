@@ -33,6 +33,14 @@ pub fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
     x.clone().mul_scalar(0.5) * activation::tanh(inner).add_scalar(1.0)
 }
 
+/// Exact GELU, `0.5·x·(1 + erf(x/√2))` (GPT-NeoX's `gelu`), written with `erf` so autodiff
+/// differentiates it exactly: Burn's fused `gelu` has a backward that differentiates the tanh
+/// approximation on some backends (measured on wgpu: LoRA gradients off by 1e-4 relative).
+pub fn gelu(x: Tensor<3>) -> Tensor<3> {
+    let cdf = x.clone().div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
+    x * cdf
+}
+
 /// SiLU.
 pub fn silu(x: Tensor<3>) -> Tensor<3> {
     activation::silu(x)

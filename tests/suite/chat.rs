@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use gradsift::data::{load_records, ChatTemplate, Sequence, TextTokenizer, Tokenized};
 use serde_json::Value;
 
-/// hf-arch's models, and the eight made by tests/fixtures/hf-arch/make_reference.py (Gemma-3's
+/// hf-arch's models, and the nine made by tests/fixtures/hf-arch/make_reference.py (Gemma-3's
 /// template, which tiny-gemma uses too, folds the system message into the first user turn and
 /// slices `messages[1:]`).
 const CHAT_MODELS: &[&str] = &[
@@ -26,6 +26,7 @@ const CHAT_MODELS: &[&str] = &[
     "tiny-smollm3",
     "tiny-olmo2",
     "tiny-olmo3",
+    "tiny-neox",
 ];
 
 fn dir() -> PathBuf {

@@ -30,7 +30,8 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// whose short and long sets both occur, within one batch and within one DPO pair; bf16) and
 /// Qwen3 with YaRN (factor 4, several frequencies on the ramp), SmolLM3 (a NoPE layer with a
 /// window), OLMo-2 (norms after attention and MLP, q/k norms over the whole projection) and
-/// OLMo-3 (OLMo-2 with three windowed layers and YaRN on the full one; bf16).
+/// OLMo-3 (OLMo-2 with three windowed layers and YaRN on the full one; bf16) and GPT-NeoX
+/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16).
 const NUMERIC: &[&str] = &[
     "tiny-llama",
     "tiny-qwen2",
@@ -48,6 +49,7 @@ const NUMERIC: &[&str] = &[
     "tiny-smollm3",
     "tiny-olmo2",
     "tiny-olmo3",
+    "tiny-neox",
 ];
 
 fn fixtures() -> PathBuf {

@@ -1,0 +1,99 @@
+//! GPT-NeoX (Pythia): LayerNorm with bias, attention and MLP side by side on the same input,
+//! one `query_key_value` projection laid out head by head, RoPE on the first features of each
+//! head, exact-GELU MLP, an untied output embedding (`embed_out`, `lm_head` in files that
+//! Transformers 5 wrote). Parameter names follow HF.
+
+use burn::prelude::*;
+
+use super::block::{Attention, Block, Mlp, Norm, Qkv};
+use super::config::ModelConfig;
+use super::linear::{LinearBuilder, LoraRuntime};
+use super::positions::{PositionCache, Rope};
+use crate::error::Result;
+
+/// The GPT-NeoX stack and head.
+pub struct GptNeox {
+    hidden: usize,
+    embed: Tensor<2>,
+    blocks: Vec<Block>,
+    final_norm: Norm,
+    lm_head: Tensor<2>,
+    positions: PositionCache,
+}
+
+impl GptNeox {
+    /// Builds the model from checkpoint tensors.
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+        let (h, eps) = (cfg.hidden, cfg.norm_eps);
+        let layer_norm = |lb: &mut LinearBuilder<'_>, name: &str| -> Result<Norm> {
+            Ok(Norm::Layer {
+                w: lb.vector(&format!("{name}.weight"), h)?,
+                b: lb.vector(&format!("{name}.bias"), h)?,
+                eps,
+            })
+        };
+        let embed_host = lb.weights.take("gpt_neox.embed_in.weight", &[cfg.vocab_size, h])?;
+        let embed: Tensor<2> = lb.param("gpt_neox.embed_in.weight", embed_host, false);
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = format!("gpt_neox.layers.{l}");
+            let attn = Attention {
+                qkv: Qkv::PerHead(lb.linear(&format!("{p}.attention.query_key_value"), h, 3 * h)?),
+                o: lb.linear(&format!("{p}.attention.dense"), h, h)?,
+                heads: cfg.heads,
+                kv_heads: cfg.heads,
+                head_dim: cfg.head_dim,
+                qk_norm: None,
+                rope: true,
+                scale: cfg.attn_scale,
+                softcap: None,
+                sliding: false,
+            };
+            let mlp = Mlp::Plain {
+                fc: lb.linear(&format!("{p}.mlp.dense_h_to_4h"), h, cfg.intermediate)?,
+                proj: lb.linear(&format!("{p}.mlp.dense_4h_to_h"), cfg.intermediate, h)?,
+                act: cfg.hidden_act,
+            };
+            blocks.push(Block {
+                parallel: cfg.parallel_residual,
+                attn_norm: Some(layer_norm(lb, &format!("{p}.input_layernorm"))?),
+                attn,
+                attn_out_norm: None,
+                mlp_norm: Some(layer_norm(lb, &format!("{p}.post_attention_layernorm"))?),
+                mlp,
+                mlp_out_norm: None,
+            });
+        }
+        let final_norm = layer_norm(lb, "gpt_neox.final_layer_norm")?;
+        // Pythia's files name the head `embed_out`; Transformers 5 writes `lm_head`. Tied and
+        // absent, the embedding serves.
+        let head = ["embed_out.weight", "lm_head.weight"].into_iter().find(|n| lb.weights.contains(n));
+        let lm_head = match head {
+            None if cfg.tie_embeddings => embed.clone().transpose(),
+            // Absent and untied: the take names the missing tensor.
+            name => {
+                let name = name.unwrap_or("embed_out.weight");
+                lb.param(name, lb.weights.take_transposed(name, &[cfg.vocab_size, h])?, true)
+            }
+        };
+        let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
+        Ok(GptNeox { hidden: h, embed, blocks, final_norm, lm_head, positions: PositionCache::new(rope, None, None) })
+    }
+
+    /// Final hidden states `[B, T, H]` (after the final norm) of rows holding `lengths` real
+    /// tokens each.
+    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+        let [b, t] = ids.dims();
+        let pos = self.positions.positions(t, lengths, &ids.device());
+        let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        for blk in &self.blocks {
+            x = blk.forward(x, &pos, lora);
+        }
+        self.final_norm.forward(x)
+    }
+
+    /// The output projection `[H, V]`.
+    pub fn lm_head(&self) -> &Tensor<2> {
+        &self.lm_head
+    }
+}
