@@ -9,25 +9,7 @@ use std::path::{Path, PathBuf};
 use gradsift::data::{load_records, ChatTemplate, Sequence, TextTokenizer, Tokenized};
 use serde_json::Value;
 
-/// hf-arch's models, and the nine made by tests/fixtures/hf-arch/make_reference.py (Gemma-3's
-/// template, which tiny-gemma uses too, folds the system message into the first user turn and
-/// slices `messages[1:]`).
-const CHAT_MODELS: &[&str] = &[
-    "tiny-llama3",
-    "tiny-qwen3",
-    "tiny-gemma2",
-    "tiny-phi3",
-    "tiny-mistral",
-    "tiny-gemma",
-    "tiny-gemma3",
-    "tiny-qwen2-window",
-    "tiny-phi4",
-    "tiny-qwen3-yarn",
-    "tiny-smollm3",
-    "tiny-olmo2",
-    "tiny-olmo3",
-    "tiny-neox",
-];
+use crate::common;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch")
@@ -74,7 +56,7 @@ fn conversations(model: &str) -> &'static str {
 
 #[test]
 fn chat_ids_and_masks_match_transformers() {
-    for &model in CHAT_MODELS {
+    for &model in common::HF_ARCH {
         let tok = tokenizer(model);
         let r = reference(model);
         let want: Vec<Sequence> = r["sft"]
@@ -110,7 +92,7 @@ fn chat_ids_and_masks_match_transformers() {
 
 #[test]
 fn sharegpt_and_alpaca_give_their_messages_twins() {
-    for &model in CHAT_MODELS.iter().filter(|&&m| m != "tiny-gemma2") {
+    for &model in common::HF_ARCH.iter().filter(|&&m| m != "tiny-gemma2") {
         let tok = tokenizer(model);
         let tokens =
             |file: &str| singles(tok.examples(&load_records(&dir().join(file)).unwrap().examples, 4096).unwrap().0);

@@ -110,3 +110,34 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
     };
     gradsift::pipeline::load(&spec, c).unwrap()
 }
+
+/// The checkpoints under tests/fixtures/hf-arch, each with chat templates, chat data and float64
+/// references. From the shared hf-arch: Llama-3 (llama3 RoPE scaling, tied embeddings), Qwen3
+/// (q/k norm, head_dim 24 ≠ hidden / heads, bf16), Gemma-2 (soft-capping, sliding and full
+/// layers, four norms per block, scaled embeddings), Phi-3 (fused qkv_proj and gate_up_proj,
+/// LoRA on the fused modules), Mistral (a window of 10, shorter than most sequences). Made by
+/// tests/fixtures/hf-arch/make_reference.py: Gemma (1) (multi-query attention; its config.json
+/// as Transformers 4 wrote Google's: legacy `"gelu"`, the tied default left out), Gemma-3 (q/k
+/// norms, RoPE per layer type with a linearly scaled global base; Gemma-3's template folds the
+/// system message into the first user turn, and tiny-gemma uses it too), Qwen2 with
+/// `use_sliding_window`, Phi-4-mini's RoPE (three quarters of each head rotate; LongRoPE whose
+/// short and long sets both occur within one batch and within one DPO pair), Qwen3 with YaRN,
+/// SmolLM3 (a NoPE layer with a window), OLMo-2 (norms after attention and MLP, q/k norms over
+/// the whole projection), OLMo-3 (three windowed layers, YaRN on the full one) and GPT-NeoX
+/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16).
+pub const HF_ARCH: &[&str] = &[
+    "tiny-mistral",
+    "tiny-llama3",
+    "tiny-qwen3",
+    "tiny-phi3",
+    "tiny-gemma2",
+    "tiny-gemma",
+    "tiny-gemma3",
+    "tiny-qwen2-window",
+    "tiny-phi4",
+    "tiny-qwen3-yarn",
+    "tiny-smollm3",
+    "tiny-olmo2",
+    "tiny-olmo3",
+    "tiny-neox",
+];

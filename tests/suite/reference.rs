@@ -17,40 +17,10 @@ use serde_json::Value;
 
 /// The hf-tiny checkpoints: numeric checks and tokenization of the shared plain data.
 const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
-/// Every checkpoint with numeric references: hf-tiny's, and from hf-arch Mistral (a sliding
-/// window of 10, shorter than most of its sequences), Llama-3 (llama3 RoPE scaling, tied
-/// embeddings), Qwen3 (q/k norm, head_dim 24 ≠ hidden / heads, bf16 weights) and Phi-3 (fused
-/// qkv_proj and gate_up_proj, LoRA on the fused modules) and Gemma-2 (soft-capping, sliding
-/// and full layers, four norms per block, scaled embeddings); and, made by
-/// tests/fixtures/hf-arch/make_reference.py, Gemma (1) (multi-query attention, scaled norms and
-/// embeddings, its config.json as Transformers 4 wrote Google's: legacy `"gelu"`, the tied
-/// default left out), Gemma-3 (q/k norms, RoPE per layer type with a linearly scaled global
-/// base, bf16), Qwen2 with `use_sliding_window` (a window on the layers from
-/// `max_window_layers` on), Phi-4-mini's RoPE (three quarters of each head rotate, LongRoPE
-/// whose short and long sets both occur, within one batch and within one DPO pair; bf16) and
-/// Qwen3 with YaRN (factor 4, several frequencies on the ramp), SmolLM3 (a NoPE layer with a
-/// window), OLMo-2 (norms after attention and MLP, q/k norms over the whole projection) and
-/// OLMo-3 (OLMo-2 with three windowed layers and YaRN on the full one; bf16) and GPT-NeoX
-/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16).
-const NUMERIC: &[&str] = &[
-    "tiny-llama",
-    "tiny-qwen2",
-    "tiny-gpt2",
-    "tiny-mistral",
-    "tiny-llama3",
-    "tiny-qwen3",
-    "tiny-phi3",
-    "tiny-gemma2",
-    "tiny-gemma",
-    "tiny-gemma3",
-    "tiny-qwen2-window",
-    "tiny-phi4",
-    "tiny-qwen3-yarn",
-    "tiny-smollm3",
-    "tiny-olmo2",
-    "tiny-olmo3",
-    "tiny-neox",
-];
+/// Every checkpoint with numeric references: hf-tiny's, then hf-arch's ([`common::HF_ARCH`]).
+fn numeric() -> impl Iterator<Item = &'static str> {
+    MODELS.iter().chain(common::HF_ARCH).copied()
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -58,9 +28,9 @@ fn fixtures() -> PathBuf {
 
 /// The directory of a fixture checkpoint.
 fn model_dir(model: &str) -> PathBuf {
-    match model {
-        "tiny-llama" | "tiny-qwen2" | "tiny-gpt2" => fixtures().join(model),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
+    match MODELS.contains(&model) {
+        true => fixtures().join(model),
+        false => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch").join(model),
     }
 }
 
@@ -122,7 +92,7 @@ fn to_f64(t: Tensor<3>) -> (Vec<usize>, Vec<f64>) {
 common::each_backend! {
     fn logits_match_pytorch(c) {
         let mut failures = Vec::new();
-        for &name in NUMERIC {
+        for name in numeric() {
             let (model, adapter) = load(name, c);
             let r = reference_json(name);
             let refs = reference_tensors(name);
@@ -180,7 +150,7 @@ fn check_grads(
 
 common::each_backend! {
     fn sft_per_example_gradients_match_pytorch(c) {
-        for &name in NUMERIC {
+        for name in numeric() {
             let (model, adapter) = load(name, c);
             let r = reference_json(name);
             let examples: Vec<Tokenized> = sft_seqs(&r).into_iter().map(Tokenized::Single).collect();
@@ -200,7 +170,7 @@ common::each_backend! {
 
 common::each_backend! {
     fn dpo_per_example_gradients_and_logps_match_pytorch(c) {
-        for &name in NUMERIC {
+        for name in numeric() {
             let (model, adapter) = load(name, c);
             let r = reference_json(name);
             let pairs = dpo_pairs(&r);
