@@ -37,7 +37,6 @@ pub struct Rope {
 
 /// One rotary embedding's tables: the ones every sequence uses, and LongRoPE's set for
 /// sequences past the original context.
-#[derive(Clone)]
 struct RopeTables {
     short: (Tensor<4>, Tensor<4>),
     long: Option<(Tensor<4>, Tensor<4>)>,
