@@ -521,13 +521,7 @@ impl ModelConfig {
         let block = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
         // The block's values first, then the older top-level names, then the class defaults.
         let partial = block.and_then(|b| b.partial_rotary_factor).or(c.rotary_pct).unwrap_or(0.25);
-        let rotary_dim = (head_dim as f64 * partial) as usize;
-        if !(partial > 0.0 && partial <= 1.0) || rotary_dim == 0 || rotary_dim % 2 == 1 {
-            return Err(Error::format(
-                path,
-                format!("a rotary fraction of {partial} of head_dim {head_dim} rotates {rotary_dim} features (must be even and positive)"),
-            ));
-        }
+        let rotary_dim = rotated_features(head_dim, partial, path)?;
         let cx =
             RopeContext { path, phi3: false, top_original: None, max_positions: c.max_position_embeddings, rotary_dim };
         let rope = RopeSpec {
@@ -673,16 +667,7 @@ fn ropes(arch: Arch, c: &LlamaConfigFile, head_dim: usize, path: &Path) -> Resul
     let rotary_dim = match partial.filter(|&f| f != 1.0) {
         None => head_dim,
         // Only Phi-3's attention splits heads into a rotated and a passed-through part.
-        Some(f) if arch == Arch::Phi3 && f > 0.0 && f < 1.0 => {
-            let r = (head_dim as f64 * f) as usize;
-            if r == 0 || r % 2 == 1 {
-                return Err(Error::format(
-                    path,
-                    format!("partial_rotary_factor {f} of head_dim {head_dim} rotates {r} features (must be even and positive)"),
-                ));
-            }
-            r
-        }
+        Some(f) if arch == Arch::Phi3 && f > 0.0 && f < 1.0 => rotated_features(head_dim, f, path)?,
         Some(f) => {
             return Err(Error::format(
                 path,
@@ -734,6 +719,19 @@ fn rope_layers(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<Vec<bool>
             Ok((0..layers).map(|l| (l + 1) % every != 0).collect())
         }
     }
+}
+
+/// How many features of each head a rotary fraction `f` rotates, as Transformers truncates
+/// `head_dim · f`; refused unless in (0, 1] and an even, positive count.
+fn rotated_features(head_dim: usize, f: f64, path: &Path) -> Result<usize> {
+    let r = (head_dim as f64 * f) as usize;
+    if !(f > 0.0 && f <= 1.0) || r == 0 || r % 2 == 1 {
+        return Err(Error::format(
+            path,
+            format!("a rotary fraction of {f} of head_dim {head_dim} rotates {r} features (must be even and positive)"),
+        ));
+    }
+    Ok(r)
 }
 
 /// The attention window and which layers use it, as Transformers decides per family: Mistral
