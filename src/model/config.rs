@@ -137,12 +137,25 @@ pub struct ModelConfig {
     pub hidden_act: Activation,
     /// Attention scores are `q·kᵀ·attn_scale` (1/√head_dim unless `query_pre_attn_scalar`).
     pub attn_scale: f64,
+    /// GPT-2's `scale_attn_by_inverse_layer_idx`: layer l's scores are divided by l + 1 as
+    /// well (see [`Self::layer_attn_scale`]).
+    pub attn_scale_by_layer: bool,
     /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
     pub final_softcap: Option<f64>,
     /// Attention and MLP read the same block input and both add to it (GPT-NeoX), instead of
     /// the MLP reading the attention's output.
     pub parallel_residual: bool,
+}
+
+impl ModelConfig {
+    /// The attention-score scale of layer `l` (0-based).
+    pub fn layer_attn_scale(&self, l: usize) -> f64 {
+        match self.attn_scale_by_layer {
+            true => self.attn_scale / (l + 1) as f64,
+            false => self.attn_scale,
+        }
+    }
 }
 
 /// Where queries and keys are normalised.
@@ -402,6 +415,9 @@ struct Gpt2ConfigFile {
     layer_norm_epsilon: f64,
     #[serde(default = "default_gpt2_act")]
     activation_function: String,
+    /// Scores divided by √head_dim (true unless the file says otherwise).
+    scale_attn_weights: Option<bool>,
+    scale_attn_by_inverse_layer_idx: Option<bool>,
 }
 
 fn default_ln_eps() -> f64 {
@@ -503,7 +519,11 @@ impl ModelConfig {
             rope_layers: vec![false; c.n_layer],
             sliding_layers: vec![false; c.n_layer],
             hidden_act: Activation::GeluTanh,
-            attn_scale: 1.0 / ((c.n_embd / c.n_head) as f64).sqrt(),
+            attn_scale: match c.scale_attn_weights.unwrap_or(true) {
+                true => 1.0 / ((c.n_embd / c.n_head) as f64).sqrt(),
+                false => 1.0,
+            },
+            attn_scale_by_layer: c.scale_attn_by_inverse_layer_idx.unwrap_or(false),
             attn_softcap: None,
             final_softcap: None,
             parallel_residual: false,
@@ -552,6 +572,7 @@ impl ModelConfig {
             sliding_layers: vec![false; c.num_hidden_layers],
             hidden_act,
             attn_scale: 1.0 / (head_dim as f64).sqrt(),
+            attn_scale_by_layer: false,
             attn_softcap: None,
             final_softcap: None,
             parallel_residual: c.use_parallel_residual.unwrap_or(true),
@@ -638,6 +659,7 @@ impl ModelConfig {
             sliding_layers,
             hidden_act,
             attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
+            attn_scale_by_layer: false,
             attn_softcap: c.attn_logit_softcapping,
             final_softcap: c.final_logit_softcapping,
             parallel_residual: false,
@@ -1013,6 +1035,24 @@ mod tests {
         // "gelu" means the tanh form only where Transformers rewrites it.
         let e = parse(llama(serde_json::json!({ "hidden_act": "gelu" }))).unwrap_err();
         assert!(e.to_string().contains("gelu"), "{e}");
+    }
+
+    #[test]
+    fn gpt2_reads_its_attention_scale_switches() {
+        let gpt2 = |extra: Value| {
+            let mut v = serde_json::json!({
+                "model_type": "gpt2", "vocab_size": 32, "n_embd": 16, "n_layer": 3, "n_head": 4,
+                "n_positions": 64, "eos_token_id": 2,
+            });
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(v).unwrap()
+        };
+        let scales = |c: &ModelConfig| (0..3).map(|l| c.layer_attn_scale(l)).collect::<Vec<_>>();
+        assert_eq!(scales(&gpt2(serde_json::json!({}))), [0.5, 0.5, 0.5]);
+        let by_layer = gpt2(serde_json::json!({ "scale_attn_by_inverse_layer_idx": true }));
+        assert_eq!(scales(&by_layer), [0.5, 0.25, 0.5 / 3.0]);
+        let unscaled = gpt2(serde_json::json!({ "scale_attn_weights": false }));
+        assert_eq!(scales(&unscaled), [1.0, 1.0, 1.0]);
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Gpt2 {
                 head_dim: cfg.head_dim,
                 qk_norm: None,
                 rope: false,
-                scale: cfg.attn_scale,
+                scale: cfg.layer_attn_scale(l),
                 softcap: None,
                 sliding: false,
             };

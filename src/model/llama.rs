@@ -124,8 +124,9 @@ impl Llama {
         Ok(Llama {
             hidden: h,
             embed,
-            // Gemma multiplies the embeddings by √hidden (the tied head uses them unscaled).
-            embed_scale: gemma.then(|| (h as f64).sqrt()),
+            // Gemma multiplies the embeddings by √hidden (the tied head uses them unscaled),
+            // rounded to the checkpoint's dtype as Transformers' buffer is.
+            embed_scale: gemma.then(|| cfg.dtype.round((h as f64).sqrt())),
             blocks,
             norm,
             lm_head,

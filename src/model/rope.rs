@@ -150,12 +150,8 @@ impl RopeSpec {
         round_to: FloatKind,
         device: &Device,
     ) -> (Tensor<4>, Tensor<4>) {
-        let round = |f: f32| match (round_to, long) {
-            (_, true) | (FloatKind::F32, _) => f as f64,
-            (FloatKind::Bf16, false) => half::bf16::from_f32(f).to_f64(),
-            (FloatKind::F16, false) => half::f16::from_f32(f).to_f64(),
-        };
-        let inv: Vec<f64> = self.inv_freqs(dim, long).into_iter().map(round).collect();
+        let round_to = if long { FloatKind::F32 } else { round_to };
+        let inv: Vec<f64> = self.inv_freqs(dim, long).into_iter().map(|f| round_to.round(f as f64)).collect();
         let scale = self.scaling.attention_factor();
         let half = dim / 2;
         let mut cos = vec![0f32; t * dim];

@@ -116,7 +116,8 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
 /// (q/k norm, head_dim 24 ≠ hidden / heads, bf16), Gemma-2 (soft-capping, sliding and full
 /// layers, four norms per block, scaled embeddings), Phi-3 (fused qkv_proj and gate_up_proj,
 /// LoRA on the fused modules), Mistral (a window of 10, shorter than most sequences). Made by
-/// tests/fixtures/hf-arch/make_reference.py: Gemma (1) (multi-query attention; its config.json
+/// tests/fixtures/hf-arch/make_reference.py: Gemma (1) (multi-query attention; a hidden size
+/// whose square root bf16 rounds, as a bf16 model's embedding scale is; its config.json
 /// as Transformers 4 wrote Google's: legacy `"gelu"`, the tied default left out), Gemma-3 (q/k
 /// norms, RoPE per layer type with a linearly scaled global base; Gemma-3's template folds the
 /// system message into the first user turn, and tiny-gemma uses it too), Qwen2 with
@@ -124,7 +125,8 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
 /// short and long sets both occur within one batch and within one DPO pair), Qwen3 with YaRN,
 /// SmolLM3 (a NoPE layer with a window), OLMo-2 (norms after attention and MLP, q/k norms over
 /// the whole projection), OLMo-3 (three windowed layers, YaRN on the full one) and GPT-NeoX
-/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16).
+/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16), and
+/// GPT-2 with `scale_attn_by_inverse_layer_idx`.
 pub const HF_ARCH: &[&str] = &[
     "tiny-mistral",
     "tiny-llama3",
@@ -140,4 +142,5 @@ pub const HF_ARCH: &[&str] = &[
     "tiny-olmo2",
     "tiny-olmo3",
     "tiny-neox",
+    "tiny-gpt2-scaled",
 ];
