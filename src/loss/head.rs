@@ -5,8 +5,8 @@
 //! whose weight is 0. Here only response positions reach the head, at most [`BLOCK`] logits
 //! exist at once, and nothing of them outlives its block.
 //!
-//! For a response position with hidden state h, head W `[H, V]`, logits z = s(h·W) (s the
-//! optional soft cap c·tanh(·/c)), target y and p = softmax(z):
+//! For a response position with hidden state h, head W `[H, V]` and bias b, logits
+//! z = s(h·W + b) (s the optional soft cap c·tanh(·/c)), target y and p = softmax(z):
 //!   log p(y) = z_y − logsumexp(z),   ∂log p(y)/∂h = (s′ ⊙ (e_y − p))·Wᵀ = s′_y·W[:, y] − (s′ ⊙ p)·Wᵀ.
 //! The caller turns these per-position gradients into the loss's gradient by the chain rule
 //! through the per-sequence sums and backpropagates them into the network with one
@@ -17,6 +17,7 @@ use burn::tensor::activation;
 
 use super::batch::SeqBatch;
 use crate::blocking::block_on;
+use crate::model::OutputHead;
 
 /// Most logits one block holds (32 MiB of f32).
 const BLOCK: usize = 1 << 23;
@@ -32,23 +33,18 @@ pub struct HeadPass {
 
 /// Response log-probabilities of a batch from its final hidden states `h: [S, T, H]` (used
 /// detached) and, with `with_grad`, their gradients with respect to `h`.
-pub fn head_pass(head: &Tensor<2>, softcap: Option<f64>, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
-    block_on(head_pass_async(head, softcap, h, batch, with_grad))
+pub fn head_pass(head: &OutputHead, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
+    block_on(head_pass_async(head, h, batch, with_grad))
 }
 
 /// [`head_pass`] for callers that can await (the browser page): each block's values are
 /// read back as they are needed.
-pub async fn head_pass_async(
-    head: &Tensor<2>,
-    softcap: Option<f64>,
-    h: Tensor<3>,
-    batch: &SeqBatch,
-    with_grad: bool,
-) -> HeadPass {
+pub async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
     let [s, t, d] = h.dims();
+    let out = out.without_autodiff();
+    let head = out.weight.clone();
     let v = head.dims()[1];
     let device = h.device().without_autodiff();
-    let head = head.clone().without_autodiff();
     let rows: Vec<usize> = (0..s * t).filter(|&r| batch.row_weights[r] != 0.0).collect();
     let mut logps = vec![0f64; s];
     let mut grad = with_grad.then(|| vec![0f32; s * t * d]);
@@ -65,10 +61,10 @@ pub async fn head_pass_async(
         let n = block.len();
         let targets: Vec<i64> = block.iter().map(|&r| batch.row_targets[r] as i64).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
-        let raw = hidden.clone().narrow(0, b * step, n).matmul(head.clone());
+        let raw = out.raw(hidden.clone().narrow(0, b * step, n));
         // s′ = sech²(raw/c) = 4a/(1 + a)² with a = e^{−2|raw/c|}: no cancellation where tanh
         // saturates (1 − tanh² loses every digit there in f32).
-        let (z, slope) = match softcap {
+        let (z, slope) = match out.softcap {
             Some(c) => {
                 let u = raw.div_scalar(c);
                 let a = u.clone().abs().mul_scalar(-2.0).exp();

@@ -114,7 +114,7 @@ async fn sequence_logps_async(
     let batch = SeqBatch::new(seqs, device);
     let lora = adapter.map(|a| a.runtime(model.linears.len(), seqs.len(), device));
     let h = model.hidden(batch.ids.clone(), &batch.lengths, lora.as_ref());
-    head_pass_async(model.head(), model.config.final_softcap, h, &batch, false).await.logps
+    head_pass_async(model.head(), h, &batch, false).await.logps
 }
 
 /// −log σ(z) = log(1 + e^{−z}), computed stably.
@@ -203,7 +203,7 @@ pub async fn per_example_grads_async(
     }
     let lora = LoraRuntime::new(branches);
     let h = model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora));
-    let pass = head_pass_async(model.head(), model.config.final_softcap, h.clone(), &batch, true).await;
+    let pass = head_pass_async(model.head(), h.clone(), &batch, true).await;
     let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());
     // ∂(Σ L)/∂h = Σ_s slope_s · ∂logp_s/∂h; backpropagating Σ h ⊙ that from h gives the
     // leaves' gradients autodiff would give through the head.

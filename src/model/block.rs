@@ -13,6 +13,7 @@ use super::positions::Positions;
 /// A normalisation layer.
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 pub enum Norm {
     /// RMSNorm (Llama, Qwen2; Gemma's `1 + w` is folded into `w` at load).
     Rms { w: Tensor<1>, eps: f64 },
@@ -173,19 +174,31 @@ pub struct Block {
     pub mlp: Mlp,
     /// Gemma-2's and OLMo-2's norm of the MLP output, before the residual.
     pub mlp_out_norm: Option<Norm>,
+    /// Each branch's output is multiplied by this before it is added (Granite; 1 elsewhere).
+    pub residual_scale: f64,
 }
 
 impl Block {
     pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> Tensor<3> {
-        let out = |norm: &Option<Norm>, y: Tensor<3>| match norm {
+        let out = |norm: &Option<Norm>, y: Tensor<3>| {
+            let y = match norm {
+                Some(n) => n.forward(y),
+                None => y,
+            };
+            match self.residual_scale {
+                1.0 => y,
+                s => y.mul_scalar(s),
+            }
+        };
+        let norm = |norm: &Option<Norm>, y: Tensor<3>| match norm {
             Some(n) => n.forward(y),
             None => y,
         };
-        let attn = out(&self.attn_out_norm, self.attn.forward(out(&self.attn_norm, x.clone()), pos, lora));
+        let attn = out(&self.attn_out_norm, self.attn.forward(norm(&self.attn_norm, x.clone()), pos, lora));
         if self.parallel {
-            return x.clone() + attn + out(&self.mlp_out_norm, self.mlp.forward(out(&self.mlp_norm, x), lora));
+            return x.clone() + attn + out(&self.mlp_out_norm, self.mlp.forward(norm(&self.mlp_norm, x), lora));
         }
         let x = x + attn;
-        x.clone() + out(&self.mlp_out_norm, self.mlp.forward(out(&self.mlp_norm, x), lora))
+        x.clone() + out(&self.mlp_out_norm, self.mlp.forward(norm(&self.mlp_norm, x), lora))
     }
 }

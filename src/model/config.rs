@@ -43,10 +43,18 @@ pub enum Arch {
     /// OLMo-3: OLMo-2 with sliding-window layers (by default three of every four) and RoPE
     /// settings per layer type.
     Olmo3,
+    /// Granite (IBM): Llama with four multipliers: on the embeddings, on each residual
+    /// branch's output, as the attention-score scale (instead of 1/√head_dim), and a divisor
+    /// of the logits.
+    Granite,
     /// GPT-NeoX (Pythia): LayerNorm with bias, attention and MLP side by side on the same
     /// input (`use_parallel_residual`), one `query_key_value` projection laid out per head as
     /// `[q | k | v]`, RoPE on a quarter of each head by default, exact-GELU MLP.
     GptNeox,
+    /// Phi-1, Phi-1.5 and Phi-2 (`phi`): LayerNorm with bias, one norm feeding attention and
+    /// MLP side by side, RoPE on part of each head (half by default), a GELU-tanh MLP
+    /// (`fc1`, `fc2`), biases on every projection and on the output head.
+    Phi,
     /// GPT-2: LayerNorm, GELU (tanh), learned positions, Conv1D weights stored [in, out].
     Gpt2,
 }
@@ -57,6 +65,7 @@ impl Arch {
         match self {
             Arch::Gpt2 => vec!["c_attn".into(), "c_proj".into()],
             Arch::GptNeox => vec!["query_key_value".into(), "dense".into()],
+            Arch::Phi => ["q_proj", "k_proj", "v_proj", "dense"].map(String::from).to_vec(),
             Arch::Phi3 => vec!["qkv_proj".into(), "o_proj".into()],
             _ => ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
         }
@@ -140,6 +149,14 @@ pub struct ModelConfig {
     /// GPT-2's `scale_attn_by_inverse_layer_idx`: layer l's scores are divided by l + 1 as
     /// well (see [`Self::layer_attn_scale`]).
     pub attn_scale_by_layer: bool,
+    /// The embeddings are multiplied by this (Gemma's √hidden, Granite's
+    /// `embedding_multiplier`).
+    pub embed_scale: Option<f64>,
+    /// Each residual branch's output is multiplied by this before it is added (Granite's
+    /// `residual_multiplier`; 1 elsewhere).
+    pub residual_scale: f64,
+    /// The logits are divided by this (Granite's `logits_scaling`; 1 elsewhere).
+    pub logits_divisor: f64,
     /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
     pub final_softcap: Option<f64>,
@@ -375,6 +392,11 @@ struct LlamaConfigFile {
     sliding_window_pattern: Option<usize>,
     /// Embedding models built on Gemma-3 attend both ways.
     use_bidirectional_attention: Option<bool>,
+    /// Granite's multipliers.
+    embedding_multiplier: Option<f64>,
+    residual_multiplier: Option<f64>,
+    attention_multiplier: Option<f64>,
+    logits_scaling: Option<f64>,
     /// SmolLM3: 1 where a layer uses RoPE, 0 where it does not.
     no_rope_layers: Option<Vec<u8>>,
     /// SmolLM3 without `no_rope_layers`: every n-th layer has no RoPE.
@@ -400,6 +422,30 @@ struct NeoxConfigFile {
     rope_scaling: Option<RopeParameters>,
     rotary_pct: Option<f64>,
     rotary_emb_base: Option<f64>,
+}
+
+/// config.json of Phi-1/1.5/2, as the file has it (older files keep `rope_theta`,
+/// `partial_rotary_factor` and `rope_scaling` at the top level).
+#[derive(Debug, Clone, Deserialize)]
+struct PhiConfigFile {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    #[serde(default = "default_ln_eps")]
+    layer_norm_eps: f64,
+    hidden_act: Option<String>,
+    max_position_embeddings: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+    rope_parameters: Option<RopeParameters>,
+    rope_scaling: Option<RopeParameters>,
+    rope_theta: Option<f64>,
+    partial_rotary_factor: Option<f64>,
+    /// LayerNorm of each head's queries and keys; no released Phi checkpoint sets it.
+    qk_layernorm: Option<bool>,
 }
 
 /// config.json of GPT-2.
@@ -461,9 +507,11 @@ impl ModelConfig {
                 ))
             }
             "smollm3" => Arch::SmolLm3,
+            "granite" => Arch::Granite,
             "olmo2" => Arch::Olmo2,
             "olmo3" => Arch::Olmo3,
             "gpt_neox" => Arch::GptNeox,
+            "phi" => Arch::Phi,
             "gpt2" => Arch::Gpt2,
             _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
         };
@@ -481,6 +529,7 @@ impl ModelConfig {
         match arch {
             Arch::Gpt2 => Self::gpt2(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
             Arch::GptNeox => Self::neox(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
+            Arch::Phi => Self::phi(typed(v, path)?, path, eos_token_id, bos_token_id, dtype),
             _ => {
                 // Mistral and Phi-3 apply `sliding_window` to every layer when it is set.
                 let windowed = matches!(common.model_type.as_str(), "mistral" | "phi3");
@@ -524,6 +573,9 @@ impl ModelConfig {
                 false => 1.0,
             },
             attn_scale_by_layer: c.scale_attn_by_inverse_layer_idx.unwrap_or(false),
+            embed_scale: None,
+            residual_scale: 1.0,
+            logits_divisor: 1.0,
             attn_softcap: None,
             final_softcap: None,
             parallel_residual: false,
@@ -531,52 +583,55 @@ impl ModelConfig {
     }
 
     fn neox(c: NeoxConfigFile, path: &Path, eos: u32, bos: Option<u32>, dtype: FloatKind) -> Result<Self> {
-        let hidden_act = match c.hidden_act.as_deref().unwrap_or("gelu") {
-            "gelu" => Activation::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            other => return Err(Error::format(path, format!("unsupported hidden_act `{other}` (gelu, gelu_new)"))),
-        };
-        let heads = c.num_attention_heads;
-        let head_dim = c.hidden_size / heads;
         let block = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
-        // The block's values first, then the older top-level names, then the class defaults.
-        let partial = block.and_then(|b| b.partial_rotary_factor).or(c.rotary_pct).unwrap_or(0.25);
-        let rotary_dim = rotated_features(head_dim, partial, path)?;
-        let cx =
-            RopeContext { path, phi3: false, top_original: None, max_positions: c.max_position_embeddings, rotary_dim };
-        let rope = RopeSpec {
-            theta: block.and_then(|b| b.rope_theta).or(c.rotary_emb_base).unwrap_or(1e4),
-            scaling: block.map(|b| b.scaling(&cx)).transpose()?.unwrap_or(RopeScaling::None),
-        };
-        Ok(ModelConfig {
+        RotaryLayerNormModel {
             arch: Arch::GptNeox,
             vocab_size: c.vocab_size,
             hidden: c.hidden_size,
             layers: c.num_hidden_layers,
-            heads,
-            kv_heads: heads,
-            head_dim,
-            rotary_dim,
+            heads: c.num_attention_heads,
+            kv_heads: None,
+            head_dim: None,
             intermediate: c.intermediate_size,
             norm_eps: c.layer_norm_eps,
-            rope: Some(rope),
-            sliding_rope: None,
+            act: c.hidden_act.as_deref().unwrap_or("gelu"),
+            max_positions: c.max_position_embeddings,
             tie_embeddings: c.tie_word_embeddings.unwrap_or(false),
-            max_positions: c.max_position_embeddings.unwrap_or(usize::MAX),
-            eos_token_id: eos,
-            bos_token_id: bos,
-            dtype,
-            sliding_window: None,
-            qk_norm: None,
-            rope_layers: vec![true; c.num_hidden_layers],
-            sliding_layers: vec![false; c.num_hidden_layers],
-            hidden_act,
-            attn_scale: 1.0 / (head_dim as f64).sqrt(),
-            attn_scale_by_layer: false,
-            attn_softcap: None,
-            final_softcap: None,
             parallel_residual: c.use_parallel_residual.unwrap_or(true),
-        })
+            block,
+            // The block's values first, then Pythia's older top-level names, then the class
+            // defaults.
+            partial: block.and_then(|b| b.partial_rotary_factor).or(c.rotary_pct).unwrap_or(0.25),
+            theta: block.and_then(|b| b.rope_theta).or(c.rotary_emb_base).unwrap_or(1e4),
+        }
+        .build(path, eos, bos, dtype)
+    }
+
+    fn phi(c: PhiConfigFile, path: &Path, eos: u32, bos: Option<u32>, dtype: FloatKind) -> Result<Self> {
+        if c.qk_layernorm == Some(true) {
+            return Err(Error::format(path, "qk_layernorm: true is not supported for model_type `phi`"));
+        }
+        let block = c.rope_parameters.as_ref().or(c.rope_scaling.as_ref());
+        RotaryLayerNormModel {
+            arch: Arch::Phi,
+            vocab_size: c.vocab_size,
+            hidden: c.hidden_size,
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            intermediate: c.intermediate_size,
+            norm_eps: c.layer_norm_eps,
+            act: c.hidden_act.as_deref().unwrap_or("gelu_new"),
+            max_positions: c.max_position_embeddings,
+            tie_embeddings: c.tie_word_embeddings.unwrap_or(false),
+            parallel_residual: true,
+            block,
+            // The block's values first, then the top-level ones, then the class defaults.
+            partial: block.and_then(|b| b.partial_rotary_factor).or(c.partial_rotary_factor).unwrap_or(0.5),
+            theta: block.and_then(|b| b.rope_theta).or(c.rope_theta).unwrap_or(1e4),
+        }
+        .build(path, eos, bos, dtype)
     }
 
     fn llama(
@@ -589,13 +644,7 @@ impl ModelConfig {
         dtype: FloatKind,
     ) -> Result<Self> {
         let heads = c.num_attention_heads;
-        let kv_heads = c.num_key_value_heads.unwrap_or(heads);
-        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
-            return Err(Error::format(
-                path,
-                format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"),
-            ));
-        }
+        let kv_heads = kv_heads(heads, c.num_key_value_heads, path)?;
         let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
         let (rope, sliding_rope, rotary_dim) = ropes(arch, &c, head_dim, path)?;
         let gemma = arch.is_gemma();
@@ -608,16 +657,20 @@ impl ModelConfig {
             "gelu" if arch == Arch::Gemma => Activation::GeluTanh,
             other => return Err(Error::format(path, format!("unsupported hidden activation `{other}`"))),
         };
-        if !arch.is_gemma2_family() {
-            // Fields that change the computation, implemented only where they belong.
-            for (field, set) in [
-                ("query_pre_attn_scalar", c.query_pre_attn_scalar.is_some()),
-                ("attn_logit_softcapping", c.attn_logit_softcapping.is_some()),
-                ("final_logit_softcapping", c.final_logit_softcapping.is_some()),
-            ] {
-                if set {
-                    return Err(Error::format(path, format!("`{field}` is not supported for this model_type")));
-                }
+        // Fields that change the computation, implemented only where they belong.
+        let gemma2 = arch.is_gemma2_family();
+        let granite = arch == Arch::Granite;
+        for (field, set) in [
+            ("query_pre_attn_scalar", !gemma2 && c.query_pre_attn_scalar.is_some()),
+            ("attn_logit_softcapping", !gemma2 && c.attn_logit_softcapping.is_some()),
+            ("final_logit_softcapping", !gemma2 && c.final_logit_softcapping.is_some()),
+            ("embedding_multiplier", !granite && c.embedding_multiplier.is_some()),
+            ("residual_multiplier", !granite && c.residual_multiplier.is_some()),
+            ("attention_multiplier", !granite && c.attention_multiplier.is_some()),
+            ("logits_scaling", !granite && c.logits_scaling.is_some()),
+        ] {
+            if set {
+                return Err(Error::format(path, format!("`{field}` is not supported for this model_type")));
             }
         }
         if c.use_bidirectional_attention == Some(true) {
@@ -658,11 +711,97 @@ impl ModelConfig {
             rope_layers,
             sliding_layers,
             hidden_act,
-            attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt(),
+            attn_scale: c
+                .attention_multiplier
+                .unwrap_or(1.0 / c.query_pre_attn_scalar.unwrap_or(head_dim as f64).sqrt()),
             attn_scale_by_layer: false,
+            // Gemma's √hidden is held in the checkpoint's dtype, as Transformers' buffer is (a
+            // bf16 Gemma-3-1B scales by 34.0, not √1152 = 33.94).
+            embed_scale: match arch.is_gemma() {
+                true => Some(dtype.round((c.hidden_size as f64).sqrt())),
+                false => c.embedding_multiplier,
+            },
+            residual_scale: c.residual_multiplier.unwrap_or(1.0),
+            logits_divisor: c.logits_scaling.unwrap_or(1.0),
             attn_softcap: c.attn_logit_softcapping,
             final_softcap: c.final_logit_softcapping,
             parallel_residual: false,
+        })
+    }
+}
+
+/// What GPT-NeoX's and Phi's files describe, each under its own names: LayerNorm, attention
+/// and MLP side by side (NeoX optionally), one RoPE on part of every head, a GELU MLP.
+struct RotaryLayerNormModel<'a> {
+    arch: Arch,
+    vocab_size: usize,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    /// Left out: as many as the query heads.
+    kv_heads: Option<usize>,
+    /// Left out: hidden / heads.
+    head_dim: Option<usize>,
+    intermediate: usize,
+    norm_eps: f64,
+    act: &'a str,
+    max_positions: Option<usize>,
+    tie_embeddings: bool,
+    parallel_residual: bool,
+    /// The RoPE block, for its scaling.
+    block: Option<&'a RopeParameters>,
+    /// The rotated fraction of each head and the base, resolved from the file's names.
+    partial: f64,
+    theta: f64,
+}
+
+impl RotaryLayerNormModel<'_> {
+    fn build(self, path: &Path, eos: u32, bos: Option<u32>, dtype: FloatKind) -> Result<ModelConfig> {
+        let hidden_act = match self.act {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            other => return Err(Error::format(path, format!("unsupported hidden_act `{other}` (gelu, gelu_new)"))),
+        };
+        let heads = self.heads;
+        let kv_heads = kv_heads(heads, self.kv_heads, path)?;
+        let head_dim = self.head_dim.unwrap_or(self.hidden / heads);
+        let rotary_dim = rotated_features(head_dim, self.partial, path)?;
+        let cx = RopeContext { path, phi3: false, top_original: None, max_positions: self.max_positions, rotary_dim };
+        let rope = RopeSpec {
+            theta: self.theta,
+            scaling: self.block.map(|b| b.scaling(&cx)).transpose()?.unwrap_or(RopeScaling::None),
+        };
+        Ok(ModelConfig {
+            arch: self.arch,
+            vocab_size: self.vocab_size,
+            hidden: self.hidden,
+            layers: self.layers,
+            heads,
+            kv_heads,
+            head_dim,
+            rotary_dim,
+            intermediate: self.intermediate,
+            norm_eps: self.norm_eps,
+            rope: Some(rope),
+            sliding_rope: None,
+            tie_embeddings: self.tie_embeddings,
+            max_positions: self.max_positions.unwrap_or(usize::MAX),
+            eos_token_id: eos,
+            bos_token_id: bos,
+            dtype,
+            sliding_window: None,
+            qk_norm: None,
+            rope_layers: vec![true; self.layers],
+            sliding_layers: vec![false; self.layers],
+            hidden_act,
+            attn_scale: 1.0 / (head_dim as f64).sqrt(),
+            attn_scale_by_layer: false,
+            embed_scale: None,
+            residual_scale: 1.0,
+            logits_divisor: 1.0,
+            attn_softcap: None,
+            final_softcap: None,
+            parallel_residual: self.parallel_residual,
         })
     }
 }
@@ -741,6 +880,19 @@ fn rope_layers(arch: Arch, c: &LlamaConfigFile, path: &Path) -> Result<Vec<bool>
             Ok((0..layers).map(|l| (l + 1) % every != 0).collect())
         }
     }
+}
+
+/// `num_key_value_heads` (as many as the query heads when left out), refused unless it divides
+/// `num_attention_heads`.
+fn kv_heads(heads: usize, kv: Option<usize>, path: &Path) -> Result<usize> {
+    let kv = kv.unwrap_or(heads);
+    if kv == 0 || !heads.is_multiple_of(kv) {
+        return Err(Error::format(
+            path,
+            format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}"),
+        ));
+    }
+    Ok(kv)
 }
 
 /// How many features of each head a rotary fraction `f` rotates, as Transformers truncates
@@ -1035,6 +1187,54 @@ mod tests {
         // "gelu" means the tanh form only where Transformers rewrites it.
         let e = parse(llama(serde_json::json!({ "hidden_act": "gelu" }))).unwrap_err();
         assert!(e.to_string().contains("gelu"), "{e}");
+    }
+
+    #[test]
+    fn granite_reads_its_multipliers_and_other_families_refuse_them() {
+        let multipliers = serde_json::json!({
+            "model_type": "granite", "embedding_multiplier": 12.0, "residual_multiplier": 0.22,
+            "attention_multiplier": 0.015625, "logits_scaling": 8.0,
+        });
+        let c = parse(llama(multipliers)).unwrap();
+        assert_eq!(
+            (c.embed_scale, c.residual_scale, c.attn_scale, c.logits_divisor),
+            (Some(12.0), 0.22, 0.015625, 8.0)
+        );
+        let plain = parse(llama(serde_json::json!({ "model_type": "granite" }))).unwrap();
+        assert_eq!(
+            (plain.embed_scale, plain.residual_scale, plain.attn_scale, plain.logits_divisor),
+            (None, 1.0, 0.5, 1.0)
+        );
+        let e = parse(llama(serde_json::json!({ "logits_scaling": 8.0 }))).unwrap_err();
+        assert!(e.to_string().contains("logits_scaling"), "{e}");
+    }
+
+    #[test]
+    fn phi_reads_both_rope_forms_and_refuses_qk_layernorm() {
+        let phi = |extra: Value| {
+            let mut v = serde_json::json!({
+                "model_type": "phi", "vocab_size": 32, "hidden_size": 80, "intermediate_size": 96,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "eos_token_id": 2,
+            });
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(v)
+        };
+        // The class defaults: half of each head rotates, base 1e4, untied, LayerNorm eps 1e-5.
+        let c = phi(serde_json::json!({})).unwrap();
+        assert_eq!((c.head_dim, c.rotary_dim, c.kv_heads, c.tie_embeddings, c.norm_eps), (20, 10, 4, false, 1e-5));
+        assert_eq!(c.rope.unwrap().theta, 1e4);
+        // microsoft/phi-2's form: the settings at the top level.
+        let hub = phi(serde_json::json!({ "rope_theta": 5e4, "partial_rotary_factor": 0.4, "rope_scaling": null }));
+        let hub = hub.unwrap();
+        assert_eq!((hub.rotary_dim, hub.rope.unwrap().theta), (8, 5e4));
+        let block = phi(
+            serde_json::json!({ "rope_parameters": { "rope_type": "default", "rope_theta": 3e4, "partial_rotary_factor": 0.4 } }),
+        );
+        let block = block.unwrap();
+        assert_eq!((block.rotary_dim, block.rope.unwrap().theta), (8, 3e4));
+        let e = phi(serde_json::json!({ "qk_layernorm": true })).unwrap_err();
+        assert!(e.to_string().contains("qk_layernorm"), "{e}");
+        assert_eq!(Arch::Phi.default_lora_targets(), ["q_proj", "k_proj", "v_proj", "dense"]);
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Gpt2 {
                 mlp_norm: Some(mlp_norm),
                 mlp,
                 mlp_out_norm: None,
+                residual_scale: cfg.residual_scale,
             });
         }
         let ln_f = Norm::Layer {

@@ -3,8 +3,8 @@
 //! checkpoint has it), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused `qkv_proj` and
 //! `gate_up_proj`), Gemma, Gemma-2 and Gemma-3 (see [`Arch::Gemma`], [`Arch::Gemma2`],
 //! [`Arch::Gemma3`]), SmolLM3 (NoPE layers), OLMo-2 and OLMo-3 (norms after attention and MLP,
-//! q/k norms over the whole projection): RMSNorm, rotary positions, grouped-query attention,
-//! gated MLP. Parameter names follow HF.
+//! q/k norms over the whole projection), Granite (four multipliers): RMSNorm, rotary
+//! positions, grouped-query attention, gated MLP. Parameter names follow HF.
 
 use burn::prelude::*;
 
@@ -110,9 +110,23 @@ impl Llama {
                     act,
                 },
             };
-            blocks.push(Block { parallel: false, attn_norm, attn, attn_out_norm, mlp_norm, mlp, mlp_out_norm });
+            blocks.push(Block {
+                parallel: false,
+                attn_norm,
+                attn,
+                attn_out_norm,
+                mlp_norm,
+                mlp,
+                mlp_out_norm,
+                residual_scale: cfg.residual_scale,
+            });
         }
-        let norm = rms(lb, "model.norm.weight".into(), h)?;
+        let norm = match rms(lb, "model.norm.weight".into(), h)? {
+            // Granite divides the logits by `logits_scaling`: the same as dividing the final
+            // norm's weight, which costs nothing per token.
+            Norm::Rms { w, eps } if cfg.logits_divisor != 1.0 => Norm::Rms { w: w.div_scalar(cfg.logits_divisor), eps },
+            norm => norm,
+        };
         let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
             // Tied: one tensor (one leaf, when training) serves both ends.
             embed.clone().transpose()
@@ -124,9 +138,8 @@ impl Llama {
         Ok(Llama {
             hidden: h,
             embed,
-            // Gemma multiplies the embeddings by √hidden (the tied head uses them unscaled),
-            // rounded to the checkpoint's dtype as Transformers' buffer is.
-            embed_scale: gemma.then(|| cfg.dtype.round((h as f64).sqrt())),
+            // The tied head uses the embeddings unscaled.
+            embed_scale: cfg.embed_scale,
             blocks,
             norm,
             lm_head,
@@ -134,8 +147,8 @@ impl Llama {
         })
     }
 
-    /// Final hidden states `[B, T, H]` (after the last norm) of rows holding `lengths` real
-    /// tokens each.
+    /// Final hidden states `[B, T, H]` (after the last norm, into which Granite's logit divisor
+    /// is folded) of rows holding `lengths` real tokens each.
     pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());

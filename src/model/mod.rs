@@ -1,5 +1,5 @@
-//! Models: Hugging Face causal LMs (the Llama family and its variations, GPT-NeoX, GPT-2) with
-//! LoRA, on any Burn device.
+//! Models: Hugging Face causal LMs (the Llama family and its variations, GPT-NeoX, Phi-2,
+//! GPT-2) with LoRA, on any Burn device.
 
 mod block;
 mod config;
@@ -11,6 +11,8 @@ mod llama;
 mod lora;
 mod neox;
 mod nn;
+mod output;
+mod phi;
 mod positions;
 mod rope;
 mod weights;
@@ -23,6 +25,7 @@ pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
 pub use dtype::FloatKind;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
+pub use output::OutputHead;
 pub use rope::{RopeScaling, RopeSpec};
 pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTensor, Weights};
 
@@ -34,6 +37,7 @@ enum Body {
     Llama(llama::Llama),
     Gpt2(gpt2::Gpt2),
     Neox(neox::GptNeox),
+    Phi(phi::Phi),
 }
 
 /// A causal language model loaded from a HF directory onto a device.
@@ -48,6 +52,7 @@ pub struct CausalLm {
     /// Checkpoint tensors the architecture did not use.
     pub unused: Vec<String>,
     body: Body,
+    head: OutputHead,
 }
 
 impl CausalLm {
@@ -74,10 +79,18 @@ impl CausalLm {
         let body = match config.arch {
             Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
             Arch::GptNeox => Body::Neox(neox::GptNeox::load(&config, &mut lb)?),
+            Arch::Phi => Body::Phi(phi::Phi::load(&config, &mut lb)?),
             // Every other family is a variation of the Llama block.
             _ => Body::Llama(llama::Llama::load(&config, &mut lb)?),
         };
         let (linears, leaves) = (lb.infos, lb.leaves);
+        let (weight, bias) = match &body {
+            Body::Llama(m) => (m.lm_head().clone(), None),
+            Body::Gpt2(m) => (m.lm_head().clone(), None),
+            Body::Neox(m) => (m.lm_head().clone(), None),
+            Body::Phi(m) => (m.lm_head().clone(), Some(m.lm_head_bias().clone())),
+        };
+        let head = OutputHead { weight, bias, softcap: config.final_softcap };
         let model = CausalLm {
             config,
             linears,
@@ -85,6 +98,7 @@ impl CausalLm {
             files: weights.files.clone(),
             unused: weights.unused(),
             body,
+            head,
         };
         Ok((model, leaves))
     }
@@ -99,30 +113,21 @@ impl CausalLm {
             Body::Llama(m) => m.hidden(ids, lengths, lora),
             Body::Gpt2(m) => m.hidden(ids, lengths, lora),
             Body::Neox(m) => m.hidden(ids, lengths, lora),
+            Body::Phi(m) => m.hidden(ids, lengths, lora),
         }
     }
 
-    /// The output head `[H, V]` (the embedding, transposed, where they are tied). Frozen:
-    /// logits are `hidden · head`, soft-capped where the config says so.
-    pub fn head(&self) -> &Tensor<2> {
-        match &self.body {
-            Body::Llama(m) => m.lm_head(),
-            Body::Gpt2(m) => m.lm_head(),
-            Body::Neox(m) => m.lm_head(),
-        }
+    /// The output head: logits are `hidden · W (+ b)`, soft-capped where the config says so.
+    pub fn head(&self) -> &OutputHead {
+        &self.head
     }
 
     /// Logits `[B, T, V]` (rows as in [`Self::hidden`]).
     pub fn logits(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let h = self.hidden(ids, lengths, lora);
-        let head = self.head();
         let [b, t, d] = h.dims();
-        let v = head.dims()[1];
-        let logits = h.reshape([b * t, d]).matmul(head.clone()).reshape([b, t, v]);
-        match self.config.final_softcap {
-            Some(cap) => nn::soft_cap(logits, cap),
-            None => logits,
-        }
+        let v = self.head.weight.dims()[1];
+        self.head.logits(h.reshape([b * t, d])).reshape([b, t, v])
     }
 
     /// True for GPT-2 (Conv1D modules: PEFT's `fan_in_fan_out`).

@@ -62,6 +62,7 @@ impl GptNeox {
                 mlp_norm: Some(layer_norm(lb, &format!("{p}.post_attention_layernorm"))?),
                 mlp,
                 mlp_out_norm: None,
+                residual_scale: cfg.residual_scale,
             });
         }
         let final_norm = layer_norm(lb, "gpt_neox.final_layer_norm")?;

@@ -125,7 +125,9 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
 /// short and long sets both occur within one batch and within one DPO pair), Qwen3 with YaRN,
 /// SmolLM3 (a NoPE layer with a window), OLMo-2 (norms after attention and MLP, q/k norms over
 /// the whole projection), OLMo-3 (three windowed layers, YaRN on the full one) and GPT-NeoX
-/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16), and
+/// (parallel residual, per-head `query_key_value`, a quarter of each head rotating; f16),
+/// Granite (multipliers on the embeddings, residual branches, scores and logits), Phi-2 (one
+/// norm feeding both branches, 0.4 of each head rotating, a biased output head; f16) and
 /// GPT-2 with `scale_attn_by_inverse_layer_idx`.
 pub const HF_ARCH: &[&str] = &[
     "tiny-mistral",
@@ -142,5 +144,7 @@ pub const HF_ARCH: &[&str] = &[
     "tiny-olmo2",
     "tiny-olmo3",
     "tiny-neox",
+    "tiny-granite",
+    "tiny-phi2",
     "tiny-gpt2-scaled",
 ];

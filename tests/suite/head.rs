@@ -1,6 +1,6 @@
 //! The blocked output head with its hand-written backward (src/loss/head.rs) against the
-//! definition in f64, on fresh random inputs with padding, masked prompts and a soft cap that
-//! saturates, on both backends; and the full-logits `response_logps` against the same.
+//! definition in f64, on fresh random inputs with padding, masked prompts, a bias and a soft cap
+//! that saturates, on both backends; and the full-logits `response_logps` against the same.
 
 use burn::prelude::*;
 
@@ -8,11 +8,13 @@ use crate::common;
 use gradsift::data::Sequence;
 use gradsift::loss::head::head_pass;
 use gradsift::loss::SeqBatch;
+use gradsift::model::OutputHead;
 
 /// log p(y) summed per sequence and its gradient with respect to every hidden state, in f64.
 fn naive(
     h: &[f32],
     w: &[f32],
+    bias: Option<&[f32]>,
     d: usize,
     v: usize,
     seqs: &[Sequence],
@@ -28,7 +30,9 @@ fn naive(
             }
             let y = q.ids[j + 1] as usize;
             let x = &h[(s * t + j) * d..(s * t + j + 1) * d];
-            let raw: Vec<f64> = (0..v).map(|c| (0..d).map(|i| x[i] as f64 * w[i * v + c] as f64).sum()).collect();
+            let b = |c: usize| bias.map_or(0.0, |b| b[c] as f64);
+            let raw: Vec<f64> =
+                (0..v).map(|c| (0..d).map(|i| x[i] as f64 * w[i * v + c] as f64).sum::<f64>() + b(c)).collect();
             let z: Vec<f64> = raw.iter().map(|&r| cap.map_or(r, |c| c * (r / c).tanh())).collect();
             let slope: Vec<f64> = raw.iter().map(|&r| cap.map_or(1.0, |c| 1.0 - (r / c).tanh().powi(2))).collect();
             let m = z.iter().cloned().fold(f64::MIN, f64::max);
@@ -67,23 +71,29 @@ common::each_backend! {
         // Large enough hidden states that the cap saturates.
         let h: Vec<f32> = common::random_vec(lens.len() * t * d, seed ^ 0xAB).iter().map(|x| 3.0 * x).collect();
         let w = common::random_vec(d * v, seed ^ 0xCD);
-        for cap in [None, Some(2.0)] {
+        let bias = common::random_vec(v, seed ^ 0xEF);
+        for (cap, with_bias) in [(None, false), (Some(2.0), false), (None, true), (Some(2.0), true)] {
             let ht = Tensor::<3>::from_data(TensorData::new(h.clone(), [lens.len(), t, d]), &c.device);
             let wt = Tensor::<2>::from_data(TensorData::new(w.clone(), [d, v]), &c.device);
-            let pass = head_pass(&wt, cap, ht, &batch, true);
-            let (want_lp, want_g) = naive(&h, &w, d, v, &seqs, t, cap);
+            let bt = with_bias.then(|| Tensor::<1>::from_data(TensorData::new(bias.clone(), [v]), &c.device));
+            let head = OutputHead { weight: wt, bias: bt, softcap: cap };
+            let pass = head_pass(&head, ht, &batch, true);
+            let b = with_bias.then_some(&bias[..]);
+            let (want_lp, want_g) = naive(&h, &w, b, d, v, &seqs, t, cap);
             let got_g: Vec<f64> = pass.grad.unwrap().iter().map(|&x| x as f64).collect();
             let (e_lp, e_g) = (common::rel_err(&pass.logps, &want_lp), common::rel_err(&got_g, &want_g));
-            eprintln!("head on {}, cap {cap:?}: logps rel err {e_lp:.2e}, gradient rel err {e_g:.2e}", c.label);
-            assert!(e_lp <= 1e-5 && e_g <= 1e-5, "cap {cap:?} on {}: logps {e_lp:.2e}, gradient {e_g:.2e}", c.label);
+            eprintln!(
+                "head on {}, cap {cap:?}, bias {with_bias}: logps rel err {e_lp:.2e}, gradient rel err {e_g:.2e}",
+                c.label
+            );
+            assert!(
+                e_lp <= 1e-5 && e_g <= 1e-5,
+                "cap {cap:?}, bias {with_bias} on {}: logps {e_lp:.2e}, gradient {e_g:.2e}",
+                c.label
+            );
             // The full-logits path (base-model training) agrees with the definition too.
             let ht = Tensor::<3>::from_data(TensorData::new(h.clone(), [lens.len(), t, d]), &c.device);
-            let wt = Tensor::<2>::from_data(TensorData::new(w.clone(), [d, v]), &c.device);
-            let logits = ht.reshape([lens.len() * t, d]).matmul(wt).reshape([lens.len(), t, v]);
-            let logits = match cap {
-                Some(cap) => burn::tensor::activation::tanh(logits.div_scalar(cap)).mul_scalar(cap),
-                None => logits,
-            };
+            let logits = head.logits(ht.reshape([lens.len() * t, d])).reshape([lens.len(), t, v]);
             let full: Vec<f64> = batch.response_logps(logits).into_data().iter::<f32>().map(f64::from).collect();
             let e_full = common::rel_err(&full, &want_lp);
             assert!(e_full <= 1e-5, "response_logps, cap {cap:?} on {}: {e_full:.2e}", c.label);

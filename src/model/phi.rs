@@ -1,0 +1,117 @@
+//! Phi-1, Phi-1.5 and Phi-2 (`phi`): one LayerNorm feeding attention and MLP side by side,
+//! `q_proj`/`k_proj`/`v_proj`/`dense` and `fc1`/`fc2` with biases, RoPE on the first part of
+//! each head, a GELU-tanh MLP, a final LayerNorm and an output head with a bias. Parameter
+//! names follow HF.
+
+use burn::prelude::*;
+
+use super::block::{Attention, Block, Mlp, Norm, Qkv};
+use super::config::ModelConfig;
+use super::linear::{LinearBuilder, LoraRuntime};
+use super::positions::{PositionCache, Rope};
+use crate::error::Result;
+
+/// The Phi stack and head.
+pub struct Phi {
+    hidden: usize,
+    embed: Tensor<2>,
+    blocks: Vec<Block>,
+    final_norm: Norm,
+    lm_head: Tensor<2>,
+    lm_head_bias: Tensor<1>,
+    positions: PositionCache,
+}
+
+impl Phi {
+    /// Builds the model from checkpoint tensors.
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+        let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
+        let layer_norm = |lb: &mut LinearBuilder<'_>, name: &str| -> Result<Norm> {
+            Ok(Norm::Layer {
+                w: lb.vector(&format!("{name}.weight"), h)?,
+                b: lb.vector(&format!("{name}.bias"), h)?,
+                eps,
+            })
+        };
+        let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = format!("model.layers.{l}");
+            let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
+            let attn = Attention {
+                qkv: Qkv::Separate {
+                    q: lb.linear(&format!("{p}.self_attn.q_proj"), h, q_dim)?,
+                    k: lb.linear(&format!("{p}.self_attn.k_proj"), h, kv_dim)?,
+                    v: lb.linear(&format!("{p}.self_attn.v_proj"), h, kv_dim)?,
+                },
+                o: lb.linear(&format!("{p}.self_attn.dense"), q_dim, h)?,
+                heads: cfg.heads,
+                kv_heads: cfg.kv_heads,
+                head_dim: hd,
+                qk_norm: None,
+                rope: true,
+                scale: cfg.attn_scale,
+                softcap: None,
+                sliding: false,
+            };
+            let mlp = Mlp::Plain {
+                fc: lb.linear(&format!("{p}.mlp.fc1"), h, cfg.intermediate)?,
+                proj: lb.linear(&format!("{p}.mlp.fc2"), cfg.intermediate, h)?,
+                act: cfg.hidden_act,
+            };
+            // One norm feeds both branches: the same weights serve as the block's two norms.
+            let norm = layer_norm(lb, &format!("{p}.input_layernorm"))?;
+            blocks.push(Block {
+                parallel: true,
+                attn_norm: Some(norm.clone()),
+                attn,
+                attn_out_norm: None,
+                mlp_norm: Some(norm),
+                mlp,
+                mlp_out_norm: None,
+                residual_scale: cfg.residual_scale,
+            });
+        }
+        let final_norm = layer_norm(lb, "model.final_layernorm")?;
+        let lm_head = match cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
+            true => embed.clone().transpose(),
+            false => {
+                lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
+            }
+        };
+        let lm_head_bias = lb.vector("lm_head.bias", cfg.vocab_size)?;
+        let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
+        Ok(Phi {
+            hidden: h,
+            embed,
+            blocks,
+            final_norm,
+            lm_head,
+            lm_head_bias,
+            positions: PositionCache::new(rope, None, None),
+        })
+    }
+
+    /// Final hidden states `[B, T, H]` (after the final norm) of rows holding `lengths` real
+    /// tokens each.
+    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+        let [b, t] = ids.dims();
+        let pos = self.positions.positions(t, lengths, &ids.device());
+        let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        for blk in &self.blocks {
+            x = blk.forward(x, &pos, lora);
+        }
+        self.final_norm.forward(x)
+    }
+
+    /// The output projection `[H, V]`.
+    pub fn lm_head(&self) -> &Tensor<2> {
+        &self.lm_head
+    }
+
+    /// The output head's bias `[V]`.
+    pub fn lm_head_bias(&self) -> &Tensor<1> {
+        &self.lm_head_bias
+    }
+}
