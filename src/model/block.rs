@@ -180,19 +180,14 @@ pub struct Block {
 
 impl Block {
     pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> Tensor<3> {
-        let out = |norm: &Option<Norm>, y: Tensor<3>| {
-            let y = match norm {
-                Some(n) => n.forward(y),
-                None => y,
-            };
-            match self.residual_scale {
-                1.0 => y,
-                s => y.mul_scalar(s),
-            }
-        };
         let norm = |norm: &Option<Norm>, y: Tensor<3>| match norm {
             Some(n) => n.forward(y),
             None => y,
+        };
+        // A branch's output: normed where the family norms it, then scaled (Granite).
+        let out = |n: &Option<Norm>, y: Tensor<3>| match self.residual_scale {
+            1.0 => norm(n, y),
+            s => norm(n, y).mul_scalar(s),
         };
         let attn = out(&self.attn_out_norm, self.attn.forward(norm(&self.attn_norm, x.clone()), pos, lora));
         if self.parallel {

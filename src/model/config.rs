@@ -155,7 +155,8 @@ pub struct ModelConfig {
     /// Each residual branch's output is multiplied by this before it is added (Granite's
     /// `residual_multiplier`; 1 elsewhere).
     pub residual_scale: f64,
-    /// The logits are divided by this (Granite's `logits_scaling`; 1 elsewhere).
+    /// The logits are divided by this (Granite's `logits_scaling`; 1 elsewhere). The loader
+    /// folds it into the final RMSNorm's weight, so the head and its backward stay as they are.
     pub logits_divisor: f64,
     /// Gemma's soft-caps of attention scores and final logits.
     pub attn_softcap: Option<f64>,
