@@ -10,13 +10,12 @@ use gradsift::loss::head::head_pass;
 use gradsift::loss::SeqBatch;
 use gradsift::model::OutputHead;
 
-/// log p(y) summed per sequence and its gradient with respect to every hidden state, in f64.
+/// log p(y) summed per sequence and its gradient with respect to every hidden state, in f64;
+/// `w` is `[d, v]`.
 fn naive(
     h: &[f32],
-    w: &[f32],
+    (w, d, v): (&[f32], usize, usize),
     bias: Option<&[f32]>,
-    d: usize,
-    v: usize,
     seqs: &[Sequence],
     t: usize,
     cap: Option<f64>,
@@ -79,7 +78,7 @@ common::each_backend! {
             let head = OutputHead { weight: wt, bias: bt, softcap: cap };
             let pass = head_pass(&head, ht, &batch, true);
             let b = with_bias.then_some(&bias[..]);
-            let (want_lp, want_g) = naive(&h, &w, b, d, v, &seqs, t, cap);
+            let (want_lp, want_g) = naive(&h, (&w, d, v), b, &seqs, t, cap);
             let got_g: Vec<f64> = pass.grad.unwrap().iter().map(|&x| x as f64).collect();
             let (e_lp, e_g) = (common::rel_err(&pass.logps, &want_lp), common::rel_err(&got_g, &want_g));
             eprintln!(
