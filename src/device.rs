@@ -171,7 +171,8 @@ impl Compute {
 
     /// The other CPU backend, NdArray (its matrix products in OpenBLAS with the `openblas`
     /// feature): an independent implementation for `doctor` to check [`Self::cpu`] against, and
-    /// for `bench` to compare with.
+    /// for `bench` to compare with. Native only, as they are.
+    #[cfg(not(target_family = "wasm"))]
     pub fn cpu_other() -> Compute {
         Self::cpu_ndarray()
     }
@@ -184,6 +185,7 @@ impl Compute {
     /// Burn's deprecated NdArray backend (its matrix products in OpenBLAS with the `openblas`
     /// feature).
     #[allow(deprecated)]
+    #[cfg(not(target_family = "wasm"))]
     fn cpu_ndarray() -> Compute {
         let label = if cfg!(feature = "openblas") {
             "cpu (burn ndarray backend + OpenBLAS)"

@@ -18,16 +18,20 @@
 //!   grouping; [`select`]: top-k and the output files.
 //! - [`eval`]: fine-tune on selections and random subsets, measure held-out data;
 //!   [`pipeline`]: the jobs the CLI runs (load, featurize, warm up, select: what each method
-//!   needs, in `pipeline::Method`), and LESS held in memory for the browser page; [`plot`]: the figures; [`demo`]: the classroom run;
-//!   [`bench`]: throughput and streamed scoring; [`assets`]: the embedded default.
+//!   needs, in `pipeline::Method`), and LESS held in memory for the browser page; [`plot`]: the
+//!   figures; [`demo`]: the classroom run; [`assets`]: the embedded default.
+//! - [`bench`] (throughput, streamed scoring) and [`doctor`] (every device checked against the
+//!   CPU and Burn's second CPU backend): native only, as that second backend is.
 
 pub mod assets;
+#[cfg(not(target_family = "wasm"))]
 pub mod bench;
 pub mod blocking;
 pub mod choice;
 pub mod data;
 pub mod demo;
 pub mod device;
+#[cfg(not(target_family = "wasm"))]
 pub mod doctor;
 pub mod error;
 pub mod eval;
