@@ -87,12 +87,19 @@ fn report_to_console() {
     }
 }
 
-/// CubeCL keeps its autotuning results in an on-disk cache; a browser has none, and CubeCL
-/// would warn of that on every new matrix-product shape. The results then live in memory.
-fn no_tuning_cache() {
+/// Less autotuning than CubeCL's default. In wasm its tuner launches every candidate kernel 3
+/// times to warm up and 10 times to measure, on first use of each matrix-product shape; on the
+/// demo's tiny model that tuning, not the selection, was most of the page's first batch (on
+/// SwiftShader's WebGPU, where each launch costs CPU time). One measured launch per candidate,
+/// and the coarser shape buckets of the `Minimal` level, still pick between candidates whose
+/// speeds differ by far more than one launch's noise.
+fn light_tuning() {
+    use burn::cubecl::config::autotune::AutotuneLevel;
     use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
     let mut config = CubeClRuntimeConfig::default();
-    config.autotune.disable_cache = true;
+    config.autotune.level = AutotuneLevel::Minimal;
+    config.autotune.bench.min_samples = 1;
+    config.autotune.bench.max_samples = 1;
     // Set once per page; a second Demo finds it set.
     let _ = CubeClRuntimeConfig::try_set(config);
 }
@@ -115,7 +122,7 @@ impl Demo {
     /// reason is in [`Demo::notice`]) and loads the embedded model and demo data.
     pub async fn open(gpu: bool) -> Result<Demo, JsError> {
         report_to_console();
-        no_tuning_cache();
+        light_tuning();
         let compute = if gpu {
             match gradsift::device::open_default_gpu_async().await {
                 Ok(c) => c,
@@ -155,13 +162,17 @@ impl Demo {
         self.pool.len()
     }
 
-    /// Runs LESS with the target examples of `tasks` (comma-separated) and keeps `budget`
-    /// examples; `progress(stage, done, total)` is called after every batch. Returns the
-    /// report as JSON. `now` is the page's clock in milliseconds (wasm has none of its own).
+    /// Runs LESS with the target examples of `tasks` (comma-separated) over the first `pool`
+    /// examples of the pool (all of them when `pool` is larger; the pool is shuffled, so a
+    /// shorter run still sees every kind of task) and keeps `budget` of them;
+    /// `progress(stage, done, total)` is called after every batch. Returns the report as JSON,
+    /// indices into that part of the pool. `now` is the page's clock in milliseconds (wasm has
+    /// none of its own).
     pub async fn run(
         &self,
         tasks: String,
         budget: usize,
+        pool: usize,
         progress: js_sys::Function,
         now: js_sys::Function,
     ) -> Result<String, JsError> {
@@ -171,7 +182,10 @@ impl Demo {
         if target.examples.is_empty() {
             return Err(js_error(format!("no target examples of task(s) `{tasks}`")));
         }
-        let budget = Budget::Count(budget).count(self.pool.len()).map_err(js_error)?;
+        let mut pool_part = self.pool.clone();
+        pool_part.examples.truncate(pool.max(1));
+        let pool = &pool_part;
+        let budget = Budget::Count(budget).count(pool.len()).map_err(js_error)?;
         let clock = || now.call0(&JsValue::NULL).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
         let start = clock();
         let opts = FeatureOptions::default();
@@ -184,17 +198,15 @@ impl Demo {
             );
             next_frame()
         };
-        let sel = less_in_memory(&self.loaded, &self.compute, &opts, &self.pool, &target, budget, step)
-            .await
-            .map_err(js_error)?;
+        let sel =
+            less_in_memory(&self.loaded, &self.compute, &opts, pool, &target, budget, step).await.map_err(js_error)?;
         let seconds = (clock() - start) / 1000.0;
         let task_of: Vec<String> =
-            self.pool.examples.iter().map(|e| e.task.clone().unwrap_or_else(|| "(no task)".into())).collect();
+            pool.examples.iter().map(|e| e.task.clone().unwrap_or_else(|| "(no task)".into())).collect();
         let is_target = |i: usize| wanted.contains(&task_of[i]);
         let share =
             |idx: &mut dyn Iterator<Item = usize>, n: usize| idx.filter(|&i| is_target(i)).count() as f64 / n as f64;
-        let (prompts, completions) = self
-            .pool
+        let (prompts, completions) = pool
             .examples
             .iter()
             .map(|e| match &e.record {
@@ -209,7 +221,7 @@ impl Demo {
             target_tasks: wanted.clone(),
             budget,
             selected_share: share(&mut sel.selected.iter().copied(), sel.selected.len()),
-            pool_share: share(&mut (0..self.pool.len()), self.pool.len()),
+            pool_share: share(&mut (0..pool.len()), pool.len()),
             selected: sel.selected,
             scores: sel.scores,
             tasks: task_of.clone(),

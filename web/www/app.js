@@ -1,7 +1,8 @@
 // The page: loads the wasm build of gradsift, runs LESS on the embedded demo when asked, draws
-// the results. URL flags (used by the test): auto=1 runs at once with the defaults; report=1
-// POSTs the run's JSON to /result; hold=1 keeps the page loading until that POST is answered,
-// so a headless screenshot shows the finished page.
+// the results. URL flags (used by the test): auto=1 runs at once with the defaults; pool=N sets
+// how many pool examples (the first N) a run scores; report=1 POSTs the run's JSON to /result;
+// hold=1 keeps the page loading until that POST is answered, so a headless screenshot shows
+// the finished page.
 import init, { Demo } from "./pkg/gradsift_web.js";
 
 const flags = new URLSearchParams(location.search);
@@ -63,6 +64,8 @@ async function main() {
     $("tasks").append(label);
   }
   $("budget").max = demo.pool_size();
+  $("pool").max = demo.pool_size();
+  $("pool").value = Math.min(Number(flags.get("pool")) || demo.pool_size(), demo.pool_size());
   $("run").disabled = false;
   status("Ready.");
   $("run").onclick = () => run(demo);
@@ -73,14 +76,15 @@ async function run(demo) {
   const chosen = [...$("tasks").querySelectorAll("input:checked")].map((i) => i.value);
   if (chosen.length === 0) { status("Choose at least one target task."); return; }
   const budget = Number($("budget").value);
+  const pool = Number($("pool").value);
   $("run").disabled = true;
   $("results").hidden = true;
   const total = { target: 0, pool: 0 };
   try {
-    const json = await demo.run(chosen.join(","), budget, (stage, done, n) => {
+    const json = await demo.run(chosen.join(","), budget, pool, (stage, done, n) => {
       total[stage] = n;
       const all = done + (stage === "pool" ? total.target : 0);
-      const of = (total.target || 0) + demo.pool_size();
+      const of = (total.target || 0) + pool;
       $("bar").style.width = `${(100 * all) / of}%`;
       status(`Gradients of the ${stage}: ${done} of ${n} examples`);
     }, () => performance.now());
