@@ -10,8 +10,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
-  # Only the wasm-bindgen binary, without the TLS stack its test runner's downloads need
-  # (rustls and ring are most of that crate's build).
+  # Only the wasm-bindgen binary, and without the TLS stack (rustls, ring) that only its headless
+  # test runner's web requests use.
   cargo install wasm-bindgen-cli --version "$version" --no-default-features --bin wasm-bindgen
 fi
 cargo build -p gradsift-web --target wasm32-unknown-unknown --release

@@ -87,12 +87,13 @@ fn report_to_console() {
     }
 }
 
-/// Less autotuning than CubeCL's default. In wasm its tuner launches every candidate kernel 3
-/// times to warm up and 10 times to measure, on first use of each matrix-product shape; on the
-/// demo's tiny model that tuning, not the selection, was most of the page's first batch (on
-/// SwiftShader's WebGPU, where each launch costs CPU time). One measured launch per candidate,
-/// and the coarser shape buckets of the `Minimal` level, still pick between candidates whose
-/// speeds differ by far more than one launch's noise.
+/// Less autotuning than CubeCL's default. In wasm its tuner runs every candidate kernel 3 times
+/// to warm up and 10 times to measure (the fixed-count pass; wasm has no adaptive one), on first
+/// use of each bucket of matrix-product shapes, and on SwiftShader's WebGPU, where every launch
+/// costs CPU time, the page's first batch, which compiles and tunes the kernels, takes minutes.
+/// Here a candidate is measured once, over the coarser shape buckets of the `Minimal` level. A
+/// kernel picked on one measurement may be slower than the best; what it computes is the same
+/// up to rounding (the page's test holds its selection to the CLI's).
 fn light_tuning() {
     use burn::cubecl::config::autotune::AutotuneLevel;
     use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
