@@ -76,7 +76,8 @@ async function run(demo) {
   const chosen = [...$("tasks").querySelectorAll("input:checked")].map((i) => i.value);
   if (chosen.length === 0) { status("Choose at least one target task."); return; }
   const budget = Number($("budget").value);
-  const pool = Number($("pool").value);
+  // The run takes at most the whole pool; the progress bar counts what it takes.
+  const pool = Math.min(Number($("pool").value), demo.pool_size());
   $("run").disabled = true;
   $("results").hidden = true;
   const total = { target: 0, pool: 0 };
