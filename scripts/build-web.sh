@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# Builds the browser page into web/dist/: gradsift compiled to wasm (the web/ crate), its JS
-# glue from wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock
-# (installed from crates.io if missing), and the static files of web/www/. Serve web/dist/ with
-# any static file server, e.g. scripts/serve-web.sh.
+# Builds the browser page into web/dist/: gradsift compiled to wasm (the web/ crate) with the
+# `web` profile, its JS glue from wasm-bindgen-cli at exactly the version of the wasm-bindgen
+# crate in Cargo.lock, and the static files of web/www/. Serve web/dist/ with any static file
+# server, e.g. scripts/serve-web.sh. The wasm32 target and wasm-bindgen-cli come from
+# scripts/setup-dev.sh; this script only checks that they are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown
+  echo "build-web: no wasm32-unknown-unknown target; run scripts/setup-dev.sh (or rustup target add wasm32-unknown-unknown)" >&2
+  exit 1
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
-  # Only the wasm-bindgen binary, and without the TLS stack (rustls, ring) that only its headless
-  # test runner's web requests use.
-  cargo install wasm-bindgen-cli --version "$version" --no-default-features --bin wasm-bindgen
+  echo "build-web: wasm-bindgen $version is needed (found: $(wasm-bindgen --version 2>/dev/null || echo none)); run scripts/setup-dev.sh" >&2
+  exit 1
 fi
-cargo build -p gradsift-web --target wasm32-unknown-unknown --release
+cargo build -p gradsift-web --target wasm32-unknown-unknown --profile web
+target=$(cargo metadata --no-deps --format-version 1 | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
 out=web/dist
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp/pkg"
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir "$out.tmp/pkg" \
-  target/wasm32-unknown-unknown/release/gradsift_web.wasm
+  "$target/wasm32-unknown-unknown/web/gradsift_web.wasm"
 cp web/www/* "$out.tmp/"
 rm -rf "$out"
 mv "$out.tmp" "$out"

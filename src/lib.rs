@@ -20,7 +20,7 @@
 //!   [`pipeline`]: the jobs the CLI runs (load, featurize, warm up, select: what each method
 //!   needs, in `pipeline::Method`), and LESS held in memory for the browser page; [`plot`]: the
 //!   figures; [`demo`]: the classroom run; [`assets`]: the embedded default.
-//! - [`bench`] (throughput, streamed scoring) and [`doctor`] (every device checked against the
+//! - [`mod@bench`] (throughput, streamed scoring) and [`doctor`] (every device checked against the
 //!   CPU and Burn's second CPU backend): native only, as that second backend is.
 
 pub mod assets;

@@ -115,7 +115,7 @@ impl Dataset {
 }
 
 /// Reads a record file: JSONL (one record a line; blank lines skipped), a `.json` array or a
-/// `.parquet` file (see [`super::files`]). All records of a file must be of one kind.
+/// `.parquet` file (see the `files` module). All records of a file must be of one kind.
 pub fn load_records(path: &Path) -> Result<Dataset> {
     records_of(record_texts(path)?, path)
 }

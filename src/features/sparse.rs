@@ -119,7 +119,7 @@ impl SparseJl {
     }
 
     /// Columns [c0, c1) grouped by row: `offsets[r]..offsets[r + 1]` index `entries`, each the
-    /// column minus c0 with [`NEG`] set for a negative sign, in ascending column order.
+    /// column minus c0 with `NEG` set for a negative sign, in ascending column order.
     pub fn by_row(&self, c0: usize, c1: usize) -> Result<RowLists> {
         let mut counts = vec![0u32; self.k + 1];
         for c in c0..c1 {

@@ -2,7 +2,7 @@
 //! written out. Why: differentiating through `[S, T, V]` logits keeps several of them alive
 //! for the backward pass (logits, log-softmax, their gradients: at SmolLM2's 49k vocabulary,
 //! 38 MB per copy per 192-token example), and computes them for prompt and padding positions
-//! whose weight is 0. Here only response positions reach the head, at most [`BLOCK`] logits
+//! whose weight is 0. Here only response positions reach the head, at most `BLOCK` logits
 //! exist at once, and nothing of them outlives its block.
 //!
 //! For a response position with hidden state h, head W `[H, V]` and bias b, logits
@@ -10,7 +10,7 @@
 //!   log p(y) = z_y − logsumexp(z),   ∂log p(y)/∂h = (s′ ⊙ (e_y − p))·Wᵀ = s′_y·W[:, y] − (s′ ⊙ p)·Wᵀ.
 //! The caller turns these per-position gradients into the loss's gradient by the chain rule
 //! through the per-sequence sums and backpropagates them into the network with one
-//! `Σ h ⊙ g` (see [`super::pergrad`]): the same gradient autodiff would give, exactly.
+//! `Σ h ⊙ g` (see the `pergrad` module): the same gradient autodiff would give, exactly.
 
 use burn::prelude::*;
 use burn::tensor::activation;

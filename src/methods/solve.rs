@@ -112,12 +112,11 @@ mod tests {
             for c in 0..k {
                 let p = (c..k).max_by(|&x, &y| a[x][c].abs().partial_cmp(&a[y][c].abs()).unwrap()).unwrap();
                 a.swap(c, p);
-                for r in 0..k {
-                    if r != c {
-                        let f = a[r][c] / a[c][c];
-                        for j in c..=k {
-                            a[r][j] -= f * a[c][j];
-                        }
+                let pivot = a[c].clone();
+                for (_, row) in a.iter_mut().enumerate().filter(|(r, _)| *r != c) {
+                    let f = row[c] / pivot[c];
+                    for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                        *x -= f * p;
                     }
                 }
             }

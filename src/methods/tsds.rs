@@ -1,12 +1,12 @@
 //! TSDS (Liu et al., NeurIPS 2024): a sampling distribution over candidates that matches the
 //! query (target) distribution in optimal-transport terms while discounting near-duplicates
-//! with a kernel density estimate. Steps as in METHODS.md:
+//! with a kernel density estimate. The reference implementation's steps:
 //! 1. each query's K nearest candidates (L2, ascending; D = non-squared distance);
 //! 2. KDE over U, the candidates in some query's list: ρ_u = Σ over u's kde_K nearest points
 //!    in U (itself included) of max(0, 1 − ‖x_u − x_l‖² / σ²); σ = 0 gives ρ = 1;
 //! 3. the probability assignment by a min-heap over queries, stopping when
 //!    (α/C)·total cost ≥ (1 − α)·M;
-//! 4. p[I[j][k]] += 1/(M·s·ρ[j][k]) for k ≤ last[j], the remainder of 1/M to I[j][last[j]+1];
+//! 4. `p[I[j][k]] += 1/(M·s·ρ[j][k])` for `k ≤ last[j]`, the remainder of 1/M to `I[j][last[j]+1]`;
 //! 5. sampling with replacement (multinomial, seeded), or the top by p without replacement.
 //!
 //! Neighbours come from [`super::knn`]: exact by default (ties broken by index, the same on

@@ -26,7 +26,7 @@ pub struct ScoresCsv {
 const TEXT_COLUMNS: &[&str] = &["file"];
 
 impl ScoresCsv {
-    /// Reads `scores.csv`; every field after the header, outside [`TEXT_COLUMNS`], must be a number.
+    /// Reads `scores.csv`; every field after the header, outside `TEXT_COLUMNS`, must be a number.
     pub fn read(path: &Path) -> Result<Self> {
         let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
         let all: Vec<String> = reader.headers().map_err(|e| csv_error(path, e))?.iter().map(String::from).collect();
@@ -128,11 +128,14 @@ pub fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<Path
     Ok(out)
 }
 
+/// How a figure reads its metric from an arm's summary.
+type MetricOf = fn(&crate::eval::Summary) -> Option<Stat>;
+
 /// Bars with error bars for every metric an evaluation measured.
 pub fn plot_eval(report: &EvalReport, plots: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let reference = report.summary.iter().map(|s| s.arm.as_str()).find(|a| *a == "random" || *a == "whole pool");
     let mut out = Vec::new();
-    let metrics: [(&str, &str, fn(&crate::eval::Summary) -> Option<Stat>); 3] = [
+    let metrics: [(&str, &str, MetricOf); 3] = [
         ("test-loss", "test loss (lower is better)", |s| s.test_loss),
         ("accuracy", "exact-match accuracy", |s| s.accuracy),
         ("pref-accuracy", "preference accuracy", |s| s.pref_accuracy),

@@ -7,18 +7,10 @@ use crate::common;
 use gradsift::methods::knn::{Exact, GpuKnn};
 use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, TsdsParams};
 
-fn naive(
-    x: &[f32],
-    n: usize,
-    q: &[f32],
-    m: usize,
-    dim: usize,
-    big_k: usize,
-    kde_k: usize,
-    sigma: f64,
-    alpha: f64,
-    c: f64,
-) -> Vec<f64> {
+/// The reference's steps, written out plainly; `p` gives K and kde_K (already capped) and σ, α, C.
+fn naive(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Vec<f64> {
+    let (big_k, kde_k) = (p.neighbours.expect("K"), p.kde_neighbours.expect("kde_K"));
+    let (sigma, alpha, c) = (p.sigma, p.alpha, p.c);
     let d2 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(u, v)| (*u as f64 - *v as f64).powi(2)).sum::<f64>();
     let row = |a: &[f32], i: usize| a[i * dim..(i + 1) * dim].to_vec();
     let mut top_d = vec![];
@@ -99,7 +91,8 @@ fn probabilities_match_the_reference_steps() {
             TsdsParams { neighbours: Some(k), kde_neighbours: Some(kde_k), sigma, alpha, c, ..Default::default() };
         let ours = probabilities(&x, n, &q, m, dim, &params).unwrap();
         // The reference caps both at N/10 = 40.
-        let want = naive(&x, n, &q, m, dim, k.min(n / 10), kde_k.min(n / 10), sigma, alpha, c);
+        let capped = TsdsParams { neighbours: Some(k.min(n / 10)), kde_neighbours: Some(kde_k.min(n / 10)), ..params };
+        let want = naive(&x, n, &q, m, dim, &capped);
         let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
         let total: f64 = ours.iter().sum();
         eprintln!("K={k} kde_K={kde_k} sigma={sigma} alpha={alpha} C={c}: max |diff| {err:.2e}, sum p = {total:.12}");
@@ -108,7 +101,8 @@ fn probabilities_match_the_reference_steps() {
     }
     // Defaults: K = kde_K = N/10.
     let d = probabilities(&x, n, &q, m, dim, &TsdsParams::default()).unwrap();
-    let want = naive(&x, n, &q, m, dim, 40, 40, 0.75, 0.5, 5.0);
+    let tenth = TsdsParams { neighbours: Some(40), kde_neighbours: Some(40), ..TsdsParams::default() };
+    let want = naive(&x, n, &q, m, dim, &tenth);
     assert!(d.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-9));
 }
 

@@ -4,8 +4,8 @@
 //! pool, and each selection compared with `gradsift select --method less` on the same embedded
 //! model and data (computed natively on the CPU backend: device independence, across a
 //! browser). Leaves a screenshot of the finished page in target/web-page.png. Without
-//! Chromium, the wasm32 target or a shell the test skips visibly, except under CI=true
-//! (.ci/run installs them).
+//! Chromium, the wasm32 target or wasm-bindgen-cli at the lockfile's version the test skips
+//! visibly, except under CI=true (scripts/setup-dev.sh installs them; the test installs nothing).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,7 +46,19 @@ fn missing_tools() -> Option<String> {
     let targets =
         runs("rustup", &["target", "list", "--installed"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     if !targets.is_some_and(|t| t.lines().any(|l| l == "wasm32-unknown-unknown")) {
-        return Some("no wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)".into());
+        return Some("no wasm32-unknown-unknown target (scripts/setup-dev.sh adds it)".into());
+    }
+    // The page's glue must come from the wasm-bindgen the crate is locked to.
+    let lock = include_str!("../../Cargo.lock");
+    let version = lock.split("[[package]]").find_map(|p| {
+        let mut lines = p.lines().map(str::trim).filter(|l| !l.is_empty());
+        (lines.next() == Some("name = \"wasm-bindgen\"")).then(|| lines.next()).flatten()
+    });
+    let version = version.expect("wasm-bindgen is in Cargo.lock");
+    let want = format!("wasm-bindgen {}", version.trim_start_matches("version = ").trim_matches('"'));
+    let found = runs("wasm-bindgen", &["--version"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if found.as_deref() != Some(want.as_str()) {
+        return Some(format!("{want} is needed, found {found:?} (scripts/setup-dev.sh installs it)"));
     }
     None
 }
@@ -173,6 +185,7 @@ fn page_selection_equals_the_cli() {
     );
 
     let shot = root.join("target/web-page.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&shot);
     let gpu_query = format!("&pool={GPU_POOL}");
     for (query, screenshot, want) in [(gpu_query.as_str(), Some(shot.as_path()), &first), ("&cpu=1", None, &whole)] {
