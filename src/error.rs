@@ -20,10 +20,8 @@ pub enum Error {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     /// The model's `model_type` is not one we implement.
-    #[error(
-        "{path}: unsupported model_type `{model_type}` (supported: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, smollm3, olmo2, olmo3, gpt_neox, gpt2)"
-    )]
-    UnknownArchitecture { path: PathBuf, model_type: String },
+    #[error("{path}: unsupported model_type `{model_type}` (supported: {supported})")]
+    UnknownArchitecture { path: PathBuf, model_type: String, supported: String },
     /// A tensor the architecture needs is not in the checkpoint.
     #[error("{path}: missing tensor `{name}`")]
     MissingTensor { path: PathBuf, name: String },
@@ -42,6 +40,10 @@ pub enum Error {
     /// Checkpoints were given to a method that works with the loaded adapter only.
     #[error("the {method} method does not use warmup checkpoints")]
     CheckpointsUnused { method: &'static str },
+    /// A gradient type was given to a method whose candidates are not transformed gradients, or
+    /// to TSDS over embeddings or given matrices.
+    #[error("the {method} method does not use --grad-type ({why})")]
+    GradTypeUnused { method: &'static str, why: &'static str },
     /// Several checkpoints were given to a method that works at one reference checkpoint.
     #[error("the {method} method takes one reference checkpoint")]
     OneCheckpoint { method: &'static str },

@@ -153,6 +153,10 @@ impl ChatTemplate {
                 .build()
                 .expect("the default delimiters"),
         );
+        // minijinja picks auto-escaping from the template's name (a name ending in .json would
+        // JSON-escape every output, and tokenizer_config.json is where most Hub models keep their
+        // template); transformers renders with Jinja2's default, no escaping at all.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |message: String| -> std::result::Result<JValue, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))

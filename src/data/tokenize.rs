@@ -52,6 +52,8 @@ pub struct TextTokenizer {
     eos: u32,
     /// The model's chat template, for chat records.
     template: Option<ChatTemplate>,
+    /// The model's longest sequence, where it has one (learned positions).
+    position_limit: Option<usize>,
 }
 
 impl TextTokenizer {
@@ -59,20 +61,44 @@ impl TextTokenizer {
     pub fn from_file(path: &Path, eos: u32) -> Result<Self> {
         let inner =
             Tokenizer::from_file(path).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
-        Ok(TextTokenizer { inner, path: path.into(), eos, template: None })
+        Ok(TextTokenizer { inner, path: path.into(), eos, template: None, position_limit: None })
     }
 
     /// A `tokenizer.json` already in memory; errors name `origin`.
     pub fn from_bytes(bytes: &[u8], origin: &Path, eos: u32) -> Result<Self> {
         let inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer { path: origin.into(), message: e.to_string() })?;
-        Ok(TextTokenizer { inner, path: origin.into(), eos, template: None })
+        Ok(TextTokenizer { inner, path: origin.into(), eos, template: None, position_limit: None })
     }
 
     /// The tokenizer with a chat template for chat records.
     pub fn with_template(mut self, template: Option<ChatTemplate>) -> Self {
         self.template = template;
         self
+    }
+
+    /// The tokenizer for a model that takes at most `limit` tokens (see
+    /// [`crate::model::ModelConfig::position_limit`]): a longer sequence is an error naming its
+    /// record, not a crash inside the model.
+    pub fn with_position_limit(mut self, limit: Option<usize>) -> Self {
+        self.position_limit = limit;
+        self
+    }
+
+    /// Refuses a sequence longer than the model's positions.
+    fn fits(&self, s: &Sequence, ex: &Example, max_len: usize) -> Result<()> {
+        match self.position_limit {
+            Some(limit) if s.ids.len() > limit => Err(Error::Record {
+                path: ex.source.to_path_buf(),
+                line: ex.line,
+                message: format!(
+                    "{} tokens (max_len {max_len}) are more than the model's {limit} learned positions \
+                     (config.json `n_positions`): use --max-len {limit} or less",
+                    s.ids.len()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn template(&self) -> Result<&ChatTemplate> {
@@ -191,6 +217,13 @@ impl TextTokenizer {
                     Tokenized::Pair(TokenizedPair { chosen: c, rejected: r })
                 }
             };
+            match &t {
+                Tokenized::Single(s) => self.fits(s, ex, max_len)?,
+                Tokenized::Pair(p) => {
+                    self.fits(&p.chosen, ex, max_len)?;
+                    self.fits(&p.rejected, ex, max_len)?;
+                }
+            }
             out.push(t);
         }
         Ok((out, n_trunc))

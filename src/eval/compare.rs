@@ -1,7 +1,12 @@
 //! Paired comparisons of an arm with the random arm of its size. Both arms run with the same
 //! seeds (one adapter initialisation and data order per seed), so the per-seed difference
-//! removes the variance they share; "beats" asks the mean difference to exceed two standard
-//! errors of it.
+//! removes the variance they share. "Beats" is a test whose error rate is what it says: the
+//! exact one-sided sign-flip (permutation) test of the mean difference, its p-values adjusted by
+//! Holm's step-down over the arms of one table, at `ALPHA` (0.05). Under the null hypothesis (the arm
+//! is no better than random subsets of its size) each seed's difference is as likely to have
+//! either sign, so every one of the 2^n sign patterns is equally likely; the p-value is the
+//! share of them whose mean advantage is at least the observed one. Its smallest value is
+//! 2^-n: with m arms in a table, an arm can pass only with n ≥ log2(m / α) seeds.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +29,78 @@ pub struct Comparison {
     /// Seeds where the arm did better.
     pub wins: usize,
     pub n: usize,
-    /// The mean advantage exceeds two standard errors (needs at least two seeds).
+    /// One-sided exact sign-flip p-value of the mean advantage.
+    #[serde(default = "one")]
+    pub p_value: f64,
+    /// `p_value` after Holm's adjustment over the comparisons of its table.
+    #[serde(default = "one")]
+    pub p_holm: f64,
+    /// The Holm-adjusted p-value is at most `ALPHA` (0.05).
     pub beats: bool,
+}
+
+/// The family-wise error rate of one table's "beats" verdicts.
+pub const ALPHA: f64 = 0.05;
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Most seeds the exact test enumerates (2^n sign patterns).
+const MAX_EXACT: usize = 24;
+
+/// One-sided exact sign-flip p-value of the mean of `d` (> 0 is better): the share of the 2^n
+/// sign patterns of |d| whose sum is at least the observed sum. Past [`MAX_EXACT`] differences
+/// it counts 2^20 seeded random patterns (plus the observed one, so the estimate is never 0).
+pub fn sign_flip_p(d: &[f64]) -> f64 {
+    let n = d.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let observed: f64 = d.iter().sum();
+    let abs: Vec<f64> = d.iter().map(|x| x.abs()).collect();
+    // Sums equal to the observed one up to rounding count as "at least".
+    let tol = 1e-12 * abs.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let sum = |signs: u64| abs.iter().enumerate().map(|(i, a)| if signs >> i & 1 == 1 { -a } else { *a }).sum::<f64>();
+    if n <= MAX_EXACT {
+        let total = 1u64 << n;
+        let extreme = (0..total).filter(|&s| sum(s) >= observed - tol).count();
+        return extreme as f64 / total as f64;
+    }
+    let draws = 1u64 << 20;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut extreme = 1u64;
+    for _ in 0..draws {
+        let signs: f64 = abs
+            .iter()
+            .map(|a| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if state >> 63 == 1 {
+                    -a
+                } else {
+                    *a
+                }
+            })
+            .sum();
+        extreme += u64::from(signs >= observed - tol);
+    }
+    extreme as f64 / (draws + 1) as f64
+}
+
+/// Holm's step-down adjustment: the i-th smallest of m p-values is multiplied by m − i (from
+/// 0), then made monotone; each is capped at 1. Rejecting where the adjusted value is ≤ α keeps
+/// the chance of any false "beats" in the family at most α, whatever the dependence.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
 }
 
 /// The random arms that give every selection arm a reference of its own size: one per distinct
@@ -52,9 +127,17 @@ pub fn random_arms(arms: &[Arm]) -> Vec<Arm> {
     out
 }
 
-/// Every selection arm against the random runs of its size and seed (when the runs have them).
+/// Every selection arm against the random runs of its size and seed (when the runs have them),
+/// the verdicts Holm-adjusted over all of them (one table, one family).
 pub fn compare(arms: &[Arm], runs: &[Run]) -> Vec<Comparison> {
-    arms.iter().filter(|a| !a.subset.is_random()).filter_map(|a| paired(&a.name, arms, runs)).collect()
+    let mut out: Vec<Comparison> =
+        arms.iter().filter(|a| !a.subset.is_random()).filter_map(|a| paired(&a.name, arms, runs)).collect();
+    let adjusted = holm(&out.iter().map(|c| c.p_value).collect::<Vec<_>>());
+    for (c, p) in out.iter_mut().zip(adjusted) {
+        c.p_holm = p;
+        c.beats = p <= ALPHA;
+    }
+    out
 }
 
 /// The metric a comparison uses: test loss where measured, else preference accuracy.
@@ -105,7 +188,10 @@ fn paired(arm: &str, arms: &[Arm], runs: &[Run]) -> Option<Comparison> {
         reference: references.join(", "),
         metric: metric.to_string(),
         wins: differences.iter().filter(|d| d.1 > 0.0).count(),
-        beats: n > 1 && mean > 2.0 * std_error,
+        p_value: sign_flip_p(&differences.iter().map(|d| d.1).collect::<Vec<_>>()),
+        // Set over the whole table by `compare`.
+        p_holm: 1.0,
+        beats: false,
         differences,
         mean,
         std_error,
@@ -188,10 +274,65 @@ mod tests {
         let mean = (0.5 + 0.4 + 0.55) / 3.0;
         let var = ((0.5f64 - mean).powi(2) + (0.4f64 - mean).powi(2) + (0.55f64 - mean).powi(2)) / 2.0;
         assert!((c.mean - mean).abs() < 1e-12 && (c.std_error - (var / 3.0).sqrt()).abs() < 1e-12);
-        assert!(c.beats);
+        // Three seeds, all won: one of 8 sign patterns is as extreme, p = 1/8, not enough.
+        assert_eq!((c.p_value, c.beats), (0.125, false));
+        // Six seeds, all won: p = 1/64 < 0.05.
+        let six: Vec<Run> =
+            (1..=6).flat_map(|s| [run("less", s, 1.0), run("random", s, 1.4 + 0.01 * s as f64)]).collect();
+        let c = &compare(&arms, &six)[0];
+        assert_eq!((c.wins, c.p_value, c.p_holm, c.beats), (6, 1.0 / 64.0, 1.0 / 64.0, true));
         // Differences of both signs: no verdict for the arm.
         let mixed = [run("less", 1, 1.0), run("less", 2, 2.0), run("random", 1, 1.5), run("random", 2, 1.5)];
         let c = &compare(&arms, &mixed)[0];
         assert_eq!((c.wins, c.beats), (1, false));
+    }
+
+    #[test]
+    fn sign_flip_p_values_by_hand() {
+        assert_eq!(sign_flip_p(&[1.0, 2.0, 3.0]), 1.0 / 8.0);
+        // Sums of ±1 ± 1: 2, 0, 0, −2; three are ≥ the observed 0.
+        assert_eq!(sign_flip_p(&[1.0, -1.0]), 3.0 / 4.0);
+        // ±3 ± 1 ± 1 gives 5, 3, 3, 1, −1, −3, −3, −5: three reach the observed 3 − 1 + 1.
+        assert_eq!(sign_flip_p(&[3.0, -1.0, 1.0]), 3.0 / 8.0);
+        assert_eq!(sign_flip_p(&[]), 1.0);
+        assert_eq!(sign_flip_p(&[0.0, 0.0]), 1.0, "no difference is no evidence");
+    }
+
+    #[test]
+    fn holm_adjusts_step_down() {
+        let a = holm(&[0.01, 0.04, 0.03]);
+        let want = [0.03, 0.06, 0.06];
+        assert!(a.iter().zip(want).all(|(x, w)| (x - w).abs() < 1e-12), "{a:?}");
+        assert_eq!(holm(&[0.5, 0.9]), [1.0, 1.0]);
+    }
+
+    /// Under the null hypothesis (differences symmetric about 0) the share of "beats" is at most
+    /// α, for one arm and for any arm of a seven-arm table (Holm), over many simulated tables.
+    #[test]
+    fn false_beats_happen_at_most_at_alpha() {
+        let mut state = 12345u64;
+        let mut normal = || {
+            // Box–Muller on a 64-bit LCG.
+            let mut u = || {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(), u());
+            (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
+        };
+        let (tables, arms, seeds) = (1500, 7, 8);
+        let (mut single, mut family) = (0, 0);
+        for _ in 0..tables {
+            let p: Vec<f64> =
+                (0..arms).map(|_| sign_flip_p(&(0..seeds).map(|_| normal()).collect::<Vec<_>>())).collect();
+            single += usize::from(p[0] <= ALPHA);
+            family += usize::from(holm(&p).iter().any(|&q| q <= ALPHA));
+        }
+        // Exactly: P(p ≤ 0.05) = 12/256 = 0.047 at 8 seeds; allow 4 binomial standard errors.
+        let slack = 4.0 * (ALPHA * (1.0 - ALPHA) / tables as f64).sqrt();
+        let (single, family) = (single as f64 / tables as f64, family as f64 / tables as f64);
+        assert!(single <= ALPHA + slack, "one arm: {single}");
+        assert!(family <= ALPHA + slack, "any of {arms} arms: {family}");
+        assert!(single > 0.01, "the test never rejects: {single}");
     }
 }

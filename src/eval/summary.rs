@@ -71,13 +71,13 @@ fn cell(s: Option<Stat>, digits: usize) -> String {
 /// [`super::Comparison`]).
 pub fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, comparisons: &[Comparison]) -> String {
     let mut t = String::from(
-        "| arm | size | seeds | test loss | exact match | preference acc. | vs random of its size: advantage ± SE (wins) | beats (> 2 SE) |\n",
+        "| arm | size | seeds | test loss | exact match | preference acc. | vs random of its size: advantage ± SE (wins) | p (sign-flip) | p (Holm) | beats (Holm p ≤ 0.05) |\n",
     );
-    t.push_str("|---|---|---|---|---|---|---|---|\n");
+    t.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     if let Some(b) = base {
         let f = |x: Option<f64>, d: usize| x.map_or("–".to_string(), |v| format!("{v:.*}", d));
         t.push_str(&format!(
-            "| base model | 0 | – | {} | {} | {} | – | – |\n",
+            "| base model | 0 | – | {} | {} | {} | – | – | – | – |\n",
             f(b.test_loss, 3),
             f(b.accuracy, 3),
             f(b.pref_accuracy, 3)
@@ -87,9 +87,9 @@ pub fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, comparisons
         let (versus, verdict) = match comparisons.iter().find(|c| c.arm == s.arm) {
             Some(c) => (
                 format!("{:+.3} ± {:.3} ({}/{}, {})", c.mean, c.std_error, c.wins, c.n, c.metric),
-                if c.beats { "yes" } else { "no" }.to_string(),
+                format!("{:.4} | {:.4} | {}", c.p_value, c.p_holm, if c.beats { "yes" } else { "no" }),
             ),
-            None => ("–".into(), "–".into()),
+            None => ("–".into(), "– | – | –".into()),
         };
         let seeds = s.test_loss.or(s.pref_accuracy).map_or(0, |x| x.n);
         t.push_str(&format!(

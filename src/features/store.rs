@@ -207,9 +207,17 @@ impl Store {
                 let differs = differing_fields(&old.key, key);
                 return Err(Error::StoreMismatch { path: self.dir.clone(), differs });
             }
-            let _ = std::fs::remove_dir_all(self.dir.join("chunks"));
-            let _ = std::fs::remove_file(self.dir.join("features.npy"));
-            let _ = std::fs::remove_file(self.manifest_path());
+            // What cannot be removed would be read back as this key's work: an error, not a
+            // store that mixes two settings. Only what is already gone is fine.
+            let gone = |r: std::io::Result<()>, path: PathBuf| match r {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+                _ => Ok(()),
+            };
+            let chunks = self.dir.join("chunks");
+            gone(std::fs::remove_dir_all(&chunks), chunks)?;
+            let merged = self.dir.join("features.npy");
+            gone(std::fs::remove_file(&merged), merged)?;
+            gone(std::fs::remove_file(self.manifest_path()), self.manifest_path())?;
         }
         std::fs::create_dir_all(self.dir.join("chunks")).map_err(|e| Error::io(&self.dir, e))?;
         Ok(0)
@@ -327,4 +335,30 @@ pub(super) fn differing_fields(a: &StoreKey, b: &StoreKey) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys.into_iter().filter(|k| oa.get(*k) != ob.get(*k)).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--overwrite` over a store it cannot clear is an error naming what stood in the way,
+    /// not a store that mixes the old rows with the new key's.
+    #[test]
+    fn an_overwrite_that_cannot_clear_the_store_fails() {
+        let dir = std::env::temp_dir().join(format!("gradsift-store-clear-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::new(&dir);
+        let old = Features::from_matrix(vec![1.0; 4], 2, 2, vec![None, None]).manifest;
+        std::fs::create_dir_all(&dir).unwrap();
+        store.write_manifest(&old).unwrap();
+        // Something that is no file where the merged matrix goes (remove_file cannot take it).
+        std::fs::create_dir_all(dir.join("features.npy/inside")).unwrap();
+        let new = StoreKey { seed: 1, ..old.key.clone() };
+        let e = store.open_for(&new, true).unwrap_err().to_string();
+        assert!(e.contains("features.npy"), "{e}");
+        std::fs::remove_dir_all(dir.join("features.npy")).unwrap();
+        assert_eq!(store.open_for(&new, true).unwrap(), 0, "a clearable store is cleared");
+        assert!(store.manifest().unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -121,6 +121,9 @@ pub fn ngram_counts(text: &str) -> Vec<(usize, f64)> {
 /// the target and of the raw pool, no smoothing; an example's log importance weight is
 /// Σ count · (log(p_target + 1e-8) − log(p_raw + 1e-8)) over its n-gram buckets. Seeded Gumbel
 /// noise on top makes the top k a sample without replacement proportional to the weights.
+/// One difference: the reference drops examples shorter than its `min_example_length` (in
+/// words) before resampling; every example is kept here, since instruction data is full of
+/// short, useful records (a sum, a one-word answer) that such a cut would remove wholesale.
 /// Returns (noisy scores, log weights).
 pub fn dsir_scores(pool: &[Example], target: &[Example], seed: u64) -> (Vec<f64>, Vec<f64>) {
     let log_p = |exs: &[Example]| {

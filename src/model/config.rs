@@ -59,6 +59,25 @@ pub enum Arch {
     Gpt2,
 }
 
+/// Every `model_type` of config.json that gradsift runs, and its architecture.
+pub const MODEL_TYPES: &[(&str, Arch)] = &[
+    ("llama", Arch::Llama),
+    ("mistral", Arch::Llama),
+    ("qwen2", Arch::Qwen2),
+    ("qwen3", Arch::Qwen3),
+    ("phi3", Arch::Phi3),
+    ("gemma", Arch::Gemma),
+    ("gemma2", Arch::Gemma2),
+    ("gemma3_text", Arch::Gemma3),
+    ("smollm3", Arch::SmolLm3),
+    ("granite", Arch::Granite),
+    ("olmo2", Arch::Olmo2),
+    ("olmo3", Arch::Olmo3),
+    ("gpt_neox", Arch::GptNeox),
+    ("phi", Arch::Phi),
+    ("gpt2", Arch::Gpt2),
+];
+
 impl Arch {
     /// Where a fresh LoRA attaches when no targets are given: the attention projections.
     pub fn default_lora_targets(self) -> Vec<String> {
@@ -167,6 +186,12 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The longest sequence the model can take: the rows of its learned position table (GPT-2's
+    /// `n_positions`); None for rotary positions, which extend to any length.
+    pub fn position_limit(&self) -> Option<usize> {
+        self.rope.is_none().then_some(self.max_positions)
+    }
+
     /// The attention-score scale of layer `l` (0-based).
     pub fn layer_attn_scale(&self, l: usize) -> f64 {
         match self.attn_scale_by_layer {
@@ -491,31 +516,21 @@ impl ModelConfig {
     /// Interprets a parsed `config.json`; `path` is only used in error messages.
     pub fn from_value(v: &Value, path: &Path) -> Result<Self> {
         let common: CommonFields = typed(v, path)?;
-        let arch = match common.model_type.as_str() {
-            "llama" | "mistral" => Arch::Llama,
-            "qwen2" => Arch::Qwen2,
-            "qwen3" => Arch::Qwen3,
-            "phi3" => Arch::Phi3,
-            "gemma" => Arch::Gemma,
-            "gemma2" => Arch::Gemma2,
-            "gemma3_text" => Arch::Gemma3,
-            "gemma3" => {
-                return Err(Error::format(
-                    path,
-                    "model_type `gemma3` is the multimodal Gemma-3 (vision tower and text model); \
-                     gradsift implements the text model (`gemma3_text`, as the 1B checkpoint and \
-                     Gemma3ForCausalLM exports have it)",
-                ))
-            }
-            "smollm3" => Arch::SmolLm3,
-            "granite" => Arch::Granite,
-            "olmo2" => Arch::Olmo2,
-            "olmo3" => Arch::Olmo3,
-            "gpt_neox" => Arch::GptNeox,
-            "phi" => Arch::Phi,
-            "gpt2" => Arch::Gpt2,
-            _ => return Err(Error::UnknownArchitecture { path: path.into(), model_type: common.model_type }),
-        };
+        if common.model_type == "gemma3" {
+            return Err(Error::format(
+                path,
+                "model_type `gemma3` is the multimodal Gemma-3 (vision tower and text model); \
+                 gradsift implements the text model (`gemma3_text`, as the 1B checkpoint and \
+                 Gemma3ForCausalLM exports have it)",
+            ));
+        }
+        let arch = MODEL_TYPES.iter().find(|(name, _)| *name == common.model_type).map(|&(_, arch)| arch).ok_or_else(
+            || Error::UnknownArchitecture {
+                path: path.into(),
+                model_type: common.model_type.clone(),
+                supported: MODEL_TYPES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "),
+            },
+        )?;
         let eos_token_id = common
             .eos_token_id
             .as_ref()
@@ -1273,5 +1288,12 @@ mod tests {
         assert!(e.to_string().contains("num_key_value_heads"), "{e}");
         let e = parse(serde_json::json!({ "model_type": "mamba" })).unwrap_err();
         assert!(e.to_string().contains("mamba"), "{e}");
+        // The list a user is shown is the dispatch table itself.
+        for (name, _) in MODEL_TYPES {
+            assert!(
+                e.to_string().contains(&format!(" {name},")) || e.to_string().contains(&format!(" {name})")),
+                "{name}: {e}"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::{LinearBuilder, LoraRuntime};
 use super::positions::PositionCache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The GPT-2 stack and tied head.
 pub struct Gpt2 {
@@ -27,6 +27,16 @@ impl Gpt2 {
         let (h, eps) = (cfg.hidden, cfg.norm_eps);
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let wte_host = lb.weights.take(&format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;
+        // GPT-2 ties its output head to the embeddings; the original checkpoints keep a copy of
+        // them as `lm_head.weight`. A head that differs is a model we would run wrongly.
+        if let Some(head) = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])? {
+            if head.data != wte_host.data {
+                return Err(Error::format(
+                    lb.weights.origin(),
+                    format!("`lm_head.weight` differs from `{pre}wte.weight`: GPT-2's output head is tied to its embeddings, and an untied one is not supported"),
+                ));
+            }
+        }
         let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), wte_host, false);
         let wpe_host = lb.weights.take(&format!("{pre}wpe.weight"), &[cfg.max_positions, h])?;
         let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
@@ -76,8 +86,6 @@ impl Gpt2 {
             b: lb.vector(&format!("{pre}ln_f.bias"), h)?,
             eps,
         };
-        // The original checkpoints keep a (tied) lm_head copy; skip it if present.
-        let _ = lb.weights.take_opt("lm_head.weight", &[cfg.vocab_size, h])?;
         let lm_head = wte.clone().transpose();
         Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None, None, None) })
     }

@@ -82,16 +82,35 @@ pub fn peft_key(module: &str, which: &str) -> String {
     format!("base_model.model.{module}.lora_{which}.weight")
 }
 
-/// A pattern key of `rank_pattern`/`alpha_pattern` matches like PEFT: `(.*\.)?key$`.
-fn pattern_value(patterns: &serde_json::Map<String, Value>, module: &str) -> Option<f64> {
-    patterns.iter().find_map(|(k, v)| {
-        let re = Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).ok()?;
-        if re.is_match(module) {
-            v.as_f64()
-        } else {
-            None
-        }
-    })
+/// `rank_pattern` or `alpha_pattern` of adapter_config.json: each key a regular expression
+/// matched as PEFT matches it (`(.*\.)?key$`, the first key that matches wins), each value a
+/// number. A key that is no regular expression is an error, not a pattern that never matches
+/// (which would silently change a module's LoRA scale).
+struct Patterns(Vec<(Regex, f64)>);
+
+impl Patterns {
+    fn parse(path: &Path, field: &str, value: Option<&Value>) -> Result<Self> {
+        let Some(value) = value else { return Ok(Patterns(Vec::new())) };
+        let map = value.as_object().ok_or_else(|| {
+            Error::format(path, format!("`{field}` must map module patterns to numbers, not {value}"))
+        })?;
+        let pattern = |(k, v): (&String, &Value)| {
+            let re = Regex::new(&format!(r"^(?:.*\.)?(?:{k})$"))
+                .map_err(|e| Error::format(path, format!("`{field}` key `{k}` is not a regular expression: {e}")))?;
+            let x =
+                v.as_f64().ok_or_else(|| Error::format(path, format!("`{field}`.`{k}` must be a number, not {v}")))?;
+            if field == "rank_pattern" && (x < 1.0 || x.fract() != 0.0) {
+                return Err(Error::format(path, format!("`{field}`.`{k}` must be a positive whole rank, not {v}")));
+            }
+            Ok((re, x))
+        };
+        map.iter().map(pattern).collect::<Result<_>>().map(Patterns)
+    }
+
+    /// The value of the first pattern that matches `module`.
+    fn value(&self, module: &str) -> Option<f64> {
+        self.0.iter().find(|(re, _)| re.is_match(module)).map(|&(_, x)| x)
+    }
 }
 
 impl LoraAdapter {
@@ -128,9 +147,8 @@ impl LoraAdapter {
             Some(Value::String(s)) => TargetSpec::Regex(s.clone()),
             _ => return Err(Error::format(&cfg_path, "missing field `target_modules`")),
         };
-        let empty = serde_json::Map::new();
-        let rank_pat = field("rank_pattern").and_then(Value::as_object).unwrap_or(&empty);
-        let alpha_pat = field("alpha_pattern").and_then(Value::as_object).unwrap_or(&empty);
+        let rank_pat = Patterns::parse(&cfg_path, "rank_pattern", field("rank_pattern"))?;
+        let alpha_pat = Patterns::parse(&cfg_path, "alpha_pattern", field("alpha_pattern"))?;
 
         let st_path = dir.join("adapter_model.safetensors");
         if !st_path.exists() {
@@ -145,8 +163,8 @@ impl LoraAdapter {
             if !targeted && !tensors.contains_key(&ka) {
                 continue;
             }
-            let r = pattern_value(rank_pat, &info.name).map(|x| x as usize).unwrap_or(rank);
-            let al = pattern_value(alpha_pat, &info.name).unwrap_or(alpha);
+            let r = rank_pat.value(&info.name).map(|x| x as usize).unwrap_or(rank);
+            let al = alpha_pat.value(&info.name).unwrap_or(alpha);
             let take = |t: &mut std::collections::HashMap<String, HostTensor>,
                         key: &str,
                         shape: [usize; 2]|
@@ -315,11 +333,28 @@ mod tests {
 
     #[test]
     fn rank_and_alpha_patterns_match_like_peft() {
-        let pats: serde_json::Map<String, Value> =
-            serde_json::from_value(json!({ "layers.1.self_attn.q_proj": 16, "v_proj": 4 })).unwrap();
-        assert_eq!(pattern_value(&pats, "model.layers.1.self_attn.q_proj"), Some(16.0));
-        assert_eq!(pattern_value(&pats, "model.layers.11.self_attn.q_proj"), None, "keys match whole components");
-        assert_eq!(pattern_value(&pats, "model.layers.0.self_attn.v_proj"), Some(4.0));
-        assert_eq!(pattern_value(&pats, "model.layers.0.self_attn.k_proj"), None);
+        let p = Path::new("adapter_config.json");
+        let given = json!({ "layers.1.self_attn.q_proj": 16, "v_proj": 4 });
+        let pats = Patterns::parse(p, "rank_pattern", Some(&given)).unwrap();
+        assert_eq!(pats.value("model.layers.1.self_attn.q_proj"), Some(16.0));
+        assert_eq!(pats.value("model.layers.11.self_attn.q_proj"), None, "keys match whole components");
+        assert_eq!(pats.value("model.layers.0.self_attn.v_proj"), Some(4.0));
+        assert_eq!(pats.value("model.layers.0.self_attn.k_proj"), None);
+        assert!(Patterns::parse(p, "alpha_pattern", None).unwrap().value("q_proj").is_none());
+    }
+
+    /// Patterns that cannot be used are refused, naming the file, the field and the key.
+    #[test]
+    fn bad_rank_and_alpha_patterns_are_refused() {
+        let p = Path::new("dir/adapter_config.json");
+        for (field, given, says) in [
+            ("rank_pattern", json!({ "q_proj(": 4 }), "key `q_proj(` is not a regular expression"),
+            ("alpha_pattern", json!({ "v_proj": "32" }), "`alpha_pattern`.`v_proj` must be a number"),
+            ("rank_pattern", json!({ "v_proj": 2.5 }), "positive whole rank"),
+            ("alpha_pattern", json!(["v_proj"]), "must map module patterns to numbers"),
+        ] {
+            let e = Patterns::parse(p, field, Some(&given)).err().expect("refused").to_string();
+            assert!(e.starts_with("dir/adapter_config.json: ") && e.contains(says), "{e}");
+        }
     }
 }

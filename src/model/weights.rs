@@ -198,7 +198,7 @@ impl Weights {
     }
 
     /// The path to name in errors: the single file, or the directory's index.
-    fn origin(&self) -> PathBuf {
+    pub(crate) fn origin(&self) -> PathBuf {
         self.files.first().cloned().unwrap_or_default()
     }
 

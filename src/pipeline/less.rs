@@ -23,12 +23,9 @@ struct GradientSource {
 /// The loaded adapter alone (plain gradients), or every warmup checkpoint with its moments.
 fn sources(loaded: &Loaded, checkpoints: &[PathBuf], grad_type: GradType) -> Result<Vec<GradientSource>> {
     if checkpoints.is_empty() {
-        return Ok(vec![GradientSource {
-            label: "model".into(),
-            checkpoint: Checkpoint::loaded(loaded),
-            transform: Transform::Identity,
-            mean_lr: 1.0,
-        }]);
+        let checkpoint = Checkpoint::loaded(loaded);
+        let transform = checkpoint.transform(grad_type)?;
+        return Ok(vec![GradientSource { label: "model".into(), checkpoint, transform, mean_lr: 1.0 }]);
     }
     checkpoints
         .iter()

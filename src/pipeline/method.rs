@@ -70,6 +70,12 @@ impl Method {
         }
     }
 
+    /// Whether its candidates are gradient features that a gradient type transforms (LESS, ROSE
+    /// and TSDS over gradients); the other methods refuse `--grad-type` rather than ignore it.
+    pub fn uses_grad_type(self) -> bool {
+        matches!(self, Method::Less | Method::Rose | Method::Tsds)
+    }
+
     /// How it uses warmup checkpoints.
     pub fn checkpoint_use(self) -> CheckpointUse {
         match self {

@@ -91,7 +91,8 @@ pub fn load_base(model: &Path, chat_template: &TemplateChoice, compute: &Compute
         return Err(Error::format(&tok_path, "missing tokenizer.json"));
     }
     let tokenizer = TextTokenizer::from_file(&tok_path, model.config.eos_token_id)?
-        .with_template(ChatTemplate::load(chat_template, model_dir)?);
+        .with_template(ChatTemplate::load(chat_template, model_dir)?)
+        .with_position_limit(model.config.position_limit());
     Ok((model, tokenizer))
 }
 
@@ -282,8 +283,8 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         MethodSpec::Prism { checkpoint, options, .. } => {
             prism::prism_scores(&cx, &pool, target_ref()?, *checkpoint, options, budget)?
         }
-        MethodSpec::Tsds { options, checkpoint, .. } => {
-            tsds::tsds_select(&cx, &pool, target_ref()?, *checkpoint, options, budget)?
+        MethodSpec::Tsds { options, checkpoint, grad_type, .. } => {
+            tsds::tsds_select(&cx, &pool, target_ref()?, *checkpoint, *grad_type, options, budget)?
         }
         MethodSpec::Random => baselines::random(&pool, seed, budget),
         MethodSpec::Loss { lowest } => baselines::loss(&cx, &pool, *lowest, budget)?,

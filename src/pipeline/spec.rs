@@ -112,7 +112,9 @@ impl Default for TifOptions {
 /// keeps what the chosen method uses.
 #[derive(Debug, Clone)]
 pub struct MethodOptions {
-    pub grad_type: GradType,
+    /// How candidate gradients are transformed (LESS, ROSE, TSDS over gradients); None takes
+    /// the method's default: Adam at warmup checkpoints, the plain gradient without.
+    pub grad_type: Option<GradType>,
     /// DPO temperature (ROSE's target loss, the TIF family).
     pub beta: f64,
     pub prism: PrismOptions,
@@ -125,7 +127,7 @@ pub struct MethodOptions {
 impl Default for MethodOptions {
     fn default() -> Self {
         MethodOptions {
-            grad_type: GradType::Adam,
+            grad_type: None,
             beta: 0.1,
             prism: PrismOptions::default(),
             tsds: TsdsOptions::default(),
@@ -165,8 +167,11 @@ pub enum MethodSpec<'a> {
     },
     Tsds {
         target: &'a Path,
-        /// The warmup checkpoint: Adam features of the pool against plain gradients of the targets.
+        /// The warmup checkpoint: the pool's features of `grad_type` (Adam by default, as LESS)
+        /// against plain gradients of the targets.
         checkpoint: Option<&'a Path>,
+        /// The pool's gradient transform (plain without a checkpoint unless given).
+        grad_type: GradType,
         options: TsdsOptions,
     },
     Random,
@@ -212,6 +217,22 @@ impl<'a> MethodSpec<'a> {
             _ => {}
         }
         let one = checkpoints.first().map(PathBuf::as_path);
+        // A gradient type is used or refused, never ignored.
+        let embedded = method == Method::Tsds && !matches!(o.tsds.source, TsdsSource::Gradients);
+        let grad_type = match o.grad_type {
+            Some(_) if !method.uses_grad_type() => {
+                return Err(Error::GradTypeUnused { method: name, why: "its candidates are not gradient features" })
+            }
+            Some(_) if embedded => {
+                return Err(Error::GradTypeUnused {
+                    method: name,
+                    why: "over hidden-state embeddings or given .npy matrices it uses no gradients",
+                })
+            }
+            Some(g) => g,
+            None if checkpoints.is_empty() => GradType::Sgd,
+            None => GradType::Adam,
+        };
         let need = || target.ok_or(Error::MissingTarget { method: name });
         let t = o.tif;
         let band = |band| MethodSpec::PreferenceBand {
@@ -223,12 +244,10 @@ impl<'a> MethodSpec<'a> {
             with_if: t.with_if,
         };
         Ok(match method {
-            Method::Less => MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: None },
-            Method::Rose => {
-                MethodSpec::Less { target: need()?, checkpoints, grad_type: o.grad_type, dpo_beta: Some(o.beta) }
-            }
+            Method::Less => MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: None },
+            Method::Rose => MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: Some(o.beta) },
             Method::Prism => MethodSpec::Prism { target: need()?, checkpoint: one, options: o.prism },
-            Method::Tsds => MethodSpec::Tsds { target: need()?, checkpoint: one, options: o.tsds.clone() },
+            Method::Tsds => MethodSpec::Tsds { target: need()?, checkpoint: one, grad_type, options: o.tsds.clone() },
             Method::Random => MethodSpec::Random,
             Method::Loss => MethodSpec::Loss { lowest: o.low_loss },
             Method::Rds => MethodSpec::Rds { target: need()?, pooling: Pooling::LastToken },
@@ -314,5 +333,40 @@ mod tests {
                 CheckpointUse::Unused => assert!(matches!(with_two, Err(Error::CheckpointsUnused { .. }))),
             }
         }
+    }
+
+    /// The gradient type a method runs with: its default, the one given, or an error; never
+    /// silently dropped.
+    #[test]
+    fn a_gradient_type_is_used_or_refused() {
+        let t = Path::new("target.jsonl");
+        let one = [PathBuf::from("checkpoint")];
+        let used = |m: Method, g: Option<GradType>, ckpts: &[PathBuf]| {
+            let o = MethodOptions { grad_type: g, ..MethodOptions::default() };
+            match MethodSpec::new(m, Some(t), ckpts, &o) {
+                Ok(MethodSpec::Less { grad_type, .. } | MethodSpec::Tsds { grad_type, .. }) => Ok(grad_type),
+                Ok(other) => panic!("{:?} has no gradient type", other.method()),
+                Err(e) => Err(e),
+            }
+        };
+        for m in [Method::Less, Method::Rose, Method::Tsds] {
+            assert_eq!(used(m, None, &[]).unwrap(), GradType::Sgd, "{}", m.name());
+            assert_eq!(used(m, None, &one).unwrap(), GradType::Adam, "{}", m.name());
+            for g in [GradType::Sgd, GradType::Sign, GradType::Adam] {
+                assert_eq!(used(m, Some(g), &one).unwrap(), g, "{}", m.name());
+            }
+        }
+        for m in Method::ALL.iter().filter(|m| !m.uses_grad_type()) {
+            let o = MethodOptions { grad_type: Some(GradType::Sgd), ..MethodOptions::default() };
+            let e = MethodSpec::new(*m, Some(t), &[], &o).unwrap_err();
+            assert!(matches!(e, Error::GradTypeUnused { .. }), "{}: {e}", m.name());
+        }
+        let embedded = MethodOptions {
+            grad_type: Some(GradType::Sign),
+            tsds: TsdsOptions { source: TsdsSource::Embeddings(Pooling::Mean), ..TsdsOptions::default() },
+            ..MethodOptions::default()
+        };
+        let e = MethodSpec::new(Method::Tsds, Some(t), &[], &embedded).unwrap_err();
+        assert!(e.to_string().contains("embeddings"), "{e}");
     }
 }

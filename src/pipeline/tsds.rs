@@ -4,8 +4,8 @@
 //! which it gives unit norm: gradient features and hidden states are L2-normalised here before
 //! the kNN, the KDE and the transport; `.npy` matrices are used as given.
 //!
-//! At a warmup checkpoint the two sides are paired as LESS pairs them: candidates are Adam
-//! features, queries plain gradients. Adam features on both sides share the checkpoint's
+//! At a warmup checkpoint the two sides are paired as LESS pairs them by default: candidates are
+//! Adam features, queries plain gradients (`--grad-type` sets the candidates' transform). Adam features on both sides share the checkpoint's
 //! momentum term m/√v, the same vector for every example, which then dominates every distance
 //! (measured on the demo pool: cosine 0.81 between unrelated candidates, and the queries nearer
 //! to other tasks' lines than to their own task's).
@@ -15,6 +15,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{Checkpoint, Chosen, Context, GradType, Scored, TsdsOptions, TsdsSource};
+use crate::choice::Choice;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::features::{self, Transform};
@@ -23,14 +24,15 @@ use crate::methods::knn::{searcher, Exact};
 use crate::methods::tsds;
 use crate::methods::unit::unit_rows_f32;
 
-/// TSDS over gradient features, hidden-state embeddings or given .npy matrices. With a warmup
-/// `checkpoint`, the pool's gradients are its Adam features and the targets' its plain
-/// gradients, as LESS compares them.
+/// TSDS over gradient features, hidden-state embeddings or given .npy matrices. The pool's
+/// gradients are transformed as `grad_type` says (at a warmup `checkpoint` LESS's Adam features
+/// by default) and the targets' are plain gradients, as LESS compares them.
 pub(super) fn tsds_select(
     cx: &Context<'_>,
     pool: &Dataset,
     target: &Dataset,
     checkpoint: Option<&Path>,
+    grad_type: GradType,
     t: &TsdsOptions,
     budget: usize,
 ) -> Result<Scored> {
@@ -46,24 +48,26 @@ pub(super) fn tsds_select(
         }
         TsdsSource::Gradients => {
             let dir = cx.out.join("features/tsds");
-            let (checkpoint, transform) = match checkpoint {
-                None => (Checkpoint::loaded(cx.loaded), Transform::Identity),
-                Some(d) => {
-                    let c = Checkpoint::load(cx.loaded, d)?;
-                    let adam = c.transform(GradType::Adam)?;
-                    (c, adam)
-                }
+            let checkpoint = match checkpoint {
+                None => Checkpoint::loaded(cx.loaded),
+                Some(d) => Checkpoint::load(cx.loaded, d)?,
             };
+            let transform = checkpoint.transform(grad_type)?;
             let f = cx.featurizer(&checkpoint);
             let pf = f.run_pool(pool, LossKind::Sft, &transform, &dir.join("pool"))?;
             let tf = f.run(target, LossKind::Sft, &Transform::Identity, &dir.join("target"))?;
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;
-            let features = match checkpoint.label() {
-                Some(c) => format!("sft gradients at {c}: Adam features of the pool, plain gradients of the targets (as LESS pairs them)"),
-                None => "sft gradients of the loaded adapter".into(),
-            };
-            let source = json!({ "features": features, "stores": ["features/tsds/pool", "features/tsds/target"] });
+            let at = checkpoint.label().unwrap_or_else(|| "the loaded adapter".into());
+            let features = format!(
+                "sft gradients at {at}: {} of the pool, plain gradients of the targets (as LESS pairs them)",
+                grad_type.name()
+            );
+            let source = json!({
+                "features": features,
+                "grad_type": grad_type.name(),
+                "stores": ["features/tsds/pool", "features/tsds/target"],
+            });
             (pf.load()?.data, tf.load()?.data, dim, source, true)
         }
     };

@@ -219,6 +219,8 @@ impl SuiteSpec {
 
         let mut pool = Vec::with_capacity(self.pool);
         let mut pool_kinds = Vec::with_capacity(self.pool);
+        // The answers of the pool's low-quality lines, and of its right ones.
+        let (mut corrupt_answers, mut right_answers) = (HashSet::new(), HashSet::new());
         for _ in 0..self.pool {
             let u = pool_rng.uniform();
             let kind = pool_rng.below(KINDS.len());
@@ -232,10 +234,12 @@ impl SuiteSpec {
                 let a = if pool_rng.below(2) == 0 { item.wrong } else { tasks::filler(&mut pool_rng) };
                 pool.push(instruction(&item.prompt, &a, KINDS[kind]));
                 pool_kinds.push("low-quality".to_string());
+                corrupt_answers.insert(a);
             } else {
                 let item = held.outside(kind, &mut pool_rng)?;
                 pool.push(instruction(&item.prompt, &item.answer, KINDS[kind]));
                 pool_kinds.push(KINDS[kind].to_string());
+                right_answers.insert(item.answer);
             }
         }
 
@@ -284,16 +288,25 @@ impl SuiteSpec {
             .collect::<Result<_>>()?;
 
         // The target tasks' pairs (ROSE's and PRISM's targets) reject what the target should not
-        // do, in the two forms the pool's low-quality lines take: a wrong answer or a non-answer,
-        // half each. A wrong answer alone (another capital, a nearby sum) contrasts one answer of
-        // the task with another of the same form, which no line of the task can teach apart.
+        // do, half an evasion and half the right answer to another question of the task. Both
+        // come from generators the pool's corruption does not use (its low-quality lines answer
+        // with a near miss or a filler), and no rejected answer is a string of that corruption
+        // (an answer that is also some pool line's right answer is not corruption): a target
+        // must not know how the pool was corrupted.
+        let corruption: HashSet<String> = corrupt_answers.difference(&right_answers).cloned().collect();
         let mut negative_rng = Rng(self.seed ^ 0x6E65_6761);
         let mut target_pairs = |items: &[(usize, Item)]| -> Vec<String> {
             items
                 .iter()
                 .map(|(k, it)| {
-                    let rejected =
-                        if negative_rng.below(2) == 0 { it.wrong.clone() } else { tasks::filler(&mut negative_rng) };
+                    let confusion = (negative_rng.below(2) == 0)
+                        .then(|| {
+                            (0..MAX_DRAWS)
+                                .map(|_| tasks::draw(*k, &mut negative_rng).answer)
+                                .find(|a| *a != it.answer && !corruption.contains(a))
+                        })
+                        .flatten();
+                    let rejected = confusion.unwrap_or_else(|| tasks::evasion(&mut negative_rng));
                     pair(&it.prompt, &it.answer, &rejected, KINDS[*k])
                 })
                 .collect()

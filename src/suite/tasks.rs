@@ -414,9 +414,26 @@ pub fn distractor(rng: &mut Rng) -> (String, String) {
     (prompt, answer)
 }
 
-/// Filler that ignores the request: what low-quality scraped data looks like.
+/// The pool's non-answers: what low-quality scraped data looks like.
+pub const FILLERS: &[&str] = &["ok ok ok", "I don't know.", "Sure!", "lol"];
+
+/// Filler that ignores the request (one of [`FILLERS`]).
 pub fn filler(rng: &mut Rng) -> String {
-    pick(rng, &["ok ok ok", "I don't know.", "Sure!", "lol"]).to_string()
+    pick(rng, FILLERS).to_string()
+}
+
+/// The target pairs' non-answers: disjoint from the pool's [`FILLERS`], so a target knows
+/// nothing of how the pool is corrupted.
+pub const EVASIONS: &[&str] = &[
+    "Let me get back to you on that.",
+    "That is a good question.",
+    "I would rather not answer.",
+    "Could you ask me something else?",
+];
+
+/// An evasion for the rejected side of a target pair (one of [`EVASIONS`]).
+pub fn evasion(rng: &mut Rng) -> String {
+    pick(rng, EVASIONS).to_string()
 }
 
 #[cfg(test)]

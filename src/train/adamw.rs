@@ -81,9 +81,19 @@ impl AdamW {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+        // β and ε feed LESS's Adam features: defaults in their place would give other features
+        // that look right, so missing or malformed metadata is an error.
         let meta = meta.metadata().clone().unwrap_or_default();
-        let step = meta.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let config = meta.get("config").and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+        let field = |name: &str| {
+            meta.get(name).ok_or_else(|| {
+                Error::format(path, format!("metadata has no `{name}` (moments saved by `gradsift warmup` carry it)"))
+            })
+        };
+        let step = field("step")?
+            .parse()
+            .map_err(|e| Error::format(path, format!("metadata field `step` is not a step count: {e}")))?;
+        let config: AdamWConfig = serde_json::from_str(field("config")?)
+            .map_err(|e| Error::format(path, format!("metadata field `config` is not an AdamW configuration: {e}")))?;
         let tensors: std::collections::HashMap<String, _> = read_safetensors(path)?.into_iter().collect();
         let n = layout.last().map(|s| s.offset + s.shape.iter().product::<usize>()).unwrap_or(0);
         let mut opt = AdamW::new(config, n);
@@ -136,5 +146,35 @@ mod tests {
         for i in 0..2 {
             assert!((p[i] as f64 - want[i]).abs() < 1e-6, "{} vs {}", p[i], want[i]);
         }
+    }
+
+    /// Saved moments come back with their step and hyper-parameters; a file whose metadata
+    /// lacks either, or holds something else, is refused naming the file and the field.
+    #[test]
+    fn moments_round_trip_and_bad_metadata_is_refused() {
+        let dir = std::env::temp_dir().join(format!("gradsift-adamw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let layout = [ParamSlot { name: "a".into(), shape: vec![2], offset: 0 }];
+        let mut opt = AdamW::new(AdamWConfig { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.0 }, 2);
+        opt.step(&mut [0.5, -1.0], &[0.2, -0.4], 1e-2);
+        let good = dir.join("good.safetensors");
+        opt.save(&good, &layout).unwrap();
+        let back = AdamW::load(&good, &layout).unwrap();
+        assert_eq!((back.step, back.config, back.m.clone(), back.v.clone()), (opt.step, opt.config, opt.m, opt.v));
+        let zeros = [0f32; 2];
+        let tensors =
+            [("exp_avg.a".to_string(), vec![2], &zeros[..]), ("exp_avg_sq.a".to_string(), vec![2], &zeros[..])];
+        let cases = [
+            ("none", vec![], "no `step`"),
+            ("no-config", vec![("step", "3".to_string())], "no `config`"),
+            ("bad-config", vec![("step", "3".into()), ("config", "{\"beta1\": 0.9}".into())], "field `config`"),
+        ];
+        for (name, meta, says) in cases {
+            let p = dir.join(format!("{name}.safetensors"));
+            write_safetensors(&p, &tensors, &meta).unwrap();
+            let e = AdamW::load(&p, &layout).unwrap_err().to_string();
+            assert!(e.contains(&format!("{name}.safetensors")) && e.contains(says), "{name}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -54,39 +54,65 @@ fn conversations(model: &str) -> &'static str {
     }
 }
 
+/// `tok`'s chat records and chat preference pairs equal `model`'s transformers references.
+fn assert_chat_matches(model: &str, tok: &TextTokenizer, what: &str) {
+    let r = reference(model);
+    let want: Vec<Sequence> = r["sft"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "chat")
+        .map(|e| seq(&e["ids"], &e["mask"]))
+        .collect();
+    let data = load_records(&dir().join(conversations(model))).unwrap();
+    let (got, _) = tok.examples(&data.examples, 4096).unwrap();
+    assert_eq!(singles(got), want, "{model} ({what}): chat ids/masks");
+    let pairs = load_records(&dir().join("chat-pairs.jsonl")).unwrap();
+    let (got, _) = tok.examples(&pairs.examples, 4096).unwrap();
+    let want: Vec<(Sequence, Sequence)> = r["dpo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "chat")
+        .map(|e| (seq(&e["chosen_ids"], &e["chosen_mask"]), seq(&e["rejected_ids"], &e["rejected_mask"])))
+        .collect();
+    let got: Vec<(Sequence, Sequence)> = got
+        .into_iter()
+        .map(|t| match t {
+            Tokenized::Pair(p) => (p.chosen, p.rejected),
+            Tokenized::Single(_) => panic!("not a pair"),
+        })
+        .collect();
+    assert_eq!(got, want, "{model} ({what}): chat preference pairs");
+}
+
 #[test]
 fn chat_ids_and_masks_match_transformers() {
     for &model in common::HF_ARCH {
-        let tok = tokenizer(model);
-        let r = reference(model);
-        let want: Vec<Sequence> = r["sft"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "chat")
-            .map(|e| seq(&e["ids"], &e["mask"]))
-            .collect();
-        let data = load_records(&dir().join(conversations(model))).unwrap();
-        let (got, _) = tok.examples(&data.examples, 4096).unwrap();
-        assert_eq!(singles(got), want, "{model}: chat ids/masks");
-        let pairs = load_records(&dir().join("chat-pairs.jsonl")).unwrap();
-        let (got, _) = tok.examples(&pairs.examples, 4096).unwrap();
-        let want: Vec<(Sequence, Sequence)> = r["dpo"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "chat")
-            .map(|e| (seq(&e["chosen_ids"], &e["chosen_mask"]), seq(&e["rejected_ids"], &e["rejected_mask"])))
-            .collect();
-        let got: Vec<(Sequence, Sequence)> = got
-            .into_iter()
-            .map(|t| match t {
-                Tokenized::Pair(p) => (p.chosen, p.rejected),
-                Tokenized::Single(_) => panic!("not a pair"),
-            })
-            .collect();
-        assert_eq!(got, want, "{model}: chat preference pairs");
+        assert_chat_matches(model, &tokenizer(model), "chat_template.jinja");
         eprintln!("{model}: chat records and pairs tokenized as transformers does");
+    }
+}
+
+/// Hub repos of Llama-3.x, Qwen2.5, Mistral, Phi-3 and Gemma-2 keep the template in
+/// tokenizer_config.json: the same template from there gives the same ids and masks.
+#[test]
+fn templates_in_tokenizer_config_match_transformers() {
+    for &model in common::HF_ARCH {
+        let from = dir().join(model);
+        let d = common::tmp("config-template", model);
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer_config.json")).unwrap()).unwrap();
+        let source = std::fs::read_to_string(from.join("chat_template.jinja")).unwrap();
+        config["chat_template"] = Value::String(source);
+        std::fs::write(d.join("tokenizer_config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        std::fs::copy(from.join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
+        let cfg: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json")).unwrap()).unwrap();
+        let eos = cfg["eos_token_id"].as_u64().unwrap() as u32;
+        let template = ChatTemplate::from_model_dir(&d).unwrap().expect("a template in tokenizer_config.json");
+        let tok = TextTokenizer::from_file(&d.join("tokenizer.json"), eos).unwrap().with_template(Some(template));
+        assert_chat_matches(model, &tok, "tokenizer_config.json");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
 

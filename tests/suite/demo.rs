@@ -47,6 +47,7 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     o.eval.batch_size = 4;
     o.eval.max_new_tokens = 4;
     o.dpo_eval.steps = 4;
+    o.dpo_warmup_lrs = vec![3e-4, 3e-3];
     o.set_seeds(vec![1, 2, 3]);
     let t = std::time::Instant::now();
     let r = demo::run(&o, &Compute::cpu(), &out).unwrap();
@@ -74,6 +75,12 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     let random = r.preference.summary.iter().find(|s| s.arm == kept.reference).unwrap();
     assert_eq!(random.size, r.fusion_kept);
     assert!(r.fusion_kept > 0 && r.fusion_kept < 80);
+    // The DPO warmup's learning rate: the candidate with the lowest validation DPO loss.
+    let lr = &r.dpo_warmup_lr;
+    assert_eq!(lr.validation_loss.iter().map(|x| x.0).collect::<Vec<_>>(), [3e-4, 3e-3]);
+    let best = lr.validation_loss.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(lr.chosen, best.0);
+    assert!(lr.validation_loss.iter().all(|x| x.1.is_finite() && x.1 > 0.0));
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for needle in ["| arm | size | seeds |", "| random |", "fusion (kept)", "clean", "![plots/"] {
         assert!(report.contains(needle), "report.md lacks `{needle}`");

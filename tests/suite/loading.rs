@@ -155,7 +155,7 @@ fn summed_loss_gradient_is_length_times_mean_loss_gradient() {
     let c = Compute::cpu();
     let m = CausalLm::load(&llama(), &c.device).unwrap();
     let a = LoraAdapter::load(&llama().join("adapter"), &m.linears).unwrap();
-    let seqs = vec![
+    let seqs = [
         Sequence {
             ids: vec![0, 35, 70, 70, 223, 19, 20, 308, 223, 22, 1],
             mask: vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1],
@@ -175,4 +175,103 @@ fn summed_loss_gradient_is_length_times_mean_loss_gradient() {
         let err = max_rel(&gs[i * n..(i + 1) * n], &scaled);
         assert!(err < 1e-5, "example {i}: {err}");
     }
+}
+
+fn gpt2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-gpt2")
+}
+
+/// A copy of tiny-gpt2 whose config and tensors the test may change.
+fn gpt2_copy(
+    name: &str,
+    config: impl FnOnce(&mut serde_json::Value),
+    tensors: impl FnOnce(&mut BTreeMap<String, HostTensor>),
+) -> PathBuf {
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gpt2().join("config.json")).unwrap()).unwrap();
+    config(&mut cfg);
+    let mut t: BTreeMap<String, HostTensor> =
+        read_safetensors(&gpt2().join("model.safetensors")).unwrap().into_iter().collect();
+    tensors(&mut t);
+    let d = model_dir(name, cfg, &t, safetensors::Dtype::F32);
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(gpt2().join(f), d.join(f)).unwrap();
+    }
+    d
+}
+
+/// GPT-2 checkpoints may keep a copy of the tied head as `lm_head.weight`: an equal copy loads
+/// (and gives the same logits), a different one is refused, naming the tensor.
+#[test]
+fn gpt2_head_copy_must_equal_the_embeddings() {
+    let wte = |t: &BTreeMap<String, HostTensor>| {
+        t.iter().find(|(k, _)| k.ends_with("wte.weight")).map(|(_, v)| v.clone()).expect("wte")
+    };
+    let tied = gpt2_copy(
+        "gpt2-tied",
+        |_| {},
+        |t| {
+            let w = wte(t);
+            t.insert("lm_head.weight".into(), w);
+        },
+    );
+    assert_eq!(logits(&tied), logits(&gpt2()), "an equal head copy changes nothing");
+    let untied = gpt2_copy(
+        "gpt2-untied",
+        |_| {},
+        |t| {
+            let mut w = wte(t);
+            w.data[7] += 0.5;
+            t.insert("lm_head.weight".into(), w);
+        },
+    );
+    let e = CausalLm::load(&untied, &Compute::cpu().device).err().expect("refused").to_string();
+    assert!(e.contains("model.safetensors") && e.contains("lm_head.weight") && e.contains("tied"), "{e}");
+    let _ = std::fs::remove_dir_all(&tied);
+    let _ = std::fs::remove_dir_all(&untied);
+}
+
+/// A sequence longer than GPT-2's learned positions is an error naming the record and the limit
+/// (it used to panic inside the model); one that fits runs.
+#[test]
+fn sequences_past_learned_positions_are_refused() {
+    let c = Compute::cpu();
+    let d = gpt2_copy(
+        "gpt2-short",
+        |cfg| cfg["n_positions"] = 8.into(),
+        |t| {
+            let wpe = t.iter().find(|(k, _)| k.ends_with("wpe.weight")).map(|(k, v)| (k.clone(), v.clone())).unwrap();
+            let h = wpe.1.shape[1];
+            t.insert(wpe.0, HostTensor { shape: vec![8, h], data: wpe.1.data[..8 * h].to_vec() });
+        },
+    );
+    let (_, tok) = gradsift::pipeline::load_base(&d, &Default::default(), &c).unwrap();
+    let data = gradsift::data::load_records(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/instruction.jsonl"),
+    )
+    .unwrap();
+    let e = tok.examples(&data.examples, 512).expect_err("refused").to_string();
+    assert!(e.contains("instruction.jsonl:1") && e.contains("8 learned positions") && e.contains("--max-len 8"), "{e}");
+    let (fits, _) = tok.examples(&data.examples, 8).unwrap();
+    assert!(fits.iter().all(|t| matches!(t, Tokenized::Single(s) if s.ids.len() <= 8)));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// An adapter whose rank_pattern key is no regular expression is refused when it loads (it was
+/// ignored, and the module silently kept the global rank and scale).
+#[test]
+fn adapter_with_a_bad_pattern_is_refused() {
+    let c = Compute::cpu();
+    let model = CausalLm::load(&llama(), &c.device).unwrap();
+    let d = common::tmp("load", "bad-pattern");
+    let from = llama().join("adapter");
+    std::fs::copy(from.join("adapter_model.safetensors"), d.join("adapter_model.safetensors")).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("adapter_config.json")).unwrap()).unwrap();
+    cfg["alpha_pattern"] = serde_json::json!({ "q_proj[": 32 });
+    std::fs::write(d.join("adapter_config.json"), cfg.to_string()).unwrap();
+    let Err(e) = LoraAdapter::load(&d, &model.linears) else { panic!("a bad pattern was accepted") };
+    let e = e.to_string();
+    assert!(e.contains("adapter_config.json") && e.contains("alpha_pattern") && e.contains("q_proj["), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -197,7 +197,7 @@ fn rose_and_less_run_on_checkpoints() {
     {
         let dir = out.join(format!("{method:?}"));
         let target = fixtures.join(target);
-        let options = MethodOptions { grad_type, beta: 0.1, ..Default::default() };
+        let options = MethodOptions { grad_type: Some(grad_type), beta: 0.1, ..Default::default() };
         let s = SelectSpec {
             pool: &[fixtures.join("instruction.jsonl")],
             method: MethodSpec::new(method, Some(&target), &ckpts, &options).unwrap(),
@@ -236,7 +236,7 @@ fn tsds_at_a_checkpoint_uses_less_features() {
             .unwrap();
     let last = &ckpts[ckpts.len() - 1..];
     let opts = FeatureOptions { seed: 3, proj_dim: 64, chunk_size: 8, ..FeatureOptions::default() };
-    let options = MethodOptions { grad_type: GradType::Adam, ..Default::default() };
+    let options = MethodOptions { grad_type: Some(GradType::Adam), ..Default::default() };
     let mut stores = Vec::new();
     for method in [Method::Less, Method::Tsds] {
         let dir = out.join(format!("{method:?}"));
@@ -257,5 +257,22 @@ fn tsds_at_a_checkpoint_uses_less_features() {
     assert_eq!(pool, read(less.join("pool")), "TSDS's candidates are not LESS's Adam features");
     assert_eq!(queries, read(less.join("target")), "TSDS's queries are not LESS's target gradients");
     assert_ne!(pool, queries, "pool and target are one file here: the two transforms must differ");
+    // `--grad-type sgd` at the checkpoint: plain gradients on both sides, recorded as such.
+    let dir = out.join("tsds-sgd");
+    let sgd = MethodOptions { grad_type: Some(GradType::Sgd), ..Default::default() };
+    let s = SelectSpec {
+        pool: std::slice::from_ref(&data),
+        method: MethodSpec::new(Method::Tsds, Some(&data), last, &sgd).unwrap(),
+        budget: Budget::Count(2),
+        opts: &opts,
+        out: &dir,
+        pool_features: &[],
+    };
+    pipeline::select(&loaded, &s, &c).unwrap();
+    let plain = dir.join("features/tsds");
+    assert_eq!(read(plain.join("pool")), queries, "--grad-type sgd: TSDS's candidates are not plain gradients");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["details"]["source"]["grad_type"], "sgd", "{}", m["details"]["source"]);
     let _ = std::fs::remove_dir_all(&out);
 }

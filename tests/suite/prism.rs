@@ -8,9 +8,7 @@ use crate::common;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::methods::prism::{Hessian, PairWeights};
-use gradsift::pipeline::{
-    self, FeatureOptions, GradType, Loaded, Method, MethodOptions, MethodSpec, PrismOptions, SelectSpec,
-};
+use gradsift::pipeline::{self, FeatureOptions, Loaded, Method, MethodOptions, MethodSpec, PrismOptions, SelectSpec};
 use gradsift::select::Budget;
 
 fn fixtures() -> PathBuf {
@@ -34,9 +32,9 @@ fn opts(proj_dim: usize) -> FeatureOptions {
     }
 }
 
+/// PRISM on `pool` against `target` with the model and backend of `at`; its scores and manifest.
 fn run(
-    loaded: &Loaded,
-    c: &Compute,
+    at: (&Loaded, &Compute),
     pool: &Path,
     target: &Path,
     out: &Path,
@@ -45,7 +43,7 @@ fn run(
     proj: usize,
 ) -> (Vec<f64>, serde_json::Value) {
     let o = opts(proj);
-    let options = MethodOptions { grad_type: GradType::Sgd, beta: 0.1, prism, ..Default::default() };
+    let options = MethodOptions { beta: 0.1, prism, ..Default::default() };
     let spec = SelectSpec {
         pool: &[pool.to_path_buf()],
         method: MethodSpec::new(Method::Prism, Some(target), &[], &options).unwrap(),
@@ -54,7 +52,7 @@ fn run(
         out,
         pool_features: &[],
     };
-    pipeline::select(loaded, &spec, c).unwrap();
+    pipeline::select(at.0, &spec, at.1).unwrap();
     let csv = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     let scores = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     let m = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
@@ -75,8 +73,7 @@ fn preferred_response_outranks_rejected_response() {
         std::fs::write(dir.join("pool.jsonl"), format!("{}\n{}\n", cand(&v["chosen"]), cand(&v["rejected"]))).unwrap();
         for proj in [0, 512] {
             let (s, _) = run(
-                &loaded,
-                &c,
+                (&loaded, &c),
                 &dir.join("pool.jsonl"),
                 &dir.join("target.jsonl"),
                 &dir.join("out"),
@@ -98,9 +95,10 @@ fn pi_weights_follow_the_length_normalised_likelihoods() {
     let dir = common::tmp("prism", "pi");
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
-    let (s_pi, m_pi) = run(&loaded, &c, &pool, &target, &dir.join("pi"), PrismOptions::default(), Budget::Count(2), 0);
+    let (s_pi, m_pi) =
+        run((&loaded, &c), &pool, &target, &dir.join("pi"), PrismOptions::default(), Budget::Count(2), 0);
     let uniform = PrismOptions { weights: PairWeights::Uniform, ..Default::default() };
-    let (s_u, m_u) = run(&loaded, &c, &pool, &target, &dir.join("uniform"), uniform, Budget::Count(2), 0);
+    let (s_u, m_u) = run((&loaded, &c), &pool, &target, &dir.join("uniform"), uniform, Budget::Count(2), 0);
     // π from the stored token-mean losses, by hand.
     let losses = |side: &str| -> Vec<f64> {
         let (l, _, _) =
@@ -130,7 +128,7 @@ fn covariance_repair_and_unpaired_run_end_to_end() {
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
     let cov = PrismOptions { hessian: Hessian::Covariance { damping: 0.1 }, repair: true, ..Default::default() };
-    let (s, m) = run(&loaded, &c, &pool, &target, &dir.join("cov"), cov, Budget::Count(2), 64);
+    let (s, m) = run((&loaded, &c), &pool, &target, &dir.join("cov"), cov, Budget::Count(2), 64);
     let kept: Vec<usize> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cov/selected.json")).unwrap()).unwrap();
     assert_eq!(kept.len(), 4, "repair removes 2 of 6");
@@ -141,7 +139,7 @@ fn covariance_repair_and_unpaired_run_end_to_end() {
     }
     assert_eq!(m["details"]["removed"], 2);
     let unpaired = PrismOptions { unpaired: true, ..Default::default() };
-    let (_, m) = run(&loaded, &c, &pool, &target, &dir.join("unpaired"), unpaired, Budget::Count(2), 64);
+    let (_, m) = run((&loaded, &c), &pool, &target, &dir.join("unpaired"), unpaired, Budget::Count(2), 64);
     assert_eq!(m["details"]["weights"], "unpaired");
     assert!(!dir.join("unpaired/features/prism/target-rejected").exists());
     let _ = std::fs::remove_dir_all(&dir);

@@ -62,9 +62,10 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
         let d = load_records(&dir.join(f)).unwrap();
         assert!(d.examples.iter().all(|e| e.task.as_deref().is_some_and(|t| spec.target_tasks.iter().any(|x| x == t))));
     }
-    // The target tasks' pairs: chosen is the target line's answer; rejected is a wrong answer or
-    // a non-answer (the pool's two low-quality forms), and both forms occur.
-    let fillers = ["ok ok ok", "I don't know.", "Sure!", "lol"];
+    // The target tasks' pairs: chosen is the target line's answer; rejected is the answer to
+    // another question of the task or an evasion (forms the pool's low-quality lines do not
+    // use), and both forms occur.
+    let evasions = gradsift::suite::tasks::EVASIONS;
     let (mut wrong, mut filler) = (0, 0);
     for (lines, name) in [("target.jsonl", "target-pairs.jsonl"), ("test.jsonl", "test-pairs.jsonl")] {
         let (lines, pairs) = (load_records(&dir.join(lines)).unwrap(), load_records(&dir.join(name)).unwrap());
@@ -74,14 +75,14 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
             let Record::Preference { prompt, chosen, rejected } = &p.record else { panic!("not a pair") };
             assert_eq!((lp, completion), (prompt, chosen), "{name} line {}", p.line);
             assert_ne!(chosen, rejected);
-            if fillers.contains(&rejected.trim()) {
+            if evasions.contains(&rejected.trim()) {
                 filler += 1;
             } else {
                 wrong += 1;
             }
         }
     }
-    assert!(wrong >= 10 && filler >= 10, "rejected: {wrong} wrong answers, {filler} non-answers");
+    assert!(wrong >= 10 && filler >= 10, "rejected: {wrong} other answers, {filler} evasions");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -154,4 +155,48 @@ fn no_evaluation_prompt_is_in_the_pool() {
     // A suite that cannot keep its evaluation prompts out of the pool is refused.
     let e = SuiteSpec { test: 200, ..SuiteSpec::default() }.write(&common::tmp("suite", "small")).unwrap_err();
     assert!(e.to_string().contains("distinct prompts"), "{e}");
+}
+
+/// A target pair's rejected answer is never a string of the pool's corruption: not one of the
+/// pool's fillers, and not the answer of a low-quality pool line (unless that answer is also
+/// some pool line's right answer). Over several seeds, for the target and the test pairs.
+#[test]
+fn target_pairs_do_not_know_the_pools_corruption() {
+    use std::collections::HashSet;
+    for seed in [1, 2, 3] {
+        let dir = common::tmp("suite", &format!("corruption-{seed}"));
+        let spec = SuiteSpec { seed, pool: 400, base: 10, ..SuiteSpec::default() };
+        spec.write(&dir).unwrap();
+        let m = SuiteManifest::read(&dir).unwrap();
+        let pool = load_records(&dir.join("pool.jsonl")).unwrap();
+        let answer = |r: &Record| match r {
+            Record::Instruction { completion, .. } => completion.trim().to_string(),
+            _ => panic!("not an instruction"),
+        };
+        let (mut corrupt, mut right) = (HashSet::new(), HashSet::new());
+        for (e, kind) in pool.examples.iter().zip(&m.pool_kinds) {
+            if kind == "low-quality" {
+                corrupt.insert(answer(&e.record))
+            } else {
+                right.insert(answer(&e.record))
+            };
+        }
+        let corruption: HashSet<&String> = corrupt.difference(&right).collect();
+        assert!(gradsift::suite::tasks::FILLERS.iter().all(|f| corruption.contains(&f.to_string())));
+        for file in ["target-pairs.jsonl", "test-pairs.jsonl"] {
+            let pairs = load_records(&dir.join(file)).unwrap();
+            assert!(!pairs.examples.is_empty());
+            for e in &pairs.examples {
+                let Record::Preference { chosen, rejected, .. } = &e.record else { panic!("{file}: not a pair") };
+                let rejected = rejected.trim().to_string();
+                assert!(
+                    !corruption.contains(&rejected),
+                    "seed {seed} {file}:{}: rejects `{rejected}`, a string of the pool's corruption",
+                    e.line
+                );
+                assert_ne!(chosen.trim(), rejected, "{file}:{}", e.line);
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use gradsift::device::Compute;
 use gradsift::features::Dtype;
 use gradsift::loss::LossKind;
-use gradsift::pipeline::{self, FeatureOptions, GradType, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
+use gradsift::pipeline::{self, FeatureOptions, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
 use gradsift::select::Budget;
 use gradsift::train::WarmupOptions;
 use gradsift::util::SplitMix64;
@@ -79,7 +79,6 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     };
     eprintln!("pool: {} pairs, clean rate {clean_rate:.3}", flipped.len());
     let options = |with_if: bool| MethodOptions {
-        grad_type: GradType::Sgd,
         beta: 0.1,
         tif: gradsift::pipeline::TifOptions {
             val: gradsift::pipeline::ValTraining { lr: 1e-3, ..Default::default() },
