@@ -2,17 +2,17 @@
 # Builds the browser page into web/dist/: gradsift compiled to wasm (the web/ crate) with the
 # `web` profile, its JS glue from wasm-bindgen-cli at exactly the version of the wasm-bindgen
 # crate in Cargo.lock, and the static files of web/www/. Serve web/dist/ with any static file
-# server, e.g. scripts/serve-web.sh. The wasm32 target and wasm-bindgen-cli come from
-# scripts/setup-dev.sh; this script only checks that they are there.
+# server, e.g. scripts/serve-web.sh. It installs nothing: the wasm32 target and wasm-bindgen-cli
+# must be there (docs/development.md, Set-up, says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  echo "build-web: no wasm32-unknown-unknown target; run scripts/setup-dev.sh (or rustup target add wasm32-unknown-unknown)" >&2
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown" ]; then
+  echo "build-web: the toolchain has no wasm32-unknown-unknown target (docs/development.md, Set-up)" >&2
   exit 1
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
-  echo "build-web: wasm-bindgen $version is needed (found: $(wasm-bindgen --version 2>/dev/null || echo none)); run scripts/setup-dev.sh" >&2
+  echo "build-web: wasm-bindgen $version is needed, found $(wasm-bindgen --version 2>/dev/null || echo none) (docs/development.md, Set-up)" >&2
   exit 1
 fi
 cargo build -p gradsift-web --target wasm32-unknown-unknown --profile web

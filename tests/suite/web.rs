@@ -5,7 +5,7 @@
 //! model and data (computed natively on the CPU backend: device independence, across a
 //! browser). Leaves a screenshot of the finished page in target/web-page.png. Without
 //! Chromium, the wasm32 target or wasm-bindgen-cli at the lockfile's version the test skips
-//! visibly, except under CI=true (scripts/setup-dev.sh installs them; the test installs nothing).
+//! visibly, except under CI=true (docs/development.md, Set-up, says how to install them; the test installs nothing).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,7 +46,7 @@ fn missing_tools() -> Option<String> {
     let targets =
         runs("rustup", &["target", "list", "--installed"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     if !targets.is_some_and(|t| t.lines().any(|l| l == "wasm32-unknown-unknown")) {
-        return Some("no wasm32-unknown-unknown target (scripts/setup-dev.sh adds it)".into());
+        return Some("no wasm32-unknown-unknown target (docs/development.md, Set-up)".into());
     }
     // The page's glue must come from the wasm-bindgen the crate is locked to.
     let lock = include_str!("../../Cargo.lock");
@@ -58,7 +58,7 @@ fn missing_tools() -> Option<String> {
     let want = format!("wasm-bindgen {}", version.trim_start_matches("version = ").trim_matches('"'));
     let found = runs("wasm-bindgen", &["--version"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if found.as_deref() != Some(want.as_str()) {
-        return Some(format!("{want} is needed, found {found:?} (scripts/setup-dev.sh installs it)"));
+        return Some(format!("{want} is needed, found {found:?} (docs/development.md, Set-up)"));
     }
     None
 }
