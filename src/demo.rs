@@ -73,6 +73,7 @@ impl DemoOptions {
             schedule: Schedule::Linear,
             adamw: AdamWConfig::default(),
             loss: LossKind::Sft,
+            reference: None,
             seed: 0,
             max_len: 128,
         };
@@ -368,7 +369,9 @@ fn preference_half(run: &Run<'_>, stages: &mut Stages) -> Result<PreferenceHalf>
     let pool_clean = 1.0 - flipped.len() as f64 / n_pairs.max(1) as f64;
     let mut kept_by_seed = BTreeMap::new();
     let mut clean = Vec::new();
-    let (dpo_lr, mut first) = choose_dpo_lr(run, &pairs_path)?;
+    let (dpo_lr, chosen_run) = choose_dpo_lr(run, &pairs_path)?;
+    // The first seed reuses the chosen rate's warmup; the others train their own.
+    let mut first = Some(chosen_run);
     stages.end("DPO warmup learning rate (validation pairs)");
     let dpo_warmup = WarmupOptions { lr: dpo_lr.chosen, ..o.dpo_warmup.clone() };
     for &seed in &o.dpo_eval.seeds {
@@ -427,7 +430,7 @@ pub struct LrChoice {
 /// The DPO warmup at the first seed with each learning rate of `dpo_warmup_lrs`; the one whose
 /// last checkpoint has the lowest mean DPO loss on the validation pairs (clean pairs a user
 /// has; TIF's validation set) is chosen. Returns it and its checkpoints (the first seed's warmup).
-fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Option<Vec<PathBuf>>)> {
+fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Vec<PathBuf>)> {
     let o = run.opts;
     let seed = *o.dpo_eval.seeds.first().ok_or_else(|| Error::Invalid("the demo needs at least one seed".into()))?;
     let validation = load_records(&run.file("val-pairs.jsonl"))?;
@@ -445,7 +448,7 @@ fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Option<Vec<Pa
         let ckpts = run.warmup(pairs, &opts, seed, &format!("warmup-dpo-lr-{lr:e}"))?;
         let last = ckpts.last().ok_or_else(|| Error::Invalid("the DPO warmup saved no checkpoint".into()))?;
         let adapter = LoraAdapter::load(last, &run.loaded.model.linears)?;
-        let stats = dpo_stats(&run.loaded.model, &adapter, &val, beta, &run.compute.device)?;
+        let stats = dpo_stats(&run.loaded.model, &adapter, None, &val, beta, &run.compute.device)?;
         let loss = stats.iter().map(|s| s.loss).sum::<f64>() / stats.len().max(1) as f64;
         tracing::info!("demo: DPO warmup at lr {lr:e}: validation DPO loss {loss:.4}");
         validation_loss.push((lr, loss));
@@ -454,7 +457,7 @@ fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Option<Vec<Pa
         }
     }
     let (chosen, _, ckpts) = best.ok_or_else(|| Error::Invalid("dpo_warmup_lrs is empty".into()))?;
-    Ok((LrChoice { chosen, validation_loss }, Some(ckpts)))
+    Ok((LrChoice { chosen, validation_loss }, ckpts))
 }
 
 /// Runs the demo into `out`, logging one line per stage.

@@ -44,6 +44,9 @@ pub enum Error {
     /// to TSDS over embeddings or given matrices.
     #[error("the {method} method does not use --grad-type ({why})")]
     GradTypeUnused { method: &'static str, why: &'static str },
+    /// A DPO reference policy given where no DPO loss is computed.
+    #[error("a DPO reference policy ({reference}) was given, but {what} has no reference policy")]
+    ReferenceUnused { reference: String, what: String },
     /// Several checkpoints were given to a method that works at one reference checkpoint.
     #[error("the {method} method takes one reference checkpoint")]
     OneCheckpoint { method: &'static str },

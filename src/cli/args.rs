@@ -11,8 +11,8 @@ use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
 use gradsift::features::{Dtype, FeatureOptions, Pooling, ProjectionKind};
 use gradsift::methods::prism::PairWeights;
-use gradsift::pipeline::{GradType, Method};
-use gradsift::train::Schedule;
+use gradsift::pipeline::{GradType, Method, TsdsDensity};
+use gradsift::train::{DpoReference, Schedule};
 
 /// A parser for a library enum: its names and one-line descriptions from [`Choice`].
 pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
@@ -327,6 +327,11 @@ pub struct FeaturizeArgs {
     /// DPO temperature.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// DPO's reference policy: `base`, or the base model with the PEFT adapter in DIR
+    /// [default: the one the adapter's warmup trained against (its trainer_state.json), else
+    /// base].
+    #[arg(long, value_name = "base|DIR", value_parser = parse_reference)]
+    pub dpo_reference: Option<DpoReference>,
     /// Feature store directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -384,9 +389,14 @@ pub struct SelectArgs {
     /// [default: adam with --checkpoints, sgd without].
     #[arg(long, value_parser = choice::<GradType>())]
     pub grad_type: Option<GradType>,
-    /// DPO temperature of ROSE's target loss.
+    /// DPO temperature of ROSE's target loss and the TIF family.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// DPO's reference policy of ROSE and the TIF family: `base`, or the base model with the
+    /// PEFT adapter in DIR [default: the one the checkpoint's warmup trained against (its
+    /// trainer_state.json), else base].
+    #[arg(long, value_name = "base|DIR", value_parser = parse_reference)]
+    pub dpo_reference: Option<DpoReference>,
     /// PRISM curvature: identity, or the damped covariance of the candidates' features.
     #[arg(long, value_enum, default_value_t = HessianArg::Identity)]
     pub hessian: HessianArg,
@@ -426,6 +436,10 @@ pub struct SelectArgs {
     /// TSDS: the constant C.
     #[arg(long, default_value_t = 5.0)]
     pub tsds_c: f64,
+    /// TSDS over gradients: the features its density estimate finds near-duplicates on
+    /// [default: plain].
+    #[arg(long, value_parser = choice::<TsdsDensity>())]
+    pub tsds_density: Option<TsdsDensity>,
     /// TSDS: keep the most probable candidates instead of sampling with replacement.
     #[arg(long)]
     pub no_replacement: bool,
@@ -516,11 +530,16 @@ pub struct WarmupArgs {
     pub warmup_ratio: f64,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// sft for instruction data, dpo for preference pairs (reference = the base model).
+    /// sft for instruction data, dpo for preference pairs (against --dpo-reference).
     #[arg(long, value_enum, default_value_t = WarmupLoss::Sft)]
     pub loss: WarmupLoss,
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// DPO's reference policy: `base`, or the base model with the PEFT adapter in DIR
+    /// [default: the policy the run starts from: the --adapter, an SFT policy, as TRL's
+    /// ref_model; the base model for a fresh adapter].
+    #[arg(long, value_name = "base|DIR", value_parser = parse_reference)]
+    pub dpo_reference: Option<DpoReference>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value_t = 512)]
@@ -533,6 +552,14 @@ pub struct WarmupArgs {
 }
 
 /// Parses `LO,HI` percentiles.
+/// `--dpo-reference`: `base` or an adapter directory.
+fn parse_reference(s: &str) -> std::result::Result<DpoReference, String> {
+    match s.trim() {
+        "" => Err("expected `base` or an adapter directory".into()),
+        s => Ok(DpoReference::parse(s)),
+    }
+}
+
 pub fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
     let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (percentiles)")?;
     let (lo, hi): (f64, f64) =

@@ -116,7 +116,12 @@ pub fn featurize(a: FeaturizeArgs) -> Result<()> {
     if let Some(s) = shard {
         tracing::info!("featurize: shard {} of {}", s.index, s.count);
     }
-    let what = pipeline::Gradients { data: &a.data, loss: a.loss.loss(a.beta), grad_type: a.grad_type };
+    let what = pipeline::Gradients {
+        data: &a.data,
+        loss: a.loss.loss(a.beta),
+        grad_type: a.grad_type,
+        dpo_reference: a.dpo_reference.clone(),
+    };
     let f = pipeline::featurize(&loaded, &what, &opts, &compute, &a.out, shard)?;
     say(format_args!("wrote {} features of width {} to {}", f.rows, f.dim, a.out.display()))
 }

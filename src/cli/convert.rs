@@ -130,6 +130,7 @@ impl SelectArgs {
                 (_, _, Some(pooling)) => TsdsSource::Embeddings(pooling),
                 _ => TsdsSource::Gradients,
             },
+            density: self.tsds_density,
             no_replacement: self.no_replacement,
         }
     }
@@ -139,6 +140,7 @@ impl SelectArgs {
         MethodOptions {
             grad_type: self.grad_type,
             beta: self.beta,
+            dpo_reference: self.dpo_reference.clone(),
             prism: self.prism(),
             tsds: self.tsds(),
             tif: self.tif(),
@@ -173,6 +175,7 @@ impl From<&WarmupArgs> for WarmupOptions {
             schedule: Schedule::Linear,
             adamw: AdamWConfig { weight_decay: a.weight_decay, ..Default::default() },
             loss: a.loss.loss(a.beta),
+            reference: a.dpo_reference.clone(),
             seed: a.seed,
             max_len: a.max_len,
         }

@@ -9,6 +9,7 @@ pub fn hint(e: &Error) -> Option<String> {
         Error::MissingTarget { .. } => "give the target examples with --target FILE".into(),
         Error::CheckpointsUnused { .. } => "leave out --checkpoints for this method".into(),
         Error::GradTypeUnused { .. } => "leave out --grad-type for this method".into(),
+        Error::ReferenceUnused { .. } => "leave out --dpo-reference: only a DPO loss has a reference policy".into(),
         Error::OneCheckpoint { .. } => "pass a single directory with --checkpoints DIR".into(),
         Error::NoSpread { .. } => "run `gradsift warmup --loss dpo` and pass its checkpoint with --checkpoints".into(),
         Error::Budget(_) => "--fraction takes a value in (0, 1]; --count at most the pool size".into(),

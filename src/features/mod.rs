@@ -28,7 +28,7 @@ use crate::blocking::block_on;
 use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
-use crate::loss::{per_example_grads_async, LossKind};
+use crate::loss::{per_example_grads_async, LossKind, Objective};
 use crate::model::{CausalLm, LoraAdapter};
 
 /// Most gradient bytes held before they are projected together.
@@ -132,6 +132,8 @@ pub struct FeaturizeJob<'a> {
     pub data: &'a Dataset,
     pub tokenizer: &'a TextTokenizer,
     pub loss: LossKind,
+    /// DPO's reference policy (see [`Objective`]); None = the base model.
+    pub reference: Option<&'a LoraAdapter>,
     /// Applied to each gradient before projection.
     pub transform: &'a Transform,
     pub opts: &'a FeatureOptions,
@@ -154,6 +156,10 @@ pub fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
         model: hash_files(&model_files)?,
         adapter: job.adapter_key.clone(),
         loss: job.loss,
+        reference: match (job.loss, job.reference) {
+            (LossKind::Dpo { .. }, Some(r)) => Some(adapter_key(r, 0)?),
+            _ => None,
+        },
         transform: job.transform.key(),
         seed: job.opts.seed,
         proj_dim: job.opts.proj_dim,
@@ -226,6 +232,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
         model: job.model,
         adapter: job.adapter,
         loss: job.loss,
+        reference: job.reference,
         transform: job.transform,
         projector: &projector,
         opts: job.opts,
@@ -252,6 +259,8 @@ pub struct GradientPass<'a> {
     pub model: &'a CausalLm,
     pub adapter: &'a LoraAdapter,
     pub loss: LossKind,
+    /// DPO's reference policy; None = the base model.
+    pub reference: Option<&'a LoraAdapter>,
     pub transform: &'a Transform,
     pub projector: &'a Projector,
     pub opts: &'a FeatureOptions,
@@ -281,7 +290,8 @@ impl GradientPass<'_> {
         let (mut pending, mut pending_at): (Vec<f32>, Vec<usize>) = (Vec::new(), Vec::new());
         for (b, batch) in plan.iter().enumerate() {
             let group: Vec<Tokenized> = batch.iter().map(|&i| examples[i].clone()).collect();
-            let g = per_example_grads_async(self.model, self.adapter, &group, self.loss, &self.compute.device).await?;
+            let objective = Objective { loss: self.loss, reference: self.reference };
+            let g = per_example_grads_async(self.model, self.adapter, &group, objective, &self.compute.device).await?;
             let mut flat: Vec<f32> = g
                 .grads
                 .into_data_async()

@@ -33,6 +33,10 @@ pub struct StoreKey {
     /// Adapter files, or a description of the fresh adapter.
     pub adapter: serde_json::Value,
     pub loss: crate::loss::LossKind,
+    /// DPO's reference adapter (its files), when it is not the base model. Stores made before
+    /// the option have none: their reference was the base model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<serde_json::Value>,
     pub transform: String,
     pub seed: u64,
     /// 0 = no projection.
@@ -129,6 +133,7 @@ impl Features {
             model: vec![],
             adapter: serde_json::Value::Null,
             loss: crate::loss::LossKind::Sft,
+            reference: None,
             transform: String::new(),
             seed: 0,
             proj_dim: dim,

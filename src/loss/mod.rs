@@ -9,4 +9,5 @@ mod pergrad;
 pub use batch::SeqBatch;
 pub use pergrad::{
     dpo_stats, per_example_grads, per_example_grads_async, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind,
+    Objective,
 };

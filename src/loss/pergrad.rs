@@ -24,7 +24,7 @@ pub enum LossKind {
     Sft,
     /// Summed sequence loss −log p(y|x).
     SftSum,
-    /// DPO loss of a preference pair; reference = the base model without adapter.
+    /// DPO loss of a preference pair, against the reference policy of [`Objective`].
     Dpo { beta: f64 },
 }
 
@@ -44,6 +44,24 @@ impl LossKind {
             LossKind::Sft | LossKind::SftSum => RecordKind::Instructions,
             LossKind::Dpo { .. } => RecordKind::Preferences,
         }
+    }
+}
+
+/// A loss with the policy it is measured against. DPO compares the policy with a reference
+/// policy π_ref: the base model without adapter (TRL's reference when the policy is a PEFT
+/// adapter and no other is named), or the base model with another adapter, the SFT policy a DPO
+/// run starts from (TRL's `ref_model`, or its `ref_adapter_name`). The SFT losses have none.
+#[derive(Clone, Copy)]
+pub struct Objective<'a> {
+    pub loss: LossKind,
+    /// π_ref's adapter; None = the base model.
+    pub reference: Option<&'a LoraAdapter>,
+}
+
+impl From<LossKind> for Objective<'_> {
+    /// The loss against the base model.
+    fn from(loss: LossKind) -> Self {
+        Objective { loss, reference: None }
     }
 }
 
@@ -127,7 +145,7 @@ fn neg_log_sigmoid(z: f64) -> f64 {
 }
 
 /// The loss of each example and its slope ∂L/∂logp for each sequence, from the sequences'
-/// response log-probs (`reference`: the base model's, for DPO).
+/// response log-probs (`reference`: π_ref's, for DPO).
 fn loss_and_slopes(loss: LossKind, logps: &[f64], counts: &[usize], reference: Option<&[f64]>) -> (Vec<f64>, Vec<f64>) {
     match loss {
         LossKind::Sft => {
@@ -156,30 +174,31 @@ fn loss_and_slopes(loss: LossKind, logps: &[f64], counts: &[usize], reference: O
 
 /// Computes the per-example gradients of `loss` for every example of `examples` at once.
 /// `device` must have autodiff enabled and be the model's device.
-pub fn per_example_grads(
+pub fn per_example_grads<'a>(
     model: &CausalLm,
     adapter: &LoraAdapter,
     examples: &[Tokenized],
-    loss: LossKind,
+    objective: impl Into<Objective<'a>>,
     device: &Device,
 ) -> Result<BatchGrads> {
-    block_on(per_example_grads_async(model, adapter, examples, loss, device))
+    block_on(per_example_grads_async(model, adapter, examples, objective, device))
 }
 
 /// [`per_example_grads`] for callers that can await (the browser page).
-pub async fn per_example_grads_async(
+pub async fn per_example_grads_async<'a>(
     model: &CausalLm,
     adapter: &LoraAdapter,
     examples: &[Tokenized],
-    loss: LossKind,
+    objective: impl Into<Objective<'a>>,
     device: &Device,
 ) -> Result<BatchGrads> {
+    let Objective { loss, reference } = objective.into();
     let e = examples.len();
     let (seqs, owner) = flatten(examples, loss)?;
     let batch = SeqBatch::new(&seqs, device);
 
     let reference = match loss {
-        LossKind::Dpo { .. } => Some(sequence_logps_async(model, None, &seqs, device).await),
+        LossKind::Dpo { .. } => Some(sequence_logps_async(model, reference, &seqs, device).await),
         _ => None,
     };
 
@@ -242,11 +261,12 @@ pub struct DpoStats {
     pub loss: f64,
 }
 
-/// DPO statistics of every pair (forward passes only): policy = model + adapter, reference =
-/// the base model.
+/// DPO statistics of every pair (forward passes only): policy = model + `adapter`, reference =
+/// model + `reference` (None: the base model, as [`Objective`] says).
 pub fn dpo_stats(
     model: &CausalLm,
     adapter: &LoraAdapter,
+    reference: Option<&LoraAdapter>,
     pairs: &[Tokenized],
     beta: f64,
     device: &Device,
@@ -254,7 +274,7 @@ pub fn dpo_stats(
     let (seqs, _) = flatten(pairs, LossKind::Dpo { beta })?;
     let e = pairs.len();
     let policy = sequence_logps(model, Some(adapter), &seqs, device);
-    let reference = sequence_logps(model, None, &seqs, device);
+    let reference = sequence_logps(model, reference, &seqs, device);
     Ok((0..e)
         .map(|i| {
             let margin = beta * ((policy[i] - policy[e + i]) - (reference[i] - reference[e + i]));

@@ -3,7 +3,10 @@
 //! with a kernel density estimate. The reference implementation's steps:
 //! 1. each query's K nearest candidates (L2, ascending; D = non-squared distance);
 //! 2. KDE over U, the candidates in some query's list: ρ_u = Σ over u's kde_K nearest points
-//!    in U (itself included) of max(0, 1 − ‖x_u − x_l‖² / σ²); σ = 0 gives ρ = 1;
+//!    in U (itself included) of max(0, 1 − ‖x_u − x_l‖² / σ²); σ = 0 gives ρ = 1. A group of d
+//!    near-duplicates then has ρ ≈ d each and together weighs as one candidate. The reference
+//!    measures these distances on the candidate vectors; [`probabilities_with`] can take other
+//!    features of the same candidates for them (see [`Density`]);
 //! 3. the probability assignment by a min-heap over queries, stopping when
 //!    (α/C)·total cost ≥ (1 − α)·M;
 //! 4. `p[I[j][k]] += 1/(M·s·ρ[j][k])` for `k ≤ last[j]`, the remainder of 1/M to `I[j][last[j]+1]`;
@@ -66,25 +69,61 @@ impl TsdsParams {
     }
 }
 
-/// The TSDS probabilities of `n` candidates `x` (`[n, dim]`) for `m` queries `q`.
-pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Result<Vec<f64>> {
-    probabilities_with(x, n, q, m, dim, p, &Exact::Cpu)
+/// The rows the density estimate measures distances on. The reference uses the candidate
+/// vectors themselves; where those share a large common component (LESS's Adam features: the
+/// checkpoint's m/√v is the same for every example), every pair falls inside σ, the density is
+/// nearly uniform and near-duplicates are no longer discounted, so the pipeline can give other
+/// features of the same candidates (their plain gradients).
+#[derive(Debug, Clone, Copy)]
+pub enum Density<'a> {
+    /// The candidate vectors (the reference).
+    Candidates,
+    /// `[n, dim]` rows of other features, one per candidate, in the same order.
+    Rows { data: &'a [f32], dim: usize },
 }
 
-/// [`probabilities`], with the exact parts of the neighbour searches on `exact`.
+/// What [`probabilities_with`] computes.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// One per candidate, summing to 1.
+    pub probabilities: Vec<f64>,
+    /// ρ of each candidate in some query's neighbour list, ascending (how much near-duplicates
+    /// were discounted: all near 1 or all near kde_K means none was).
+    pub densities: Vec<f64>,
+}
+
+/// The TSDS probabilities of `n` candidates `x` (`[n, dim]`) for `m` queries `q`.
+pub fn probabilities(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Result<Vec<f64>> {
+    Ok(probabilities_with(x, n, q, m, dim, Density::Candidates, p, &Exact::Cpu)?.probabilities)
+}
+
+/// [`probabilities`], the density measured on `density`, with the exact parts of the neighbour
+/// searches on `exact`.
+#[allow(clippy::too_many_arguments)]
 pub fn probabilities_with(
     x: &[f32],
     n: usize,
     q: &[f32],
     m: usize,
     dim: usize,
+    density: Density<'_>,
     p: &TsdsParams,
     exact: &Exact,
-) -> Result<Vec<f64>> {
+) -> Result<Outcome> {
     let search = searcher(p.index, exact);
     if n < 2 || m == 0 {
         return Err(Error::Invalid("TSDS needs at least 2 candidates and 1 query".into()));
     }
+    let (dx, ddim) = match density {
+        Density::Candidates => (x, dim),
+        Density::Rows { data, dim: d } if d > 0 && data.len() == n * d => (data, d),
+        Density::Rows { data, dim: d } => {
+            return Err(Error::Invalid(format!(
+                "TSDS density features: {} values do not make {n} rows of width {d}",
+                data.len()
+            )))
+        }
+    };
     let (big_k, kde_k) = p.effective(n);
     let all: Vec<usize> = (0..n).collect();
     // 1. Neighbours of each query.
@@ -100,8 +139,8 @@ pub fn probabilities_with(
     let rho_of: HashMap<usize, f64> = if p.sigma == 0.0 {
         union.iter().map(|&u| (u, 1.0)).collect()
     } else {
-        let rows: Vec<f32> = union.iter().flat_map(|&u| x[u * dim..(u + 1) * dim].iter().copied()).collect();
-        let nn = search.nearest(x, &union, &rows, union.len(), dim, kde_k)?;
+        let rows: Vec<f32> = union.iter().flat_map(|&u| dx[u * ddim..(u + 1) * ddim].iter().copied()).collect();
+        let nn = search.nearest(dx, &union, &rows, union.len(), ddim, kde_k)?;
         union
             .iter()
             .zip(nn)
@@ -109,6 +148,8 @@ pub fn probabilities_with(
             .collect()
     };
     let rho: Vec<Vec<f64>> = idx.iter().map(|row| row.iter().map(|i| rho_of[i]).collect()).collect();
+    let mut densities: Vec<f64> = rho_of.values().copied().collect();
+    densities.sort_by(f64::total_cmp);
     // 3. Probability assignment.
     let mut heap: BinaryHeap<Reverse<Entry>> = (0..m).map(|j| Reverse(Entry(1.0 / rho[j][0], 0, j))).collect();
     let mut weighted: Vec<f64> = (0..m).map(|j| dists[j][0] / rho[j][0]).collect();
@@ -140,7 +181,7 @@ pub fn probabilities_with(
         }
         prob[idx[j][last[j] + 1]] += (1.0 / m as f64 - sum).max(0.0);
     }
-    Ok(prob)
+    Ok(Outcome { probabilities: prob, densities })
 }
 
 /// `size` draws from `p` with replacement (seeded), returned in increasing index order.

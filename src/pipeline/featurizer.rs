@@ -68,6 +68,8 @@ pub fn candidate_transform(adapter: &LoraAdapter, dir: Option<&Path>, grad_type:
 pub(super) struct Featurizer<'a> {
     pub loaded: &'a Loaded,
     pub checkpoint: &'a Checkpoint,
+    /// DPO's reference policy; None = the base model.
+    pub reference: Option<&'a LoraAdapter>,
     pub opts: &'a FeatureOptions,
     pub compute: &'a Compute,
     /// Featurize one shard of the data (`featurize --shard`); None everywhere else.
@@ -115,6 +117,7 @@ impl Featurizer<'_> {
             data,
             tokenizer: &self.loaded.tokenizer,
             loss,
+            reference: self.reference,
             transform,
             opts: self.opts,
             shard: self.shard,

@@ -62,6 +62,7 @@ where
         model: &loaded.model,
         adapter: &loaded.adapter,
         loss: LossKind::Sft,
+        reference: None,
         transform: &Transform::Identity,
         projector: &projector,
         opts,

@@ -76,6 +76,12 @@ impl Method {
         matches!(self, Method::Less | Method::Rose | Method::Tsds)
     }
 
+    /// Whether it computes a DPO loss, which measures the policy against a reference policy:
+    /// ROSE's target gradients and the TIF family. The others refuse `--dpo-reference`.
+    pub fn uses_dpo(self) -> bool {
+        matches!(self, Method::Rose | Method::Tif | Method::Lossdiff | Method::Irm | Method::Fusion)
+    }
+
     /// How it uses warmup checkpoints.
     pub fn checkpoint_use(self) -> CheckpointUse {
         match self {

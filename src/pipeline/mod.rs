@@ -28,13 +28,13 @@ use crate::features::{self, embeddings, FeatureFile, Pooling};
 use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
-use crate::train::{self, WarmupOptions};
+use crate::train::{self, DpoReference, WarmupOptions};
 
 pub use in_memory::{less_in_memory, InMemorySelection, Progress};
 pub use method::{CheckpointUse, Method};
 pub use spec::{
-    Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsOptions, TsdsSource,
-    ValTraining,
+    Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsDensity, TsdsOptions,
+    TsdsSource, ValTraining,
 };
 pub use tsds::tsds_on_matrices;
 
@@ -148,13 +148,40 @@ pub struct Gradients<'a> {
     pub data: &'a Path,
     pub loss: LossKind,
     pub grad_type: GradType,
+    /// DPO's reference policy; None = the one the adapter's warmup trained against (its
+    /// trainer_state.json), else the base model.
+    pub dpo_reference: Option<DpoReference>,
 }
 
 impl<'a> Gradients<'a> {
-    /// The plain gradients (`sgd`).
+    /// The plain gradients (`sgd`) against the base model.
     pub fn plain(data: &'a Path, loss: LossKind) -> Self {
-        Gradients { data, loss, grad_type: GradType::Sgd }
+        Gradients { data, loss, grad_type: GradType::Sgd, dpo_reference: None }
     }
+}
+
+/// DPO's reference policy for a policy adapter saved in `policy` (None: not saved, a fresh one):
+/// the one `given`, else the one the policy's warmup trained against (recorded in its
+/// trainer_state.json), else the base model. Returns it with how it was chosen.
+fn resolve_reference(given: Option<&DpoReference>, policy: Option<&Path>) -> Result<(DpoReference, String)> {
+    let recorded = match policy {
+        Some(dir) => DpoReference::recorded(dir)?.map(|r| (r, dir)),
+        None => None,
+    };
+    Ok(match (given, recorded) {
+        (Some(r), Some((rec, dir))) if *r != rec => {
+            tracing::warn!(
+                "DPO reference: {} as given, where {} was trained against {}",
+                r.describe(),
+                dir.display(),
+                rec.describe()
+            );
+            (r.clone(), "given".into())
+        }
+        (Some(r), _) => (r.clone(), "given".into()),
+        (None, Some((rec, dir))) => (rec, format!("recorded in {}", dir.join("trainer_state.json").display())),
+        (None, None) => (DpoReference::Base, "the default (no trainer_state.json beside the policy)".into()),
+    })
 }
 
 /// Featurizes `what` into `out` with the loaded adapter: all of it, or one `shard` (whole
@@ -177,11 +204,30 @@ pub fn featurize(
             message: format!("the {} loss needs {} records", what.loss.name(), wanted.describe()),
         });
     }
+    let reference = match (&what.dpo_reference, what.loss) {
+        (given, LossKind::Dpo { .. }) => {
+            let (r, how) = resolve_reference(given.as_ref(), loaded.adapter.dir.as_deref())?;
+            tracing::info!("featurize: DPO reference policy: {} ({how})", r.describe());
+            r.load(&loaded.model)?
+        }
+        (None, _) => None,
+        (Some(r), loss) => {
+            return Err(Error::ReferenceUnused { reference: r.describe(), what: format!("the {} loss", loss.name()) })
+        }
+    };
     let checkpoint = Checkpoint::loaded(loaded);
     let transform = featurizer::candidate_transform(&loaded.adapter, loaded.adapter.dir.as_deref(), what.grad_type)?;
     let none = PoolStores::new(&[]);
-    Featurizer { loaded, checkpoint: &checkpoint, opts, compute, shard, pool_stores: &none }
-        .run(&dataset, what.loss, &transform, out)
+    Featurizer {
+        loaded,
+        checkpoint: &checkpoint,
+        reference: reference.as_ref(),
+        opts,
+        compute,
+        shard,
+        pool_stores: &none,
+    }
+    .run(&dataset, what.loss, &transform, out)
 }
 
 /// Runs warmup training of the loaded adapter on `pool`; returns the checkpoint directories.
@@ -212,6 +258,8 @@ struct Context<'a> {
     out: &'a Path,
     /// Stores of the pool made elsewhere (see [`SelectSpec::pool_features`]).
     pool_stores: &'a PoolStores<'a>,
+    /// DPO's reference policy (ROSE's targets, the TIF family); None = the base model.
+    reference: Option<&'a LoraAdapter>,
 }
 
 impl<'a> Context<'a> {
@@ -220,6 +268,7 @@ impl<'a> Context<'a> {
         Featurizer {
             loaded: self.loaded,
             checkpoint,
+            reference: self.reference,
             opts: self.opts,
             compute: self.compute,
             shard: None,
@@ -274,7 +323,23 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     };
     let target_ref = || target.as_ref().ok_or(Error::MissingTarget { method: name });
     let stores = PoolStores::new(spec.pool_features);
-    let cx = Context { loaded, compute, opts: spec.opts, out: spec.out, pool_stores: &stores };
+    // DPO's reference policy, for the methods with a DPO loss: at the policy they work at.
+    let dpo_reference = match spec.method.uses_dpo() {
+        true => Some(resolve_reference(spec.method.dpo_reference(), spec.method.policy_dir(loaded))?),
+        false => None,
+    };
+    let reference = match &dpo_reference {
+        Some((r, _)) => r.load(&loaded.model)?,
+        None => None,
+    };
+    let cx = Context {
+        loaded,
+        compute,
+        opts: spec.opts,
+        out: spec.out,
+        pool_stores: &stores,
+        reference: reference.as_ref(),
+    };
     let seed = spec.opts.seed;
     let Scored { scores, columns, chosen, details } = match &spec.method {
         MethodSpec::Less { checkpoints, grad_type, dpo_beta, .. } => {
@@ -295,6 +360,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
                 validation: target.as_ref(),
                 checkpoint: *checkpoint,
                 beta: *beta,
+                dpo_reference: dpo_reference.as_ref().map_or(&DpoReference::Base, |(r, _)| r),
                 val: *val,
                 with_if: *with_if,
             };
@@ -307,7 +373,7 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         );
     }
     let kept = chosen.len();
-    let manifest = json!({
+    let mut manifest = json!({
         "method": name,
         "pool": {
             "examples": pool.len(),
@@ -326,6 +392,14 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
         "device": compute.label,
         "gradsift": env!("CARGO_PKG_VERSION"),
     });
+    if let Some((r, how)) = &dpo_reference {
+        manifest["dpo_reference"] = json!({
+            "policy": r,
+            "described": r.describe(),
+            "chosen": how,
+            "files": reference.as_ref().map(|a| features::adapter_key(a, 0)).transpose()?,
+        });
+    }
     let selected = match chosen {
         Chosen::Top(n) => select::write_selection(spec.out, &pool, &scores, &columns, n, manifest)?,
         Chosen::List(list) => {

@@ -12,6 +12,7 @@ use crate::features::{FeatureOptions, Pooling};
 use crate::methods::prism::{Hessian, PairWeights};
 use crate::methods::tsds::TsdsParams;
 use crate::select::Budget;
+use crate::train::DpoReference;
 
 /// How candidate gradients are transformed when checkpoints with optimizer moments are used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +57,30 @@ pub enum TsdsSource {
     Npy { pool: PathBuf, target: PathBuf },
 }
 
+/// The features TSDS's density estimate finds near-duplicates on, over gradient features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsdsDensity {
+    /// The candidate features themselves, as the reference does.
+    Candidates,
+    /// The pool's plain gradients, where distance still means something (one more gradient
+    /// pass over the pool when the candidates are Adam or sign features).
+    Plain,
+}
+
+choice!(TsdsDensity {
+    Candidates => "candidates": "the candidate features themselves (the reference's choice)",
+    Plain => "plain": "the pool's plain gradients (one more pass when the candidates are adam or sign features)",
+});
+
 /// TSDS's options.
 #[derive(Debug, Clone, Default)]
 pub struct TsdsOptions {
     pub params: TsdsParams,
     pub source: TsdsSource,
+    /// Where the density estimate measures distances; None = plain gradients over gradient
+    /// features, the vectors themselves over embeddings and .npy matrices (the only choice
+    /// there).
+    pub density: Option<TsdsDensity>,
     /// Keep the top by probability instead of sampling with replacement.
     pub no_replacement: bool,
 }
@@ -117,6 +137,10 @@ pub struct MethodOptions {
     pub grad_type: Option<GradType>,
     /// DPO temperature (ROSE's target loss, the TIF family).
     pub beta: f64,
+    /// DPO's reference policy; None = the one the policy's warmup trained against (its
+    /// checkpoint's trainer_state.json), else the base model. Used by the methods with a DPO
+    /// loss ([`Method::uses_dpo`]) and refused by the others.
+    pub dpo_reference: Option<DpoReference>,
     pub prism: PrismOptions,
     pub tsds: TsdsOptions,
     pub tif: TifOptions,
@@ -129,6 +153,7 @@ impl Default for MethodOptions {
         MethodOptions {
             grad_type: None,
             beta: 0.1,
+            dpo_reference: None,
             prism: PrismOptions::default(),
             tsds: TsdsOptions::default(),
             tif: TifOptions::default(),
@@ -153,12 +178,14 @@ pub enum Band {
 /// A method with the inputs it uses.
 #[derive(Debug, Clone)]
 pub enum MethodSpec<'a> {
-    /// LESS: SFT target gradients; ROSE: DPO target gradients of preference pairs (`dpo_beta`).
+    /// LESS: SFT target gradients; ROSE: DPO target gradients of preference pairs (`dpo_beta`,
+    /// against `dpo_reference`).
     Less {
         target: &'a Path,
         checkpoints: &'a [PathBuf],
         grad_type: GradType,
         dpo_beta: Option<f64>,
+        dpo_reference: Option<DpoReference>,
     },
     Prism {
         target: &'a Path,
@@ -191,6 +218,8 @@ pub enum MethodSpec<'a> {
         validation: Option<&'a Path>,
         checkpoint: Option<&'a Path>,
         beta: f64,
+        /// DPO's reference policy; None = as [`MethodOptions::dpo_reference`] says.
+        dpo_reference: Option<DpoReference>,
         val: ValTraining,
         with_if: bool,
     },
@@ -233,6 +262,17 @@ impl<'a> MethodSpec<'a> {
             None if checkpoints.is_empty() => GradType::Sgd,
             None => GradType::Adam,
         };
+        if let (Some(r), false) = (&o.dpo_reference, method.uses_dpo()) {
+            return Err(Error::ReferenceUnused { reference: r.describe(), what: format!("the {name} method") });
+        }
+        if embedded && o.tsds.density == Some(TsdsDensity::Plain) {
+            return Err(Error::Invalid(
+                "TSDS over hidden-state embeddings or .npy matrices has no plain gradients for its density: \
+                 leave out --tsds-density"
+                    .into(),
+            ));
+        }
+        let dpo_reference = o.dpo_reference.clone();
         let need = || target.ok_or(Error::MissingTarget { method: name });
         let t = o.tif;
         let band = |band| MethodSpec::PreferenceBand {
@@ -240,12 +280,17 @@ impl<'a> MethodSpec<'a> {
             validation: target,
             checkpoint: one,
             beta: o.beta,
+            dpo_reference: dpo_reference.clone(),
             val: t.val,
             with_if: t.with_if,
         };
         Ok(match method {
-            Method::Less => MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: None },
-            Method::Rose => MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: Some(o.beta) },
+            Method::Less => {
+                MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: None, dpo_reference: None }
+            }
+            Method::Rose => {
+                MethodSpec::Less { target: need()?, checkpoints, grad_type, dpo_beta: Some(o.beta), dpo_reference }
+            }
             Method::Prism => MethodSpec::Prism { target: need()?, checkpoint: one, options: o.prism },
             Method::Tsds => MethodSpec::Tsds { target: need()?, checkpoint: one, grad_type, options: o.tsds.clone() },
             Method::Random => MethodSpec::Random,
@@ -279,6 +324,33 @@ impl<'a> MethodSpec<'a> {
                 Band::Fusion { .. } => Method::Fusion,
             },
         }
+    }
+
+    /// Whether it computes a DPO loss (ROSE's targets, the TIF family), which has a reference
+    /// policy.
+    pub fn uses_dpo(&self) -> bool {
+        self.method().uses_dpo()
+    }
+
+    /// DPO's reference policy, when one was given.
+    pub fn dpo_reference(&self) -> Option<&DpoReference> {
+        match self {
+            MethodSpec::Less { dpo_reference, .. } | MethodSpec::PreferenceBand { dpo_reference, .. } => {
+                dpo_reference.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Where the policy a DPO loss is taken at was saved: the (first) checkpoint, else the
+    /// loaded adapter's directory (None for a fresh adapter).
+    pub(super) fn policy_dir<'b>(&'b self, loaded: &'b super::Loaded) -> Option<&'b Path> {
+        let checkpoint = match self {
+            MethodSpec::Less { checkpoints, .. } => checkpoints.first().map(PathBuf::as_path),
+            MethodSpec::PreferenceBand { checkpoint, .. } => *checkpoint,
+            _ => None,
+        };
+        checkpoint.or(loaded.adapter.dir.as_deref())
     }
 
     /// The target (or validation) file, when the method takes one.
@@ -368,5 +440,35 @@ mod tests {
         };
         let e = MethodSpec::new(Method::Tsds, Some(t), &[], &embedded).unwrap_err();
         assert!(e.to_string().contains("embeddings"), "{e}");
+    }
+
+    /// A DPO reference policy reaches the methods with a DPO loss and is refused by the rest;
+    /// plain-gradient density is refused where TSDS has no gradients.
+    #[test]
+    fn a_dpo_reference_and_a_density_are_used_or_refused() {
+        let t = Path::new("target.jsonl");
+        let sft = DpoReference::Adapter(PathBuf::from("sft-adapter"));
+        let o = MethodOptions { dpo_reference: Some(sft.clone()), ..MethodOptions::default() };
+        for m in Method::ALL {
+            match MethodSpec::new(*m, Some(t), &[], &o) {
+                Ok(spec) => {
+                    assert!(m.uses_dpo(), "{} took a DPO reference", m.name());
+                    assert_eq!(spec.dpo_reference(), Some(&sft), "{}", m.name());
+                }
+                Err(e) => {
+                    assert!(!m.uses_dpo(), "{}: {e}", m.name());
+                    assert!(matches!(e, Error::ReferenceUnused { .. }), "{}: {e}", m.name());
+                }
+            }
+        }
+        for (source, plain_ok) in [
+            (TsdsSource::Gradients, true),
+            (TsdsSource::Embeddings(Pooling::Mean), false),
+            (TsdsSource::Npy { pool: "x.npy".into(), target: "q.npy".into() }, false),
+        ] {
+            let tsds = TsdsOptions { source, density: Some(TsdsDensity::Plain), ..TsdsOptions::default() };
+            let o = MethodOptions { tsds, ..MethodOptions::default() };
+            assert_eq!(MethodSpec::new(Method::Tsds, Some(t), &[], &o).is_ok(), plain_ok);
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::features::Transform;
 use crate::loss::{self, DpoStats, LossKind};
 use crate::methods::tif;
 use crate::model::LoraAdapter;
-use crate::train::{self, WarmupOptions};
+use crate::train::{self, DpoReference, WarmupOptions};
 
 /// What the family reads besides the pool.
 pub(super) struct Inputs<'a> {
@@ -21,6 +21,8 @@ pub(super) struct Inputs<'a> {
     /// The DPO warmup checkpoint θ; None = the loaded adapter.
     pub checkpoint: Option<&'a Path>,
     pub beta: f64,
+    /// DPO's reference policy (the context's reference, loaded).
+    pub dpo_reference: &'a DpoReference,
     /// θ_val's training on the validation set.
     pub val: ValTraining,
     /// Fusion: compute IF and its band too (the overlap with TIF in the report).
@@ -47,7 +49,7 @@ impl Family<'_> {
         let (model, device) = (&self.cx.loaded.model, &self.cx.compute.device);
         let mut out = Vec::with_capacity(self.pairs.len());
         for chunk in self.pairs.chunks(self.cx.opts.batch_size.max(1)) {
-            out.extend(loss::dpo_stats(model, adapter, chunk, self.inputs.beta, device)?);
+            out.extend(loss::dpo_stats(model, adapter, self.cx.reference, chunk, self.inputs.beta, device)?);
         }
         Ok(out)
     }
@@ -81,6 +83,7 @@ impl Family<'_> {
             schedule: t.schedule,
             adamw: Default::default(),
             loss: LossKind::Dpo { beta: inputs.beta },
+            reference: Some(inputs.dpo_reference.clone()),
             seed: cx.opts.seed,
             max_len: cx.opts.max_len,
         };

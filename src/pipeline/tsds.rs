@@ -5,23 +5,29 @@
 //! the kNN, the KDE and the transport; `.npy` matrices are used as given.
 //!
 //! At a warmup checkpoint the two sides are paired as LESS pairs them by default: candidates are
-//! Adam features, queries plain gradients (`--grad-type` sets the candidates' transform). Adam features on both sides share the checkpoint's
-//! momentum term m/√v, the same vector for every example, which then dominates every distance
-//! (measured on the demo pool: cosine 0.81 between unrelated candidates, and the queries nearer
-//! to other tasks' lines than to their own task's).
+//! Adam features, queries plain gradients (`--grad-type` sets the candidates' transform). Adam
+//! features on both sides would share the checkpoint's momentum term m/√v, the same vector for
+//! every example, which then dominates every distance (measured on the demo pool: cosine 0.81
+//! between unrelated candidates, and the queries nearer to other tasks' lines than to their own
+//! task's).
+//!
+//! For the same reason the density estimate, whose σ says which candidates are near-duplicates,
+//! runs on the pool's plain gradients by default: on Adam features nearly every pair of
+//! candidates falls inside σ, every ρ is close to kde_K and duplicates are no longer discounted
+//! (`--tsds-density candidates` keeps the reference's choice and saves the extra pass).
 
 use std::path::Path;
 
 use serde_json::json;
 
-use super::{Checkpoint, Chosen, Context, GradType, Scored, TsdsOptions, TsdsSource};
+use super::{Checkpoint, Chosen, Context, GradType, Scored, TsdsDensity, TsdsOptions, TsdsSource};
 use crate::choice::Choice;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::features::{self, Transform};
 use crate::loss::LossKind;
 use crate::methods::knn::{searcher, Exact};
-use crate::methods::tsds;
+use crate::methods::tsds::{self, Density};
 use crate::methods::unit::unit_rows_f32;
 
 /// TSDS over gradient features, hidden-state embeddings or given .npy matrices. The pool's
@@ -36,6 +42,8 @@ pub(super) fn tsds_select(
     t: &TsdsOptions,
     budget: usize,
 ) -> Result<Scored> {
+    // Plain-gradient rows of the pool for the density, where they differ from the candidates.
+    let mut plain: Option<(Vec<f32>, usize)> = None;
     let (x, q, dim, source, normalised) = match &t.source {
         TsdsSource::Npy { pool: pn, target: tn } => {
             let m = Matrices::read(pn, tn, Some(pool.len()))?;
@@ -56,6 +64,10 @@ pub(super) fn tsds_select(
             let f = cx.featurizer(&checkpoint);
             let pf = f.run_pool(pool, LossKind::Sft, &transform, &dir.join("pool"))?;
             let tf = f.run(target, LossKind::Sft, &Transform::Identity, &dir.join("target"))?;
+            if t.density.unwrap_or(TsdsDensity::Plain) == TsdsDensity::Plain && grad_type != GradType::Sgd {
+                let df = f.run_pool(pool, LossKind::Sft, &Transform::Identity, &dir.join("pool-plain"))?;
+                plain = Some((df.load()?.data, df.dim));
+            }
             // Exact kNN re-ranks candidates by exact distance: every row in memory.
             let dim = pf.dim;
             let at = checkpoint.label().unwrap_or_else(|| "the loaded adapter".into());
@@ -73,8 +85,16 @@ pub(super) fn tsds_select(
     };
     let (n, m) = (pool.len(), q.len() / dim);
     let (x, q) = if normalised { (unit_rows_f32(&x, n, dim), unit_rows_f32(&q, m, dim)) } else { (x, q) };
+    let plain = plain.map(|(rows, d)| (unit_rows_f32(&rows, n, d), d));
+    let (density, on) = match &plain {
+        Some((data, dim)) => {
+            (Density::Rows { data, dim: *dim }, "plain gradients of the pool (features/tsds/pool-plain)")
+        }
+        None => (Density::Candidates, "the candidate vectors"),
+    };
     let exact = Exact::new(cx.compute.gpu.clone());
-    let (probs, chosen, mut details) = run(&x, n, &q, dim, t, budget, cx.opts.seed, &exact, cx.out)?;
+    let (probs, chosen, mut details) = run(&x, n, &q, dim, density, t, budget, cx.opts.seed, &exact, cx.out)?;
+    details["density"]["features"] = json!(on);
     details["source"] = source;
     details["rows"] =
         json!(if normalised { "L2-normalised (sigma and C assume unit norm)" } else { "as given (.npy)" });
@@ -89,13 +109,15 @@ fn run(
     n: usize,
     q: &[f32],
     dim: usize,
+    density: Density<'_>,
     t: &TsdsOptions,
     budget: usize,
     seed: u64,
     exact: &Exact,
     out: &Path,
 ) -> Result<(Vec<f64>, Chosen, serde_json::Value)> {
-    let probs = tsds::probabilities_with(x, n, q, q.len() / dim, dim, &t.params, exact)?;
+    let tsds::Outcome { probabilities: probs, densities } =
+        tsds::probabilities_with(x, n, q, q.len() / dim, dim, density, &t.params, exact)?;
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
     features::npy::write(&out.join("probabilities.npy"), &probs32, probs.len(), 1, features::Dtype::F32)?;
     let chosen = if t.no_replacement {
@@ -110,8 +132,24 @@ fn run(
         "sampling": if t.no_replacement { "top by probability, without replacement" } else { "multinomial with replacement (indices repeat), seeded" },
         "probabilities": "probabilities.npy (and the score column)",
         "neighbours": searcher(t.params.index, exact).describe(),
+        "density": {
+            "features": "the candidate vectors",
+            "rho": density_summary(&densities, kde_k),
+        },
     });
     Ok((probs, chosen, details))
+}
+
+/// How the density estimate spread: ρ's quartiles over the candidates it was computed for.
+/// Near-duplicates were discounted only where ρ varies; every ρ near kde_K means every pair
+/// fell inside σ.
+fn density_summary(sorted: &[f64], kde_k: usize) -> serde_json::Value {
+    let at = |f: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * f).round() as usize).copied();
+    json!({
+        "candidates": sorted.len(),
+        "min": at(0.0), "quartile_1": at(0.25), "median": at(0.5), "quartile_3": at(0.75), "max": at(1.0),
+        "kde_k": kde_k,
+    })
 }
 
 /// The reference's own interface: candidate and query embeddings as two `.npy` matrices.
@@ -162,7 +200,7 @@ pub fn tsds_on_matrices(
     let k = budget.count(m.n)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let exact = Exact::new(compute.gpu.clone());
-    let (probs, chosen, mut details) = run(&m.x, m.n, &m.q, m.dim, t, k, seed, &exact, out)?;
+    let (probs, chosen, mut details) = run(&m.x, m.n, &m.q, m.dim, Density::Candidates, t, k, seed, &exact, out)?;
     details["source"] = m.source;
     details["rows"] = json!("as given (.npy)");
     let selected = match chosen {

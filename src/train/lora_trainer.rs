@@ -9,7 +9,7 @@ use super::adamw::{AdamW, AdamWConfig};
 use super::schedule::LrSchedule;
 use crate::data::Tokenized;
 use crate::error::Result;
-use crate::loss::{per_example_grads, LossKind};
+use crate::loss::{per_example_grads, LossKind, Objective};
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::SplitMix64;
 
@@ -19,6 +19,8 @@ pub struct LoraTrainer {
     params: Vec<f32>,
     /// The per-sequence loss the gradients are taken of (`SftSum` for instruction data).
     loss: LossKind,
+    /// DPO's reference policy: the base model with this adapter; None = the base model.
+    reference: Option<LoraAdapter>,
     batch_size: usize,
     rate: LrSchedule,
     total: usize,
@@ -51,11 +53,17 @@ impl LoraTrainer {
             optimizer: AdamW::new(adamw, adapter.num_params()),
             params: adapter.flat_params(),
             loss,
+            reference: None,
             batch_size: batch_size.max(1),
             rate,
             total,
             step: 0,
         }
+    }
+
+    /// Measures DPO against the base model with `reference` (see [`crate::loss::Objective`]).
+    pub fn with_reference(self, reference: Option<LoraAdapter>) -> Self {
+        LoraTrainer { reference, ..self }
     }
 
     /// The optimizer (its moments are saved with warmup checkpoints).
@@ -81,7 +89,8 @@ impl LoraTrainer {
                 break;
             }
             let items: Vec<Tokenized> = batch.iter().map(|&i| data[i].clone()).collect();
-            let g = per_example_grads(model, adapter, &items, self.loss, device)?;
+            let objective = Objective { loss: self.loss, reference: self.reference.as_ref() };
+            let g = per_example_grads(model, adapter, &items, objective, device)?;
             let (denom, batch_loss) = match self.loss {
                 LossKind::Dpo { .. } => (items.len() as f32, g.losses.iter().sum::<f64>() / items.len() as f64),
                 _ => {

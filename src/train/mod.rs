@@ -4,11 +4,13 @@
 pub mod adamw;
 pub mod base;
 pub mod lora_trainer;
+mod reference;
 pub mod schedule;
 pub mod warmup;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use base::{train_base, write_model, BaseOptions, BaseRecord};
 pub use lora_trainer::{LoraTrainer, PassStats};
+pub use reference::DpoReference;
 pub use schedule::{LrSchedule, Schedule};
 pub use warmup::{random_subset, read_state, warmup, CheckpointState, WarmupOptions};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adamw::AdamWConfig;
 use super::lora_trainer::{shuffle, LoraTrainer};
+use super::reference::DpoReference;
 use super::schedule::{LrSchedule, Schedule};
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
@@ -33,6 +34,10 @@ pub struct WarmupOptions {
     pub adamw: AdamWConfig,
     /// `Sft` for instruction data, `Dpo` for preference pairs.
     pub loss: LossKind,
+    /// DPO's reference policy; None = the policy the run starts from (see [`DpoReference`]).
+    /// Refused with an SFT loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<DpoReference>,
     pub seed: u64,
     pub max_len: usize,
 }
@@ -49,6 +54,10 @@ pub struct CheckpointState {
     /// Pool indices trained on.
     pub subset: Vec<usize>,
     pub options: WarmupOptions,
+    /// The reference policy a DPO warmup trained against (None for SFT, and in checkpoints
+    /// saved before it was recorded, whose DPO reference was the base model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpo_reference: Option<DpoReference>,
 }
 
 /// A seeded random subset of `floor(fraction × n)` (at least 1) indices, in increasing order.
@@ -83,13 +92,25 @@ pub fn warmup(
             if pool.is_preference() { "instruction" } else { "preference" }
         )));
     }
+    let dpo_reference = match (&opts.reference, opts.loss) {
+        (given, LossKind::Dpo { .. }) => Some(given.clone().unwrap_or_else(|| DpoReference::start_of(&adapter))),
+        (None, _) => None,
+        (Some(r), loss) => {
+            return Err(Error::ReferenceUnused { reference: r.describe(), what: format!("the {} loss", loss.name()) })
+        }
+    };
+    let reference = match &dpo_reference {
+        Some(r) => r.load(model)?,
+        None => None,
+    };
     let subset = random_subset(pool.len(), opts.fraction, opts.seed);
     let examples: Vec<_> = subset.iter().map(|&i| pool.examples[i].clone()).collect();
     let (tokenized, truncated) = tokenizer.examples(&examples, opts.max_len)?;
     let steps_per_epoch = tokenized.len().div_ceil(opts.batch_size);
     let total = steps_per_epoch * opts.epochs;
     let rate = LrSchedule { peak: opts.lr, warmup_ratio: opts.warmup_ratio, kind: opts.schedule };
-    let mut trainer = LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, rate, total);
+    let mut trainer =
+        LoraTrainer::new(&adapter, opts.adamw, opts.loss, opts.batch_size, rate, total).with_reference(reference);
     let mut paths = Vec::new();
     tracing::info!(
         "warmup: {} of {} examples ({truncated} truncated), {} epochs × {steps_per_epoch} steps, lr {}, loss {}, on {}",
@@ -100,6 +121,9 @@ pub fn warmup(
         opts.loss.name(),
         compute.label
     );
+    if let Some(r) = &dpo_reference {
+        tracing::info!("warmup: DPO reference policy: {}", r.describe());
+    }
     for epoch in 1..=opts.epochs {
         let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
         let stats = trainer.pass(model, &mut adapter, &tokenized, seed, &compute.device)?;
@@ -113,6 +137,7 @@ pub fn warmup(
             loss: stats.mean_loss,
             subset: subset.clone(),
             options: opts.clone(),
+            dpo_reference: dpo_reference.clone(),
         };
         write_atomic(&dir.join("trainer_state.json"), serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
         tracing::info!(

@@ -101,6 +101,24 @@ fn bad_input_fails_with_a_clear_message() {
         &["featurize", "--device", "cpu", "--model", m, "--data", &data, "--loss", "dpo", "--out", s],
         &["good.jsonl:1", "dpo loss needs preference"],
     );
+    // A DPO reference policy where no DPO loss is computed is refused, not ignored.
+    let sft = fixtures().join("tiny-llama/adapter");
+    expect_error(
+        &[
+            "featurize",
+            "--device",
+            "cpu",
+            "--model",
+            m,
+            "--data",
+            &data,
+            "--out",
+            s,
+            "--dpo-reference",
+            sft.to_str().unwrap(),
+        ],
+        &["tiny-llama/adapter", "the sft loss has no reference policy", "leave out --dpo-reference"],
+    );
     // A model directory without its weights.
     let no_weights = dir.join("no-weights");
     std::fs::create_dir_all(&no_weights).unwrap();

@@ -106,6 +106,7 @@ fn warmup_opts(loss: LossKind) -> WarmupOptions {
         schedule: gradsift::train::Schedule::Linear,
         adamw: AdamWConfig { weight_decay: 0.01, ..Default::default() },
         loss,
+        reference: None,
         seed: 5,
         max_len: 512,
     }
@@ -257,6 +258,14 @@ fn tsds_at_a_checkpoint_uses_less_features() {
     assert_eq!(pool, read(less.join("pool")), "TSDS's candidates are not LESS's Adam features");
     assert_eq!(queries, read(less.join("target")), "TSDS's queries are not LESS's target gradients");
     assert_ne!(pool, queries, "pool and target are one file here: the two transforms must differ");
+    // Its density estimate measures near-duplicates on the pool's plain gradients.
+    assert_eq!(read(tsds.join("pool-plain")), queries, "TSDS's density rows are not the pool's plain gradients");
+    let manifest = |d: &PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    let density = &manifest(&stores[1])["details"]["density"];
+    assert!(density["features"].as_str().unwrap().starts_with("plain gradients"), "{density}");
+    assert!(density["rho"]["min"].as_f64().unwrap() >= 1.0, "{density}");
     // `--grad-type sgd` at the checkpoint: plain gradients on both sides, recorded as such.
     let dir = out.join("tsds-sgd");
     let sgd = MethodOptions { grad_type: Some(GradType::Sgd), ..Default::default() };
@@ -271,8 +280,10 @@ fn tsds_at_a_checkpoint_uses_less_features() {
     pipeline::select(&loaded, &s, &c).unwrap();
     let plain = dir.join("features/tsds");
     assert_eq!(read(plain.join("pool")), queries, "--grad-type sgd: TSDS's candidates are not plain gradients");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let m = manifest(&dir);
     assert_eq!(m["details"]["source"]["grad_type"], "sgd", "{}", m["details"]["source"]);
+    // Plain candidates are their own density rows: no second pass.
+    assert_eq!(m["details"]["density"]["features"], "the candidate vectors");
+    assert!(!plain.join("pool-plain").exists());
     let _ = std::fs::remove_dir_all(&out);
 }

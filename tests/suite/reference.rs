@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use gradsift::data::{load_records, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
 use gradsift::device::Compute;
-use gradsift::loss::{dpo_stats, per_example_grads, LossKind, SeqBatch};
+use gradsift::loss::{dpo_stats, per_example_grads, DpoStats, LossKind, Objective, SeqBatch};
 use gradsift::model::{CausalLm, LoraAdapter};
 use serde_json::Value;
 
@@ -40,7 +40,12 @@ fn reference_json(model: &str) -> Value {
 
 /// reference.safetensors read as f64.
 fn reference_tensors(model: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(model_dir(model).join("reference.safetensors")).unwrap();
+    f64_tensors(&model_dir(model).join("reference.safetensors"))
+}
+
+/// A safetensors file of f64 tensors.
+fn f64_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()
@@ -175,27 +180,54 @@ common::each_backend! {
             let r = reference_json(name);
             let pairs = dpo_pairs(&r);
             let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
-            let stats = dpo_stats(&model, &adapter, &pairs, 0.1, &c.device).unwrap();
-            for (i, e) in r["dpo"].as_array().unwrap().iter().enumerate() {
-                let s = &stats[i];
-                for (got, key) in [
-                    (s.policy_chosen, "policy_logp_chosen"),
-                    (s.policy_rejected, "policy_logp_rejected"),
-                    (s.ref_chosen, "ref_logp_chosen"),
-                    (s.ref_rejected, "ref_logp_rejected"),
-                    (s.margin, "implicit_reward_margin"),
-                    (s.loss, "loss"),
-                    (out.losses[i], "loss"),
-                ] {
-                    // 1e-5, relative to the value once it exceeds 1: summed log-probs of ~40
-                    // tokens reach -110, where f32 itself resolves only ~1e-5.
-                    let want = e[key].as_f64().unwrap();
-                    let tol = 1e-5 * want.abs().max(1.0);
-                    assert!((got - want).abs() <= tol, "{name} pair {i} {key} on {}: {got} vs {want}", c.label);
-                }
-            }
+            let stats = dpo_stats(&model, &adapter, None, &pairs, 0.1, &c.device).unwrap();
+            check_dpo_stats(name, c, &stats, &out.losses, &r["dpo"]);
             check_grads("dpo", name, c, &adapter, out.grads, &reference_tensors(name));
         }
+    }
+}
+
+/// Our DPO statistics and per-pair losses against a reference's `dpo` list.
+fn check_dpo_stats(name: &str, c: &Compute, stats: &[DpoStats], losses: &[f64], reference: &Value) {
+    for (i, e) in reference.as_array().unwrap().iter().enumerate() {
+        let s = &stats[i];
+        for (got, key) in [
+            (s.policy_chosen, "policy_logp_chosen"),
+            (s.policy_rejected, "policy_logp_rejected"),
+            (s.ref_chosen, "ref_logp_chosen"),
+            (s.ref_rejected, "ref_logp_rejected"),
+            (s.margin, "implicit_reward_margin"),
+            (s.loss, "loss"),
+            (losses[i], "loss"),
+        ] {
+            // 1e-5, relative to the value once it exceeds 1: summed log-probs of ~40 tokens
+            // reach -110, where f32 itself resolves only ~1e-5.
+            let want = e[key].as_f64().unwrap();
+            let tol = 1e-5 * want.abs().max(1.0);
+            assert!((got - want).abs() <= tol, "{name} pair {i} {key} on {}: {got} vs {want}", c.label);
+        }
+    }
+}
+
+/// DPO measured against an SFT policy (`--dpo-reference`), as TRL does with `ref_model`:
+/// policy = base + a second adapter, reference = base + hf-tiny's adapter. Log-probs, margins,
+/// losses and per-example gradients against PyTorch's float64 values
+/// (tests/fixtures/dpo-reference/make_reference.py). The CPU backend only: the wgpu path runs
+/// the same code, checked against the base-model reference above.
+#[test]
+fn dpo_against_an_sft_reference_matches_pytorch() {
+    let c = Compute::cpu();
+    for name in ["tiny-llama", "tiny-gpt2"] {
+        let (model, sft) = load(name, &c);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dpo-reference").join(name);
+        let policy = LoraAdapter::load(&dir.join("policy"), &model.linears).unwrap();
+        let want: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let pairs = dpo_pairs(&reference_json(name));
+        let dpo = Objective { loss: LossKind::Dpo { beta: 0.1 }, reference: Some(&sft) };
+        let out = per_example_grads(&model, &policy, &pairs, dpo, &c.device).unwrap();
+        let stats = dpo_stats(&model, &policy, Some(&sft), &pairs, 0.1, &c.device).unwrap();
+        check_dpo_stats(name, &c, &stats, &out.losses, &want["dpo"]);
+        check_grads("dpo", name, &c, &policy, out.grads, &f64_tensors(&dir.join("reference.safetensors")));
     }
 }
 

@@ -9,7 +9,7 @@ use gradsift::features::Dtype;
 use gradsift::loss::LossKind;
 use gradsift::pipeline::{self, FeatureOptions, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
 use gradsift::select::Budget;
-use gradsift::train::WarmupOptions;
+use gradsift::train::{DpoReference, WarmupOptions};
 use gradsift::util::SplitMix64;
 
 /// `n` arithmetic pairs, correct answer against an answer that ignores the question; a
@@ -63,6 +63,7 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
         schedule: gradsift::train::Schedule::Linear,
         adamw: Default::default(),
         loss: LossKind::Dpo { beta: 0.1 },
+        reference: None,
         seed: 0,
         max_len: 512,
     };
@@ -131,5 +132,92 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     let header = std::fs::read_to_string(out.join("scores.csv")).unwrap().lines().next().unwrap().to_string();
     assert!(!header.split(',').any(|c| c == "if"), "{header}");
     assert!(!out.join("features/tif").exists(), "no gradient pass for IF");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// IRM through `select` with a DPO reference policy: the policy is a checkpoint, the reference
+/// the SFT adapter it started from, and each pair's score is PyTorch's implicit reward margin
+/// under those two policies (tests/fixtures/dpo-reference). A DPO warmup that starts from the
+/// SFT adapter trains against it and records it, and IRM at its checkpoint takes it from there;
+/// the manifest says which reference and how it was chosen; a method without a DPO loss refuses
+/// one.
+#[test]
+fn irm_measures_against_the_reference_policy() {
+    let c = Compute::cpu();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (tiny, fixture) = (root.join("hf-tiny"), root.join("dpo-reference/tiny-llama"));
+    let sft = tiny.join("tiny-llama/adapter");
+    let spec = ModelSpec {
+        model_dir: tiny.join("tiny-llama"),
+        adapter_dir: Some(sft.clone()),
+        lora_r: 8,
+        lora_alpha: 32.0,
+        lora_targets: vec![],
+        seed: 0,
+        chat_template: Default::default(),
+    };
+    let loaded = pipeline::load(&spec, &c).unwrap();
+    let dir = std::env::temp_dir().join(format!("gradsift-dpo-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = FeatureOptions { max_len: 512, ..FeatureOptions::default() };
+    let pool = [tiny.join("preference.jsonl")];
+    let irm = |name: &str, checkpoint: &std::path::Path, reference: Option<DpoReference>| {
+        let options = MethodOptions { beta: 0.1, dpo_reference: reference, ..Default::default() };
+        let checkpoints = [checkpoint.to_path_buf()];
+        let out = dir.join(name);
+        let s = SelectSpec {
+            pool: &pool,
+            method: MethodSpec::new(Method::Irm, None, &checkpoints, &options).unwrap(),
+            budget: Budget::Fraction(1.0),
+            opts: &opts,
+            out: &out,
+            pool_features: &[],
+        };
+        pipeline::select(&loaded, &s, &c).unwrap();
+        let mut scores = csv::Reader::from_path(out.join("scores.csv")).unwrap();
+        let column = scores.headers().unwrap().iter().position(|h| h == "irm").expect("an irm column");
+        let margins: Vec<f64> = scores.records().map(|r| r.unwrap()[column].parse().unwrap()).collect();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        (margins, m["dpo_reference"].clone())
+    };
+
+    let (margins, reference) = irm("given", &fixture.join("policy"), Some(DpoReference::Adapter(sft.clone())));
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json")).unwrap()).unwrap();
+    for (i, got) in margins.iter().enumerate() {
+        let margin = want["dpo"][i]["implicit_reward_margin"].as_f64().unwrap();
+        assert!((got - margin).abs() <= 1e-5, "pair {i}: margin {got}, PyTorch {margin}");
+    }
+    assert_eq!(reference["policy"]["adapter"], sft.display().to_string(), "{reference}");
+    assert_eq!(reference["chosen"], "given");
+    let (against_base, reference) = irm("base", &fixture.join("policy"), Some(DpoReference::Base));
+    assert_eq!(reference["policy"], "base");
+    assert!(against_base.iter().zip(&margins).any(|(a, b)| (a - b).abs() > 1e-3), "the reference made no difference");
+
+    // A DPO warmup from the SFT adapter trains against it and records it in its checkpoint.
+    let warm = WarmupOptions {
+        fraction: 1.0,
+        epochs: 1,
+        lr: 1e-3,
+        batch_size: 2,
+        warmup_ratio: 0.0,
+        schedule: gradsift::train::Schedule::Linear,
+        adamw: Default::default(),
+        loss: LossKind::Dpo { beta: 0.1 },
+        reference: None,
+        seed: 0,
+        max_len: 512,
+    };
+    let ckpt = pipeline::warmup(&loaded, &pool, &warm, &c, &dir.join("warmup")).unwrap().remove(0);
+    let state = gradsift::train::read_state(&ckpt).unwrap();
+    assert_eq!(state.dpo_reference, Some(DpoReference::Adapter(sft.clone())));
+    let (recorded, reference) = irm("recorded", &ckpt, None);
+    assert!(reference["chosen"].as_str().unwrap().starts_with("recorded in"), "{reference}");
+    assert_eq!(recorded, irm("same", &ckpt, Some(DpoReference::Adapter(sft.clone()))).0);
+
+    let less = MethodOptions { dpo_reference: Some(DpoReference::Adapter(sft)), ..Default::default() };
+    let e = MethodSpec::new(Method::Less, Some(&dir), &[], &less).unwrap_err();
+    assert!(e.to_string().contains("no reference policy"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

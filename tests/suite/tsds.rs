@@ -5,7 +5,7 @@
 use crate::common;
 
 use gradsift::methods::knn::{Exact, GpuKnn};
-use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, TsdsParams};
+use gradsift::methods::tsds::{probabilities, probabilities_with, sample_with_replacement, Density, TsdsParams};
 
 /// The reference's steps, written out plainly; `p` gives K and kde_K (already capped) and σ, α, C.
 fn naive(x: &[f32], n: usize, q: &[f32], m: usize, dim: usize, p: &TsdsParams) -> Vec<f64> {
@@ -131,7 +131,7 @@ fn gpu_neighbours_give_the_same_probabilities() {
         TsdsParams { neighbours: Some(40), kde_neighbours: Some(9), sigma: 1.2, ..Default::default() },
     ] {
         let cpu = probabilities(&x, n, &q, m, dim, &params).unwrap();
-        let gpu = probabilities_with(&x, n, &q, m, dim, &params, &knn).unwrap();
+        let gpu = probabilities_with(&x, n, &q, m, dim, Density::Candidates, &params, &knn).unwrap().probabilities;
         assert_eq!(cpu, gpu, "GPU neighbours changed the probabilities on {}", c.label);
     }
 }
@@ -283,4 +283,73 @@ fn tsds_runs_on_npy_embeddings_alone() {
     assert_eq!(manifest["details"]["neighbours_used"]["k"], 20, "K capped at N/10");
     assert_eq!(manifest["details"]["source"]["npy"].as_array().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rows of `x` (`[n, dim]`) scaled to unit norm.
+fn unit_rows(x: &[f32], dim: usize) -> Vec<f32> {
+    x.chunks_exact(dim)
+        .flat_map(|r| {
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            r.iter().map(move |v| v / norm)
+        })
+        .collect()
+}
+
+/// The density estimate discounts near-duplicates as the reference's does: a planted group of
+/// six near-identical candidates next to the query together gets the probability of ONE
+/// unrelated candidate of the query's list (each copy a sixth), where without the estimate
+/// (σ = 0) it gets six times as much; the reference's steps give the same numbers. Then every
+/// candidate gets a large shared component, as LESS's Adam features share the checkpoint's
+/// m/√v: measured on those vectors every pair falls inside σ and the discount is lost;
+/// measured on the same candidates' own features ([`Density::Rows`], as the pipeline's plain
+/// gradients) it is back. Fixed inputs: the margins are properties, not tolerances.
+#[test]
+fn planted_near_duplicates_weigh_as_one_candidate() {
+    let (spread, dups, dim) = (300usize, 6usize, 32usize);
+    let q = unit_rows(&common::random_vec(dim, 41), dim);
+    // The group near the query (near-copies of one vector), then unrelated unit vectors.
+    let near: Vec<f32> = q.iter().zip(common::random_vec(dim, 42)).map(|(a, b)| a + 0.3 * b).collect();
+    let mut x = Vec::new();
+    for k in 0..dups {
+        let noise = common::random_vec(dim, 100 + k as u64);
+        x.extend(near.iter().zip(noise).map(|(a, b)| a + 1e-3 * b));
+    }
+    x.extend_from_slice(&common::random_vec(spread * dim, 43));
+    let x = unit_rows(&x, dim);
+    let n = dups + spread;
+    let params = |sigma| TsdsParams { neighbours: Some(30), kde_neighbours: Some(30), sigma, ..TsdsParams::default() };
+    // The group's total over the largest probability of one unrelated candidate.
+    let weight = |p: &[f64]| p[..dups].iter().sum::<f64>() / p[dups..].iter().copied().fold(0.0, f64::max);
+
+    let with_kde = probabilities(&x, n, &q, 1, dim, &params(0.75)).unwrap();
+    let without = probabilities(&x, n, &q, 1, dim, &params(0.0)).unwrap();
+    for (ours, sigma) in [(&with_kde, 0.75), (&without, 0.0)] {
+        let want = naive(&x, n, &q, 1, dim, &params(sigma));
+        assert!(ours.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-9), "σ = {sigma}: not the reference's");
+    }
+    eprintln!(
+        "group of {dups} weighs {:.3} candidates with the KDE, {:.3} without",
+        weight(&with_kde),
+        weight(&without)
+    );
+    assert!((weight(&with_kde) - 1.0).abs() <= 0.05, "with the KDE the group weighs {}", weight(&with_kde));
+    assert!(weight(&without) >= 5.0, "without the KDE the group weighs {}", weight(&without));
+
+    // A shared component three times a row's own norm, on every candidate.
+    let shared = unit_rows(&common::random_vec(dim, 44), dim);
+    let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + 3.0 * shared[i % dim]).collect();
+    let shifted = unit_rows(&shifted, dim);
+    let p = &params(0.75);
+    let on_shifted = probabilities(&shifted, n, &q, 1, dim, p).unwrap();
+    let on_own = probabilities_with(&shifted, n, &q, 1, dim, Density::Rows { data: &x, dim }, p, &Exact::Cpu).unwrap();
+    let rho = &on_own.densities;
+    eprintln!(
+        "shared component: the group weighs {:.3} candidates on the shifted vectors, {:.3} on their own (rho {:.2}..{:.2})",
+        weight(&on_shifted),
+        weight(&on_own.probabilities),
+        rho[0],
+        rho[rho.len() - 1]
+    );
+    assert!(weight(&on_shifted) >= 3.0, "the shared component should hide the duplicates: {}", weight(&on_shifted));
+    assert!((weight(&on_own.probabilities) - 1.0).abs() <= 0.05, "{}", weight(&on_own.probabilities));
 }

@@ -41,11 +41,11 @@ fn missing_tools() -> Option<String> {
             .filter(|o| o.status.success())
     };
     if runs("chromium", &["--version"]).is_none() {
-        return Some("no `chromium` (Debian: apt-get install chromium)".into());
+        return Some("no `chromium` (scripts/setup-dev.sh installs it)".into());
     }
-    let targets =
-        runs("rustup", &["target", "list", "--installed"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    if !targets.is_some_and(|t| t.lines().any(|l| l == "wasm32-unknown-unknown")) {
+    // The toolchain's own record of its targets, as scripts/build-web.sh checks it.
+    let sysroot = runs("rustc", &["--print", "sysroot"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if !sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib/wasm32-unknown-unknown").is_dir()) {
         return Some("no wasm32-unknown-unknown target (docs/development.md, Set-up)".into());
     }
     // The page's glue must come from the wasm-bindgen the crate is locked to.
