@@ -125,7 +125,7 @@ pub fn best_adapter(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
 
 /// The adapter `--device auto` picks: like [`best_adapter`], except that a software (CPU-type)
 /// adapter is not taken unless `CUBECL_WGPU_DEFAULT_DEVICE` asks for it: Burn's CPU backend is
-/// about ten times faster than lavapipe (measured in the README).
+/// about ten times faster than lavapipe (measured in docs/performance.md).
 pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
     let explicit = env_override()?.is_some();
     Ok(best_adapter(adapters)?.filter(|&i| explicit || adapters[i].info.device_type != wgpu::DeviceType::Cpu))
@@ -164,7 +164,7 @@ pub struct Compute {
 impl Compute {
     /// The CPU backend: Burn's Flex (pure Rust; with its threads, SIMD kernels and gemm's
     /// AVX-512 kernel it computes gradients at SmolLM2's shape 1.8–2.1× faster than NdArray, see
-    /// README).
+    /// docs/performance.md).
     pub fn cpu() -> Compute {
         Self::cpu_flex()
     }

@@ -53,8 +53,8 @@ impl Throughput {
     }
 }
 
-/// Featurizes the embedded demo pool on `compute` (fresh LoRA r=8 on q/k/v/o, SFT loss).
-/// Before these numbers, the first version projected every batch of 8 separately: see README.
+/// Featurizes the embedded demo pool on `compute` (fresh LoRA r=8 on q/k/v/o, SFT loss): the
+/// rate docs/performance.md reports.
 pub fn featurize_throughput(
     compute: &Compute,
     k: usize,

@@ -115,7 +115,7 @@ pub struct MakeDataArgs {
     /// Pool size (instruction pool and preference pool alike).
     #[arg(long, default_value_t = 1000)]
     pub pool: usize,
-    /// Target tasks, comma-separated (see the task list in README.md).
+    /// Target tasks, comma-separated (the task kinds are listed in docs/guide.md, make-data).
     #[arg(long, value_delimiter = ',', default_value = "add,capital")]
     pub target_tasks: Vec<String>,
     /// Few-shot target examples per target task.

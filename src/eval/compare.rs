@@ -298,6 +298,28 @@ mod tests {
         assert_eq!(sign_flip_p(&[0.0, 0.0]), 1.0, "no difference is no evidence");
     }
 
+    /// Past the exact limit the p-value is a Monte-Carlo estimate: within four standard errors
+    /// of the exact share of the 2^25 patterns, counted here the slow way.
+    #[test]
+    fn sign_flip_p_past_the_exact_limit_estimates_the_exact_one() {
+        let d: Vec<f64> = (0..25).map(|i| ((i * 7 % 11) as f64 - 4.0) * 0.1 + 0.05).collect();
+        let observed: f64 = d.iter().sum();
+        let abs: Vec<f64> = d.iter().map(|x| x.abs()).collect();
+        let extreme = (0u32..1 << 25)
+            .filter(|&s| {
+                abs.iter().enumerate().map(|(i, a)| if s >> i & 1 == 1 { -a } else { *a }).sum::<f64>()
+                    >= observed - 1e-9
+            })
+            .count();
+        let exact = extreme as f64 / (1u64 << 25) as f64;
+        let estimate = sign_flip_p(&d);
+        let se = (exact * (1.0 - exact) / (1u64 << 20) as f64).sqrt();
+        assert!(exact > 0.01 && exact < 0.99, "a p-value away from the ends: {exact}");
+        assert!((estimate - exact).abs() <= 4.0 * se, "estimate {estimate}, exact {exact} (SE {se:.1e})");
+        // Every difference positive: the estimate is floored at one pattern in 2^20 + 1.
+        assert_eq!(sign_flip_p(&[1.0; 30]), 1.0 / ((1u64 << 20) + 1) as f64);
+    }
+
     #[test]
     fn holm_adjusts_step_down() {
         let a = holm(&[0.01, 0.04, 0.03]);

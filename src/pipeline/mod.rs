@@ -165,7 +165,7 @@ impl<'a> Gradients<'a> {
 /// trainer_state.json), else the base model. Returns it with how it was chosen.
 fn resolve_reference(given: Option<&DpoReference>, policy: Option<&Path>) -> Result<(DpoReference, String)> {
     let recorded = match policy {
-        Some(dir) => DpoReference::recorded(dir)?.map(|r| (r, dir)),
+        Some(dir) => train::recorded_reference(dir)?.map(|r| (r, dir)),
         None => None,
     };
     Ok(match (given, recorded) {

@@ -13,4 +13,4 @@ pub use base::{train_base, write_model, BaseOptions, BaseRecord};
 pub use lora_trainer::{LoraTrainer, PassStats};
 pub use reference::DpoReference;
 pub use schedule::{LrSchedule, Schedule};
-pub use warmup::{random_subset, read_state, warmup, CheckpointState, WarmupOptions};
+pub use warmup::{random_subset, read_state, recorded_reference, warmup, CheckpointState, WarmupOptions};

@@ -4,13 +4,13 @@
 //! adapter when the run starts from one. Every DPO quantity (the warmup's loss, ROSE's target
 //! gradients, the TIF family's influence, LossDiff and IRM) must use the same π_ref, so a warmup
 //! records the one it trained against in each checkpoint's trainer_state.json, and whatever
-//! later works at that checkpoint takes it from there unless told otherwise.
+//! later works at that checkpoint takes it from there unless told otherwise
+//! ([`super::warmup::recorded_reference`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::warmup::read_state;
 use crate::error::Result;
 use crate::model::{CausalLm, LoraAdapter};
 
@@ -37,16 +37,6 @@ impl DpoReference {
     /// from one, the base model when it is fresh.
     pub fn start_of(adapter: &LoraAdapter) -> DpoReference {
         adapter.dir.clone().map_or(DpoReference::Base, DpoReference::Adapter)
-    }
-
-    /// The reference the checkpoint in `dir` was trained against, from its trainer_state.json;
-    /// None where `dir` has no such file (an adapter made elsewhere). A DPO warmup saved before
-    /// the reference was recorded trained against the base model.
-    pub fn recorded(dir: &Path) -> Result<Option<DpoReference>> {
-        if !dir.join("trainer_state.json").exists() {
-            return Ok(None);
-        }
-        Ok(Some(read_state(dir)?.dpo_reference.unwrap_or(DpoReference::Base)))
     }
 
     /// The adapter to run beside the base model; None for the base model itself.

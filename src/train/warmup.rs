@@ -151,6 +151,16 @@ pub fn warmup(
     Ok(paths)
 }
 
+/// The DPO reference policy the checkpoint in `dir` was trained against, from its
+/// trainer_state.json; None where `dir` has no such file (an adapter made elsewhere). A DPO
+/// warmup saved before the reference was recorded trained against the base model.
+pub fn recorded_reference(dir: &Path) -> Result<Option<DpoReference>> {
+    if !dir.join("trainer_state.json").exists() {
+        return Ok(None);
+    }
+    Ok(Some(read_state(dir)?.dpo_reference.unwrap_or(DpoReference::Base)))
+}
+
 /// Reads a checkpoint's trainer_state.json.
 pub fn read_state(dir: &Path) -> Result<CheckpointState> {
     let p = dir.join("trainer_state.json");

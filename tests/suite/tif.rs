@@ -31,6 +31,36 @@ fn flipped_pairs(n: usize, flip_rate: f64, seed: u64) -> (String, Vec<bool>) {
     (text, flipped)
 }
 
+/// `model_dir` with `adapter_dir`, or a fresh LoRA (r 8, α 32) without one.
+fn model(model_dir: PathBuf, adapter_dir: Option<PathBuf>) -> ModelSpec {
+    ModelSpec {
+        model_dir,
+        adapter_dir,
+        lora_r: 8,
+        lora_alpha: 32.0,
+        lora_targets: vec![],
+        seed: 0,
+        chat_template: Default::default(),
+    }
+}
+
+/// One epoch of DPO over the whole pool at lr 1e-3, against the policy it starts from.
+fn one_dpo_epoch(batch_size: usize) -> WarmupOptions {
+    WarmupOptions {
+        fraction: 1.0,
+        epochs: 1,
+        lr: 1e-3,
+        batch_size,
+        warmup_ratio: 0.0,
+        schedule: gradsift::train::Schedule::Linear,
+        adamw: Default::default(),
+        loss: LossKind::Dpo { beta: 0.1 },
+        reference: None,
+        seed: 0,
+        max_len: 512,
+    }
+}
+
 #[test]
 fn proxies_keep_cleaner_sets_than_the_pool() {
     let c = Compute::cpu();
@@ -44,29 +74,8 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     std::fs::write(dir.join("val.jsonl"), val_text).unwrap();
     let clean_rate = flipped.iter().filter(|f| !**f).count() as f64 / flipped.len() as f64;
 
-    let spec = ModelSpec {
-        model_dir: assets.model_dir.clone(),
-        adapter_dir: None,
-        lora_r: 8,
-        lora_alpha: 32.0,
-        lora_targets: vec![],
-        seed: 0,
-        chat_template: Default::default(),
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
-    let warm = WarmupOptions {
-        fraction: 1.0,
-        epochs: 1,
-        lr: 1e-3,
-        batch_size: 8,
-        warmup_ratio: 0.0,
-        schedule: gradsift::train::Schedule::Linear,
-        adamw: Default::default(),
-        loss: LossKind::Dpo { beta: 0.1 },
-        reference: None,
-        seed: 0,
-        max_len: 512,
-    };
+    let loaded = pipeline::load(&model(assets.model_dir.clone(), None), &c).unwrap();
+    let warm = one_dpo_epoch(8);
     let ckpt = pipeline::warmup(&loaded, &[dir.join("pool.jsonl")], &warm, &c, &dir.join("warmup")).unwrap();
     let opts = FeatureOptions {
         seed: 0,
@@ -147,16 +156,7 @@ fn irm_measures_against_the_reference_policy() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let (tiny, fixture) = (root.join("hf-tiny"), root.join("dpo-reference/tiny-llama"));
     let sft = tiny.join("tiny-llama/adapter");
-    let spec = ModelSpec {
-        model_dir: tiny.join("tiny-llama"),
-        adapter_dir: Some(sft.clone()),
-        lora_r: 8,
-        lora_alpha: 32.0,
-        lora_targets: vec![],
-        seed: 0,
-        chat_template: Default::default(),
-    };
-    let loaded = pipeline::load(&spec, &c).unwrap();
+    let loaded = pipeline::load(&model(tiny.join("tiny-llama"), Some(sft.clone())), &c).unwrap();
     let dir = std::env::temp_dir().join(format!("gradsift-dpo-reference-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let opts = FeatureOptions { max_len: 512, ..FeatureOptions::default() };
@@ -196,20 +196,7 @@ fn irm_measures_against_the_reference_policy() {
     assert!(against_base.iter().zip(&margins).any(|(a, b)| (a - b).abs() > 1e-3), "the reference made no difference");
 
     // A DPO warmup from the SFT adapter trains against it and records it in its checkpoint.
-    let warm = WarmupOptions {
-        fraction: 1.0,
-        epochs: 1,
-        lr: 1e-3,
-        batch_size: 2,
-        warmup_ratio: 0.0,
-        schedule: gradsift::train::Schedule::Linear,
-        adamw: Default::default(),
-        loss: LossKind::Dpo { beta: 0.1 },
-        reference: None,
-        seed: 0,
-        max_len: 512,
-    };
-    let ckpt = pipeline::warmup(&loaded, &pool, &warm, &c, &dir.join("warmup")).unwrap().remove(0);
+    let ckpt = pipeline::warmup(&loaded, &pool, &one_dpo_epoch(2), &c, &dir.join("warmup")).unwrap().remove(0);
     let state = gradsift::train::read_state(&ckpt).unwrap();
     assert_eq!(state.dpo_reference, Some(DpoReference::Adapter(sft.clone())));
     let (recorded, reference) = irm("recorded", &ckpt, None);

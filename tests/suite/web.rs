@@ -41,7 +41,7 @@ fn missing_tools() -> Option<String> {
             .filter(|o| o.status.success())
     };
     if runs("chromium", &["--version"]).is_none() {
-        return Some("no `chromium` (scripts/setup-dev.sh installs it)".into());
+        return Some("no `chromium` (docs/development.md, Set-up)".into());
     }
     // The toolchain's own record of its targets, as scripts/build-web.sh checks it.
     let sysroot = runs("rustc", &["--print", "sysroot"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
