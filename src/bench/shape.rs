@@ -1,5 +1,5 @@
 //! `gradsift bench --shape NAME`: featurization at a real model's shape. The published config
-//! of SmolLM2-135M, Qwen2.5-0.5B or Llama-3.2-1B gets seeded random weights (N(0, 0.02), bf16
+//! of one of the models users bring (SmolLM2-135M to Llama-3.1-8B) gets seeded random weights (N(0, 0.02), bf16
 //! on disk as the checkpoints ship), written to a temporary directory and loaded the normal
 //! way; a LoRA of realistic size (r = 8 on q/k/v/o) and generated records of a fixed length go
 //! through per-example gradients and the projection, each phase timed, with the peak resident
@@ -29,12 +29,20 @@ pub enum Shape {
     SmolLm2_135m,
     Qwen25_05b,
     Llama32_1b,
+    Qwen25_15b,
+    Llama32_3b,
+    Phi35Mini,
+    Llama31_8b,
 }
 
 crate::choice::choice!(Shape {
     SmolLm2_135m => "smollm2-135m": "SmolLM2-135M: Llama, 30 layers, hidden 576, GQA 9/3, vocab 49,152, tied",
     Qwen25_05b => "qwen2.5-0.5b": "Qwen2.5-0.5B: Qwen2, 24 layers, hidden 896, GQA 14/2, vocab 151,936, q/k/v bias, tied",
     Llama32_1b => "llama-3.2-1b": "Llama-3.2-1B: 16 layers, hidden 2048, GQA 32/8, vocab 128,256, llama3 RoPE, tied",
+    Qwen25_15b => "qwen2.5-1.5b": "Qwen2.5-1.5B: Qwen2, 28 layers, hidden 1536, GQA 12/2, vocab 151,936, q/k/v bias, tied",
+    Llama32_3b => "llama-3.2-3b": "Llama-3.2-3B: 28 layers, hidden 3072, GQA 24/8, vocab 128,256, llama3 RoPE, tied",
+    Phi35Mini => "phi-3.5-mini": "Phi-3.5-mini: Phi-3, 32 layers, hidden 3072, 32 heads, fused qkv and gate_up, vocab 32,064, longrope, untied",
+    Llama31_8b => "llama-3.1-8b": "Llama-3.1-8B: 32 layers, hidden 4096, GQA 32/8, vocab 128,256, llama3 RoPE, untied",
 });
 
 impl Shape {
@@ -63,7 +71,51 @@ impl Shape {
                 "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
                 "torch_dtype": "bfloat16",
             }),
+            Shape::Qwen25_15b => json!({
+                "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
+                "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+                "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+                "max_position_embeddings": 131072, "bos_token_id": 151643, "eos_token_id": 151643,
+                "use_sliding_window": false, "torch_dtype": "bfloat16",
+            }),
+            Shape::Llama32_3b => json!({
+                "model_type": "llama", "vocab_size": 128256, "hidden_size": 3072, "intermediate_size": 8192,
+                "num_hidden_layers": 28, "num_attention_heads": 24, "num_key_value_heads": 8, "head_dim": 128,
+                "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
+                "rope_scaling": { "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192 },
+                "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
+                "torch_dtype": "bfloat16",
+            }),
+            // The published long and short RoPE factors are 48 numbers each; ones here, which
+            // change neither a shape nor a cost.
+            Shape::Phi35Mini => json!({
+                "model_type": "phi3", "vocab_size": 32064, "hidden_size": 3072, "intermediate_size": 8192,
+                "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+                "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+                "rope_scaling": { "type": "longrope", "long_factor": vec![1.0; 48], "short_factor": vec![1.0; 48] },
+                "original_max_position_embeddings": 4096, "max_position_embeddings": 131072,
+                "bos_token_id": 1, "eos_token_id": 32000, "hidden_act": "silu", "torch_dtype": "bfloat16",
+            }),
+            Shape::Llama31_8b => json!({
+                "model_type": "llama", "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+                "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false,
+                "rope_scaling": { "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192 },
+                "max_position_embeddings": 131072, "bos_token_id": 128000, "eos_token_id": 128001,
+                "torch_dtype": "bfloat16",
+            }),
         }
+    }
+
+    /// The LoRA targets of the bench: the attention projections (Phi-3's are fused).
+    pub fn lora_targets(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            Shape::Phi35Mini => &["qkv_proj", "o_proj"],
+            _ => &["q_proj", "k_proj", "v_proj", "o_proj"],
+        };
+        names.iter().map(|s| s.to_string()).collect()
     }
 }
 
@@ -80,20 +132,29 @@ fn tensors(config: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
     );
     let hd = config["head_dim"].as_u64().map_or(h / heads, |d| d as usize);
     let bias = config["model_type"] == "qwen2";
+    let fused = config["model_type"] == "phi3";
     let mut t = vec![("model.embed_tokens.weight".to_string(), vec![vocab, h])];
     for l in 0..layers {
         let p = format!("model.layers.{l}");
-        for (name, shape) in [
-            ("self_attn.q_proj.weight", vec![heads * hd, h]),
-            ("self_attn.k_proj.weight", vec![kv * hd, h]),
-            ("self_attn.v_proj.weight", vec![kv * hd, h]),
+        let projections = match fused {
+            true => vec![
+                ("self_attn.qkv_proj.weight", vec![(heads + 2 * kv) * hd, h]),
+                ("mlp.gate_up_proj.weight", vec![2 * inter, h]),
+            ],
+            false => vec![
+                ("self_attn.q_proj.weight", vec![heads * hd, h]),
+                ("self_attn.k_proj.weight", vec![kv * hd, h]),
+                ("self_attn.v_proj.weight", vec![kv * hd, h]),
+                ("mlp.gate_proj.weight", vec![inter, h]),
+                ("mlp.up_proj.weight", vec![inter, h]),
+            ],
+        };
+        for (name, shape) in projections.into_iter().chain([
             ("self_attn.o_proj.weight", vec![h, heads * hd]),
-            ("mlp.gate_proj.weight", vec![inter, h]),
-            ("mlp.up_proj.weight", vec![inter, h]),
             ("mlp.down_proj.weight", vec![h, inter]),
             ("input_layernorm.weight", vec![h]),
             ("post_attention_layernorm.weight", vec![h]),
-        ] {
+        ]) {
             t.push((format!("{p}.{name}"), shape));
         }
         if bias {
@@ -103,6 +164,9 @@ fn tensors(config: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
         }
     }
     t.push(("model.norm.weight".to_string(), vec![h]));
+    if config["tie_word_embeddings"] != true {
+        t.push(("lm_head.weight".to_string(), vec![vocab, h]));
+    }
     t
 }
 
@@ -300,8 +364,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
     super::reset_peak_rss();
     let t = Instant::now();
     let model = CausalLm::load(&o.dir, &c.device)?;
-    let targets = ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from);
-    let adapter = LoraAdapter::fresh(&model.linears, 8, 16.0, &targets, 0)?;
+    let adapter = LoraAdapter::fresh(&model.linears, 8, 16.0, &o.shape.lora_targets(), 0)?;
     phases.push(("load", t.elapsed().as_secs_f64()));
     let config = o.shape.config();
     let data = records(o.examples, o.seq_len, model.config.vocab_size, 7);
@@ -370,6 +433,10 @@ mod tests {
             (Shape::SmolLm2_135m, 134_515_008u64),
             (Shape::Qwen25_05b, 494_032_768),
             (Shape::Llama32_1b, 1_235_814_400),
+            (Shape::Qwen25_15b, 1_543_714_304),
+            (Shape::Llama32_3b, 3_212_749_824),
+            (Shape::Phi35Mini, 3_821_079_552),
+            (Shape::Llama31_8b, 8_030_261_248),
         ] {
             let config = shape.config();
             let n: u64 = tensors(&config).iter().map(|(_, s)| s.iter().product::<usize>() as u64).sum();

@@ -212,6 +212,10 @@ pub struct BenchArgs {
     /// Skip the wgpu adapters.
     #[arg(long)]
     pub cpu_only: bool,
+    /// Time only the CPU backend that computes (Flex), not NdArray beside it (halves a large
+    /// shape's run).
+    #[arg(long)]
+    pub single_cpu: bool,
     /// Benchmark LESS scoring of a synthetic feature matrix on disk instead (time, and how far
     /// peak memory rises: the scorers stream the pool a block at a time).
     #[arg(long)]
@@ -226,7 +230,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     pub targets: usize,
     /// Featurize at a real model's shape instead: its published config with seeded random
-    /// weights (generated once into the temporary directory, bf16), LoRA r = 8 on q/k/v/o.
+    /// weights (generated once into the temporary directory, bf16), LoRA r = 8 on the attention projections.
     #[arg(long, value_parser = choice::<Shape>())]
     pub shape: Option<Shape>,
     /// --shape: tokens per generated record.

@@ -205,7 +205,7 @@ pub fn warmup(a: WarmupArgs) -> Result<()> {
 pub fn bench(a: BenchArgs) -> Result<()> {
     // The scoring bench needs one CPU backend: the CPU scorer is plain Rust, whatever the
     // tensor backend.
-    let (backends, skipped) = gradsift::bench::backends(!a.scoring, a.cpu_only);
+    let (backends, skipped) = gradsift::bench::backends(!a.scoring && !a.single_cpu, a.cpu_only);
     for (adapter, why) in skipped {
         say(format_args!("{adapter}: skipped ({why})"))?;
     }

@@ -152,13 +152,18 @@ pub fn warmup(
 }
 
 /// The DPO reference policy the checkpoint in `dir` was trained against, from its
-/// trainer_state.json; None where `dir` has no such file (an adapter made elsewhere). A DPO
-/// warmup saved before the reference was recorded trained against the base model.
+/// trainer_state.json; None where `dir` has no such file (an adapter made elsewhere) or its
+/// warmup was SFT. A DPO warmup saved before the reference was recorded trained against the
+/// base model.
 pub fn recorded_reference(dir: &Path) -> Result<Option<DpoReference>> {
     if !dir.join("trainer_state.json").exists() {
         return Ok(None);
     }
-    Ok(Some(read_state(dir)?.dpo_reference.unwrap_or(DpoReference::Base)))
+    let state = read_state(dir)?;
+    Ok(match state.options.loss {
+        LossKind::Dpo { .. } => Some(state.dpo_reference.unwrap_or(DpoReference::Base)),
+        LossKind::Sft | LossKind::SftSum => None,
+    })
 }
 
 /// Reads a checkpoint's trainer_state.json.
