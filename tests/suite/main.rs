@@ -4,10 +4,6 @@
 
 mod common;
 
-// The browser page's test sorts first on purpose: libtest starts tests in name order, and the
-// page (its wasm build, then minutes in a software WebGPU) then runs beside the others instead
-// of alone at the end.
-mod browser;
 mod chat;
 mod cli;
 mod demo;
@@ -24,3 +20,4 @@ mod suite_data;
 mod tif;
 mod training;
 mod tsds;
+mod web;

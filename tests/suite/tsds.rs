@@ -200,14 +200,24 @@ fn ivf_scanning_every_cell_is_exact_and_default_probes_recall_most() {
     assert_eq!(cpu_index.nlist(), 35, "√5000 / 2 cells");
     // Every cell probed: exact.
     assert_eq!(cpu_index.search(&x, &q, m, k, 35, &Exact::Cpu).unwrap(), exact);
-    // The reference's 10 probes: approximate, most neighbours found.
+    // The reference's 10 probes: approximate, every query still gets k neighbours.
     let approx = cpu_index.search(&x, &q, m, k, 10, &Exact::Cpu).unwrap();
-    let found: usize =
-        approx.iter().zip(&exact).map(|(a, e)| a.iter().filter(|(_, i)| e.iter().any(|(_, j)| j == i)).count()).sum();
-    let recall = found as f64 / (m * k) as f64;
-    eprintln!("IVF nlist 35, nprobe 10: recall@{k} = {recall:.3}");
-    assert!(recall >= 0.9, "recall {recall}");
     assert!(approx.iter().all(|a| a.len() == k), "every query gets k neighbours");
+    // Recall is a property of the data, not a law: measured on fixed inputs, so the assertion
+    // cannot fail on an unlucky draw.
+    let (fx, fq) = (clustered(n, 30, dim, 17), clustered(m, 7, dim, 22));
+    let fixed_exact: Vec<_> = (0..m).map(|j| brute_nearest(&fx, &all, &fq[j * dim..(j + 1) * dim], dim, k)).collect();
+    let fixed = IvfIndex::build(&fx, &all, dim, &IvfParams { seed: 3, ..Default::default() }, &Exact::Cpu).unwrap();
+    let found: usize = fixed
+        .search(&fx, &fq, m, k, 10, &Exact::Cpu)
+        .unwrap()
+        .iter()
+        .zip(&fixed_exact)
+        .map(|(a, e)| a.iter().filter(|(_, i)| e.iter().any(|(_, j)| j == i)).count())
+        .sum();
+    let recall = found as f64 / (m * k) as f64;
+    eprintln!("IVF nlist 35, nprobe 10, fixed inputs: recall@{k} = {recall:.3}");
+    assert!(recall >= 0.9, "recall {recall}");
     // The same index and answers when the assignments run on the GPU.
     if let Some(g) = gpu.as_ref() {
         let gpu_index = IvfIndex::build(&x, &all, dim, &p, g).unwrap();
