@@ -6,23 +6,24 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::{LinearBuilder, LoraRuntime};
+use super::output::OutputHead;
 use super::positions::PositionCache;
+use super::Decoder;
 use crate::error::{Error, Result};
 
-/// The GPT-2 stack and tied head.
+/// The GPT-2 stack (its head, tied to `wte`, is the model's [`OutputHead`]).
 pub struct Gpt2 {
     hidden: usize,
     wte: Tensor<2>,
     wpe: Tensor<2>,
     blocks: Vec<Block>,
     ln_f: Norm,
-    lm_head: Tensor<2>,
     positions: PositionCache,
 }
 
 impl Gpt2 {
     /// Builds the model; accepts names with or without the `transformer.` prefix.
-    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<(Self, OutputHead)> {
         let pre = if lb.weights.contains("wte.weight") { "" } else { "transformer." };
         let (h, eps) = (cfg.hidden, cfg.norm_eps);
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
@@ -86,12 +87,14 @@ impl Gpt2 {
             b: lb.vector(&format!("{pre}ln_f.bias"), h)?,
             eps,
         };
-        let lm_head = wte.clone().transpose();
-        Ok(Gpt2 { hidden: h, wte, wpe, blocks, ln_f, lm_head, positions: PositionCache::new(None, None, None) })
+        let head = OutputHead { weight: wte.clone().transpose(), bias: None, softcap: cfg.final_softcap };
+        Ok((Gpt2 { hidden: h, wte, wpe, blocks, ln_f, positions: PositionCache::new(None, None, None) }, head))
     }
+}
 
+impl Decoder for Gpt2 {
     /// Final hidden states `[B, T, H]` (after `ln_f`).
-    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
         let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
@@ -100,10 +103,5 @@ impl Gpt2 {
             x = blk.forward(x, &pos, lora);
         }
         self.ln_f.forward(x)
-    }
-
-    /// The output projection `[H, V]`.
-    pub fn lm_head(&self) -> &Tensor<2> {
-        &self.lm_head
     }
 }

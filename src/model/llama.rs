@@ -11,24 +11,25 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, QkNorms, Qkv};
 use super::config::{Arch, ModelConfig, QkNorm};
 use super::linear::{LinearBuilder, LoraRuntime};
+use super::output::OutputHead;
 use super::positions::{PositionCache, Rope};
 use super::rope::RopeSpec;
+use super::Decoder;
 use crate::error::Result;
 
-/// The decoder stack and head.
+/// The decoder stack (its output head is the model's [`OutputHead`]).
 pub struct Llama {
     hidden: usize,
     embed: Tensor<2>,
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: Norm,
-    lm_head: Tensor<2>,
     positions: PositionCache,
 }
 
 impl Llama {
-    /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+    /// Builds the stack and its output head from checkpoint tensors.
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<(Self, OutputHead)> {
         let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
         let gemma = cfg.arch.is_gemma();
         // Gemma scales by (1 + w): folded into the weight once, here.
@@ -135,21 +136,23 @@ impl Llama {
         };
         let rope = |spec: RopeSpec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype };
         let full_rope = cfg.rope.clone().map(rope);
-        Ok(Llama {
+        let stack = Llama {
             hidden: h,
             embed,
             // The tied head uses the embeddings unscaled.
             embed_scale: cfg.embed_scale,
             blocks,
             norm,
-            lm_head,
             positions: PositionCache::new(full_rope, cfg.sliding_rope.clone().map(rope), cfg.sliding_window),
-        })
+        };
+        Ok((stack, OutputHead { weight: lm_head, bias: None, softcap: cfg.final_softcap }))
     }
+}
 
+impl Decoder for Llama {
     /// Final hidden states `[B, T, H]` (after the last norm, into which Granite's logit divisor
     /// is folded) of rows holding `lengths` real tokens each.
-    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
         let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
@@ -160,10 +163,5 @@ impl Llama {
             x = blk.forward(x, &pos, lora);
         }
         self.norm.forward(x)
-    }
-
-    /// The output projection `[H, V]`.
-    pub fn lm_head(&self) -> &Tensor<2> {
-        &self.lm_head
     }
 }

@@ -31,13 +31,12 @@ pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTe
 
 use crate::error::{Error, Result};
 
-// Built once and never moved in bulk: boxing the larger variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Body {
-    Llama(llama::Llama),
-    Gpt2(gpt2::Gpt2),
-    Neox(neox::GptNeox),
-    Phi(phi::Phi),
+/// What every family's network is to [`CausalLm`]: token ids in, final hidden states out.
+/// Each family's `load` builds one and the model's [`OutputHead`] beside it, so the model
+/// dispatches once, when it is built.
+trait Decoder {
+    /// Final hidden states `[B, T, H]` of `ids` `[B, T]`, rows holding `lengths` real tokens.
+    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3>;
 }
 
 /// A causal language model loaded from a HF directory onto a device.
@@ -51,7 +50,7 @@ pub struct CausalLm {
     pub files: Vec<PathBuf>,
     /// Checkpoint tensors the architecture did not use.
     pub unused: Vec<String>,
-    body: Body,
+    body: Box<dyn Decoder>,
     head: OutputHead,
 }
 
@@ -76,21 +75,17 @@ impl CausalLm {
         trainable: bool,
     ) -> Result<(Self, Vec<Leaf>)> {
         let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
-        let body = match config.arch {
-            Arch::Gpt2 => Body::Gpt2(gpt2::Gpt2::load(&config, &mut lb)?),
-            Arch::GptNeox => Body::Neox(neox::GptNeox::load(&config, &mut lb)?),
-            Arch::Phi => Body::Phi(phi::Phi::load(&config, &mut lb)?),
+        fn boxed<D: Decoder + 'static>((d, head): (D, OutputHead)) -> (Box<dyn Decoder>, OutputHead) {
+            (Box::new(d), head)
+        }
+        let (body, head) = match config.arch {
+            Arch::Gpt2 => boxed(gpt2::Gpt2::load(&config, &mut lb)?),
+            Arch::GptNeox => boxed(neox::GptNeox::load(&config, &mut lb)?),
+            Arch::Phi => boxed(phi::Phi::load(&config, &mut lb)?),
             // Every other family is a variation of the Llama block.
-            _ => Body::Llama(llama::Llama::load(&config, &mut lb)?),
+            _ => boxed(llama::Llama::load(&config, &mut lb)?),
         };
         let (linears, leaves) = (lb.infos, lb.leaves);
-        let (weight, bias) = match &body {
-            Body::Llama(m) => (m.lm_head().clone(), None),
-            Body::Gpt2(m) => (m.lm_head().clone(), None),
-            Body::Neox(m) => (m.lm_head().clone(), None),
-            Body::Phi(m) => (m.lm_head().clone(), Some(m.lm_head_bias().clone())),
-        };
-        let head = OutputHead { weight, bias, softcap: config.final_softcap };
         let model = CausalLm {
             config,
             linears,
@@ -109,12 +104,7 @@ impl CausalLm {
     /// the batch around it.
     pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         debug_assert_eq!(ids.dims()[0], lengths.len(), "one length per row");
-        match &self.body {
-            Body::Llama(m) => m.hidden(ids, lengths, lora),
-            Body::Gpt2(m) => m.hidden(ids, lengths, lora),
-            Body::Neox(m) => m.hidden(ids, lengths, lora),
-            Body::Phi(m) => m.hidden(ids, lengths, lora),
-        }
+        self.body.hidden(ids, lengths, lora)
     }
 
     /// The output head: logits are `hidden · W (+ b)`, soft-capped where the config says so.

@@ -8,22 +8,23 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::{LinearBuilder, LoraRuntime};
+use super::output::OutputHead;
 use super::positions::{PositionCache, Rope};
+use super::Decoder;
 use crate::error::Result;
 
-/// The GPT-NeoX stack and head.
+/// The GPT-NeoX stack (its head is the model's [`OutputHead`]).
 pub struct GptNeox {
     hidden: usize,
     embed: Tensor<2>,
     blocks: Vec<Block>,
     final_norm: Norm,
-    lm_head: Tensor<2>,
     positions: PositionCache,
 }
 
 impl GptNeox {
     /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<(Self, OutputHead)> {
         let (h, eps) = (cfg.hidden, cfg.norm_eps);
         let layer_norm = |lb: &mut LinearBuilder<'_>, name: &str| -> Result<Norm> {
             Ok(Norm::Layer {
@@ -78,12 +79,15 @@ impl GptNeox {
             }
         };
         let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
-        Ok(GptNeox { hidden: h, embed, blocks, final_norm, lm_head, positions: PositionCache::new(rope, None, None) })
+        let head = OutputHead { weight: lm_head, bias: None, softcap: cfg.final_softcap };
+        Ok((GptNeox { hidden: h, embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
     }
+}
 
+impl Decoder for GptNeox {
     /// Final hidden states `[B, T, H]` (after the final norm) of rows holding `lengths` real
     /// tokens each.
-    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
         let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
@@ -91,10 +95,5 @@ impl GptNeox {
             x = blk.forward(x, &pos, lora);
         }
         self.final_norm.forward(x)
-    }
-
-    /// The output projection `[H, V]`.
-    pub fn lm_head(&self) -> &Tensor<2> {
-        &self.lm_head
     }
 }

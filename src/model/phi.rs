@@ -8,23 +8,23 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::{LinearBuilder, LoraRuntime};
+use super::output::OutputHead;
 use super::positions::{PositionCache, Rope};
+use super::Decoder;
 use crate::error::Result;
 
-/// The Phi stack and head.
+/// The Phi stack (its biased head is the model's [`OutputHead`]).
 pub struct Phi {
     hidden: usize,
     embed: Tensor<2>,
     blocks: Vec<Block>,
     final_norm: Norm,
-    lm_head: Tensor<2>,
-    lm_head_bias: Tensor<1>,
     positions: PositionCache,
 }
 
 impl Phi {
     /// Builds the model from checkpoint tensors.
-    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<Self> {
+    pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<(Self, OutputHead)> {
         let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
         let layer_norm = |lb: &mut LinearBuilder<'_>, name: &str| -> Result<Norm> {
             Ok(Norm::Layer {
@@ -82,20 +82,15 @@ impl Phi {
         };
         let lm_head_bias = lb.vector("lm_head.bias", cfg.vocab_size)?;
         let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
-        Ok(Phi {
-            hidden: h,
-            embed,
-            blocks,
-            final_norm,
-            lm_head,
-            lm_head_bias,
-            positions: PositionCache::new(rope, None, None),
-        })
+        let head = OutputHead { weight: lm_head, bias: Some(lm_head_bias), softcap: cfg.final_softcap };
+        Ok((Phi { hidden: h, embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
     }
+}
 
+impl Decoder for Phi {
     /// Final hidden states `[B, T, H]` (after the final norm) of rows holding `lengths` real
     /// tokens each.
-    pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
         let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
@@ -103,15 +98,5 @@ impl Phi {
             x = blk.forward(x, &pos, lora);
         }
         self.final_norm.forward(x)
-    }
-
-    /// The output projection `[H, V]`.
-    pub fn lm_head(&self) -> &Tensor<2> {
-        &self.lm_head
-    }
-
-    /// The output head's bias `[V]`.
-    pub fn lm_head_bias(&self) -> &Tensor<1> {
-        &self.lm_head_bias
     }
 }
