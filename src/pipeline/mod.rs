@@ -154,7 +154,8 @@ pub struct Gradients<'a> {
 }
 
 impl<'a> Gradients<'a> {
-    /// The plain gradients (`sgd`) against the base model.
+    /// The plain gradients (`sgd`), with DPO's reference policy as [`Self::dpo_reference`]
+    /// defaults.
     pub fn plain(data: &'a Path, loss: LossKind) -> Self {
         Gradients { data, loss, grad_type: GradType::Sgd, dpo_reference: None }
     }
