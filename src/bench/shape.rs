@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::features::rng::fmix32;
 use crate::features::{Dtype, ProjectionKind, Projector};
 use crate::loss::{per_example_grads, LossKind};
-use crate::model::{CausalLm, LoraAdapter};
+use crate::model::{Backprop, CausalLm, LoraAdapter};
 
 /// The shapes, as their config.json files publish them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +234,8 @@ pub struct ShapeRun {
     pub batch: usize,
     pub proj_dim: usize,
     pub projection: ProjectionKind,
+    /// How the gradient passes ran (whole or layerwise: `auto` resolved).
+    pub backprop: Backprop,
     /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
     /// the records, no gradients), gradients (forward + backward), projection, store write.
     pub phases: Vec<(&'static str, f64)>,
@@ -256,7 +258,7 @@ impl ShapeRun {
         let achieved = self.flops / grad / 1e9;
         vec![
             format!(
-                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, {} projection k = {}",
+                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {} projection k = {}",
                 self.shape.name(),
                 self.device,
                 self.params as f64 / 1e6,
@@ -264,6 +266,7 @@ impl ShapeRun {
                 self.examples,
                 self.seq_len,
                 self.batch,
+                self.backprop.name(),
                 self.projection.name(),
                 self.proj_dim
             ),
@@ -344,6 +347,7 @@ pub struct ShapeOptions {
     pub projection: ProjectionKind,
     pub proj_nnz: usize,
     pub examples: usize,
+    pub backprop: Backprop,
     /// Where the generated checkpoint goes (reused when it is there).
     pub dir: PathBuf,
 }
@@ -363,7 +367,8 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
     phases.push(("write", t.elapsed().as_secs_f64()));
     super::reset_peak_rss();
     let t = Instant::now();
-    let model = CausalLm::load(&o.dir, &c.device)?;
+    let mut model = CausalLm::load(&o.dir, &c.device)?;
+    model.backprop = o.backprop;
     let adapter = LoraAdapter::fresh(&model.linears, 8, 16.0, &o.shape.lora_targets(), 0)?;
     phases.push(("load", t.elapsed().as_secs_f64()));
     let config = o.shape.config();
@@ -414,6 +419,10 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
         batch: o.batch,
         proj_dim: o.proj_dim,
         projection: o.projection,
+        backprop: match model.backprop.layerwise(&model, o.batch.min(o.examples), o.seq_len) {
+            true => Backprop::Layerwise,
+            false => Backprop::Whole,
+        },
         flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
         phases,
         matmul_gflops,

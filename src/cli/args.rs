@@ -11,6 +11,7 @@ use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
 use gradsift::features::{Dtype, FeatureOptions, Pooling, ProjectionKind};
 use gradsift::methods::prism::PairWeights;
+use gradsift::model::Backprop;
 use gradsift::pipeline::{GradType, Method, TsdsDensity};
 use gradsift::train::{DpoReference, Schedule};
 
@@ -239,6 +240,9 @@ pub struct BenchArgs {
     /// --shape: generated records.
     #[arg(long, default_value_t = 16)]
     pub examples: usize,
+    /// --shape: how the gradient passes keep what their backward pass needs.
+    #[arg(long, value_parser = choice::<Backprop>(), default_value = "auto")]
+    pub backprop: Backprop,
 }
 
 #[derive(Args)]
@@ -273,6 +277,10 @@ pub struct ModelArgs {
     /// Chat template for chat records: a Jinja file, or `none` [default: the model's own].
     #[arg(long, value_name = "FILE|none")]
     pub chat_template: Option<PathBuf>,
+    /// How gradient passes keep what their backward pass needs: layerwise holds one block at a
+    /// time (memory linear in the sequence length) for one more forward pass.
+    #[arg(long, value_parser = choice::<Backprop>(), default_value = "auto")]
+    pub backprop: Backprop,
 }
 
 #[derive(Args)]

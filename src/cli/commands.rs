@@ -222,6 +222,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             projection: a.projection,
             proj_nnz: a.proj_nnz,
             examples: a.examples,
+            backprop: a.backprop,
             dir: std::env::temp_dir().join(format!("gradsift-bench-{}", shape.name())),
         };
         for c in &backends {

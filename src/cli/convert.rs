@@ -65,6 +65,7 @@ impl ModelArgs {
             lora_targets: self.lora_targets.clone(),
             seed,
             chat_template: self.chat_template(),
+            backprop: self.backprop,
         }
     }
 }

@@ -205,23 +205,34 @@ pub async fn per_example_grads_async<'a>(
     let owner_t: Tensor<1, Int> =
         Tensor::from_data(TensorData::new(owner.iter().map(|&o| o as i64).collect::<Vec<_>>(), [owner.len()]), device);
     let identity = owner.len() == e;
-    let mut leaves = Vec::with_capacity(adapter.modules.len());
-    let mut branches: Vec<Option<Branch>> = (0..model.linears.len()).map(|_| None).collect();
+    // Per module, A's copies `[E, in, r]` then B's `[E, r, out]`.
+    let mut leaves = Vec::with_capacity(2 * adapter.modules.len());
     for m in &adapter.modules {
         let (a, b) = adapter.module_tensors(m, device);
         let (d_in, d_out, r) = (m.a.shape[1], m.b.shape[0], m.rank);
-        let a_leaf = a.reshape([1, d_in, r]).repeat_dim(0, e).detach().require_grad();
-        let b_leaf = b.reshape([1, r, d_out]).repeat_dim(0, e).detach().require_grad();
-        let (a_seq, b_seq) = if identity {
-            (a_leaf.clone(), b_leaf.clone())
-        } else {
-            (a_leaf.clone().select(0, owner_t.clone()), b_leaf.clone().select(0, owner_t.clone()))
-        };
-        branches[m.linear] = Some(Branch { a: a_seq, b: b_seq, scale: m.scale });
-        leaves.push((a_leaf, b_leaf));
+        leaves.push(a.reshape([1, d_in, r]).repeat_dim(0, e).detach().require_grad());
+        leaves.push(b.reshape([1, r, d_out]).repeat_dim(0, e).detach().require_grad());
     }
-    let lora = LoraRuntime::new(branches);
-    let h = model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora));
+    // The branches of one forward pass: sequence s reads its owner's copies.
+    let runtime = || {
+        let mut branches: Vec<Option<Branch>> = (0..model.linears.len()).map(|_| None).collect();
+        for (m, ab) in adapter.modules.iter().zip(leaves.chunks_exact(2)) {
+            let per_seq = |leaf: &Tensor<3>| match identity {
+                true => leaf.clone(),
+                false => leaf.clone().select(0, owner_t.clone()),
+            };
+            branches[m.linear] = Some(Branch { a: per_seq(&ab[0]), b: per_seq(&ab[1]), scale: m.scale });
+        }
+        LoraRuntime::new(branches)
+    };
+    let layerwise = model.backprop.layerwise(model, seqs.len(), batch.ids.dims()[1]);
+    let (h, kept) = match layerwise {
+        true => {
+            let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &runtime());
+            (h, Some(kept))
+        }
+        false => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&runtime())), None),
+    };
     let pass = head_pass_async(model.head(), h.clone(), &batch, true).await;
     let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());
     // ∂(Σ L)/∂h = Σ_s slope_s · ∂logp_s/∂h; backpropagating Σ h ⊙ that from h gives the
@@ -233,14 +244,23 @@ pub async fn per_example_grads_async<'a>(
         g.iter_mut().for_each(|x| *x *= k);
     }
     let seed = Tensor::<3>::from_data(TensorData::new(seed, h.dims()), device);
-    let grads = (h * seed).sum().backward();
+    let leaf_grads = match kept {
+        Some(kept) => model.backward_kept(kept, seed, runtime, &leaves),
+        None => {
+            let mut grads = (h * seed).sum().backward();
+            leaves.iter().map(|leaf| leaf.grad_remove(&mut grads)).collect()
+        }
+    };
 
-    let mut parts = Vec::with_capacity(2 * leaves.len());
-    for ((a_leaf, b_leaf), m) in leaves.iter().zip(&adapter.modules) {
+    let mut parts = Vec::with_capacity(leaves.len());
+    let mut leaf_grads = leaf_grads.into_iter();
+    for m in &adapter.modules {
         let (d_in, d_out, r) = (m.a.shape[1], m.b.shape[0], m.rank);
-        let ga = a_leaf.grad(&grads).unwrap_or_else(|| Tensor::zeros([e, d_in, r], &device.clone().without_autodiff()));
-        let gb =
-            b_leaf.grad(&grads).unwrap_or_else(|| Tensor::zeros([e, r, d_out], &device.clone().without_autodiff()));
+        let mut next = |dims: [usize; 3]| {
+            let g = leaf_grads.next().expect("two leaves per module");
+            g.unwrap_or_else(|| Tensor::zeros(dims, &device.clone().without_autodiff()))
+        };
+        let (ga, gb) = (next([e, d_in, r]), next([e, r, d_out]));
         // PEFT layouts: A [r, in], B [out, r], row-major.
         parts.push(ga.swap_dims(1, 2).reshape([e, r * d_in]));
         parts.push(gb.swap_dims(1, 2).reshape([e, d_out * r]));

@@ -5,6 +5,7 @@
 
 use burn::prelude::*;
 
+use super::blocked_attention;
 use super::config::Activation;
 use super::linear::{Linear, LoraRuntime};
 use super::nn;
@@ -74,8 +75,35 @@ pub struct Attention {
     pub sliding: bool,
 }
 
+/// How a block computes attention from its queries, keys and values.
+pub enum Attend<'a> {
+    /// Through whole `[B, H, T, T]` score tensors when any of q, k, v is tracked (autodiff
+    /// differentiates them), else a block of queries at a time ([`blocked_attention::forward`]): the same
+    /// values with memory linear in T.
+    Auto,
+    /// Blocked on the values of q, k and v, with q, k, v (tracked) and the output kept for
+    /// [`blocked_attention::backward`]; the output continues as a fresh gradient leaf.
+    Recorded(&'a mut Option<Recorded>),
+}
+
+/// What [`Attend::Recorded`] keeps of one layer's attention.
+pub struct Recorded {
+    /// `[B, H, T, hd]`, tracked back to the layer's input and LoRA weights.
+    pub q: Tensor<4>,
+    /// `[B, KV, T, hd]`, tracked.
+    pub k: Tensor<4>,
+    /// `[B, KV, T, hd]`, tracked.
+    pub v: Tensor<4>,
+    /// The attention output `[B, H, T, hd]`, without autodiff.
+    pub out: Tensor<4>,
+    /// The same values as a gradient leaf: ∂L/∂out is read from it after the backward pass.
+    pub leaf: Tensor<4>,
+}
+
 impl Attention {
-    pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> Tensor<3> {
+    /// Queries `[B, H, T, hd]`, keys and values `[B, KV, T, hd]` of the (normed) input:
+    /// projected, normed where the family norms them, and rotated.
+    fn project(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let (hd, kv) = (self.head_dim, self.kv_heads);
         let (q, k, v) = match &self.qkv {
             Qkv::Separate { q, k, v } => (q.forward(x.clone(), lora), k.forward(x.clone(), lora), v.forward(x, lora)),
@@ -111,13 +139,56 @@ impl Attention {
             q = nn::apply_rope(q, cos, sin);
             k = nn::apply_rope(k, cos, sin);
         }
-        let rep = self.heads / kv;
-        let mask = match (&pos.window_mask, self.sliding) {
+        (q, k, v)
+    }
+
+    /// The causal mask of this layer (the window's on sliding layers).
+    pub fn mask<'p>(&self, pos: &'p Positions) -> &'p Tensor<4> {
+        match (&pos.window_mask, self.sliding) {
             (Some(m), true) => m,
             _ => &pos.mask,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>, attend: Attend<'_>) -> Tensor<3> {
+        let (q, k, v) = self.project(x, pos, lora);
+        let [b, h, t, hd] = q.dims();
+        let mask = self.mask(pos);
+        let blocked = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
+            let values = |x: Tensor<4>| x.without_autodiff();
+            let mask = mask.clone().without_autodiff();
+            blocked_attention::forward(
+                blocked_attention::BLOCK,
+                values(q),
+                values(k),
+                values(v),
+                &mask,
+                self.scale,
+                self.softcap,
+            )
         };
-        let a = nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap);
-        self.o.forward(a, lora)
+        let a = match attend {
+            Attend::Auto if q.is_tracked() || k.is_tracked() || v.is_tracked() => {
+                let rep = h / self.kv_heads;
+                nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap)
+            }
+            Attend::Auto => {
+                let autodiff = q.is_autodiff();
+                let out = blocked(q, k, v);
+                if autodiff {
+                    out.autodiff()
+                } else {
+                    out
+                }
+            }
+            Attend::Recorded(slot) => {
+                let out = blocked(q.clone(), k.clone(), v.clone());
+                let leaf = out.clone().autodiff().require_grad();
+                *slot = Some(Recorded { q, k, v, out, leaf: leaf.clone() });
+                leaf
+            }
+        };
+        self.o.forward(a.swap_dims(1, 2).reshape([b, t, h * hd]), lora)
     }
 }
 
@@ -179,7 +250,7 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>, attend: Attend<'_>) -> Tensor<3> {
         let norm = |norm: &Option<Norm>, y: Tensor<3>| match norm {
             Some(n) => n.forward(y),
             None => y,
@@ -189,7 +260,7 @@ impl Block {
             1.0 => norm(n, y),
             s => norm(n, y).mul_scalar(s),
         };
-        let attn = out(&self.attn_out_norm, self.attn.forward(norm(&self.attn_norm, x.clone()), pos, lora));
+        let attn = out(&self.attn_out_norm, self.attn.forward(norm(&self.attn_norm, x.clone()), pos, lora, attend));
         if self.parallel {
             return x.clone() + attn + out(&self.mlp_out_norm, self.mlp.forward(norm(&self.mlp_norm, x), lora));
         }

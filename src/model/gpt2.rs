@@ -5,9 +5,9 @@ use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
-use super::linear::{LinearBuilder, LoraRuntime};
+use super::linear::LinearBuilder;
 use super::output::OutputHead;
-use super::positions::PositionCache;
+use super::positions::{PositionCache, Positions};
 use super::Decoder;
 use crate::error::{Error, Result};
 
@@ -93,15 +93,19 @@ impl Gpt2 {
 }
 
 impl Decoder for Gpt2 {
-    /// Final hidden states `[B, T, H]` (after `ln_f`).
-    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    /// Token plus learned position embeddings.
+    fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
         let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
-        let mut x = tok + self.wpe.clone().narrow(0, 0, t).reshape([1, t, self.hidden]);
-        for blk in &self.blocks {
-            x = blk.forward(x, &pos, lora);
-        }
-        self.ln_f.forward(x)
+        (tok + self.wpe.clone().narrow(0, 0, t).reshape([1, t, self.hidden]), pos)
+    }
+
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    fn final_norm(&self) -> &Norm {
+        &self.ln_f
     }
 }

@@ -133,6 +133,17 @@ impl LoraRuntime {
         LoraRuntime { branches }
     }
 
+    /// The same branches without autodiff: a pass through them is values only (Burn's
+    /// `detach` keeps a gradient leaf tracked).
+    pub fn detached(&self) -> LoraRuntime {
+        let values = |t: &Tensor<3>| t.clone().without_autodiff();
+        let branches = self
+            .branches
+            .iter()
+            .map(|b| b.as_ref().map(|b| Branch { a: values(&b.a), b: values(&b.b), scale: b.scale }));
+        LoraRuntime { branches: branches.collect() }
+    }
+
     /// The branch of linear `id`, if adapted.
     pub fn branch(&self, id: usize) -> Option<&Branch> {
         self.branches.get(id).and_then(Option::as_ref)

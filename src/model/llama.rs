@@ -10,9 +10,9 @@ use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, QkNorms, Qkv};
 use super::config::{Arch, ModelConfig, QkNorm};
-use super::linear::{LinearBuilder, LoraRuntime};
+use super::linear::LinearBuilder;
 use super::output::OutputHead;
-use super::positions::{PositionCache, Rope};
+use super::positions::{PositionCache, Positions, Rope};
 use super::rope::RopeSpec;
 use super::Decoder;
 use crate::error::Result;
@@ -150,18 +150,23 @@ impl Llama {
 }
 
 impl Decoder for Llama {
-    /// Final hidden states `[B, T, H]` (after the last norm, into which Granite's logit divisor
-    /// is folded) of rows holding `lengths` real tokens each.
-    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    /// The blocks' input (scaled embeddings, where the family scales them).
+    fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
-        let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
-        if let Some(scale) = self.embed_scale {
-            x = x.mul_scalar(scale);
-        }
-        for blk in &self.blocks {
-            x = blk.forward(x, &pos, lora);
-        }
-        self.norm.forward(x)
+        let x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        let x = match self.embed_scale {
+            Some(scale) => x.mul_scalar(scale),
+            None => x,
+        };
+        (x, pos)
+    }
+
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    fn final_norm(&self) -> &Norm {
+        &self.norm
     }
 }

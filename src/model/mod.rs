@@ -1,7 +1,9 @@
 //! Models: Hugging Face causal LMs (the Llama family and its variations, GPT-NeoX, Phi-2,
 //! GPT-2) with LoRA, on any Burn device.
 
+mod backprop;
 mod block;
+mod blocked_attention;
 mod config;
 mod dtype;
 mod gpt2;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+pub use backprop::{Backprop, KeptPass};
 pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
 pub use dtype::FloatKind;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
@@ -31,12 +34,17 @@ pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTe
 
 use crate::error::{Error, Result};
 
-/// What every family's network is to [`CausalLm`]: token ids in, final hidden states out.
-/// Each family's `load` builds one and the model's [`OutputHead`] beside it, so the model
-/// dispatches once, when it is built.
+/// What every family's network is to [`CausalLm`]: an embedding, the shared blocks and a final
+/// norm; the families differ in how they embed and in what each block chooses. Each family's
+/// `load` builds one and the model's [`OutputHead`] beside it, so the model dispatches once,
+/// when it is built.
 trait Decoder {
-    /// Final hidden states `[B, T, H]` of `ids` `[B, T]`, rows holding `lengths` real tokens.
-    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3>;
+    /// The first block's input `[B, T, H]` for `ids` `[B, T]` (rows holding `lengths` real
+    /// tokens) and the positions every block shares.
+    fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, positions::Positions);
+    fn blocks(&self) -> &[block::Block];
+    /// The norm after the last block.
+    fn final_norm(&self) -> &block::Norm;
 }
 
 /// A causal language model loaded from a HF directory onto a device.
@@ -50,6 +58,8 @@ pub struct CausalLm {
     pub files: Vec<PathBuf>,
     /// Checkpoint tensors the architecture did not use.
     pub unused: Vec<String>,
+    /// How per-example gradients keep what their backward pass needs.
+    pub backprop: Backprop,
     body: Box<dyn Decoder>,
     head: OutputHead,
 }
@@ -92,6 +102,7 @@ impl CausalLm {
             dir: dir.to_path_buf(),
             files: weights.files.clone(),
             unused: weights.unused(),
+            backprop: Backprop::default(),
             body,
             head,
         };
@@ -104,7 +115,11 @@ impl CausalLm {
     /// the batch around it.
     pub fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
         debug_assert_eq!(ids.dims()[0], lengths.len(), "one length per row");
-        self.body.hidden(ids, lengths, lora)
+        let (mut x, pos) = self.body.embed(ids, lengths);
+        for blk in self.body.blocks() {
+            x = blk.forward(x, &pos, lora, block::Attend::Auto);
+        }
+        self.body.final_norm().forward(x)
     }
 
     /// The output head: logits are `hidden · W (+ b)`, soft-capped where the config says so.

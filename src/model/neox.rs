@@ -7,9 +7,9 @@ use burn::prelude::*;
 
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
-use super::linear::{LinearBuilder, LoraRuntime};
+use super::linear::LinearBuilder;
 use super::output::OutputHead;
-use super::positions::{PositionCache, Rope};
+use super::positions::{PositionCache, Positions, Rope};
 use super::Decoder;
 use crate::error::Result;
 
@@ -85,15 +85,17 @@ impl GptNeox {
 }
 
 impl Decoder for GptNeox {
-    /// Final hidden states `[B, T, H]` (after the final norm) of rows holding `lengths` real
-    /// tokens each.
-    fn hidden(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: Option<&LoraRuntime>) -> Tensor<3> {
+    fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
         let [b, t] = ids.dims();
         let pos = self.positions.positions(t, lengths, &ids.device());
-        let mut x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
-        for blk in &self.blocks {
-            x = blk.forward(x, &pos, lora);
-        }
-        self.final_norm.forward(x)
+        (self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]), pos)
+    }
+
+    fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    fn final_norm(&self) -> &Norm {
+        &self.final_norm
     }
 }

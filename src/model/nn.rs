@@ -92,7 +92,7 @@ pub fn soft_cap<const D: usize>(x: Tensor<D>, cap: f64) -> Tensor<D> {
 }
 
 /// Softmax attention over `q, k, v: [B, H, T, hd]` with scores `q·kᵀ·scale` (soft-capped at
-/// `softcap` when given) plus `mask`, returned as `[B, T, H·hd]`.
+/// `softcap` when given) plus `mask`, returned as `[B, H, T, hd]`.
 pub fn attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -100,13 +100,12 @@ pub fn attention(
     mask: &Tensor<4>,
     scale: f64,
     softcap: Option<f64>,
-) -> Tensor<3> {
-    let [b, h, t, hd] = q.dims();
+) -> Tensor<4> {
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
     if let Some(cap) = softcap {
         scores = soft_cap(scores, cap);
     }
     let scores = scores + mask.clone();
     let p = activation::softmax(scores, 3);
-    p.matmul(v).swap_dims(1, 2).reshape([b, t, h * hd])
+    p.matmul(v)
 }

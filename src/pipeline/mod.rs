@@ -26,7 +26,7 @@ use crate::features::shard::Shard;
 pub use crate::features::FeatureOptions;
 use crate::features::{self, embeddings, FeatureFile, Pooling};
 use crate::loss::LossKind;
-use crate::model::{CausalLm, LoraAdapter};
+use crate::model::{Backprop, CausalLm, LoraAdapter};
 use crate::select::{self, Budget};
 use crate::train::{self, DpoReference, WarmupOptions};
 
@@ -54,6 +54,8 @@ pub struct ModelSpec {
     pub seed: u64,
     /// The chat template of chat records.
     pub chat_template: TemplateChoice,
+    /// How gradient passes keep what their backward pass needs.
+    pub backprop: Backprop,
 }
 
 impl ModelSpec {
@@ -68,6 +70,7 @@ impl ModelSpec {
             lora_targets: Vec::new(),
             seed: 0,
             chat_template: Default::default(),
+            backprop: Backprop::default(),
         }
     }
 }
@@ -98,7 +101,8 @@ pub fn load_base(model: &Path, chat_template: &TemplateChoice, compute: &Compute
 
 /// Loads model, tokenizer and adapter onto `compute`.
 pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
-    let (model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, compute)?;
+    let (mut model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, compute)?;
+    model.backprop = spec.backprop;
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,
         None => fresh_adapter(spec, &model)?,

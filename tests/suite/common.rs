@@ -107,6 +107,7 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
         lora_targets: vec![],
         seed: 0,
         chat_template: Default::default(),
+        backprop: Default::default(),
     };
     gradsift::pipeline::load(&spec, c).unwrap()
 }

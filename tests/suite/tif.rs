@@ -41,6 +41,7 @@ fn model(model_dir: PathBuf, adapter_dir: Option<PathBuf>) -> ModelSpec {
         lora_targets: vec![],
         seed: 0,
         chat_template: Default::default(),
+        backprop: Default::default(),
     }
 }
 
