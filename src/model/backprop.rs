@@ -28,7 +28,9 @@ pub enum Backprop {
     /// Layerwise when one graph's attention tensors would pass 1 GiB, else whole.
     #[default]
     Auto,
-    /// One autodiff graph over the network: the fastest; attention memory grows with T².
+    /// One autodiff graph over the network: the fastest on short sequences; attention memory
+    /// grows with T² (and its cost with it: on the CPU as fast as layerwise at 1,024 tokens,
+    /// slower at 2,048).
     Whole,
     /// Block by block, recomputing each block's forward: memory linear in T. Each block's
     /// forward is recomputed from its kept input and differentiated in two steps: the block's
@@ -43,7 +45,7 @@ const AUTO_LIMIT: usize = 1 << 30;
 
 crate::choice::choice!(Backprop {
     Auto => "auto": "layerwise where one graph's attention tensors would pass 1 GiB, else whole",
-    Whole => "whole": "one autodiff graph: the fastest; attention memory grows with the square of the length",
+    Whole => "whole": "one autodiff graph: the fastest on short sequences; attention memory grows with the square of the length",
     Layerwise => "layerwise": "a block at a time, recomputing its forward: memory linear in the length, one more forward pass",
 });
 
