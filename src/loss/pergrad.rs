@@ -213,25 +213,23 @@ pub async fn per_example_grads_async<'a>(
         leaves.push(a.reshape([1, d_in, r]).repeat_dim(0, e).detach().require_grad());
         leaves.push(b.reshape([1, r, d_out]).repeat_dim(0, e).detach().require_grad());
     }
-    // The branches of one forward pass: sequence s reads its owner's copies.
-    let runtime = || {
-        let mut branches: Vec<Option<Branch>> = (0..model.linears.len()).map(|_| None).collect();
-        for (m, ab) in adapter.modules.iter().zip(leaves.chunks_exact(2)) {
-            let per_seq = |leaf: &Tensor<3>| match identity {
-                true => leaf.clone(),
-                false => leaf.clone().select(0, owner_t.clone()),
-            };
-            branches[m.linear] = Some(Branch { a: per_seq(&ab[0]), b: per_seq(&ab[1]), scale: m.scale });
-        }
-        LoraRuntime::new(branches)
-    };
+    // The branches: sequence s reads its owner's copies.
+    let mut branches: Vec<Option<Branch>> = (0..model.linears.len()).map(|_| None).collect();
+    for (m, ab) in adapter.modules.iter().zip(leaves.chunks_exact(2)) {
+        let per_seq = |leaf: &Tensor<3>| match identity {
+            true => leaf.clone(),
+            false => leaf.clone().select(0, owner_t.clone()),
+        };
+        branches[m.linear] = Some(Branch { a: per_seq(&ab[0]), b: per_seq(&ab[1]), scale: m.scale });
+    }
+    let lora = LoraRuntime::new(branches);
     let layerwise = model.backprop.layerwise(model, seqs.len(), batch.ids.dims()[1]);
     let (h, kept) = match layerwise {
         true => {
-            let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &runtime());
+            let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &lora);
             (h, Some(kept))
         }
-        false => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&runtime())), None),
+        false => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora)), None),
     };
     let pass = head_pass_async(model.head(), h.clone(), &batch, true).await;
     let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());
@@ -245,7 +243,7 @@ pub async fn per_example_grads_async<'a>(
     }
     let seed = Tensor::<3>::from_data(TensorData::new(seed, h.dims()), device);
     let leaf_grads = match kept {
-        Some(kept) => model.backward_kept(kept, seed, runtime, &leaves),
+        Some(kept) => model.backward_kept(kept, seed, &lora, &leaves),
         None => {
             let mut grads = (h * seed).sum().backward();
             leaves.iter().map(|leaf| leaf.grad_remove(&mut grads)).collect()

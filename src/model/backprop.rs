@@ -88,14 +88,13 @@ impl CausalLm {
 
     /// The gradients of `Σ h ⊙ seed`, h the final hidden states of `kept`, with respect to each
     /// of `leaves` (None where it does not reach one), computed a block at a time from the last
-    /// (see [`Backprop::Layerwise`]). `lora` builds the branches of one recomputed block, tracked back
-    /// to `leaves`; it is called once per block, so that no autodiff node outlives its block's
-    /// backward pass.
+    /// (see [`Backprop::Layerwise`]). `lora`'s branches are tracked back to `leaves`; each is
+    /// read by one block, whose backward pass consumes it.
     pub fn backward_kept(
         &self,
         kept: KeptPass,
         seed: Tensor<3>,
-        lora: impl Fn() -> LoraRuntime,
+        lora: &LoraRuntime,
         leaves: &[Tensor<3>],
     ) -> Vec<Option<Tensor<3>>> {
         let KeptPass { mut inputs, pos } = kept;
@@ -110,21 +109,20 @@ impl CausalLm {
                 }
             }
         };
-        let missing = |x: &Tensor<3>| Tensor::<3>::zeros(x.dims(), &x.device().without_autodiff());
-
+        // A block's input reaches its output through the residual and through attention.
+        let reached = "a block's input reaches its output";
         let x = inputs.pop().expect("the final norm's input is kept").detach().require_grad();
         let mut g = (self.body.final_norm().forward(x.clone()) * seed).sum().backward();
-        let mut dx = x.grad_remove(&mut g).unwrap_or_else(|| missing(&x));
+        let mut dx = x.grad_remove(&mut g).expect("the final norm's input reaches its output");
         for (blk, x) in self.body.blocks().iter().zip(inputs).rev() {
             let x = x.detach().require_grad();
-            let lora = lora();
             let mut slot = None;
-            let out = blk.forward(x.clone(), &pos, Some(&lora), Attend::Recorded(&mut slot));
-            let Recorded { q, k, v, out: attn_out, leaf } = slot.expect("a recorded attention records");
+            let out = blk.forward(x.clone(), &pos, Some(lora), Attend::Recorded(&mut slot));
+            let Recorded { q, k, v, out: attn_out } = slot.expect("a recorded attention records");
 
             let mut g = (out * dx).sum().backward();
-            let d_attn = leaf.grad_remove(&mut g).expect("attention's output reaches the block's output");
-            let dx_rest = x.grad_remove(&mut g).unwrap_or_else(|| missing(&x));
+            let d_attn = attn_out.grad_remove(&mut g).expect("attention's output reaches the block's output");
+            let dx_rest = x.grad_remove(&mut g).expect(reached);
             collect(&mut g);
             drop(g);
 
@@ -135,14 +133,14 @@ impl CausalLm {
                 values(&q),
                 values(&k),
                 values(&v),
-                attn_out,
+                values(&attn_out),
                 d_attn,
                 &attn.mask(&pos).clone().without_autodiff(),
                 attn.scale,
                 attn.softcap,
             );
             let mut g = ((q * dq).sum() + (k * dk).sum() + (v * dv).sum()).backward();
-            dx = dx_rest + x.grad_remove(&mut g).unwrap_or_else(|| missing(&x));
+            dx = dx_rest + x.grad_remove(&mut g).expect(reached);
             collect(&mut g);
         }
         grads

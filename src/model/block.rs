@@ -94,10 +94,9 @@ pub struct Recorded {
     pub k: Tensor<4>,
     /// `[B, KV, T, hd]`, tracked.
     pub v: Tensor<4>,
-    /// The attention output `[B, H, T, hd]`, without autodiff.
+    /// The attention output `[B, H, T, hd]` as a gradient leaf: ∂L/∂out is read from it after
+    /// the backward pass.
     pub out: Tensor<4>,
-    /// The same values as a gradient leaf: ∂L/∂out is read from it after the backward pass.
-    pub leaf: Tensor<4>,
 }
 
 impl Attention {
@@ -182,10 +181,9 @@ impl Attention {
                 }
             }
             Attend::Recorded(slot) => {
-                let out = blocked(q.clone(), k.clone(), v.clone());
-                let leaf = out.clone().autodiff().require_grad();
-                *slot = Some(Recorded { q, k, v, out, leaf: leaf.clone() });
-                leaf
+                let out = blocked(q.clone(), k.clone(), v.clone()).autodiff().require_grad();
+                *slot = Some(Recorded { q, k, v, out: out.clone() });
+                out
             }
         };
         self.o.forward(a.swap_dims(1, 2).reshape([b, t, h * hd]), lora)
