@@ -63,7 +63,7 @@ impl Backprop {
 }
 
 /// A forward pass that kept every block's input, for [`CausalLm::backward_kept`].
-pub struct KeptPass {
+pub(crate) struct KeptPass {
     /// The input of each block, then the final norm's input: values, nothing tracked.
     inputs: Vec<Tensor<3>>,
     pos: Positions,
@@ -73,7 +73,12 @@ impl CausalLm {
     /// Final hidden states `[B, T, H]` of `ids` (rows holding `lengths` real tokens) as values,
     /// `lora`'s branches used detached, with each block's input kept for
     /// [`Self::backward_kept`].
-    pub fn forward_kept(&self, ids: Tensor<2, Int>, lengths: &[usize], lora: &LoraRuntime) -> (Tensor<3>, KeptPass) {
+    pub(crate) fn forward_kept(
+        &self,
+        ids: Tensor<2, Int>,
+        lengths: &[usize],
+        lora: &LoraRuntime,
+    ) -> (Tensor<3>, KeptPass) {
         let lora = lora.detached();
         let (mut x, pos) = self.body.embed(ids, lengths);
         let blocks = self.body.blocks();
@@ -90,7 +95,7 @@ impl CausalLm {
     /// of `leaves` (None where it does not reach one), computed a block at a time from the last
     /// (see [`Backprop::Layerwise`]). `lora`'s branches are tracked back to `leaves`; each is
     /// read by one block, whose backward pass consumes it.
-    pub fn backward_kept(
+    pub(crate) fn backward_kept(
         &self,
         kept: KeptPass,
         seed: Tensor<3>,

@@ -135,7 +135,7 @@ impl LoraRuntime {
 
     /// The same branches without autodiff: a pass through them is values only (Burn's
     /// `detach` keeps a gradient leaf tracked).
-    pub fn detached(&self) -> LoraRuntime {
+    pub(crate) fn detached(&self) -> LoraRuntime {
         let values = |t: &Tensor<3>| t.clone().without_autodiff();
         let branches = self
             .branches

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-pub use backprop::{Backprop, KeptPass};
+pub use backprop::Backprop;
 pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
 pub use dtype::FloatKind;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
