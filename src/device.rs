@@ -171,8 +171,9 @@ impl Compute {
 
     /// The other CPU backend, NdArray (its matrix products in OpenBLAS with the `openblas`
     /// feature): an independent implementation for `doctor` to check [`Self::cpu`] against, and
-    /// for `bench` to compare with. Native only, as they are.
-    #[cfg(not(target_family = "wasm"))]
+    /// for `bench` to compare with. Only in builds with the `ndarray` feature (Burn deprecates
+    /// NdArray, and it is a tenth of a cold build).
+    #[cfg(feature = "ndarray")]
     pub fn cpu_other() -> Compute {
         Self::cpu_ndarray()
     }
@@ -185,7 +186,7 @@ impl Compute {
     /// Burn's deprecated NdArray backend (its matrix products in OpenBLAS with the `openblas`
     /// feature).
     #[allow(deprecated)]
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(feature = "ndarray")]
     fn cpu_ndarray() -> Compute {
         let label = if cfg!(feature = "openblas") {
             "cpu (burn ndarray backend + OpenBLAS)"

@@ -161,14 +161,17 @@ pub fn scoring_inputs(dir: &Path, rows: usize, dim: usize, targets: usize) -> Re
     Ok((matrix, Features::from_matrix(t.read_rows(0, targets)?, targets, dim, tasks)))
 }
 
-/// The backends a benchmark compares: the CPU backend (and the other one when `both_cpus`),
-/// then every wgpu adapter unless `cpu_only`. Adapters that fail to open come back as
-/// `(description, why)`.
+/// The backends a benchmark compares: the CPU backend (and, in builds with the `ndarray`
+/// feature, the other one when `both_cpus`), then every wgpu adapter unless `cpu_only`. Adapters
+/// that fail to open come back as `(description, why)`.
 pub fn backends(both_cpus: bool, cpu_only: bool) -> (Vec<Compute>, Vec<(String, String)>) {
     let mut ok = vec![Compute::cpu()];
+    #[cfg(feature = "ndarray")]
     if both_cpus {
         ok.push(Compute::cpu_other());
     }
+    #[cfg(not(feature = "ndarray"))]
+    let _ = both_cpus;
     let mut skipped = Vec::new();
     if !cpu_only {
         let adapters = crate::device::list_adapters();

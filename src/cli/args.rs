@@ -214,7 +214,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub cpu_only: bool,
     /// Time only the CPU backend that computes (Flex), not NdArray beside it (halves a large
-    /// shape's run).
+    /// shape's run). Only builds with the `ndarray` feature have NdArray; the bench lists the
+    /// backends it times.
     #[arg(long)]
     pub single_cpu: bool,
     /// Benchmark LESS scoring of a synthetic feature matrix on disk instead (time, and how far

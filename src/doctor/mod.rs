@@ -72,6 +72,9 @@ pub struct DeviceReport {
     pub throughput: Option<Throughput>,
     /// Why the device could not be examined at all (it could not be opened, say).
     pub error: Option<String>,
+    /// What was not checked on this device, and why (not a failure).
+    #[serde(default)]
+    pub unchecked: Option<String>,
 }
 
 impl DeviceReport {
@@ -249,14 +252,31 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
     let (gradients, throughput) = model_checks(&c, inputs, seed);
     checks.extend(gradients);
     checks.push(guarded("select less", || end_result(&c, inputs, o.quick)));
-    DeviceReport { device: c.label.clone(), facts: Some(facts(entry, &c)), checks, throughput, error: None }
+    DeviceReport {
+        device: c.label.clone(),
+        facts: Some(facts(entry, &c)),
+        checks,
+        throughput,
+        error: None,
+        unchecked: None,
+    }
 }
 
-/// The CPU backend's row: the reference gradients (computed on [`Compute::cpu`]) against
-/// Burn's other CPU backend, an independent implementation; the kernels' reference is the CPU
+/// The CPU backend's row. In builds with the `ndarray` feature, the reference gradients
+/// (computed on [`Compute::cpu`]) are checked against Burn's other CPU backend, an independent
+/// implementation; otherwise the row says they were not. The kernels' reference is the CPU
 /// itself.
 fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
-    let (checks, _) = model_checks(&Compute::cpu_other(), inputs, o.seed);
+    #[cfg(feature = "ndarray")]
+    let (checks, unchecked) = (model_checks(&Compute::cpu_other(), inputs, o.seed).0, None);
+    #[cfg(not(feature = "ndarray"))]
+    let (checks, unchecked) = (
+        Vec::new(),
+        Some(
+            "gradients not cross-checked: this build has no second CPU backend (build with `--features ndarray`)"
+                .to_string(),
+        ),
+    );
     let throughput = catch_unwind(AssertUnwindSafe(|| {
         let c = Compute::cpu();
         let (model, adapter) = checks::model_on(&c, &inputs.model_dir, o.seed)?;
@@ -264,12 +284,12 @@ fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
     }))
     .ok()
     .and_then(Result::ok);
-    DeviceReport { device: Compute::cpu().label, facts: None, checks, throughput, error: None }
+    DeviceReport { device: Compute::cpu().label, facts: None, checks, throughput, error: None, unchecked }
 }
 
 impl DeviceReport {
     fn broken(device: String, error: String) -> DeviceReport {
-        DeviceReport { device, facts: None, checks: Vec::new(), throughput: None, error: Some(error) }
+        DeviceReport { device, facts: None, checks: Vec::new(), throughput: None, error: Some(error), unchecked: None }
     }
 }
 

@@ -18,6 +18,9 @@ pub fn markdown(r: &DoctorReport) -> String {
         if let Some(e) = &d.error {
             s.push_str(&format!("| {} | (device) | – | – | FAIL | {} |\n", d.device, e.replace('|', "/")));
         }
+        if let Some(u) = &d.unchecked {
+            s.push_str(&format!("| {} | (not checked) | – | – | – | {} |\n", d.device, u.replace('|', "/")));
+        }
         for c in &d.checks {
             s.push_str(&format!(
                 "| {} | {} | {:.2e} | {:.0e} | {} | {} |\n",
