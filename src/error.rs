@@ -70,6 +70,22 @@ pub enum Error {
     /// A wgpu adapter asked for by index or name is not there.
     #[error("{0}")]
     NoSuchAdapter(String),
+    /// A file holds the other kind of records than the step reading it needs (instruction or
+    /// chat examples against preference pairs). `input` says which of the step's inputs it is
+    /// ("pool", "target").
+    #[error("{file}: {user} needs {needs} records")]
+    RecordKind { file: String, user: String, needs: &'static str, input: &'static str },
+    /// Two feature matrices that must share a width do not: they were computed with other
+    /// settings (model, LoRA modules, gradient type, projection size).
+    #[error("{left} features have width {left_width}, {right} features {right_width}")]
+    WidthMismatch { left: &'static str, left_width: usize, right: &'static str, right_width: usize },
+    /// A shard given as `I/N`, or by a cluster job's variables, that cannot be used.
+    #[error("{0}")]
+    Shard(String),
+    /// Input too large for a GPU kernel on this adapter (its buffer limits, or a kernel's fixed
+    /// capacity).
+    #[error("{0}")]
+    AdapterLimit(String),
     /// An argument or option has a value we cannot use.
     #[error("{0}")]
     Invalid(String),

@@ -21,6 +21,18 @@ pub fn hint(e: &Error) -> Option<String> {
                 .into()
         }
         Error::NoSuchAdapter(_) => "`gradsift devices` lists the adapters --gpu-adapter takes".into(),
+        Error::RecordKind { input, needs, .. } => {
+            let needs = needs.split(" (").next().unwrap_or(needs);
+            format!("give --{input} {needs} records, or choose the method (and --loss) made for the records you have")
+        }
+        Error::WidthMismatch { .. } => {
+            "compute both with the same model, --lora-targets, --grad-type and --proj-dim (featurize or select              with one set of flags)"
+                .into()
+        }
+        Error::Shard(_) => {
+            "--shard takes I/N with 0 ≤ I < N; in a Kubernetes Indexed Job give --shards N (its completions)".into()
+        }
+        Error::AdapterLimit(_) => "run this step on the CPU backend with --device cpu".into(),
         _ => return None,
     })
 }

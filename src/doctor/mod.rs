@@ -220,7 +220,7 @@ fn end_result(c: &Compute, inputs: &Inputs, quick: bool) -> Result<Check> {
     let (want_sel, want_scores) = &inputs.less;
     let shared = selected.iter().filter(|i| want_sel.contains(i)).count();
     let overlap = shared as f64 / want_sel.len().max(1) as f64;
-    if std::env::var("GRADSIFT_DOCTOR_PLANT").is_ok_and(|p| p == "select") {
+    if checks::plant_requested("select") {
         scores[0] += 1.0;
     }
     let err = checks::rel_err(&scores, want_scores);

@@ -19,7 +19,7 @@ pub struct Shard {
 impl Shard {
     /// `I/N`.
     pub fn parse(s: &str) -> Result<Shard> {
-        let bad = || Error::Invalid(format!("shard `{s}`: expected I/N with 0 ≤ I < N"));
+        let bad = || Error::Shard(format!("shard `{s}`: expected I/N with 0 ≤ I < N"));
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         Shard::new(index, count).ok_or_else(bad)
@@ -37,11 +37,11 @@ impl Shard {
     pub fn from_env(var: impl Fn(&str) -> Option<String>, shards: Option<usize>) -> Result<Option<Shard>> {
         let num = |name: &str| -> Result<Option<usize>> {
             var(name)
-                .map(|v| v.trim().parse::<usize>().map_err(|_| Error::Invalid(format!("{name}=`{v}` is not a number"))))
+                .map(|v| v.trim().parse::<usize>().map_err(|_| Error::Shard(format!("{name}=`{v}` is not a number"))))
                 .transpose()
         };
         let out_of = |index: usize, count: usize, what: &str| {
-            Shard::new(index, count).ok_or_else(|| Error::Invalid(format!("{what}: shard {index} of {count}")))
+            Shard::new(index, count).ok_or_else(|| Error::Shard(format!("{what}: shard {index} of {count}")))
         };
         if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
             let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
@@ -49,7 +49,7 @@ impl Shard {
         }
         match (num("JOB_COMPLETION_INDEX")?, shards) {
             (Some(i), Some(n)) => out_of(i, n, "JOB_COMPLETION_INDEX").map(Some),
-            (Some(_), None) => Err(Error::Invalid(
+            (Some(_), None) => Err(Error::Shard(
                 "JOB_COMPLETION_INDEX is set: give the number of shards (the Indexed Job's completions)".into(),
             )),
             (None, _) => Ok(None),

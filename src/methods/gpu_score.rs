@@ -83,7 +83,7 @@ impl GpuScorer {
     /// [`Self::score`] for callers that can await (the browser page).
     pub async fn score_async(&self, stages: &[WeightedFeatures<'_>]) -> Result<CheckpointScores> {
         if let Some(why) = self.unfit(stages) {
-            return Err(Error::Invalid(why));
+            return Err(Error::AdapterLimit(why));
         }
         let first = &stages[0];
         let total = first.pool.rows();
@@ -120,10 +120,12 @@ impl GpuScorer {
         for stage in stages {
             let (m, dim) = (stage.target.rows, stage.pool.dim());
             if stage.target.dim != dim {
-                return Err(Error::Invalid(format!(
-                    "pool features have width {dim}, target features {}",
-                    stage.target.dim
-                )));
+                return Err(Error::WidthMismatch {
+                    left: "pool",
+                    left_width: dim,
+                    right: "target",
+                    right_width: stage.target.dim,
+                });
             }
             let targ = ctx.storage("targets", (m * dim * 4) as u64, none);
             ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows_f32(&stage.target.data, stage.target.rows, dim)));

@@ -28,7 +28,7 @@ pub struct SubtaskScores {
 pub fn subtask_cosines(pool: &dyn FeatureRows, target: &Features) -> Result<TaskCosines> {
     let dim = pool.dim();
     if target.dim != dim {
-        return Err(Error::Invalid(format!("pool features have width {dim}, target features {}", target.dim)));
+        return Err(Error::WidthMismatch { left: "pool", left_width: dim, right: "target", right_width: target.dim });
     }
     let t = unit_rows(&target.data, target.rows, dim);
     let groups = subtask_groups(&target.manifest.tasks);

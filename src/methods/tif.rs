@@ -45,7 +45,12 @@ pub fn overlap(a: &[usize], b: &[usize]) -> (f64, f64) {
 pub fn influence(pool: &dyn FeatureRows, val: &Features) -> Result<Vec<f64>> {
     let (m, dim) = (val.rows, val.dim);
     if pool.dim() != dim {
-        return Err(Error::Invalid(format!("pool features have width {}, validation features {dim}", pool.dim())));
+        return Err(Error::WidthMismatch {
+            left: "pool",
+            left_width: pool.dim(),
+            right: "validation",
+            right_width: dim,
+        });
     }
     let mean: Vec<f64> =
         (0..dim).map(|j| (0..m).map(|r| val.data[r * dim + j] as f64).sum::<f64>() / m as f64).collect();

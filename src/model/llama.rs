@@ -30,99 +30,12 @@ pub struct Llama {
 impl Llama {
     /// Builds the stack and its output head from checkpoint tensors.
     pub fn load(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>) -> Result<(Self, OutputHead)> {
-        let (h, hd, eps) = (cfg.hidden, cfg.head_dim, cfg.norm_eps);
-        let gemma = cfg.arch.is_gemma();
-        // Gemma scales by (1 + w): folded into the weight once, here.
-        let rms = |lb: &mut LinearBuilder<'_>, name: String, n: usize| -> Result<Norm> {
-            let w = lb.vector(&name, n)?;
-            Ok(Norm::Rms { w: if gemma { w.add_scalar(1.0) } else { w }, eps })
-        };
+        let h = cfg.hidden;
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
-        let mut blocks = Vec::with_capacity(cfg.layers);
-        for l in 0..cfg.layers {
-            let p = format!("model.layers.{l}");
-            // OLMo-2 has no norm before attention.
-            let attn_norm = match cfg.arch.is_olmo() {
-                true => None,
-                false => Some(rms(lb, format!("{p}.input_layernorm.weight"), h)?),
-            };
-            let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
-            let qkv = match cfg.arch {
-                Arch::Phi3 => Qkv::Fused(lb.linear(&format!("{p}.self_attn.qkv_proj"), h, q_dim + 2 * kv_dim)?),
-                _ => Qkv::Separate {
-                    q: lb.linear(&format!("{p}.self_attn.q_proj"), h, q_dim)?,
-                    k: lb.linear(&format!("{p}.self_attn.k_proj"), h, kv_dim)?,
-                    v: lb.linear(&format!("{p}.self_attn.v_proj"), h, kv_dim)?,
-                },
-            };
-            let attn = Attention {
-                qkv,
-                o: lb.linear(&format!("{p}.self_attn.o_proj"), q_dim, h)?,
-                heads: cfg.heads,
-                kv_heads: cfg.kv_heads,
-                head_dim: hd,
-                qk_norm: match cfg.qk_norm {
-                    Some(kind) => {
-                        let per_head = kind == QkNorm::PerHead;
-                        let (qn, kn) = if per_head { (hd, hd) } else { (q_dim, kv_dim) };
-                        let (q, k) = (format!("{p}.self_attn.q_norm.weight"), format!("{p}.self_attn.k_norm.weight"));
-                        let (q, k) = (lb.vector(&q, qn)?, lb.vector(&k, kn)?);
-                        // Gemma-3's q/k norms scale by (1 + w) like its other norms.
-                        let shift = |w: Tensor<1>| if gemma { w.add_scalar(1.0) } else { w };
-                        Some(QkNorms { q: shift(q), k: shift(k), eps, per_head })
-                    }
-                    None => None,
-                },
-                rope: cfg.rope_layers[l],
-                scale: cfg.attn_scale,
-                softcap: cfg.attn_softcap,
-                sliding: cfg.sliding_layers[l],
-            };
-            // Gemma-2 and -3 name their four norms for where they sit; in Llama and Gemma (1)
-            // `post_attention_layernorm` is the norm before the MLP.
-            // OLMo-2's two norms sit after attention and the MLP, under the same names.
-            let (attn_out_norm, mlp_norm, mlp_out_norm) = match (cfg.arch.is_gemma2_family(), cfg.arch.is_olmo()) {
-                (true, _) => (
-                    Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
-                    Some(rms(lb, format!("{p}.pre_feedforward_layernorm.weight"), h)?),
-                    Some(rms(lb, format!("{p}.post_feedforward_layernorm.weight"), h)?),
-                ),
-                (_, true) => (
-                    Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?),
-                    None,
-                    Some(rms(lb, format!("{p}.post_feedforward_layernorm.weight"), h)?),
-                ),
-                _ => (None, Some(rms(lb, format!("{p}.post_attention_layernorm.weight"), h)?), None),
-            };
-            let (inter, act) = (cfg.intermediate, cfg.hidden_act);
-            let mlp = match cfg.arch {
-                Arch::Phi3 => Mlp::FusedGated {
-                    gate_up: lb.linear(&format!("{p}.mlp.gate_up_proj"), h, 2 * inter)?,
-                    down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
-                    intermediate: inter,
-                    act,
-                },
-                _ => Mlp::Gated {
-                    gate: lb.linear(&format!("{p}.mlp.gate_proj"), h, inter)?,
-                    up: lb.linear(&format!("{p}.mlp.up_proj"), h, inter)?,
-                    down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
-                    act,
-                },
-            };
-            blocks.push(Block {
-                parallel: false,
-                attn_norm,
-                attn,
-                attn_out_norm,
-                mlp_norm,
-                mlp,
-                mlp_out_norm,
-                residual_scale: cfg.residual_scale,
-            });
-        }
-        let norm = match rms(lb, "model.norm.weight".into(), h)? {
+        let blocks = (0..cfg.layers).map(|l| block(cfg, lb, l)).collect::<Result<Vec<_>>>()?;
+        let norm = match rms(cfg, lb, "model.norm.weight", h)? {
             // Granite divides the logits by `logits_scaling`: the same as dividing the final
             // norm's weight, which costs nothing per token.
             Norm::Rms { w, eps } if cfg.logits_divisor != 1.0 => Norm::Rms { w: w.div_scalar(cfg.logits_divisor), eps },
@@ -147,6 +60,117 @@ impl Llama {
         };
         Ok((stack, OutputHead { weight: lm_head, bias: None, softcap: cfg.final_softcap }))
     }
+}
+
+/// An RMSNorm of width `n`.
+fn rms(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, name: &str, n: usize) -> Result<Norm> {
+    Ok(Norm::Rms { w: rms_weight(cfg, lb, name, n)?, eps: cfg.norm_eps })
+}
+
+/// An RMSNorm's weight. Gemma scales by (1 + w): folded into the weight once, here.
+fn rms_weight(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, name: &str, n: usize) -> Result<Tensor<1>> {
+    let w = lb.vector(name, n)?;
+    Ok(if cfg.arch.is_gemma() { w.add_scalar(1.0) } else { w })
+}
+
+/// Layer `l`: its norms, attention and MLP. The linear layers are built in the checkpoint's
+/// module order (q, k, v, o, then the MLP's), which numbers them for the LoRA branches.
+fn block(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, l: usize) -> Result<Block> {
+    let p = format!("model.layers.{l}");
+    // OLMo-2 has no norm before attention.
+    let attn_norm = match cfg.arch.is_olmo() {
+        true => None,
+        false => Some(rms(cfg, lb, &format!("{p}.input_layernorm.weight"), cfg.hidden)?),
+    };
+    let attn = attention(cfg, lb, &p, l)?;
+    let (attn_out_norm, mlp_norm, mlp_out_norm) = norms_around_the_mlp(cfg, lb, &p)?;
+    let mlp = mlp(cfg, lb, &p)?;
+    Ok(Block {
+        parallel: false,
+        attn_norm,
+        attn,
+        attn_out_norm,
+        mlp_norm,
+        mlp,
+        mlp_out_norm,
+        residual_scale: cfg.residual_scale,
+    })
+}
+
+/// Layer `l`'s attention, `p` its name prefix: q/k/v (Phi-3 fuses them), o, the q/k norms of the
+/// families that have them.
+fn attention(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, p: &str, l: usize) -> Result<Attention> {
+    let (h, hd) = (cfg.hidden, cfg.head_dim);
+    let (q_dim, kv_dim) = (cfg.heads * hd, cfg.kv_heads * hd);
+    let qkv = match cfg.arch {
+        Arch::Phi3 => Qkv::Fused(lb.linear(&format!("{p}.self_attn.qkv_proj"), h, q_dim + 2 * kv_dim)?),
+        _ => Qkv::Separate {
+            q: lb.linear(&format!("{p}.self_attn.q_proj"), h, q_dim)?,
+            k: lb.linear(&format!("{p}.self_attn.k_proj"), h, kv_dim)?,
+            v: lb.linear(&format!("{p}.self_attn.v_proj"), h, kv_dim)?,
+        },
+    };
+    let o = lb.linear(&format!("{p}.self_attn.o_proj"), q_dim, h)?;
+    let qk_norm = match cfg.qk_norm {
+        Some(kind) => {
+            let per_head = kind == QkNorm::PerHead;
+            let (qn, kn) = if per_head { (hd, hd) } else { (q_dim, kv_dim) };
+            // Gemma-3's q/k norms scale by (1 + w) like its other norms.
+            let q = rms_weight(cfg, lb, &format!("{p}.self_attn.q_norm.weight"), qn)?;
+            let k = rms_weight(cfg, lb, &format!("{p}.self_attn.k_norm.weight"), kn)?;
+            Some(QkNorms { q, k, eps: cfg.norm_eps, per_head })
+        }
+        None => None,
+    };
+    Ok(Attention {
+        qkv,
+        o,
+        heads: cfg.heads,
+        kv_heads: cfg.kv_heads,
+        head_dim: hd,
+        qk_norm,
+        rope: cfg.rope_layers[l],
+        scale: cfg.attn_scale,
+        softcap: cfg.attn_softcap,
+        sliding: cfg.sliding_layers[l],
+    })
+}
+
+/// The norms after attention, before the MLP and after it. Gemma-2 and -3 name their four norms
+/// for where they sit; in Llama and Gemma (1) `post_attention_layernorm` is the norm before the
+/// MLP; OLMo-2's two norms sit after attention and the MLP, under the same names.
+fn norms_around_the_mlp(
+    cfg: &ModelConfig,
+    lb: &mut LinearBuilder<'_>,
+    p: &str,
+) -> Result<(Option<Norm>, Option<Norm>, Option<Norm>)> {
+    let mut norm = |name: &str| rms(cfg, lb, &format!("{p}.{name}.weight"), cfg.hidden).map(Some);
+    Ok(match (cfg.arch.is_gemma2_family(), cfg.arch.is_olmo()) {
+        (true, _) => {
+            (norm("post_attention_layernorm")?, norm("pre_feedforward_layernorm")?, norm("post_feedforward_layernorm")?)
+        }
+        (_, true) => (norm("post_attention_layernorm")?, None, norm("post_feedforward_layernorm")?),
+        _ => (None, norm("post_attention_layernorm")?, None),
+    })
+}
+
+/// Layer's gated MLP, `p` its name prefix (Phi-3 fuses gate and up).
+fn mlp(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, p: &str) -> Result<Mlp> {
+    let (h, inter, act) = (cfg.hidden, cfg.intermediate, cfg.hidden_act);
+    Ok(match cfg.arch {
+        Arch::Phi3 => Mlp::FusedGated {
+            gate_up: lb.linear(&format!("{p}.mlp.gate_up_proj"), h, 2 * inter)?,
+            down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
+            intermediate: inter,
+            act,
+        },
+        _ => Mlp::Gated {
+            gate: lb.linear(&format!("{p}.mlp.gate_proj"), h, inter)?,
+            up: lb.linear(&format!("{p}.mlp.up_proj"), h, inter)?,
+            down: lb.linear(&format!("{p}.mlp.down_proj"), inter, h)?,
+            act,
+        },
+    })
 }
 
 impl Decoder for Llama {

@@ -88,9 +88,28 @@ pub fn peft_key(module: &str, which: &str) -> String {
 /// (which would silently change a module's LoRA scale).
 struct Patterns(Vec<(Regex, f64)>);
 
+/// Which pattern field: a rank must be a positive whole number, an alpha any number.
+#[derive(Clone, Copy, PartialEq)]
+enum PatternField {
+    Rank,
+    Alpha,
+}
+
+impl PatternField {
+    /// The field's name in adapter_config.json.
+    fn key(self) -> &'static str {
+        match self {
+            PatternField::Rank => "rank_pattern",
+            PatternField::Alpha => "alpha_pattern",
+        }
+    }
+}
+
 impl Patterns {
-    fn parse(path: &Path, field: &str, value: Option<&Value>) -> Result<Self> {
-        let Some(value) = value else { return Ok(Patterns(Vec::new())) };
+    /// `which` of `cfg` (the parsed `path`); absent or null is no pattern.
+    fn parse(path: &Path, cfg: &Value, which: PatternField) -> Result<Self> {
+        let field = which.key();
+        let Some(value) = cfg.get(field).filter(|v| !v.is_null()) else { return Ok(Patterns(Vec::new())) };
         let map = value.as_object().ok_or_else(|| {
             Error::format(path, format!("`{field}` must map module patterns to numbers, not {value}"))
         })?;
@@ -99,7 +118,7 @@ impl Patterns {
                 .map_err(|e| Error::format(path, format!("`{field}` key `{k}` is not a regular expression: {e}")))?;
             let x =
                 v.as_f64().ok_or_else(|| Error::format(path, format!("`{field}`.`{k}` must be a number, not {v}")))?;
-            if field == "rank_pattern" && (x < 1.0 || x.fract() != 0.0) {
+            if which == PatternField::Rank && (x < 1.0 || x.fract() != 0.0) {
                 return Err(Error::format(path, format!("`{field}`.`{k}` must be a positive whole rank, not {v}")));
             }
             Ok((re, x))
@@ -147,8 +166,8 @@ impl LoraAdapter {
             Some(Value::String(s)) => TargetSpec::Regex(s.clone()),
             _ => return Err(Error::format(&cfg_path, "missing field `target_modules`")),
         };
-        let rank_pat = Patterns::parse(&cfg_path, "rank_pattern", field("rank_pattern"))?;
-        let alpha_pat = Patterns::parse(&cfg_path, "alpha_pattern", field("alpha_pattern"))?;
+        let rank_pat = Patterns::parse(&cfg_path, &cfg, PatternField::Rank)?;
+        let alpha_pat = Patterns::parse(&cfg_path, &cfg, PatternField::Alpha)?;
 
         let st_path = dir.join("adapter_model.safetensors");
         if !st_path.exists() {
@@ -335,12 +354,13 @@ mod tests {
     fn rank_and_alpha_patterns_match_like_peft() {
         let p = Path::new("adapter_config.json");
         let given = json!({ "layers.1.self_attn.q_proj": 16, "v_proj": 4 });
-        let pats = Patterns::parse(p, "rank_pattern", Some(&given)).unwrap();
+        let pats = Patterns::parse(p, &json!({ "rank_pattern": given }), PatternField::Rank).unwrap();
         assert_eq!(pats.value("model.layers.1.self_attn.q_proj"), Some(16.0));
         assert_eq!(pats.value("model.layers.11.self_attn.q_proj"), None, "keys match whole components");
         assert_eq!(pats.value("model.layers.0.self_attn.v_proj"), Some(4.0));
         assert_eq!(pats.value("model.layers.0.self_attn.k_proj"), None);
-        assert!(Patterns::parse(p, "alpha_pattern", None).unwrap().value("q_proj").is_none());
+        assert!(Patterns::parse(p, &json!({}), PatternField::Alpha).unwrap().value("q_proj").is_none());
+        assert!(Patterns::parse(p, &json!({ "alpha_pattern": null }), PatternField::Alpha).unwrap().0.is_empty());
     }
 
     /// Patterns that cannot be used are refused, naming the file, the field and the key.
@@ -348,13 +368,16 @@ mod tests {
     fn bad_rank_and_alpha_patterns_are_refused() {
         let p = Path::new("dir/adapter_config.json");
         for (field, given, says) in [
-            ("rank_pattern", json!({ "q_proj(": 4 }), "key `q_proj(` is not a regular expression"),
-            ("alpha_pattern", json!({ "v_proj": "32" }), "`alpha_pattern`.`v_proj` must be a number"),
-            ("rank_pattern", json!({ "v_proj": 2.5 }), "positive whole rank"),
-            ("alpha_pattern", json!(["v_proj"]), "must map module patterns to numbers"),
+            (PatternField::Rank, json!({ "q_proj(": 4 }), "key `q_proj(` is not a regular expression"),
+            (PatternField::Alpha, json!({ "v_proj": "32" }), "`alpha_pattern`.`v_proj` must be a number"),
+            (PatternField::Rank, json!({ "v_proj": 2.5 }), "positive whole rank"),
+            (PatternField::Alpha, json!(["v_proj"]), "must map module patterns to numbers"),
         ] {
-            let e = Patterns::parse(p, field, Some(&given)).err().expect("refused").to_string();
+            let cfg = json!({ field.key(): given });
+            let e = Patterns::parse(p, &cfg, field).err().expect("refused").to_string();
             assert!(e.starts_with("dir/adapter_config.json: ") && e.contains(says), "{e}");
         }
+        let fractional = json!({ "alpha_pattern": { "v_proj": 2.5 } });
+        assert!(Patterns::parse(p, &fractional, PatternField::Alpha).is_ok(), "an alpha may be fractional");
     }
 }

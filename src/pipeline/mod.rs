@@ -299,12 +299,12 @@ impl<'a> Context<'a> {
 fn load_target(path: &Path, kind: RecordKind, method: Method) -> Result<Dataset> {
     let t = load_records(path)?;
     if t.kind() != kind {
-        return Err(Error::Invalid(format!(
-            "{}: the {} method needs {} targets",
-            path.display(),
-            method.name(),
-            kind.describe()
-        )));
+        return Err(Error::RecordKind {
+            file: path.display().to_string(),
+            user: format!("the {} method's target", method.name()),
+            needs: kind.describe(),
+            input: "target",
+        });
     }
     Ok(t)
 }
@@ -316,11 +316,12 @@ pub fn select(loaded: &Loaded, spec: &SelectSpec<'_>, compute: &Compute) -> Resu
     let method = spec.method.method();
     let name = method.name();
     if pool.kind() != method.pool_kind() {
-        return Err(Error::Invalid(format!(
-            "{}: the {name} method scores {} candidates",
-            pool.name(),
-            method.pool_kind().describe()
-        )));
+        return Err(Error::RecordKind {
+            file: pool.name(),
+            user: format!("the {name} method's pool"),
+            needs: method.pool_kind().describe(),
+            input: "pool",
+        });
     }
     let target = match (spec.method.target(), method.target_kind()) {
         (Some(path), Some(kind)) => Some(load_target(path, kind, method)?),

@@ -10,7 +10,7 @@ use super::adamw::AdamWConfig;
 use super::lora_trainer::{shuffle, LoraTrainer};
 use super::reference::DpoReference;
 use super::schedule::{LrSchedule, Schedule};
-use crate::data::{Dataset, TextTokenizer};
+use crate::data::{Dataset, RecordKind, TextTokenizer};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::loss::LossKind;
@@ -85,12 +85,12 @@ pub fn warmup(
         return Err(Error::Invalid("the epochs and the batch size must be positive".into()));
     }
     if matches!(opts.loss, LossKind::Dpo { .. }) != pool.is_preference() {
-        return Err(Error::Invalid(format!(
-            "{}: the {} loss needs {} records",
-            pool.name(),
-            opts.loss.name(),
-            if pool.is_preference() { "instruction" } else { "preference" }
-        )));
+        return Err(Error::RecordKind {
+            file: pool.name(),
+            user: format!("the {} loss", opts.loss.name()),
+            needs: if pool.is_preference() { RecordKind::Instructions } else { RecordKind::Preferences }.describe(),
+            input: "pool",
+        });
     }
     let dpo_reference = match (&opts.reference, opts.loss) {
         (given, LossKind::Dpo { .. }) => Some(given.clone().unwrap_or_else(|| DpoReference::start_of(&adapter))),

@@ -1,7 +1,8 @@
 //! Our models against PyTorch's float64 reference values (tests/fixtures/hf-tiny, copied from
 //! the shared fixtures): logits, per-example SFT and DPO gradients of the LoRA weights, DPO
-//! log-probs and margins, and tokenization. Every numeric check runs on the CPU backend and on
-//! the wgpu backend (lavapipe in CI).
+//! log-probs and margins, and tokenization. Every numeric check runs on the CPU backend for
+//! every checkpoint, and on the wgpu backend (lavapipe in CI) for the checkpoints that together
+//! take every device code path; one test per checkpoint and backend.
 
 use crate::common;
 
@@ -20,37 +21,6 @@ const MODELS: &[&str] = &["tiny-llama", "tiny-qwen2", "tiny-gpt2"];
 /// Every checkpoint with numeric references: hf-tiny's, then hf-arch's ([`common::HF_ARCH`]).
 fn numeric() -> impl Iterator<Item = &'static str> {
     MODELS.iter().chain(common::HF_ARCH).copied()
-}
-
-/// The checkpoints a reference test runs on `c`: every one on the CPU; on wgpu the ones that
-/// together take every device code path (lavapipe runs the whole list three times slower than
-/// the CPU, and what the others add is computed on the host: RoPE scalings' frequency tables,
-/// which layers slide). Llama (plain) and Qwen2 (q/k/v biases); Gemma-2 (soft-capped scores
-/// and logits, sliding and full layers, grouped-query heads, post-norms, GELU); Gemma-3
-/// (per-head q/k norms, the sliding layers' own rotary tables); Phi-4-mini (a partial rotary
-/// head, LongRoPE's short and long tables within one batch); SmolLM3 (NoPE layers); OLMo-2 (q/k
-/// norms over the whole projection); Granite (multipliers); GPT-NeoX (parallel block, per-head
-/// fused q/k/v; f16 weights); Phi-2 (one norm for both branches, a biased head; f16); GPT-2
-/// with its layer-scaled attention (Conv1D, learned positions).
-fn checkpoints(c: &Compute) -> Vec<&'static str> {
-    const ON_WGPU: &[&str] = &[
-        "tiny-llama",
-        "tiny-qwen2",
-        "tiny-gemma2",
-        "tiny-gemma3",
-        "tiny-phi4",
-        "tiny-smollm3",
-        "tiny-olmo2",
-        "tiny-granite",
-        "tiny-neox",
-        "tiny-phi2",
-        "tiny-gpt2-scaled",
-    ];
-    if c.is_gpu() {
-        ON_WGPU.to_vec()
-    } else {
-        numeric().collect()
-    }
 }
 
 fn fixtures() -> PathBuf {
@@ -125,35 +95,32 @@ fn to_f64(t: Tensor<3>) -> (Vec<usize>, Vec<f64>) {
     (d, t.into_data().iter::<f32>().map(f64::from).collect())
 }
 
-common::each_backend! {
-    fn logits_match_pytorch(c) {
-        let mut failures = Vec::new();
-        for name in checkpoints(c) {
-            let (model, adapter) = load(name, c);
-            let r = reference_json(name);
-            let refs = reference_tensors(name);
-            let seqs = sft_seqs(&r);
-            let seq_refs: Vec<&Sequence> = seqs.iter().collect();
-            let batch = SeqBatch::new(&seq_refs, &c.device);
-            let lora = adapter.runtime(model.linears.len(), seqs.len(), &c.device);
-            for (with_adapter, key) in [(true, "logits"), (false, "base_logits")] {
-                let logits = model.logits(batch.ids.clone(), &batch.lengths, if with_adapter { Some(&lora) } else { None });
-                let (dims, ours) = to_f64(logits);
-                let (t, v) = (dims[1], dims[2]);
-                for (i, s) in seqs.iter().enumerate() {
-                    let (shape, want) = &refs[&format!("sft.{i}.{key}")];
-                    assert_eq!(shape, &vec![s.ids.len(), v]);
-                    let got = &ours[i * t * v..i * t * v + s.ids.len() * v];
-                    let err = common::rel_err(got, want);
-                    if err > 1e-5 {
-                        failures.push(format!("{name} {key} example {i} on {}: rel err {err:.3e}", c.label));
-                    }
-                }
+/// Logits with and without the adapter against the reference's.
+fn logits(name: &str, c: &Compute) {
+    let (model, adapter) = load(name, c);
+    let r = reference_json(name);
+    let refs = reference_tensors(name);
+    let seqs = sft_seqs(&r);
+    let seq_refs: Vec<&Sequence> = seqs.iter().collect();
+    let batch = SeqBatch::new(&seq_refs, &c.device);
+    let lora = adapter.runtime(model.linears.len(), seqs.len(), &c.device);
+    let mut failures = Vec::new();
+    for (with_adapter, key) in [(true, "logits"), (false, "base_logits")] {
+        let logits = model.logits(batch.ids.clone(), &batch.lengths, if with_adapter { Some(&lora) } else { None });
+        let (dims, ours) = to_f64(logits);
+        let (t, v) = (dims[1], dims[2]);
+        for (i, s) in seqs.iter().enumerate() {
+            let (shape, want) = &refs[&format!("sft.{i}.{key}")];
+            assert_eq!(shape, &vec![s.ids.len(), v]);
+            let got = &ours[i * t * v..i * t * v + s.ids.len() * v];
+            let err = common::rel_err(got, want);
+            if err > 1e-5 {
+                failures.push(format!("{name} {key} example {i} on {}: rel err {err:.3e}", c.label));
             }
-            eprintln!("{name}: logits checked on {}", c.label);
         }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{name}: logits checked on {}", c.label);
 }
 
 fn check_grads(
@@ -202,63 +169,154 @@ fn check_sft(
     check_grads("sft", name, c, adapter, out.grads, refs);
 }
 
-common::each_backend! {
-    fn sft_per_example_gradients_match_pytorch(c) {
-        for name in checkpoints(c) {
-            let (model, adapter) = load(name, c);
-            let r = reference_json(name);
-            check_sft(name, c, &model, &adapter, &r, &reference_tensors(name));
-        }
-    }
+/// SFT losses and per-example gradients through the whole graph.
+fn sft(name: &str, c: &Compute) {
+    let (model, adapter) = load(name, c);
+    check_sft(name, c, &model, &adapter, &reference_json(name), &reference_tensors(name));
 }
 
-common::each_backend! {
-    fn dpo_per_example_gradients_and_logps_match_pytorch(c) {
-        for name in checkpoints(c) {
-            let (model, adapter) = load(name, c);
-            let r = reference_json(name);
-            let pairs = dpo_pairs(&r);
-            let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
-            let stats = dpo_stats(&model, &adapter, None, &pairs, 0.1, &c.device).unwrap();
-            check_dpo_stats(name, c, &stats, &out.losses, &r["dpo"]);
-            check_grads("dpo", name, c, &adapter, out.grads, &reference_tensors(name));
-        }
-    }
+/// DPO log-probs, margins, losses and per-example gradients through the whole graph.
+fn dpo(name: &str, c: &Compute) {
+    let (model, adapter) = load(name, c);
+    let r = reference_json(name);
+    let pairs = dpo_pairs(&r);
+    let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
+    let stats = dpo_stats(&model, &adapter, None, &pairs, 0.1, &c.device).unwrap();
+    check_dpo_stats(name, c, &stats, &out.losses, &r["dpo"]);
+    check_grads("dpo", name, c, &adapter, out.grads, &reference_tensors(name));
 }
 
 /// The layerwise backward (each block recomputed, attention a block of queries at a time with
-/// its backward written out) against PyTorch: SFT and DPO per-example gradients.
-mod layerwise_gradients_match_pytorch {
-    use super::*;
+/// its backward written out): SFT losses and gradients, DPO gradients.
+fn layerwise(name: &str, c: &Compute) {
+    let (mut model, adapter) = load(name, c);
+    model.backprop = Backprop::Layerwise;
+    let r = reference_json(name);
+    let refs = reference_tensors(name);
+    check_sft(name, c, &model, &adapter, &r, &refs);
+    let pairs = dpo_pairs(&r);
+    let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
+    check_grads("dpo", name, c, &adapter, out.grads, &refs);
+}
 
-    fn run(c: &Compute, models: &[&str]) {
-        for &name in models {
-            let (mut model, adapter) = load(name, c);
-            model.backprop = Backprop::Layerwise;
-            let r = reference_json(name);
-            let refs = reference_tensors(name);
-            check_sft(name, c, &model, &adapter, &r, &refs);
-            let pairs = dpo_pairs(&r);
-            let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
-            check_grads("dpo", name, c, &adapter, out.grads, &refs);
+/// Runs `check` on one checkpoint on `backend` (`cpu`, or `wgpu`: skipped visibly without an
+/// adapter, a failure under CI=true).
+fn on(backend: &str, name: &str, check: fn(&str, &Compute)) {
+    match backend {
+        "cpu" => check(name, &Compute::cpu()),
+        "wgpu" => {
+            if let Some(c) = common::gpu() {
+                check(name, &c)
+            }
         }
+        other => unreachable!("backend {other}"),
     }
+}
 
-    /// Every reference checkpoint, so every attention variant the families use.
-    #[test]
-    fn cpu() {
-        run(&Compute::cpu(), &numeric().collect::<Vec<_>>())
-    }
+/// One test per checkpoint and backend, `reference::TEST::CHECKPOINT::BACKEND`, so a failure
+/// names both: `$test` runs `$check` on each `$model` (its fixture `$name`) on the backends in
+/// brackets.
+macro_rules! per_checkpoint {
+    ($test:ident, $check:ident; $($model:ident $name:literal [$($backend:ident)+];)+) => {
+        mod $test {
+            /// The checkpoints this test runs on.
+            pub(super) const CHECKPOINTS: &[&str] = &[$($name),+];
 
-    /// On wgpu the checkpoints that together hold every variant: Gemma-2 (soft-capped scores,
-    /// sliding and full layers, grouped-query heads, post-norms), SmolLM3 (NoPE layers beside
-    /// rotary ones), GPT-NeoX (parallel block, per-head fused q/k/v) and GPT-2 (Conv1D, fused
-    /// q/k/v, learned positions). The whole list on lavapipe took 376 s.
-    #[test]
-    fn wgpu() {
-        if let Some(c) = common::gpu() {
-            run(&c, &["tiny-gemma2", "tiny-smollm3", "tiny-neox", "tiny-gpt2"])
+            $(
+                mod $model {
+                    $(
+                        #[test]
+                        fn $backend() {
+                            super::super::on(stringify!($backend), $name, super::super::$check)
+                        }
+                    )+
+                }
+            )+
         }
+    };
+}
+
+/// The whole-graph checks: every checkpoint on the CPU; on wgpu the eleven that together take
+/// every device code path (on lavapipe each checkpoint costs seconds, and what the others add
+/// is computed on the host: RoPE scalings' frequency tables, which layers slide). Llama (plain)
+/// and Qwen2 (q/k/v biases); Gemma-2 (soft-capped scores and logits, sliding and full layers,
+/// grouped-query heads, post-norms, GELU); Gemma-3 (per-head q/k norms, the sliding layers' own
+/// rotary tables); Phi-4-mini (a partial rotary head, LongRoPE's short and long tables within
+/// one batch); SmolLM3 (NoPE layers); OLMo-2 (q/k norms over the whole projection); Granite
+/// (multipliers); GPT-NeoX (parallel block, per-head fused q/k/v; f16 weights); Phi-2 (one norm
+/// for both branches, a biased head; f16); GPT-2 with its layer-scaled attention (Conv1D,
+/// learned positions).
+macro_rules! whole_graph {
+    ($test:ident, $check:ident) => {
+        per_checkpoint! { $test, $check;
+            tiny_llama "tiny-llama" [cpu wgpu];
+            tiny_qwen2 "tiny-qwen2" [cpu wgpu];
+            tiny_gpt2 "tiny-gpt2" [cpu];
+            tiny_mistral "tiny-mistral" [cpu];
+            tiny_llama3 "tiny-llama3" [cpu];
+            tiny_qwen3 "tiny-qwen3" [cpu];
+            tiny_phi3 "tiny-phi3" [cpu];
+            tiny_gemma2 "tiny-gemma2" [cpu wgpu];
+            tiny_gemma "tiny-gemma" [cpu];
+            tiny_gemma3 "tiny-gemma3" [cpu wgpu];
+            tiny_qwen2_window "tiny-qwen2-window" [cpu];
+            tiny_phi4 "tiny-phi4" [cpu wgpu];
+            tiny_qwen3_yarn "tiny-qwen3-yarn" [cpu];
+            tiny_smollm3 "tiny-smollm3" [cpu wgpu];
+            tiny_olmo2 "tiny-olmo2" [cpu wgpu];
+            tiny_olmo3 "tiny-olmo3" [cpu];
+            tiny_neox "tiny-neox" [cpu wgpu];
+            tiny_granite "tiny-granite" [cpu wgpu];
+            tiny_phi2 "tiny-phi2" [cpu wgpu];
+            tiny_gpt2_scaled "tiny-gpt2-scaled" [cpu wgpu];
+        }
+    };
+}
+
+whole_graph!(logits_match_pytorch, logits);
+whole_graph!(sft_per_example_gradients_match_pytorch, sft);
+whole_graph!(dpo_per_example_gradients_and_logps_match_pytorch, dpo);
+
+// The layerwise backward: every checkpoint on the CPU, so every attention variant the families
+// use; on wgpu the four that together hold every variant: Gemma-2 (soft-capped scores, sliding
+// and full layers, grouped-query heads, post-norms), SmolLM3 (NoPE layers beside rotary ones),
+// GPT-NeoX (parallel block, per-head fused q/k/v) and GPT-2 (Conv1D, fused q/k/v, learned
+// positions). All twenty on lavapipe took 376 s.
+per_checkpoint! { layerwise_gradients_match_pytorch, layerwise;
+    tiny_llama "tiny-llama" [cpu];
+    tiny_qwen2 "tiny-qwen2" [cpu];
+    tiny_gpt2 "tiny-gpt2" [cpu wgpu];
+    tiny_mistral "tiny-mistral" [cpu];
+    tiny_llama3 "tiny-llama3" [cpu];
+    tiny_qwen3 "tiny-qwen3" [cpu];
+    tiny_phi3 "tiny-phi3" [cpu];
+    tiny_gemma2 "tiny-gemma2" [cpu wgpu];
+    tiny_gemma "tiny-gemma" [cpu];
+    tiny_gemma3 "tiny-gemma3" [cpu];
+    tiny_qwen2_window "tiny-qwen2-window" [cpu];
+    tiny_phi4 "tiny-phi4" [cpu];
+    tiny_qwen3_yarn "tiny-qwen3-yarn" [cpu];
+    tiny_smollm3 "tiny-smollm3" [cpu wgpu];
+    tiny_olmo2 "tiny-olmo2" [cpu];
+    tiny_olmo3 "tiny-olmo3" [cpu];
+    tiny_neox "tiny-neox" [cpu wgpu];
+    tiny_granite "tiny-granite" [cpu];
+    tiny_phi2 "tiny-phi2" [cpu];
+    tiny_gpt2_scaled "tiny-gpt2-scaled" [cpu];
+}
+
+/// Every checkpoint with a reference has its tests: one added to the fixtures (`HF_ARCH`) and
+/// not to the lists above fails here.
+#[test]
+fn every_reference_checkpoint_has_its_tests() {
+    let all: Vec<&str> = numeric().collect();
+    for (test, listed) in [
+        ("logits", logits_match_pytorch::CHECKPOINTS),
+        ("sft", sft_per_example_gradients_match_pytorch::CHECKPOINTS),
+        ("dpo", dpo_per_example_gradients_and_logps_match_pytorch::CHECKPOINTS),
+        ("layerwise", layerwise_gradients_match_pytorch::CHECKPOINTS),
+    ] {
+        assert_eq!(listed, all.as_slice(), "{test}");
     }
 }
 

@@ -52,7 +52,7 @@ impl Plan {
         let piece = tile.min(limit / row_bytes.max(1));
         let rows = MAX_QUERIES.min(queries).min(limit / ((best + tile) * 4)).min(limit / row_bytes.max(1));
         if tile > MAX_REGION || piece == 0 || rows == 0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::AdapterLimit(format!(
                 "a kNN search keeping {keep} neighbours over {dim} columns does not fit this adapter's {limit}-byte buffers"
             )));
         }
@@ -113,10 +113,10 @@ impl GpuKnn {
         k: usize,
     ) -> Result<Vec<Vec<(f64, usize)>>> {
         if dim > MAX_ROW {
-            return Err(Error::Invalid(format!("the kNN kernel takes at most {MAX_ROW} columns, not {dim}")));
+            return Err(Error::AdapterLimit(format!("the kNN kernel takes at most {MAX_ROW} columns, not {dim}")));
         }
         if subset.len() >= EMPTY_ID as usize {
-            return Err(Error::Invalid(format!("the kNN kernel takes fewer than {EMPTY_ID} candidates")));
+            return Err(Error::AdapterLimit(format!("the kNN kernel takes fewer than {EMPTY_ID} candidates")));
         }
         let keep = (k + SLACK).min(subset.len());
         if keep == 0 || m == 0 {

@@ -1,0 +1,77 @@
+//! `gradsift doctor`.
+
+use super::{bin, run};
+use crate::common;
+use std::path::Path;
+
+/// `gradsift doctor --quick`: every device is checked and report.json parses; with a wrong
+/// result planted in one check (the test-only hook), that check fails, the others pass, and
+/// the exit status is non-zero.
+#[test]
+fn doctor_checks_every_device_and_fails_a_planted_error() {
+    let out = common::tmp("test", "doctor");
+    let read = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+    };
+    let r = run(bin().args(["doctor", "--quick", "--out"]).arg(out.join("clean")));
+    assert!(r.status.success(), "doctor failed on this machine");
+    let report = read(&out.join("clean"));
+    assert_eq!(report["passed"], true);
+    let devices = report["devices"].as_array().unwrap();
+    let gpu_rows = devices.iter().filter(|d| d["facts"].is_object()).count();
+    match common::gpu() {
+        Some(_) => assert!(gpu_rows >= 1, "no wgpu adapter in the report"),
+        None => eprintln!("SKIPPED: the doctor's wgpu rows (no adapter); the CPU row was checked"),
+    }
+    for d in devices {
+        assert!(d["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{d}");
+        assert!(d["throughput"]["examples_per_second"].as_f64().unwrap() > 0.0);
+    }
+    if gpu_rows > 0 {
+        let names: Vec<&str> =
+            devices[1]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "projection",
+                "sparse projection",
+                "scoring",
+                "knn top-k",
+                "sft gradients",
+                "dpo gradients",
+                "select less"
+            ]
+        );
+    }
+
+    // The CPU row checks its gradients against NdArray in builds that have it, and says so
+    // where they have not.
+    let cpu_checks = devices[0]["checks"].as_array().unwrap().len();
+    assert_eq!(cpu_checks > 0, cfg!(feature = "ndarray"), "{}", devices[0]);
+    assert_eq!(devices[0]["unchecked"].is_string(), !cfg!(feature = "ndarray"), "{}", devices[0]);
+
+    // A wrong WGSL projection where there is an adapter; else a wrong gradient (the CPU row).
+    let planted = match (gpu_rows > 0, cpu_checks > 0) {
+        (true, _) => "projection",
+        (false, true) => "sft gradients",
+        (false, false) => {
+            eprintln!("SKIPPED: a planted error (no adapter, and no second CPU backend in this build)");
+            return;
+        }
+    };
+    let r =
+        run(bin().env("GRADSIFT_DOCTOR_PLANT", planted).args(["doctor", "--quick", "--out"]).arg(out.join("planted")));
+    assert!(!r.status.success(), "a planted error must fail the run");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("checks failed"));
+    let report = read(&out.join("planted"));
+    assert_eq!(report["passed"], false);
+    let mut failed = 0;
+    for d in report["devices"].as_array().unwrap() {
+        for c in d["checks"].as_array().unwrap() {
+            assert_eq!(c["passed"] == true, c["name"] != planted, "{c}");
+            failed += usize::from(c["passed"] == false);
+        }
+    }
+    assert!(failed >= 1, "the planted check did not run");
+    let _ = std::fs::remove_dir_all(&out);
+}
