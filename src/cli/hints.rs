@@ -26,7 +26,8 @@ pub fn hint(e: &Error) -> Option<String> {
             format!("give --{input} {needs} records, or choose the method (and --loss) made for the records you have")
         }
         Error::WidthMismatch { .. } => {
-            "compute both with the same model, --lora-targets, --grad-type and --proj-dim (featurize or select              with one set of flags)"
+            "compute both with the same model, --lora-targets, --grad-type and --proj-dim (featurize or select \
+             with one set of flags)"
                 .into()
         }
         Error::Shard(_) => {
