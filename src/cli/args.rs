@@ -90,6 +90,11 @@ pub struct DoctorArgs {
     /// Seed of the fresh inputs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run this check only, and no throughput run (repeatable; to re-run a failing check):
+    /// projection, sparse-projection, scoring, knn-top-k, sft-gradients, dpo-gradients,
+    /// select-less (the report's names, spaces or dashes).
+    #[arg(long = "check", value_name = "NAME")]
+    pub checks: Vec<gradsift::doctor::CheckName>,
 }
 
 #[derive(Args)]

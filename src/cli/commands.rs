@@ -73,7 +73,7 @@ pub fn merge(out: &Path, shards: &[std::path::PathBuf]) -> Result<()> {
 pub fn doctor(a: DoctorArgs) -> Result<()> {
     use gradsift::doctor::{self, Adapters, DoctorOptions};
     let adapters = if a.adapter.eq_ignore_ascii_case("all") { Adapters::All } else { Adapters::One(a.adapter.clone()) };
-    let report = doctor::run(&DoctorOptions { adapters, quick: a.quick, seed: a.seed })?;
+    let report = doctor::run(&DoctorOptions { adapters, quick: a.quick, seed: a.seed, only: a.checks })?;
     doctor::write(&report, &a.out)?;
     say(doctor::markdown(&report))?;
     let failed: usize = report

@@ -19,6 +19,63 @@ use crate::methods::less;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::SplitMix64;
 
+/// The doctor's checks, by the name each has in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckName {
+    Projection,
+    SparseProjection,
+    Scoring,
+    Knn,
+    SftGradients,
+    DpoGradients,
+    SelectLess,
+}
+
+impl CheckName {
+    /// Every check, in the order a device's row lists them.
+    pub const ALL: [CheckName; 7] = [
+        CheckName::Projection,
+        CheckName::SparseProjection,
+        CheckName::Scoring,
+        CheckName::Knn,
+        CheckName::SftGradients,
+        CheckName::DpoGradients,
+        CheckName::SelectLess,
+    ];
+
+    /// The name in the report (and on the command line).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Projection => "projection",
+            CheckName::SparseProjection => "sparse projection",
+            CheckName::Scoring => "scoring",
+            CheckName::Knn => "knn top-k",
+            CheckName::SftGradients => "sft gradients",
+            CheckName::DpoGradients => "dpo gradients",
+            CheckName::SelectLess => "select less",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CheckName {
+    type Err = Error;
+
+    /// A report name; `-` may stand for its spaces (`sft-gradients`).
+    fn from_str(s: &str) -> Result<CheckName> {
+        let want = s.trim().replace('-', " ").to_ascii_lowercase();
+        CheckName::ALL.into_iter().find(|c| c.as_str().replace('-', " ") == want).ok_or_else(|| {
+            let names: Vec<&str> = CheckName::ALL.iter().map(|c| c.as_str()).collect();
+            Error::Invalid(format!("no doctor check is called `{s}`; the checks: {}", names.join(", ")))
+        })
+    }
+}
+
 /// One check's outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
@@ -32,13 +89,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &str, error: f64, tolerance: f64, detail: String) -> Check {
-        Check { name: name.into(), error, tolerance, passed: error.is_finite() && error <= tolerance, detail }
+    fn new(check: CheckName, error: f64, tolerance: f64, detail: String) -> Check {
+        Check { name: check.as_str().into(), error, tolerance, passed: error.is_finite() && error <= tolerance, detail }
     }
 
     /// A check that could not run (a shader that does not compile, a device lost...).
-    pub fn failed(name: &str, message: String) -> Check {
-        Check { name: name.into(), error: f64::INFINITY, tolerance: 0.0, passed: false, detail: message }
+    pub fn failed(check: CheckName, message: String) -> Check {
+        Check { name: check.as_str().into(), error: f64::INFINITY, tolerance: 0.0, passed: false, detail: message }
     }
 }
 
@@ -68,8 +125,8 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 /// The test-only hook that plants a wrong result in one check (`GRADSIFT_DOCTOR_PLANT=NAME`):
 /// the doctor's own test uses it to see a failing check fail. Only builds with the
 /// `doctor-faults` feature (the tests') read the variable.
-fn planted(name: &str, values: &mut [f64]) {
-    if plant_requested(name) {
+fn planted(check: CheckName, values: &mut [f64]) {
+    if plant_requested(check) {
         if let Some(v) = values.first_mut() {
             *v += 1.0;
         }
@@ -77,8 +134,8 @@ fn planted(name: &str, values: &mut [f64]) {
 }
 
 /// Whether the test-only hook asks for a wrong result in check `name` (see [`planted`]).
-pub(super) fn plant_requested(name: &str) -> bool {
-    cfg!(feature = "doctor-faults") && std::env::var("GRADSIFT_DOCTOR_PLANT").is_ok_and(|p| p == name)
+pub(super) fn plant_requested(check: CheckName) -> bool {
+    cfg!(feature = "doctor-faults") && std::env::var("GRADSIFT_DOCTOR_PLANT").is_ok_and(|p| p == check.as_str())
 }
 
 /// The WGSL dense random projection against the Rust one.
@@ -88,8 +145,8 @@ pub fn projection(c: &Compute, seed: u64) -> Result<Check> {
     let g = random(e * n, seed);
     let mut got = f64s(&GpuProjector::new(gpu).project(&g, e, n, seed, k)?);
     let want = f64s(&project_cpu(&g, e, n, seed, k));
-    planted("projection", &mut got);
-    Ok(Check::new("projection", rel_err(&got, &want), 1e-5, format!("{e} rows of {n} to k = {k}")))
+    planted(CheckName::Projection, &mut got);
+    Ok(Check::new(CheckName::Projection, rel_err(&got, &want), 1e-5, format!("{e} rows of {n} to k = {k}")))
 }
 
 /// The WGSL sparse projection against the Rust one: they sum in the same order, so any
@@ -101,9 +158,9 @@ pub fn sparse_projection(c: &Compute, seed: u64) -> Result<Check> {
     let jl = SparseJl::new(seed, k, nnz)?;
     let mut got = f64s(&GpuSparseProjector::new(gpu).project(&jl, &g, e, n)?);
     let want = f64s(&jl.project_cpu(&g, e, n)?);
-    planted("sparse projection", &mut got);
+    planted(CheckName::SparseProjection, &mut got);
     let detail = format!("{e} rows of {n} to k = {k}, {nnz} nonzeros a column");
-    Ok(Check::new("sparse projection", rel_err(&got, &want), 0.0, detail))
+    Ok(Check::new(CheckName::SparseProjection, rel_err(&got, &want), 0.0, detail))
 }
 
 /// The WGSL LESS scoring (cosines, mean per subtask, weighted sum, max) against the Rust one.
@@ -123,8 +180,13 @@ pub fn scoring(c: &Compute, seed: u64) -> Result<Check> {
     let stages: Vec<WeightedFeatures<'_>> =
         feats.iter().zip(weights).map(|((p, t), weight)| WeightedFeatures { pool: p, target: t, weight }).collect();
     let mut got = GpuScorer::new(gpu).score(&stages)?.combined.score;
-    planted("scoring", &mut got);
-    Ok(Check::new("scoring", rel_err(&got, &want.score), 1e-5, format!("{n} candidates, {m} targets, k = {dim}")))
+    planted(CheckName::Scoring, &mut got);
+    Ok(Check::new(
+        CheckName::Scoring,
+        rel_err(&got, &want.score),
+        1e-5,
+        format!("{n} candidates, {m} targets, k = {dim}"),
+    ))
 }
 
 /// The WGSL exact kNN (distances and top-K) against the Rust search: the share of neighbour
@@ -137,10 +199,10 @@ pub fn knn(c: &Compute, seed: u64) -> Result<Check> {
     let got = Exact::new(c.gpu.clone()).nearest(&x, &all, &q, m, dim, k)?;
     let want = Exact::Cpu.nearest(&x, &all, &q, m, dim, k)?;
     let mut ids: Vec<f64> = got.iter().flatten().map(|(_, i)| *i as f64).collect();
-    planted("knn", &mut ids);
+    planted(CheckName::Knn, &mut ids);
     let want_ids: Vec<f64> = want.iter().flatten().map(|(_, i)| *i as f64).collect();
     let differ = ids.iter().zip(&want_ids).filter(|(a, b)| a != b).count();
-    Ok(Check::new("knn top-k", differ as f64 / ids.len().max(1) as f64, 0.0, format!("{m} queries, {k} of {n}")))
+    Ok(Check::new(CheckName::Knn, differ as f64 / ids.len().max(1) as f64, 0.0, format!("{m} queries, {k} of {n}")))
 }
 
 /// The embedded model with a seeded non-zero adapter on `c` (a fresh adapter's B = 0 would make
@@ -167,9 +229,9 @@ pub fn grads(
 
 /// Gradients computed on the device under test against the reference backend's (the same model
 /// and adapter there).
-pub fn gradients(name: &str, mut got: Vec<f64>, want: &[f64], examples: usize) -> Check {
-    planted(name, &mut got);
-    Check::new(name, rel_err(&got, want), 1e-4, format!("{examples} examples of the embedded model"))
+pub fn gradients(check: CheckName, mut got: Vec<f64>, want: &[f64], examples: usize) -> Check {
+    planted(check, &mut got);
+    Check::new(check, rel_err(&got, want), 1e-4, format!("{examples} examples of the embedded model"))
 }
 
 /// Examples per second of gradient featurization on `c`, and the device's f32 matmul rate.

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use checks::{Check, Throughput};
+pub use checks::{Check, CheckName, Throughput};
 pub use report::markdown;
 
 use crate::data::{load_records, TextTokenizer, Tokenized};
@@ -42,6 +42,15 @@ pub struct DoctorOptions {
     pub quick: bool,
     /// Seed of the fresh inputs (the report records it).
     pub seed: u64,
+    /// Run these checks only, and measure no throughput (to re-run a failing check); empty:
+    /// every check and the throughput.
+    pub only: Vec<CheckName>,
+}
+
+impl DoctorOptions {
+    fn wants(&self, check: CheckName) -> bool {
+        self.only.is_empty() || self.only.contains(&check)
+    }
 }
 
 /// The limits and features of an adapter our kernels depend on.
@@ -92,6 +101,9 @@ pub struct DoctorReport {
     pub arch: String,
     pub seed: u64,
     pub quick: bool,
+    /// The checks asked for (`--check`); empty: every check, and the throughput.
+    #[serde(default)]
+    pub only: Vec<String>,
     pub devices: Vec<DeviceReport>,
     pub passed: bool,
 }
@@ -131,7 +143,7 @@ fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
 
 /// Runs `f`, turning an error or a panic (a lost device, a shader that fails to compile) into
 /// a failed check named `name`.
-fn guarded(name: &str, f: impl FnOnce() -> Result<Check>) -> Check {
+fn guarded(name: CheckName, f: impl FnOnce() -> Result<Check>) -> Check {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => Check::failed(name, e.to_string()),
@@ -158,31 +170,40 @@ struct Inputs {
 
 const DPO: LossKind = LossKind::Dpo { beta: 0.1 };
 
-/// The gradient checks and the throughput of `c`, with the embedded model loaded there once.
-fn model_checks(c: &Compute, inputs: &Inputs, seed: u64) -> (Vec<Check>, Option<Throughput>) {
-    let loaded = catch_unwind(AssertUnwindSafe(|| checks::model_on(c, &inputs.model_dir, seed)));
+/// The gradient checks `o` asks for and, when it asks for everything, the throughput of `c`,
+/// with the embedded model loaded there once.
+fn model_checks(c: &Compute, inputs: &Inputs, o: &DoctorOptions) -> (Vec<Check>, Option<Throughput>) {
+    let wanted: Vec<CheckName> =
+        [CheckName::SftGradients, CheckName::DpoGradients].into_iter().filter(|&n| o.wants(n)).collect();
+    let throughput_wanted = o.only.is_empty();
+    if wanted.is_empty() && !throughput_wanted {
+        return (Vec::new(), None);
+    }
+    let loaded = catch_unwind(AssertUnwindSafe(|| checks::model_on(c, &inputs.model_dir, o.seed)));
     let (model, adapter) = match loaded {
         Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            return (["sft gradients", "dpo gradients"].map(|n| Check::failed(n, e.to_string())).to_vec(), None)
-        }
+        Ok(Err(e)) => return (wanted.iter().map(|&n| Check::failed(n, e.to_string())).collect(), None),
         Err(_) => {
-            let msg = "panicked while loading the embedded model".to_string();
-            return (["sft gradients", "dpo gradients"].map(|n| Check::failed(n, msg.clone())).to_vec(), None);
+            let msg = "panicked while loading the embedded model";
+            return (wanted.iter().map(|&n| Check::failed(n, msg.to_string())).collect(), None);
         }
     };
-    let check = |name: &str, examples: &[Tokenized], loss: LossKind, want: &[f64]| {
-        guarded(name, || {
-            let got = checks::grads(&model, &adapter, examples, loss, c)?;
-            Ok(checks::gradients(name, got, want, examples.len()))
+    let list = wanted
+        .iter()
+        .map(|&name| {
+            let (examples, loss, want) = match name {
+                CheckName::SftGradients => (&inputs.singles, LossKind::Sft, &inputs.sft),
+                _ => (&inputs.pairs, DPO, &inputs.dpo),
+            };
+            guarded(name, || {
+                let got = checks::grads(&model, &adapter, examples, loss, c)?;
+                Ok(checks::gradients(name, got, want, examples.len()))
+            })
         })
-    };
-    let list = vec![
-        check("sft gradients", &inputs.singles, LossKind::Sft, &inputs.sft),
-        check("dpo gradients", &inputs.pairs, DPO, &inputs.dpo),
-    ];
-    let throughput = catch_unwind(AssertUnwindSafe(|| checks::throughput(c, &model, &adapter, &inputs.singles)))
-        .ok()
+        .collect();
+    let throughput = throughput_wanted
+        .then(|| catch_unwind(AssertUnwindSafe(|| checks::throughput(c, &model, &adapter, &inputs.singles))).ok())
+        .flatten()
         .and_then(Result::ok);
     (list, throughput)
 }
@@ -220,14 +241,14 @@ fn end_result(c: &Compute, inputs: &Inputs, quick: bool) -> Result<Check> {
     let (want_sel, want_scores) = &inputs.less;
     let shared = selected.iter().filter(|i| want_sel.contains(i)).count();
     let overlap = shared as f64 / want_sel.len().max(1) as f64;
-    if checks::plant_requested("select") {
+    if checks::plant_requested(CheckName::SelectLess) {
         scores[0] += 1.0;
     }
     let err = checks::rel_err(&scores, want_scores);
     // Both must hold: the same top k, and scores within the suite's tolerance.
     let error = if overlap < 1.0 { f64::INFINITY } else { err };
     Ok(Check {
-        name: "select less".into(),
+        name: CheckName::SelectLess.as_str().into(),
         error,
         tolerance: 1e-4,
         passed: overlap == 1.0 && err <= 1e-4,
@@ -243,15 +264,19 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
         Err(_) => return DeviceReport::broken(entry.describe(), "panicked while opening the adapter".into()),
     };
     let seed = o.seed;
-    let mut checks = vec![
-        guarded("projection", || checks::projection(&c, seed)),
-        guarded("sparse projection", || checks::sparse_projection(&c, seed)),
-        guarded("scoring", || checks::scoring(&c, seed + 1)),
-        guarded("knn top-k", || checks::knn(&c, seed + 2)),
+    let kernels: [(CheckName, &dyn Fn() -> Result<Check>); 4] = [
+        (CheckName::Projection, &|| checks::projection(&c, seed)),
+        (CheckName::SparseProjection, &|| checks::sparse_projection(&c, seed)),
+        (CheckName::Scoring, &|| checks::scoring(&c, seed + 1)),
+        (CheckName::Knn, &|| checks::knn(&c, seed + 2)),
     ];
-    let (gradients, throughput) = model_checks(&c, inputs, seed);
+    let mut checks: Vec<Check> =
+        kernels.into_iter().filter(|(name, _)| o.wants(*name)).map(|(name, f)| guarded(name, f)).collect();
+    let (gradients, throughput) = model_checks(&c, inputs, o);
     checks.extend(gradients);
-    checks.push(guarded("select less", || end_result(&c, inputs, o.quick)));
+    if o.wants(CheckName::SelectLess) {
+        checks.push(guarded(CheckName::SelectLess, || end_result(&c, inputs, o.quick)));
+    }
     DeviceReport {
         device: c.label.clone(),
         facts: Some(facts(entry, &c)),
@@ -268,22 +293,28 @@ fn gpu_row(entry: &AdapterEntry, adapters: &[AdapterEntry], inputs: &Inputs, o: 
 /// itself.
 fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
     #[cfg(feature = "ndarray")]
-    let (checks, unchecked) = (model_checks(&Compute::cpu_other(), inputs, o.seed).0, None);
+    let (checks, unchecked) = (model_checks(&Compute::cpu_other(), inputs, o).0, None);
     #[cfg(not(feature = "ndarray"))]
     let (checks, unchecked) = (
         Vec::new(),
-        Some(
+        (o.wants(CheckName::SftGradients) || o.wants(CheckName::DpoGradients)).then(|| {
             "gradients not cross-checked: this build has no second CPU backend (build with `--features ndarray`)"
-                .to_string(),
-        ),
+                .to_string()
+        }),
     );
-    let throughput = catch_unwind(AssertUnwindSafe(|| {
-        let c = Compute::cpu();
-        let (model, adapter) = checks::model_on(&c, &inputs.model_dir, o.seed)?;
-        checks::throughput(&c, &model, &adapter, &inputs.singles)
-    }))
-    .ok()
-    .and_then(Result::ok);
+    let throughput = o
+        .only
+        .is_empty()
+        .then(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let c = Compute::cpu();
+                let (model, adapter) = checks::model_on(&c, &inputs.model_dir, o.seed)?;
+                checks::throughput(&c, &model, &adapter, &inputs.singles)
+            }))
+            .ok()
+        })
+        .flatten()
+        .and_then(Result::ok);
     DeviceReport { device: Compute::cpu().label, facts: None, checks, throughput, error: None, unchecked }
 }
 
@@ -305,8 +336,12 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     let pairs = load_records(&assets.pool_pairs)?;
     let (singles, _) = tok.examples(&pool.examples[..n.min(pool.len())], 128)?;
     let (pairs, _) = tok.examples(&pairs.examples[..(n / 2).min(pairs.len())], 128)?;
-    let sft = checks::grads(&model, &adapter, &singles, LossKind::Sft, &cpu)?;
-    let dpo = checks::grads(&model, &adapter, &pairs, DPO, &cpu)?;
+    let reference = |check: CheckName, examples: &[Tokenized], loss: LossKind| match o.wants(check) {
+        true => checks::grads(&model, &adapter, examples, loss, &cpu),
+        false => Ok(Vec::new()),
+    };
+    let sft = reference(CheckName::SftGradients, &singles, LossKind::Sft)?;
+    let dpo = reference(CheckName::DpoGradients, &pairs, DPO)?;
     drop((model, adapter));
     // Quick: the end-to-end selection scores the first 100 pool lines (a software adapter
     // featurizes some ten examples a second).
@@ -329,7 +364,9 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
         dpo,
         less: (Vec::new(), Vec::new()),
     };
-    inputs.less = less_on(&cpu, &inputs, o.quick, "cpu")?;
+    if o.wants(CheckName::SelectLess) {
+        inputs.less = less_on(&cpu, &inputs, o.quick, "cpu")?;
+    }
     let adapters = device::list_adapters();
     let chosen: Vec<&AdapterEntry> = match &o.adapters {
         Adapters::All => adapters.iter().collect(),
@@ -350,6 +387,7 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
         arch: std::env::consts::ARCH.into(),
         seed: o.seed,
         quick: o.quick,
+        only: o.only.iter().map(|c| c.to_string()).collect(),
         devices,
         passed,
     })

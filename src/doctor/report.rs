@@ -5,12 +5,13 @@ use super::DoctorReport;
 /// report.md (also printed on the terminal).
 pub fn markdown(r: &DoctorReport) -> String {
     let mut s = format!(
-        "# gradsift doctor\n\ngradsift {} on {} ({}), seed {}{}: {}\n\n",
+        "# gradsift doctor\n\ngradsift {} on {} ({}), seed {}{}{}: {}\n\n",
         r.gradsift,
         r.os,
         r.arch,
         r.seed,
         if r.quick { ", quick" } else { "" },
+        if r.only.is_empty() { String::new() } else { format!(", only {}", r.only.join(", ")) },
         if r.passed { "every check passed" } else { "SOME CHECKS FAILED" }
     );
     s.push_str("| device | check | error | tolerance | result | detail |\n|---|---|---|---|---|---|\n");

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// `gradsift doctor --quick`: every device is checked and report.json parses; with a wrong
 /// result planted in one check (the test-only hook), that check fails, the others pass, and
-/// the exit status is non-zero.
+/// the exit status is non-zero; `--check` runs the checks named and no others.
 #[test]
 fn doctor_checks_every_device_and_fails_a_planted_error() {
     let out = common::tmp("test", "doctor");
@@ -51,26 +51,33 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
     assert_eq!(devices[0]["unchecked"].is_string(), !cfg!(feature = "ndarray"), "{}", devices[0]);
 
     // A wrong WGSL projection where there is an adapter; else a wrong gradient (the CPU row).
-    let planted = match (gpu_rows > 0, cpu_checks > 0) {
-        (true, _) => "projection",
-        (false, true) => "sft gradients",
+    // The planted run asks for that check and one more only (`--check`, as a user re-running a
+    // failed check would): the clean run above has run them all.
+    let (planted, other) = match (gpu_rows > 0, cpu_checks > 0) {
+        (true, _) => ("projection", "scoring"),
+        (false, true) => ("sft gradients", "dpo gradients"),
         (false, false) => {
             eprintln!("SKIPPED: a planted error (no adapter, and no second CPU backend in this build)");
             return;
         }
     };
-    let r =
-        run(bin().env("GRADSIFT_DOCTOR_PLANT", planted).args(["doctor", "--quick", "--out"]).arg(out.join("planted")));
+    let r = run(bin()
+        .env("GRADSIFT_DOCTOR_PLANT", planted)
+        .args(["doctor", "--quick", "--check", planted, "--check", &other.replace(' ', "-"), "--out"])
+        .arg(out.join("planted")));
     assert!(!r.status.success(), "a planted error must fail the run");
     assert!(String::from_utf8_lossy(&r.stderr).contains("checks failed"));
     let report = read(&out.join("planted"));
     assert_eq!(report["passed"], false);
+    assert_eq!(report["only"], serde_json::json!([planted, other]));
     let mut failed = 0;
     for d in report["devices"].as_array().unwrap() {
         for c in d["checks"].as_array().unwrap() {
+            assert!(c["name"] == planted || c["name"] == other, "a check not asked for ran: {c}");
             assert_eq!(c["passed"] == true, c["name"] != planted, "{c}");
             failed += usize::from(c["passed"] == false);
         }
+        assert!(d["throughput"].is_null(), "a run with --check measures no throughput: {d}");
     }
     assert!(failed >= 1, "the planted check did not run");
     let _ = std::fs::remove_dir_all(&out);
