@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::features::rng::fmix32;
 use crate::features::{Dtype, ProjectionKind, Projector};
 use crate::loss::{per_example_grads, LossKind};
-use crate::model::{Backprop, CausalLm, LoraAdapter};
+use crate::model::{Backprop, CausalLm, FloatKind, LoraAdapter, WeightsDtype};
 
 /// The shapes, as their config.json files publish them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +236,8 @@ pub struct ShapeRun {
     pub projection: ProjectionKind,
     /// How the gradient passes ran (whole or layerwise: `auto` resolved).
     pub backprop: Backprop,
+    /// The type the frozen matrices were kept in (`--weights-dtype` resolved).
+    pub matrices: FloatKind,
     /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
     /// the records, no gradients), gradients (forward + backward), projection, store write.
     pub phases: Vec<(&'static str, f64)>,
@@ -258,10 +260,11 @@ impl ShapeRun {
         let achieved = self.flops / grad / 1e9;
         vec![
             format!(
-                "{} on {}: {:.1}M parameters, LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {} projection k = {}",
+                "{} on {}: {:.1}M parameters ({} weights), LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {} projection k = {}",
                 self.shape.name(),
                 self.device,
                 self.params as f64 / 1e6,
+                self.matrices.name(),
                 self.lora_params,
                 self.examples,
                 self.seq_len,
@@ -348,6 +351,8 @@ pub struct ShapeOptions {
     pub proj_nnz: usize,
     pub examples: usize,
     pub backprop: Backprop,
+    /// The type the frozen matrices are kept in.
+    pub weights_dtype: WeightsDtype,
     /// Where the generated checkpoint goes (reused when it is there).
     pub dir: PathBuf,
 }
@@ -367,7 +372,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
     phases.push(("write", t.elapsed().as_secs_f64()));
     super::reset_peak_rss();
     let t = Instant::now();
-    let mut model = CausalLm::load(&o.dir, &c.device)?;
+    let mut model = CausalLm::load_as(&o.dir, &c.device, o.weights_dtype)?;
     model.backprop = o.backprop;
     let adapter = LoraAdapter::fresh(&model.linears, 8, 16.0, &o.shape.lora_targets(), 0)?;
     phases.push(("load", t.elapsed().as_secs_f64()));
@@ -423,6 +428,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
             true => Backprop::Layerwise,
             false => Backprop::Whole,
         },
+        matrices: model.matrices,
         flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
         phases,
         matmul_gflops,

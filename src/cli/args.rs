@@ -11,7 +11,7 @@ use gradsift::choice::Choice;
 use gradsift::device::DeviceChoice;
 use gradsift::features::{Dtype, FeatureOptions, Pooling, ProjectionKind};
 use gradsift::methods::prism::PairWeights;
-use gradsift::model::Backprop;
+use gradsift::model::{Backprop, WeightsDtype};
 use gradsift::pipeline::{GradType, Method, TsdsDensity};
 use gradsift::train::{DpoReference, Schedule};
 
@@ -249,6 +249,9 @@ pub struct BenchArgs {
     /// --shape: how the gradient passes keep what their backward pass needs.
     #[arg(long, value_parser = choice::<Backprop>(), default_value = "auto")]
     pub backprop: Backprop,
+    /// --shape: the type the frozen weights are kept in (see `featurize --help`).
+    #[arg(long, value_parser = choice::<WeightsDtype>(), default_value = "f32")]
+    pub weights_dtype: WeightsDtype,
 }
 
 #[derive(Args)]
@@ -287,6 +290,11 @@ pub struct ModelArgs {
     /// time (memory linear in the sequence length) for one more forward pass.
     #[arg(long, value_parser = choice::<Backprop>(), default_value = "auto")]
     pub backprop: Backprop,
+    /// The type the frozen weights are kept in on the device: f32 is exact and the same on
+    /// every device; 16 bits halve their memory (products accumulate in f32; LoRA, norms,
+    /// softmax and the loss stay f32).
+    #[arg(long, value_parser = choice::<WeightsDtype>(), default_value = "f32")]
+    pub weights_dtype: WeightsDtype,
 }
 
 #[derive(Args)]

@@ -223,6 +223,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             proj_nnz: a.proj_nnz,
             examples: a.examples,
             backprop: a.backprop,
+            weights_dtype: a.weights_dtype,
             dir: std::env::temp_dir().join(format!("gradsift-bench-{}", shape.name())),
         };
         for c in &backends {
@@ -298,7 +299,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     target_files.dedup();
     let targets = target_files.iter().map(|p| gradsift::data::load_records(p)).collect::<gradsift::Result<Vec<_>>>()?;
     let targets: Vec<&gradsift::data::Dataset> = targets.iter().collect();
-    let (model, tokenizer) = pipeline::load_base(&model_dir, &a.chat_template(), &compute)?;
+    // Fine-tuning measures the selections: the exact f32 model, whatever selected them.
+    let (model, tokenizer) =
+        pipeline::load_base(&model_dir, &a.chat_template(), gradsift::model::WeightsDtype::F32, &compute)?;
     let inputs = EvalInputs { pool: &pool, arms: &arms, tests, targets: &targets };
     let report = gradsift::eval::run_and_write(&model, &tokenizer, &inputs, &opts, &compute, &a.out)?;
     say(&report.table)?;

@@ -66,6 +66,7 @@ impl ModelArgs {
             seed,
             chat_template: self.chat_template(),
             backprop: self.backprop,
+            weights_dtype: self.weights_dtype,
         }
     }
 }

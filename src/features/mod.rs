@@ -165,6 +165,7 @@ pub fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
         proj_dim: job.opts.proj_dim,
         projection: job.opts.projection_key(),
         dtype: job.opts.dtype,
+        weights: job.model.matrices,
         max_len: job.opts.max_len,
         sources: hash_files(&job.data.files.iter().map(|p| p.as_path()).collect::<Vec<_>>())?,
         view: job.data.view,

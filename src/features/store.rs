@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::npy::{self, Dtype, NpyFile, NpyWriter};
 use crate::data::View;
 use crate::error::{Error, Result};
-use crate::model::ParamSlot;
+use crate::model::{FloatKind, ParamSlot};
 use crate::util::write_atomic;
 
 /// A file and its SHA-256.
@@ -45,6 +45,10 @@ pub struct StoreKey {
     #[serde(default)]
     pub projection: ProjectionKey,
     pub dtype: Dtype,
+    /// The type the model's frozen matrices were kept in (`--weights-dtype`): 16-bit weights
+    /// give other gradients. Stores written before the option have none: they were f32.
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub weights: FloatKind,
     pub max_len: usize,
     /// The data files, in order. Stores written before several files were allowed hold one
     /// `source`; they read as a list of one, so they are still reused.
@@ -57,6 +61,10 @@ pub struct StoreKey {
     /// The part of the data this store holds, when featurized in shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<super::shard::Shard>,
+}
+
+fn is_f32(kind: &FloatKind) -> bool {
+    *kind == FloatKind::F32
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<FileHash>, D::Error> {
@@ -139,6 +147,7 @@ impl Features {
             proj_dim: dim,
             projection: ProjectionKey::default(),
             dtype: Dtype::F32,
+            weights: FloatKind::F32,
             max_len: 0,
             sources: Vec::new(),
             view: View::AsRead,

@@ -17,7 +17,7 @@ use burn::tensor::activation;
 
 use super::batch::SeqBatch;
 use crate::blocking::block_on;
-use crate::model::OutputHead;
+use crate::model::{half, OutputHead};
 
 /// Most logits one block holds (32 MiB of f32).
 const BLOCK: usize = 1 << 23;
@@ -94,13 +94,13 @@ pub async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, w
         };
         // W[:, y] scaled by s′_y, [H, n], then transposed: Burn's wgpu backend (0.22.1)
         // multiplies a transposed [n, H] view by an [n, 1] column wrongly (tests/suite/head.rs).
-        let w_y = head.clone().select(1, y);
+        let w_y = half::widen(head.clone().select(1, y));
         let w_y = match slope_y {
             Some(sy) => w_y * sy.reshape([1, n]),
             None => w_y,
         }
         .transpose();
-        let g = w_y - p.matmul(head_t.clone());
+        let g = w_y - half::matmul(p, head_t);
         for (&r, row) in block.iter().zip(read(g).await.iter::<f32>().collect::<Vec<_>>().chunks_exact(d)) {
             let w = batch.row_weights[r];
             grad[r * d..(r + 1) * d].iter_mut().zip(row).for_each(|(o, &x)| *o = w * x);

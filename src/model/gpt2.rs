@@ -6,6 +6,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions};
 use super::Decoder;
@@ -38,7 +39,7 @@ impl Gpt2 {
                 ));
             }
         }
-        let wte: Tensor<2> = lb.param(&format!("{pre}wte.weight"), wte_host, false);
+        let wte: Tensor<2> = lb.matrix(&format!("{pre}wte.weight"), wte_host, false);
         let wpe_host = lb.weights.take(&format!("{pre}wpe.weight"), &[cfg.max_positions, h])?;
         let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
@@ -95,9 +96,9 @@ impl Gpt2 {
 impl Decoder for Gpt2 {
     /// Token plus learned position embeddings.
     fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
-        let [b, t] = ids.dims();
+        let t = ids.dims()[1];
         let pos = self.positions.positions(t, lengths, &ids.device());
-        let tok = self.wte.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        let tok = nn::embedding(&self.wte, ids);
         (tok + self.wpe.clone().narrow(0, 0, t).reshape([1, t, self.hidden]), pos)
     }
 

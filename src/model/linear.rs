@@ -7,6 +7,8 @@
 
 use burn::prelude::*;
 
+use super::dtype::FloatKind;
+use super::half;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
 
@@ -48,6 +50,10 @@ pub struct LinearBuilder<'a> {
     /// Upload every weight as a gradient leaf (recorded in `leaves`).
     pub trainable: bool,
     pub leaves: Vec<Leaf>,
+    /// The type of the frozen matrices (linear weights, embedding, head); f32 when trainable.
+    pub matrices: FloatKind,
+    /// Matrices kept in f32 because f16 cannot hold their values.
+    pub kept_f32: Vec<String>,
 }
 
 impl<'a> LinearBuilder<'a> {
@@ -64,7 +70,7 @@ impl<'a> LinearBuilder<'a> {
     }
 
     fn finish(&mut self, name: &str, w: HostTensor, transposed: bool, d_in: usize, d_out: usize) -> Result<Linear> {
-        let w = self.param(&format!("{name}.weight"), w, transposed);
+        let w = self.matrix(&format!("{name}.weight"), w, transposed);
         let b = self
             .weights
             .take_opt(&format!("{name}.bias"), &[d_out])?
@@ -72,6 +78,21 @@ impl<'a> LinearBuilder<'a> {
         let id = self.infos.len();
         self.infos.push(LinearInfo { name: name.to_string(), d_in, d_out });
         Ok(Linear { id, w, b, d_out })
+    }
+
+    /// Uploads checkpoint matrix `name` (see [`Self::param`]) in the builder's matrix type: a
+    /// model built for training, and a matrix f16 cannot hold, get f32.
+    pub fn matrix(&mut self, name: &str, t: HostTensor, transposed: bool) -> Tensor<2> {
+        if self.trainable || self.matrices == FloatKind::F32 {
+            return self.param(name, t, transposed);
+        }
+        match half::upload_as(t, self.matrices, self.device) {
+            Ok(w) => w,
+            Err(t) => {
+                self.kept_f32.push(name.to_string());
+                upload(t, self.device)
+            }
+        }
     }
 
     /// A 1-D tensor (norm weight or bias).
@@ -101,7 +122,7 @@ impl Linear {
     /// Applies the layer to `x: [B, T, in]`.
     pub fn forward(&self, x: Tensor<3>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t, d_in] = x.dims();
-        let mut y = x.clone().reshape([b * t, d_in]).matmul(self.w.clone()).reshape([b, t, self.d_out]);
+        let mut y = half::matmul(x.clone().reshape([b * t, d_in]), &self.w).reshape([b, t, self.d_out]);
         if let Some(bias) = &self.b {
             y = y + bias.clone().reshape([1, 1, self.d_out]);
         }

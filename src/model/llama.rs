@@ -11,6 +11,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, QkNorms, Qkv};
 use super::config::{Arch, ModelConfig, QkNorm};
 use super::linear::LinearBuilder;
+use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
 use super::rope::RopeSpec;
@@ -19,7 +20,6 @@ use crate::error::Result;
 
 /// The decoder stack (its output head is the model's [`OutputHead`]).
 pub struct Llama {
-    hidden: usize,
     embed: Tensor<2>,
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
@@ -33,7 +33,7 @@ impl Llama {
         let h = cfg.hidden;
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
+        let embed: Tensor<2> = lb.matrix("model.embed_tokens.weight", embed_host, false);
         let blocks = (0..cfg.layers).map(|l| block(cfg, lb, l)).collect::<Result<Vec<_>>>()?;
         let norm = match rms(cfg, lb, "model.norm.weight", h)? {
             // Granite divides the logits by `logits_scaling`: the same as dividing the final
@@ -45,12 +45,11 @@ impl Llama {
             // Tied: one tensor (one leaf, when training) serves both ends.
             embed.clone().transpose()
         } else {
-            lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
+            lb.matrix("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };
         let rope = |spec: RopeSpec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype };
         let full_rope = cfg.rope.clone().map(rope);
         let stack = Llama {
-            hidden: h,
             embed,
             // The tied head uses the embeddings unscaled.
             embed_scale: cfg.embed_scale,
@@ -176,9 +175,9 @@ fn mlp(cfg: &ModelConfig, lb: &mut LinearBuilder<'_>, p: &str) -> Result<Mlp> {
 impl Decoder for Llama {
     /// The blocks' input (scaled embeddings, where the family scales them).
     fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
-        let [b, t] = ids.dims();
+        let t = ids.dims()[1];
         let pos = self.positions.positions(t, lengths, &ids.device());
-        let x = self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]);
+        let x = nn::embedding(&self.embed, ids);
         let x = match self.embed_scale {
             Some(scale) => x.mul_scalar(scale),
             None => x,

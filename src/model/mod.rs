@@ -7,6 +7,7 @@ mod blocked_attention;
 mod config;
 mod dtype;
 mod gpt2;
+pub(crate) mod half;
 pub mod hub;
 mod linear;
 mod llama;
@@ -26,6 +27,7 @@ use burn::prelude::*;
 pub use backprop::Backprop;
 pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
 pub use dtype::FloatKind;
+pub use half::WeightsDtype;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
 pub use output::OutputHead;
@@ -60,23 +62,51 @@ pub struct CausalLm {
     pub unused: Vec<String>,
     /// How per-example gradients keep what their backward pass needs.
     pub backprop: Backprop,
+    /// The type the frozen matrices are kept in on the device (see [`WeightsDtype`]).
+    pub matrices: FloatKind,
+    /// Matrices kept in f32 although `matrices` is f16, because f16 cannot hold their values.
+    pub kept_f32: Vec<String>,
     body: Box<dyn Decoder>,
     head: OutputHead,
 }
 
 impl CausalLm {
-    /// Loads `config.json` and the safetensors weights of `dir` onto `device`.
+    /// Loads `config.json` and the safetensors weights of `dir` onto `device`, every weight
+    /// widened to f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_as(dir, device, WeightsDtype::F32)
+    }
+
+    /// [`Self::load`] with the frozen matrices kept in the type `dtype` resolves to for this
+    /// checkpoint on `device`.
+    pub fn load_as(dir: &Path, device: &Device, dtype: WeightsDtype) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::format(dir, "model directory not found"));
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::from_dir(dir)?;
-        Ok(Self::build(config, &weights, dir, device, false)?.0)
+        let matrices = dtype.resolve(weights.stored_kind(), device)?;
+        let model = Self::assemble(config, &weights, dir, device, false, matrices)?.0;
+        if model.matrices != FloatKind::F32 {
+            tracing::info!(
+                "model: frozen matrices in {} (checkpoint {})",
+                matrices.name(),
+                weights.stored_kind().name()
+            );
+        }
+        if !model.kept_f32.is_empty() {
+            tracing::warn!(
+                "model: {} matrices kept in f32, their values past f16's range: {}",
+                model.kept_f32.len(),
+                model.kept_f32.join(", ")
+            );
+        }
+        Ok(model)
     }
 
-    /// Builds the model from tensors in memory. With `trainable`, every weight is a gradient
-    /// leaf, returned alongside (full-parameter training of the embedded base model).
+    /// Builds the model from tensors in memory, every weight in f32. With `trainable`, every
+    /// weight is a gradient leaf, returned alongside (full-parameter training of the embedded
+    /// base model).
     pub fn build(
         config: ModelConfig,
         weights: &Weights,
@@ -84,7 +114,26 @@ impl CausalLm {
         device: &Device,
         trainable: bool,
     ) -> Result<(Self, Vec<Leaf>)> {
-        let mut lb = linear::LinearBuilder { weights, device, infos: Vec::new(), trainable, leaves: Vec::new() };
+        Self::assemble(config, weights, dir, device, trainable, FloatKind::F32)
+    }
+
+    fn assemble(
+        config: ModelConfig,
+        weights: &Weights,
+        dir: &Path,
+        device: &Device,
+        trainable: bool,
+        matrices: FloatKind,
+    ) -> Result<(Self, Vec<Leaf>)> {
+        let mut lb = linear::LinearBuilder {
+            weights,
+            device,
+            infos: Vec::new(),
+            trainable,
+            leaves: Vec::new(),
+            matrices,
+            kept_f32: Vec::new(),
+        };
         fn boxed<D: Decoder + 'static>((d, head): (D, OutputHead)) -> (Box<dyn Decoder>, OutputHead) {
             (Box::new(d), head)
         }
@@ -95,7 +144,8 @@ impl CausalLm {
             // Every other family is a variation of the Llama block.
             _ => boxed(llama::Llama::load(&config, &mut lb)?),
         };
-        let (linears, leaves) = (lb.infos, lb.leaves);
+        let (linears, leaves, kept_f32) = (lb.infos, lb.leaves, lb.kept_f32);
+        let matrices = if trainable { FloatKind::F32 } else { matrices };
         let model = CausalLm {
             config,
             linears,
@@ -103,6 +153,8 @@ impl CausalLm {
             files: weights.files.clone(),
             unused: weights.unused(),
             backprop: Backprop::default(),
+            matrices,
+            kept_f32,
             body,
             head,
         };

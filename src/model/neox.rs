@@ -8,6 +8,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
 use super::Decoder;
@@ -15,7 +16,6 @@ use crate::error::Result;
 
 /// The GPT-NeoX stack (its head is the model's [`OutputHead`]).
 pub struct GptNeox {
-    hidden: usize,
     embed: Tensor<2>,
     blocks: Vec<Block>,
     final_norm: Norm,
@@ -34,7 +34,7 @@ impl GptNeox {
             })
         };
         let embed_host = lb.weights.take("gpt_neox.embed_in.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.param("gpt_neox.embed_in.weight", embed_host, false);
+        let embed: Tensor<2> = lb.matrix("gpt_neox.embed_in.weight", embed_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("gpt_neox.layers.{l}");
@@ -75,20 +75,20 @@ impl GptNeox {
             // Absent and untied: the take names the missing tensor.
             name => {
                 let name = name.unwrap_or("embed_out.weight");
-                lb.param(name, lb.weights.take_transposed(name, &[cfg.vocab_size, h])?, true)
+                lb.matrix(name, lb.weights.take_transposed(name, &[cfg.vocab_size, h])?, true)
             }
         };
         let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
         let head = OutputHead { weight: lm_head, bias: None, softcap: cfg.final_softcap };
-        Ok((GptNeox { hidden: h, embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
+        Ok((GptNeox { embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
     }
 }
 
 impl Decoder for GptNeox {
     fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
-        let [b, t] = ids.dims();
+        let t = ids.dims()[1];
         let pos = self.positions.positions(t, lengths, &ids.device());
-        (self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]), pos)
+        (nn::embedding(&self.embed, ids), pos)
     }
 
     fn blocks(&self) -> &[Block] {

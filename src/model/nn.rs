@@ -4,6 +4,14 @@
 use burn::prelude::*;
 use burn::tensor::activation;
 
+/// Rows `ids: [B, T]` of an embedding table `[V, H]` as f32 activations `[B, T, H]` (the table
+/// may be kept in 16 bits, see [`super::half`]).
+pub fn embedding(table: &Tensor<2>, ids: Tensor<2, Int>) -> Tensor<3> {
+    let [b, t] = ids.dims();
+    let h = table.dims()[1];
+    super::half::widen(table.clone().select(0, ids.reshape([b * t]))).reshape([b, t, h])
+}
+
 /// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).
 pub fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
     let d = w.dims()[0];

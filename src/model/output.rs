@@ -9,7 +9,8 @@ use super::nn;
 
 /// The output projection and what follows it.
 pub struct OutputHead {
-    /// `[H, V]` (the embedding, transposed, where they are tied). Frozen.
+    /// `[H, V]` (the embedding, transposed, where they are tied). Frozen; f32 or the 16-bit
+    /// type of [`super::WeightsDtype`].
     pub weight: Tensor<2>,
     /// `[V]`, added to every row of logits.
     pub bias: Option<Tensor<1>>,
@@ -20,7 +21,7 @@ pub struct OutputHead {
 impl OutputHead {
     /// `h·W + b` of `h: [N, H]`, before the soft-cap.
     pub fn raw(&self, h: Tensor<2>) -> Tensor<2> {
-        let z = h.matmul(self.weight.clone());
+        let z = super::half::matmul(h, &self.weight);
         match &self.bias {
             Some(b) => z + b.clone().unsqueeze::<2>(),
             None => z,

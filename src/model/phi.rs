@@ -8,6 +8,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
 use super::Decoder;
@@ -15,7 +16,6 @@ use crate::error::Result;
 
 /// The Phi stack (its biased head is the model's [`OutputHead`]).
 pub struct Phi {
-    hidden: usize,
     embed: Tensor<2>,
     blocks: Vec<Block>,
     final_norm: Norm,
@@ -34,7 +34,7 @@ impl Phi {
             })
         };
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.param("model.embed_tokens.weight", embed_host, false);
+        let embed: Tensor<2> = lb.matrix("model.embed_tokens.weight", embed_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
@@ -77,21 +77,21 @@ impl Phi {
         let lm_head = match cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
             true => embed.clone().transpose(),
             false => {
-                lb.param("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
+                lb.matrix("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
             }
         };
         let lm_head_bias = lb.vector("lm_head.bias", cfg.vocab_size)?;
         let rope = cfg.rope.clone().map(|spec| Rope { rotary_dim: cfg.rotary_dim, spec, inv_freq_dtype: cfg.dtype });
         let head = OutputHead { weight: lm_head, bias: Some(lm_head_bias), softcap: cfg.final_softcap };
-        Ok((Phi { hidden: h, embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
+        Ok((Phi { embed, blocks, final_norm, positions: PositionCache::new(rope, None, None) }, head))
     }
 }
 
 impl Decoder for Phi {
     fn embed(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Positions) {
-        let [b, t] = ids.dims();
+        let t = ids.dims()[1];
         let pos = self.positions.positions(t, lengths, &ids.device());
-        (self.embed.clone().select(0, ids.reshape([b * t])).reshape([b, t, self.hidden]), pos)
+        (nn::embedding(&self.embed, ids), pos)
     }
 
     fn blocks(&self) -> &[Block] {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
+use super::dtype::FloatKind;
 use crate::error::{Error, Result};
 
 /// A host tensor read from a checkpoint.
@@ -278,6 +279,23 @@ impl Weights {
         } else {
             Ok(None)
         }
+    }
+
+    /// The float type most of the checkpoint's bytes are stored in (f32 for tensors already
+    /// in memory, which are f32).
+    pub fn stored_kind(&self) -> FloatKind {
+        let Source::Mapped { index, .. } = &self.source else { return FloatKind::F32 };
+        let mut bytes = [0usize; 3];
+        for e in index.values() {
+            let slot = match e.dtype {
+                Dtype::BF16 => 1,
+                Dtype::F16 => 2,
+                _ => 0,
+            };
+            bytes[slot] += e.bytes.len();
+        }
+        let most = (0..3).max_by_key(|&i| bytes[i]).unwrap_or(0);
+        [FloatKind::F32, FloatKind::Bf16, FloatKind::F16][most]
     }
 
     /// Names that were in the file but not used by the model.

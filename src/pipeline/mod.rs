@@ -26,7 +26,7 @@ use crate::features::shard::Shard;
 pub use crate::features::FeatureOptions;
 use crate::features::{self, embeddings, FeatureFile, Pooling};
 use crate::loss::LossKind;
-use crate::model::{Backprop, CausalLm, LoraAdapter};
+use crate::model::{Backprop, CausalLm, LoraAdapter, WeightsDtype};
 use crate::select::{self, Budget};
 use crate::train::{self, DpoReference, WarmupOptions};
 
@@ -56,6 +56,8 @@ pub struct ModelSpec {
     pub chat_template: TemplateChoice,
     /// How gradient passes keep what their backward pass needs.
     pub backprop: Backprop,
+    /// The type the frozen matrices are kept in on the device.
+    pub weights_dtype: WeightsDtype,
 }
 
 impl ModelSpec {
@@ -71,6 +73,7 @@ impl ModelSpec {
             seed: 0,
             chat_template: Default::default(),
             backprop: Backprop::default(),
+            weights_dtype: WeightsDtype::default(),
         }
     }
 }
@@ -83,12 +86,18 @@ pub struct Loaded {
     pub adapter_key: serde_json::Value,
 }
 
-/// Loads a model's weights and tokenizer onto `compute`, without an adapter. `model` is a
-/// directory, or a Hub name (`ORG/NAME[@REVISION]`) found in the local Hugging Face cache;
-/// chat records will be rendered with the template `chat_template` names.
-pub fn load_base(model: &Path, chat_template: &TemplateChoice, compute: &Compute) -> Result<(CausalLm, TextTokenizer)> {
+/// Loads a model's weights and tokenizer onto `compute`, without an adapter, its frozen
+/// matrices in the type `dtype` resolves to there. `model` is a directory, or a Hub name
+/// (`ORG/NAME[@REVISION]`) found in the local Hugging Face cache; chat records will be
+/// rendered with the template `chat_template` names.
+pub fn load_base(
+    model: &Path,
+    chat_template: &TemplateChoice,
+    dtype: WeightsDtype,
+    compute: &Compute,
+) -> Result<(CausalLm, TextTokenizer)> {
     let model_dir = &crate::model::hub::model_dir(model)?;
-    let model = CausalLm::load(model_dir, &compute.device)?;
+    let model = CausalLm::load_as(model_dir, &compute.device, dtype)?;
     let tok_path = model_dir.join("tokenizer.json");
     if !tok_path.exists() {
         return Err(Error::format(&tok_path, "missing tokenizer.json"));
@@ -101,7 +110,7 @@ pub fn load_base(model: &Path, chat_template: &TemplateChoice, compute: &Compute
 
 /// Loads model, tokenizer and adapter onto `compute`.
 pub fn load(spec: &ModelSpec, compute: &Compute) -> Result<Loaded> {
-    let (mut model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, compute)?;
+    let (mut model, tokenizer) = load_base(&spec.model_dir, &spec.chat_template, spec.weights_dtype, compute)?;
     model.backprop = spec.backprop;
     let adapter = match &spec.adapter_dir {
         Some(dir) => LoraAdapter::load(dir, &model.linears)?,

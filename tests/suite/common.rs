@@ -55,6 +55,13 @@ pub fn tmp(prefix: &str, name: &str) -> std::path::PathBuf {
     d
 }
 
+/// a·b / (‖a‖·‖b‖).
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
 /// Relative error ‖a − b‖ / ‖b‖.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
@@ -108,6 +115,7 @@ pub fn load_with_adapter(name: &str, c: &Compute) -> gradsift::pipeline::Loaded 
         seed: 0,
         chat_template: Default::default(),
         backprop: Default::default(),
+        weights_dtype: Default::default(),
     };
     gradsift::pipeline::load(&spec, c).unwrap()
 }

@@ -10,7 +10,7 @@ use crate::common;
 use gradsift::data::{Sequence, Tokenized};
 use gradsift::device::Compute;
 use gradsift::loss::{per_example_grads, LossKind, SeqBatch};
-use gradsift::model::{read_safetensors, CausalLm, HostTensor, LoraAdapter};
+use gradsift::model::{read_safetensors, CausalLm, FloatKind, HostTensor, LoraAdapter, WeightsDtype};
 
 fn llama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-llama")
@@ -23,6 +23,9 @@ fn write_st(path: &Path, tensors: &BTreeMap<String, HostTensor>, dtype: safetens
         .map(|(n, t)| {
             let b = match dtype {
                 safetensors::Dtype::F16 => t.data.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                safetensors::Dtype::BF16 => {
+                    t.data.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect()
+                }
                 _ => t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
             };
             (n.clone(), t.shape.clone(), b)
@@ -106,6 +109,30 @@ fn f16_weights_load_as_their_f32_values() {
     let f32_dir = model_dir("f32", base_config(), &rounded, safetensors::Dtype::F32);
     let f16_dir = model_dir("f16", base_config(), &rounded, safetensors::Dtype::F16);
     assert_eq!(logits(&f16_dir), logits(&f32_dir));
+}
+
+/// `--weights-dtype auto` follows the checkpoint's stored type where the device has it: on the
+/// CPU both 16-bit types; on wgpu f16 where the adapter has shader-f16 (a bf16 checkpoint
+/// becomes f16) and never bf16, which asked for explicitly is a clear error.
+#[test]
+fn weights_dtype_follows_the_checkpoint_and_the_device() {
+    let dirs: Vec<(safetensors::Dtype, PathBuf)> = [safetensors::Dtype::F16, safetensors::Dtype::BF16]
+        .into_iter()
+        .map(|d| (d, model_dir(&format!("auto-{d:?}"), base_config(), &base_tensors(), d)))
+        .collect();
+    let cpu = Compute::cpu();
+    for ((_, dir), want) in dirs.iter().zip([FloatKind::F16, FloatKind::Bf16]) {
+        assert_eq!(CausalLm::load_as(dir, &cpu.device, WeightsDtype::Auto).unwrap().matrices, want);
+        assert_eq!(CausalLm::load_as(dir, &cpu.device, WeightsDtype::F32).unwrap().matrices, FloatKind::F32);
+    }
+    let Some(gpu) = common::gpu() else { return };
+    let f16 = gpu.device.supports_dtype(burn::tensor::DType::F16);
+    for (_, dir) in &dirs {
+        let want = if f16 { FloatKind::F16 } else { FloatKind::F32 };
+        assert_eq!(CausalLm::load_as(dir, &gpu.device, WeightsDtype::Auto).unwrap().matrices, want);
+    }
+    let err = CausalLm::load_as(&dirs[1].1, &gpu.device, WeightsDtype::Bf16).err().expect("no GPU backend has bf16");
+    assert!(err.to_string().contains("no bf16 arithmetic"), "{err}");
 }
 
 /// Rows of kv head `g` of a `[kv·hd, h]` projection.
@@ -245,7 +272,7 @@ fn sequences_past_learned_positions_are_refused() {
             t.insert(wpe.0, HostTensor { shape: vec![8, h], data: wpe.1.data[..8 * h].to_vec() });
         },
     );
-    let (_, tok) = gradsift::pipeline::load_base(&d, &Default::default(), &c).unwrap();
+    let (_, tok) = gradsift::pipeline::load_base(&d, &Default::default(), Default::default(), &c).unwrap();
     let data = gradsift::data::load_records(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/instruction.jsonl"),
     )

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use gradsift::data::{load_records, Record, Sequence, TextTokenizer, Tokenized, TokenizedPair};
 use gradsift::device::Compute;
 use gradsift::loss::{dpo_stats, per_example_grads, DpoStats, LossKind, Objective, SeqBatch};
-use gradsift::model::{Backprop, CausalLm, LoraAdapter};
+use gradsift::model::{Backprop, CausalLm, FloatKind, LoraAdapter, WeightsDtype};
 use serde_json::Value;
 
 /// The hf-tiny checkpoints: numeric checks and tokenization of the shared plain data.
@@ -199,6 +199,46 @@ fn layerwise(name: &str, c: &Compute) {
     check_grads("dpo", name, c, &adapter, out.grads, &refs);
 }
 
+/// Per-example SFT gradients with the frozen matrices in 16 bits (each type the backend has)
+/// against PyTorch's float64 ones: the cosine of each example's whole gradient vector. The
+/// bar, 0.999, is what half precision is allowed to cost; the f32 path is held to 1e-4 above.
+fn half_precision(name: &str, c: &Compute) {
+    let dir = model_dir(name);
+    let r = reference_json(name);
+    let refs = reference_tensors(name);
+    let examples: Vec<Tokenized> = sft_seqs(&r).into_iter().map(Tokenized::Single).collect();
+    // No GPU backend has bf16.
+    let kinds: &[(WeightsDtype, FloatKind)] = match c.is_gpu() {
+        true => &[(WeightsDtype::F16, FloatKind::F16)],
+        false => &[(WeightsDtype::F16, FloatKind::F16), (WeightsDtype::Bf16, FloatKind::Bf16)],
+    };
+    for &(dtype, kind) in kinds {
+        let model = CausalLm::load_as(&dir, &c.device, dtype).unwrap();
+        assert_eq!(model.matrices, kind);
+        let adapter = LoraAdapter::load(&dir.join("adapter"), &model.linears).unwrap();
+        let out = per_example_grads(&model, &adapter, &examples, LossKind::Sft, &c.device).unwrap();
+        let n = out.grads.dims()[1];
+        let flat: Vec<f64> = out.grads.into_data().iter::<f32>().map(f64::from).collect();
+        let mut worst = 1f64;
+        for i in 0..examples.len() {
+            let mut want = vec![0f64; n];
+            for slot in adapter.layout() {
+                let (_, w) = &refs[&format!("sft.{i}.grad.{}", slot.name)];
+                want[slot.offset..slot.offset + w.len()].copy_from_slice(w);
+            }
+            let cos = common::cosine(&flat[i * n..(i + 1) * n], &want);
+            worst = worst.min(cos);
+        }
+        assert!(
+            worst >= 0.999,
+            "{name} with {} matrices on {}: per-example gradient cosine {worst:.5}",
+            kind.name(),
+            c.label
+        );
+        eprintln!("{name}: {} matrices, worst per-example gradient cosine {worst:.6} on {}", kind.name(), c.label);
+    }
+}
+
 /// Runs `check` on one checkpoint on `backend` (`cpu`, or `wgpu`: skipped visibly without an
 /// adapter, a failure under CI=true).
 fn on(backend: &str, name: &str, check: fn(&str, &Compute)) {
@@ -305,6 +345,33 @@ per_checkpoint! { layerwise_gradients_match_pytorch, layerwise;
     tiny_gpt2_scaled "tiny-gpt2-scaled" [cpu];
 }
 
+// Half-precision matrices: every checkpoint on the CPU (f16 and bf16); on wgpu (f16 only) four
+// that hold every place a 16-bit matrix is used: the linear layers and an untied head (Llama),
+// a soft-capped head tied to a scaled embedding (Gemma-2), a biased head and layer norms
+// (Phi-2), Conv1D and learned positions with the tied embedding (GPT-2).
+per_checkpoint! { half_precision_gradients_follow_pytorch, half_precision;
+    tiny_llama "tiny-llama" [cpu wgpu];
+    tiny_qwen2 "tiny-qwen2" [cpu];
+    tiny_gpt2 "tiny-gpt2" [cpu];
+    tiny_mistral "tiny-mistral" [cpu];
+    tiny_llama3 "tiny-llama3" [cpu];
+    tiny_qwen3 "tiny-qwen3" [cpu];
+    tiny_phi3 "tiny-phi3" [cpu];
+    tiny_gemma2 "tiny-gemma2" [cpu wgpu];
+    tiny_gemma "tiny-gemma" [cpu];
+    tiny_gemma3 "tiny-gemma3" [cpu];
+    tiny_qwen2_window "tiny-qwen2-window" [cpu];
+    tiny_phi4 "tiny-phi4" [cpu];
+    tiny_qwen3_yarn "tiny-qwen3-yarn" [cpu];
+    tiny_smollm3 "tiny-smollm3" [cpu];
+    tiny_olmo2 "tiny-olmo2" [cpu];
+    tiny_olmo3 "tiny-olmo3" [cpu];
+    tiny_neox "tiny-neox" [cpu];
+    tiny_granite "tiny-granite" [cpu];
+    tiny_phi2 "tiny-phi2" [cpu wgpu];
+    tiny_gpt2_scaled "tiny-gpt2-scaled" [cpu wgpu];
+}
+
 /// Every checkpoint with a reference has its tests: one added to the fixtures (`HF_ARCH`) and
 /// not to the lists above fails here.
 #[test]
@@ -315,6 +382,7 @@ fn every_reference_checkpoint_has_its_tests() {
         ("sft", sft_per_example_gradients_match_pytorch::CHECKPOINTS),
         ("dpo", dpo_per_example_gradients_and_logps_match_pytorch::CHECKPOINTS),
         ("layerwise", layerwise_gradients_match_pytorch::CHECKPOINTS),
+        ("half precision", half_precision_gradients_follow_pytorch::CHECKPOINTS),
     ] {
         assert_eq!(listed, all.as_slice(), "{test}");
     }

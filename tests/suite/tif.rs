@@ -42,6 +42,7 @@ fn model(model_dir: PathBuf, adapter_dir: Option<PathBuf>) -> ModelSpec {
         seed: 0,
         chat_template: Default::default(),
         backprop: Default::default(),
+        weights_dtype: Default::default(),
     }
 }
 

@@ -1,0 +1,170 @@
+//! Frozen weights in 16 bits. A checkpoint published in bf16 or f16 needs twice its file size
+//! once widened to f32: 12 GB for a 3B model, 32 GB for an 8B one, before any activation. With
+//! [`WeightsDtype`] the large frozen matrices (every linear layer, the embedding, the output
+//! head) stay in 16 bits on the device, and each product with them runs as PyTorch's autocast
+//! runs it: the activation rounded to the weight's type, the product accumulated in f32 by the
+//! kernel, the result widened back to f32. Everything else (LoRA matrices and their gradients,
+//! norms, biases, attention's softmax, the loss, the head's log-softmax) stays f32, and so does
+//! every weight of a model built for training. Backends without a 16-bit type get f32 (`auto`)
+//! or a clear error (an explicit `f16`/`bf16`); wgpu has f16 only where the adapter has
+//! `shader-f16` and never bf16, so `auto` puts a bf16 checkpoint in f16 there, keeping in f32
+//! any tensor whose values f16 cannot hold (past ±65,504) and saying which.
+
+use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+
+use super::dtype::FloatKind;
+use super::weights::HostTensor;
+use crate::error::{Error, Result};
+
+/// Which float type the frozen weights are kept in on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightsDtype {
+    /// Widened to f32: the exact path, the same answer on every device.
+    #[default]
+    F32,
+    /// The checkpoint's own type where the device has it: f16 for a bf16 checkpoint on a GPU
+    /// without bf16, f32 where the device has no 16-bit type at all.
+    Auto,
+    F16,
+    Bf16,
+}
+
+crate::choice::choice!(WeightsDtype {
+    F32 => "f32": "widen every weight to f32: exact, the same answer on every device",
+    Auto => "auto": "the checkpoint's own 16-bit type where the device has it (f16 on a GPU without bf16), else f32",
+    F16 => "f16": "16-bit floats with 10 mantissa bits; products accumulate in f32",
+    Bf16 => "bf16": "bfloat16 (f32's range, 7 mantissa bits), as LESS runs its model; the CPU backend only",
+});
+
+fn burn_dtype(kind: FloatKind) -> FloatDType {
+    match kind {
+        FloatKind::F32 => FloatDType::F32,
+        FloatKind::F16 => FloatDType::F16,
+        FloatKind::Bf16 => FloatDType::BF16,
+    }
+}
+
+impl WeightsDtype {
+    /// The type the frozen weights of a checkpoint stored in `checkpoint` get on `device`.
+    pub fn resolve(self, checkpoint: FloatKind, device: &Device) -> Result<FloatKind> {
+        let has = |kind: FloatKind| device.supports_dtype(DType::from(burn_dtype(kind)));
+        let asked = match self {
+            WeightsDtype::F32 => return Ok(FloatKind::F32),
+            WeightsDtype::F16 => FloatKind::F16,
+            WeightsDtype::Bf16 => FloatKind::Bf16,
+            WeightsDtype::Auto => {
+                return Ok(match checkpoint {
+                    FloatKind::F32 => FloatKind::F32,
+                    kind if has(kind) => kind,
+                    FloatKind::Bf16 if has(FloatKind::F16) => FloatKind::F16,
+                    _ => FloatKind::F32,
+                })
+            }
+        };
+        match has(asked) {
+            true => Ok(asked),
+            false => Err(Error::Invalid(format!(
+                "--weights-dtype {}: this device has no {} arithmetic (a GPU has f16 only with shader-f16, and \
+                 no GPU backend has bf16); use --weights-dtype auto or f32",
+                asked.name(),
+                asked.name()
+            ))),
+        }
+    }
+}
+
+/// Values f16 can hold: past this a bf16 or f32 weight becomes infinite.
+const F16_MAX: f32 = 65_504.0;
+
+/// Uploads a checkpoint matrix in `kind`; hands `t` back when `kind` is f16 and a value of `t`
+/// lies past f16's range (the caller keeps that tensor in f32).
+pub(crate) fn upload_as<const D: usize>(
+    t: HostTensor,
+    kind: FloatKind,
+    device: &Device,
+) -> std::result::Result<Tensor<D>, HostTensor> {
+    let data = match kind {
+        FloatKind::F32 => TensorData::new(t.data, t.shape),
+        FloatKind::F16 if t.data.iter().any(|x| x.abs() > F16_MAX) => return Err(t),
+        FloatKind::F16 => TensorData::new(t.data.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), t.shape),
+        FloatKind::Bf16 => {
+            TensorData::new(t.data.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>(), t.shape)
+        }
+    };
+    Ok(Tensor::from_data(data, (device, DType::from(burn_dtype(kind)))))
+}
+
+/// `x · w` for an f32 activation `x: [N, in]` and a frozen weight `w: [in, out]` of either
+/// precision: with a 16-bit `w`, `x` is rounded to its type and the kernel accumulates in f32
+/// (autocast's rule), and the product comes back as f32.
+pub(crate) fn matmul(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+    match w.dtype() {
+        DType::F32 => x.matmul(w.clone()),
+        dtype => x.cast(dtype).matmul(w.clone()).cast(FloatDType::F32),
+    }
+}
+
+/// `t` as f32 (rows looked up in a 16-bit embedding, say).
+pub(crate) fn widen<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    match t.dtype() {
+        DType::F32 => t,
+        _ => t.cast(FloatDType::F32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::linear::LinearBuilder;
+    use crate::model::weights::Weights;
+
+    #[test]
+    fn auto_keeps_the_checkpoint_type_where_the_cpu_has_it() {
+        let cpu = crate::device::Compute::cpu().device;
+        for (choice, stored, want) in [
+            (WeightsDtype::Auto, FloatKind::Bf16, FloatKind::Bf16),
+            (WeightsDtype::Auto, FloatKind::F16, FloatKind::F16),
+            (WeightsDtype::Auto, FloatKind::F32, FloatKind::F32),
+            (WeightsDtype::F32, FloatKind::Bf16, FloatKind::F32),
+            (WeightsDtype::F16, FloatKind::Bf16, FloatKind::F16),
+            (WeightsDtype::Bf16, FloatKind::F32, FloatKind::Bf16),
+        ] {
+            assert_eq!(choice.resolve(stored, &cpu).unwrap(), want, "{choice:?} of a {stored:?} checkpoint");
+        }
+    }
+
+    /// A matrix f16 cannot hold stays f32 and is named; the layer computes what the f32 layer
+    /// does. One that fits becomes f16, within f16's rounding of the f32 result.
+    #[test]
+    fn a_matrix_past_f16s_range_stays_f32() {
+        let device = crate::device::Compute::cpu().device;
+        let w = |big: f32| HostTensor { shape: vec![2, 3], data: vec![1.0, -2.0, 0.5, big, 0.25, 3.0] };
+        let weights = Weights::from_tensors(
+            vec![("big.weight".into(), w(70_000.0)), ("small.weight".into(), w(7.0))],
+            std::path::Path::new("test.safetensors"),
+        );
+        let mut lb = LinearBuilder {
+            weights: &weights,
+            device: &device,
+            infos: Vec::new(),
+            trainable: false,
+            leaves: Vec::new(),
+            matrices: FloatKind::F16,
+            kept_f32: Vec::new(),
+        };
+        let big = lb.linear("big", 3, 2).unwrap();
+        let small = lb.linear("small", 3, 2).unwrap();
+        assert_eq!(lb.kept_f32, ["big.weight"]);
+        let x = || Tensor::<3>::from_data(TensorData::new(vec![0.1f32, 0.2, 0.3001], [1, 1, 3]), &device);
+        let y = |l: &crate::model::linear::Linear| l.forward(x(), None).into_data().iter::<f32>().collect::<Vec<_>>();
+        // W is [out, in] in the file: y_j = Σ_i x_i W[j][i].
+        let exact = |big: f32| [0.1 - 0.4 + 0.5 * 0.3001, 0.1 * big + 0.05 + 0.9003];
+        for (got, want) in y(&big).iter().zip(exact(70_000.0)) {
+            assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{got} vs {want}");
+        }
+        for (got, want) in y(&small).iter().zip(exact(7.0)) {
+            assert!((got - want).abs() <= 2e-3 * want.abs().max(1.0), "{got} vs {want}");
+        }
+    }
+}
