@@ -51,6 +51,11 @@ impl DoctorOptions {
     fn wants(&self, check: CheckName) -> bool {
         self.only.is_empty() || self.only.contains(&check)
     }
+
+    /// Throughput is measured in whole runs only, not in runs of chosen checks.
+    fn times_throughput(&self) -> bool {
+        self.only.is_empty()
+    }
 }
 
 /// The limits and features of an adapter our kernels depend on.
@@ -175,8 +180,7 @@ const DPO: LossKind = LossKind::Dpo { beta: 0.1 };
 fn model_checks(c: &Compute, inputs: &Inputs, o: &DoctorOptions) -> (Vec<Check>, Option<Throughput>) {
     let wanted: Vec<CheckName> =
         [CheckName::SftGradients, CheckName::DpoGradients].into_iter().filter(|&n| o.wants(n)).collect();
-    let throughput_wanted = o.only.is_empty();
-    if wanted.is_empty() && !throughput_wanted {
+    if wanted.is_empty() && !o.times_throughput() {
         return (Vec::new(), None);
     }
     let loaded = catch_unwind(AssertUnwindSafe(|| checks::model_on(c, &inputs.model_dir, o.seed)));
@@ -201,7 +205,8 @@ fn model_checks(c: &Compute, inputs: &Inputs, o: &DoctorOptions) -> (Vec<Check>,
             })
         })
         .collect();
-    let throughput = throughput_wanted
+    let throughput = o
+        .times_throughput()
         .then(|| catch_unwind(AssertUnwindSafe(|| checks::throughput(c, &model, &adapter, &inputs.singles))).ok())
         .flatten()
         .and_then(Result::ok);
@@ -303,8 +308,7 @@ fn cpu_row(inputs: &Inputs, o: &DoctorOptions) -> DeviceReport {
         }),
     );
     let throughput = o
-        .only
-        .is_empty()
+        .times_throughput()
         .then(|| {
             catch_unwind(AssertUnwindSafe(|| {
                 let c = Compute::cpu();

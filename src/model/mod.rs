@@ -85,14 +85,11 @@ impl CausalLm {
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::from_dir(dir)?;
-        let matrices = dtype.resolve(weights.stored_kind(), device)?;
+        let stored = weights.stored_kind();
+        let matrices = dtype.resolve(stored, device)?;
         let model = Self::assemble(config, &weights, dir, device, false, matrices)?.0;
         if model.matrices != FloatKind::F32 {
-            tracing::info!(
-                "model: frozen matrices in {} (checkpoint {})",
-                matrices.name(),
-                weights.stored_kind().name()
-            );
+            tracing::info!("model: frozen matrices in {} (checkpoint {})", matrices.name(), stored.name());
         }
         if !model.kept_f32.is_empty() {
             tracing::warn!(
