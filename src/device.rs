@@ -208,9 +208,21 @@ fn opened() -> &'static Mutex<HashMap<String, Compute>> {
     OPENED.get_or_init(Default::default)
 }
 
-/// Opens adapter `entry` for Burn and our kernels.
+/// Opens adapter `entry` for Burn and our kernels, with the adapter's own limits.
 pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<Compute> {
-    let key = format!("{:?}/{}/{}", entry.info.backend, entry.info.name, entry.index);
+    open_adapter_limited(adapters, entry, None)
+}
+
+/// [`open_adapter`] with storage bindings capped at `max_binding` bytes where that is below
+/// the adapter's own limit: a browser grants a page far less than a native driver (WebGPU's
+/// default is 128 MiB), and this reproduces its limit on any adapter. Tensors larger than the
+/// limit are kept in parts (see [`binding_limit`]).
+pub fn open_adapter_limited(
+    adapters: &[AdapterEntry],
+    entry: &AdapterEntry,
+    max_binding: Option<u64>,
+) -> Result<Compute> {
+    let key = format!("{:?}/{}/{}/{max_binding:?}", entry.info.backend, entry.info.name, entry.index);
     let mut cache = opened().lock().expect("device cache");
     if let Some(c) = cache.get(&key) {
         return Ok(c.clone());
@@ -230,8 +242,11 @@ pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<C
         wgpu::Backend::Dx12 => WgpuBackend::Dx12,
         _ => WgpuBackend::Auto,
     };
-    let (device, setup) =
-        init_blocking(kind, api).map_err(|e| Error::Device(format!("opening {}: {e}", entry.info.name)))?;
+    let opened = match max_binding {
+        Some(bytes) => init_limited(entry.index, bytes),
+        None => init_blocking(kind, api),
+    };
+    let (device, setup) = opened.map_err(|e| Error::Device(format!("opening {}: {e}", entry.info.name)))?;
     let compute = compute_on(device, setup);
     cache.insert(key, compute.clone());
     Ok(compute)
@@ -249,10 +264,80 @@ fn init_blocking(kind: DeviceKind, api: WgpuBackend) -> std::result::Result<(Dev
     Err(format!("{kind:?} on {api:?}: a browser opens its adapter with open_default_gpu_async"))
 }
 
+/// Opens adapter `index` (in [`list_adapters`]' order) ourselves, asking for the adapter's
+/// features and limits as CubeCL does except for storage bindings capped at `max_binding`
+/// bytes, and hands the device to Burn.
+#[cfg(not(target_family = "wasm"))]
+fn init_limited(index: usize, max_binding: u64) -> std::result::Result<(Device, WgpuSetup), String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapter = pollster::block_on(instance.enumerate_adapters(backends()))
+        .into_iter()
+        .nth(index)
+        .ok_or_else(|| format!("adapter {index} is gone"))?;
+    let mut limits = adapter.limits();
+    limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(max_binding);
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("gradsift"),
+        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        required_limits: limits,
+        memory_hints: wgpu::MemoryHints::MemoryUsage,
+        trace: wgpu::Trace::Off,
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+    }))
+    .map_err(|e| e.to_string())?;
+    let backend = adapter.get_info().backend;
+    let setup = WgpuSetup { instance, adapter, device, queue, backend };
+    let device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| e.to_string())?;
+    Ok((device, setup))
+}
+
+#[cfg(target_family = "wasm")]
+fn init_limited(index: usize, max_binding: u64) -> std::result::Result<(Device, WgpuSetup), String> {
+    Err(format!("adapter {index} with {max_binding}-byte bindings: a browser sets its own limits"))
+}
+
+/// What a GPU device opened here cannot do, beyond what Burn checks itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// The largest tensor, in bytes, a kernel can bind (the smaller of the adapter's
+    /// storage-binding and buffer limits). Weights larger than this are kept in parts.
+    pub max_binding: usize,
+    /// The most values a kernel may walk in one loop, where the driver has such a limit:
+    /// lavapipe silently stops an invocation after 65,535 iterations, so a softmax over a
+    /// longer row (a vocabulary past 65,535) comes out wrong there.
+    pub max_loop: Option<usize>,
+}
+
+/// The devices opened on wgpu, with their limits.
+fn limits() -> &'static Mutex<Vec<(Device, DeviceLimits)>> {
+    static LIMITS: OnceLock<Mutex<Vec<(Device, DeviceLimits)>>> = OnceLock::new();
+    LIMITS.get_or_init(Default::default)
+}
+
+/// The limits of a wgpu device opened here; `None` for the CPU backend, which has none.
+pub fn limits_of(device: &Device) -> Option<DeviceLimits> {
+    let limits = limits().lock().expect("device limits");
+    limits.iter().find(|(d, _)| d == device).map(|&(_, l)| l)
+}
+
+/// [`DeviceLimits::max_binding`] of `device`; `None` (no limit) for the CPU backend.
+pub fn binding_limit(device: &Device) -> Option<usize> {
+    limits_of(device).map(|l| l.max_binding)
+}
+
+/// The longest loop lavapipe runs in one invocation (see [`DeviceLimits::max_loop`]).
+const LAVAPIPE_LOOP: usize = 65_535;
+
 /// Burn's device on a wgpu setup, with our kernels' handles on the same device and queue.
 fn compute_on(device: Device, setup: WgpuSetup) -> Compute {
     let info = setup.adapter.get_info();
     let gpu = Arc::new(GpuContext { device: setup.device, queue: setup.queue, info: info.clone() });
+    let lavapipe = info.name.contains("llvmpipe") || info.driver.contains("llvmpipe");
+    let limits = DeviceLimits { max_binding: gpu.max_binding(), max_loop: lavapipe.then_some(LAVAPIPE_LOOP) };
+    self::limits().lock().expect("device limits").push((device.clone(), limits));
     Compute {
         device: device.autodiff(),
         gpu: Some(gpu),
@@ -279,6 +364,15 @@ pub async fn open_default_gpu_async() -> Result<Compute> {
 
 /// Resolves `--device` and `--adapter` into a device.
 pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
+    open_limited(choice, adapter, None)
+}
+
+/// [`open`], a GPU's storage bindings capped at `max_binding` bytes (see
+/// [`open_adapter_limited`]).
+pub fn open_limited(choice: DeviceChoice, adapter: Option<&str>, max_binding: Option<u64>) -> Result<Compute> {
+    if choice == DeviceChoice::Cpu && max_binding.is_some() {
+        return Err(Error::Invalid("a storage-binding limit is a GPU's: the CPU backend has none".into()));
+    }
     if choice == DeviceChoice::Cpu {
         return Ok(Compute::cpu());
     }
@@ -289,7 +383,7 @@ pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
         (None, _) => auto_pick(&adapters)?,
     };
     let failure = match picked {
-        Some(i) => match open_adapter(&adapters, &adapters[i]) {
+        Some(i) => match open_adapter_limited(&adapters, &adapters[i], max_binding) {
             Ok(c) => return Ok(c),
             Err(e) => e.to_string(),
         },

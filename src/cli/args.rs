@@ -262,6 +262,11 @@ pub struct DeviceArgs {
     /// Which wgpu adapter: an index or a name substring from `gradsift devices`.
     #[arg(long, value_name = "INDEX|NAME")]
     pub gpu_adapter: Option<String>,
+    /// Ask the GPU for storage bindings of at most SIZE (bytes, or with KiB, MiB or GiB), as a
+    /// browser grants a page (WebGPU's default is 128MiB): weights larger than the limit are
+    /// kept in parts, as they are where the adapter's own limit is lower than a tensor.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub gpu_max_binding: Option<u64>,
 }
 
 #[derive(Args)]
@@ -577,7 +582,6 @@ pub struct WarmupArgs {
     pub device: DeviceArgs,
 }
 
-/// Parses `LO,HI` percentiles.
 /// `--dpo-reference`: `base` or an adapter directory.
 fn parse_reference(s: &str) -> std::result::Result<DpoReference, String> {
     match s.trim() {
@@ -586,6 +590,7 @@ fn parse_reference(s: &str) -> std::result::Result<DpoReference, String> {
     }
 }
 
+/// Parses `LO,HI` percentiles.
 pub fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
     let (lo, hi) = s.split_once(',').ok_or("expected LO,HI (percentiles)")?;
     let (lo, hi): (f64, f64) =
@@ -594,4 +599,38 @@ pub fn parse_band(s: &str) -> std::result::Result<(f64, f64), String> {
         return Err(format!("{lo},{hi}: need 0 <= LO < HI <= 100"));
     }
     Ok((lo, hi))
+}
+
+/// Parses a size in bytes: a whole number, optionally followed by KiB, MiB or GiB.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}`: expected a number of bytes, e.g. 64MiB"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        u => return Err(format!("`{u}`: the unit is one of B, KiB, MiB, GiB")),
+    };
+    match n.checked_shl(shift).filter(|&b| b >> shift == n && b > 0) {
+        Some(b) => Ok(b),
+        None => Err(format!("`{s}`: a size above 0 that fits in 64 bits")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_bytes_and_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        for bad in ["", "MiB", "64MB", "0", "-1", "99999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

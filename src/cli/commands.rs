@@ -19,7 +19,7 @@ use super::args::{
 use super::say;
 
 fn open_device(args: &DeviceArgs) -> Result<Compute> {
-    let c = device::open(args.device, args.gpu_adapter.as_deref())?;
+    let c = device::open_limited(args.device, args.gpu_adapter.as_deref(), args.gpu_max_binding)?;
     if let Some(n) = &c.notice {
         tracing::warn!("{n}");
     }

@@ -17,9 +17,9 @@ use burn::tensor::activation;
 
 use super::batch::SeqBatch;
 use crate::blocking::block_on;
-use crate::model::{half, OutputHead};
+use crate::model::OutputHead;
 
-/// Most logits one block holds (32 MiB of f32).
+/// Most logits one block holds (32 MiB of f32), fewer where the device binds less.
 const BLOCK: usize = 1 << 23;
 
 /// What one pass through the head computed.
@@ -55,8 +55,9 @@ pub async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, w
         Tensor::<1, Int>::from_data(TensorData::new(r.iter().map(|&x| x as i64).collect(), [r.len()]), &device)
     };
     let hidden = h.without_autodiff().reshape([s * t, d]).select(0, index(&rows));
-    let head_t = with_grad.then(|| head.clone().transpose());
-    let step = (BLOCK / v).clamp(1, rows.len());
+    let head_t = with_grad.then(|| head.transpose());
+    let most = crate::device::binding_limit(&device).map_or(BLOCK, |bytes| BLOCK.min(bytes / 4));
+    let step = (most / v).clamp(1, rows.len());
     for (b, block) in rows.chunks(step).enumerate() {
         let n = block.len();
         let targets: Vec<i64> = block.iter().map(|&r| batch.row_targets[r] as i64).collect();
@@ -94,13 +95,13 @@ pub async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, w
         };
         // W[:, y] scaled by s′_y, [H, n], then transposed: Burn's wgpu backend (0.22.1)
         // multiplies a transposed [n, H] view by an [n, 1] column wrongly (tests/suite/head.rs).
-        let w_y = half::widen(head.clone().select(1, y));
+        let w_y = head.select(1, y);
         let w_y = match slope_y {
             Some(sy) => w_y * sy.reshape([1, n]),
             None => w_y,
         }
         .transpose();
-        let g = w_y - half::matmul(p, head_t);
+        let g = w_y - head_t.matmul(p);
         for (&r, row) in block.iter().zip(read(g).await.iter::<f32>().collect::<Vec<_>>().chunks_exact(d)) {
             let w = batch.row_weights[r];
             grad[r * d..(r + 1) * d].iter_mut().zip(row).for_each(|(o, &x)| *o = w * x);

@@ -223,7 +223,25 @@ pub async fn per_example_grads_async<'a>(
         branches[m.linear] = Some(Branch { a: per_seq(&ab[0]), b: per_seq(&ab[1]), scale: m.scale });
     }
     let lora = LoraRuntime::new(branches);
-    let layerwise = model.backprop.layerwise(model, seqs.len(), batch.ids.dims()[1]);
+    let t = batch.ids.dims()[1];
+    let layerwise = model.backprop.layerwise(model, seqs.len(), t);
+    if let Some(limit) = crate::device::binding_limit(device) {
+        let largest = model.largest_activation(seqs.len(), t, layerwise);
+        if largest > limit {
+            let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+            let fix = match layerwise || model.largest_activation(seqs.len(), t, true) > limit {
+                true => "lower --batch-size or --max-len",
+                false => "choose --backprop layerwise (attention a block at a time)",
+            };
+            return Err(Error::AdapterLimit(format!(
+                "a batch of {} sequences of {t} positions makes a {:.2} MiB activation, past the {:.2} MiB this \
+                 GPU binds: {fix}",
+                seqs.len(),
+                mib(largest),
+                mib(limit)
+            )));
+        }
+    }
     let (h, kept) = match layerwise {
         true => {
             let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &lora);

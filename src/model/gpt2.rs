@@ -6,6 +6,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::matrix::Matrix;
 use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions};
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 /// The GPT-2 stack (its head, tied to `wte`, is the model's [`OutputHead`]).
 pub struct Gpt2 {
     hidden: usize,
-    wte: Tensor<2>,
+    wte: Matrix,
     wpe: Tensor<2>,
     blocks: Vec<Block>,
     ln_f: Norm,
@@ -39,7 +40,7 @@ impl Gpt2 {
                 ));
             }
         }
-        let wte: Tensor<2> = lb.matrix(&format!("{pre}wte.weight"), wte_host, false);
+        let wte = lb.embedding(&format!("{pre}wte.weight"), wte_host);
         let wpe_host = lb.weights.take(&format!("{pre}wpe.weight"), &[cfg.max_positions, h])?;
         let wpe = lb.param(&format!("{pre}wpe.weight"), wpe_host, false);
         let mut blocks = Vec::with_capacity(cfg.layers);
@@ -88,7 +89,7 @@ impl Gpt2 {
             b: lb.vector(&format!("{pre}ln_f.bias"), h)?,
             eps,
         };
-        let head = OutputHead { weight: wte.clone().transpose(), bias: None, softcap: cfg.final_softcap };
+        let head = OutputHead { weight: wte.transpose(), bias: None, softcap: cfg.final_softcap };
         Ok((Gpt2 { hidden: h, wte, wpe, blocks, ln_f, positions: PositionCache::new(None, None, None) }, head))
     }
 }

@@ -77,22 +77,21 @@ impl WeightsDtype {
 /// Values f16 can hold: past this a bf16 or f32 weight becomes infinite.
 const F16_MAX: f32 = 65_504.0;
 
-/// Uploads a checkpoint matrix in `kind`; hands `t` back when `kind` is f16 and a value of `t`
-/// lies past f16's range (the caller keeps that tensor in f32).
-pub(crate) fn upload_as<const D: usize>(
-    t: HostTensor,
-    kind: FloatKind,
-    device: &Device,
-) -> std::result::Result<Tensor<D>, HostTensor> {
+/// True when f16 holds every value of `t` (none past ±65,504); a matrix that fails stays f32.
+pub(crate) fn fits_f16(t: &HostTensor) -> bool {
+    t.data.iter().all(|x| x.abs() <= F16_MAX)
+}
+
+/// Uploads a checkpoint tensor in `kind` (f16 only for a tensor [`fits_f16`] accepts).
+pub(crate) fn upload_as<const D: usize>(t: HostTensor, kind: FloatKind, device: &Device) -> Tensor<D> {
     let data = match kind {
         FloatKind::F32 => TensorData::new(t.data, t.shape),
-        FloatKind::F16 if t.data.iter().any(|x| x.abs() > F16_MAX) => return Err(t),
         FloatKind::F16 => TensorData::new(t.data.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), t.shape),
         FloatKind::Bf16 => {
             TensorData::new(t.data.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>(), t.shape)
         }
     };
-    Ok(Tensor::from_data(data, (device, DType::from(burn_dtype(kind)))))
+    Tensor::from_data(data, (device, DType::from(burn_dtype(kind))))
 }
 
 /// `x · w` for an f32 activation `x: [N, in]` and a frozen weight `w: [in, out]` of either
@@ -152,6 +151,7 @@ mod tests {
             leaves: Vec::new(),
             matrices: FloatKind::F16,
             kept_f32: Vec::new(),
+            binding_limit: None,
         };
         let big = lb.linear("big", 3, 2).unwrap();
         let small = lb.linear("small", 3, 2).unwrap();

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::dtype::FloatKind;
 use super::half;
+use super::matrix::{self, Matrix};
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
 
@@ -28,7 +29,7 @@ pub struct LinearInfo {
 /// `y = x·W + b (+ s·x·A·B)`, W stored `[in, out]`.
 pub struct Linear {
     pub id: usize,
-    w: Tensor<2>,
+    w: Matrix,
     b: Option<Tensor<1>>,
     d_out: usize,
 }
@@ -54,6 +55,9 @@ pub struct LinearBuilder<'a> {
     pub matrices: FloatKind,
     /// Matrices kept in f32 because f16 cannot hold their values.
     pub kept_f32: Vec<String>,
+    /// The largest tensor the device can bind, in bytes (`None`: no limit); larger matrices
+    /// are kept in parts.
+    pub binding_limit: Option<usize>,
 }
 
 impl<'a> LinearBuilder<'a> {
@@ -80,19 +84,36 @@ impl<'a> LinearBuilder<'a> {
         Ok(Linear { id, w, b, d_out })
     }
 
-    /// Uploads checkpoint matrix `name` (see [`Self::param`]) in the builder's matrix type: a
-    /// model built for training, and a matrix f16 cannot hold, get f32.
-    pub fn matrix(&mut self, name: &str, t: HostTensor, transposed: bool) -> Tensor<2> {
-        if self.trainable || self.matrices == FloatKind::F32 {
-            return self.param(name, t, transposed);
+    /// Uploads checkpoint matrix `name` `[in, out]` (see [`Self::param`]) in the builder's
+    /// matrix type, in parts along its output columns where it is past the binding limit.
+    pub fn matrix(&mut self, name: &str, t: HostTensor, transposed: bool) -> Matrix {
+        self.frozen(name, t, transposed, 1)
+    }
+
+    /// Uploads embedding table `name` `[vocabulary, hidden]` as [`Self::matrix`] does, in
+    /// parts along its rows (so that its transpose, a tied head, is in parts along the
+    /// vocabulary too).
+    pub fn embedding(&mut self, name: &str, t: HostTensor) -> Matrix {
+        self.frozen(name, t, false, 0)
+    }
+
+    /// A model built for training gets whole f32 gradient leaves; a matrix f16 cannot hold
+    /// gets f32.
+    fn frozen(&mut self, name: &str, t: HostTensor, transposed: bool, axis: usize) -> Matrix {
+        if self.trainable {
+            return Matrix::whole(self.param(name, t, transposed));
         }
-        match half::upload_as(t, self.matrices, self.device) {
-            Ok(w) => w,
-            Err(t) => {
+        let kind = match self.matrices {
+            FloatKind::F16 if !half::fits_f16(&t) => {
                 self.kept_f32.push(name.to_string());
-                upload(t, self.device)
+                FloatKind::F32
             }
-        }
+            kind => kind,
+        };
+        let device = self.device;
+        Matrix::upload_in_parts(t, axis, matrix::value_bytes(kind), self.binding_limit, |part| {
+            half::upload_as(part, kind, device)
+        })
     }
 
     /// A 1-D tensor (norm weight or bias).
@@ -122,7 +143,7 @@ impl Linear {
     /// Applies the layer to `x: [B, T, in]`.
     pub fn forward(&self, x: Tensor<3>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         let [b, t, d_in] = x.dims();
-        let mut y = half::matmul(x.clone().reshape([b * t, d_in]), &self.w).reshape([b, t, self.d_out]);
+        let mut y = self.w.matmul(x.clone().reshape([b * t, d_in])).reshape([b, t, self.d_out]);
         if let Some(bias) = &self.b {
             y = y + bias.clone().reshape([1, 1, self.d_out]);
         }

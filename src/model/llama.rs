@@ -11,6 +11,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, QkNorms, Qkv};
 use super::config::{Arch, ModelConfig, QkNorm};
 use super::linear::LinearBuilder;
+use super::matrix::Matrix;
 use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
@@ -20,7 +21,7 @@ use crate::error::Result;
 
 /// The decoder stack (its output head is the model's [`OutputHead`]).
 pub struct Llama {
-    embed: Tensor<2>,
+    embed: Matrix,
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: Norm,
@@ -33,7 +34,7 @@ impl Llama {
         let h = cfg.hidden;
         // Each tensor goes to the device as soon as it is decoded: the host holds one at a time.
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.matrix("model.embed_tokens.weight", embed_host, false);
+        let embed = lb.embedding("model.embed_tokens.weight", embed_host);
         let blocks = (0..cfg.layers).map(|l| block(cfg, lb, l)).collect::<Result<Vec<_>>>()?;
         let norm = match rms(cfg, lb, "model.norm.weight", h)? {
             // Granite divides the logits by `logits_scaling`: the same as dividing the final
@@ -43,7 +44,7 @@ impl Llama {
         };
         let lm_head = if cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
             // Tied: one tensor (one leaf, when training) serves both ends.
-            embed.clone().transpose()
+            embed.transpose()
         } else {
             lb.matrix("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
         };

@@ -12,6 +12,7 @@ pub mod hub;
 mod linear;
 mod llama;
 mod lora;
+mod matrix;
 mod neox;
 mod nn;
 mod output;
@@ -30,6 +31,7 @@ pub use dtype::FloatKind;
 pub use half::WeightsDtype;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
 pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
+pub use matrix::Matrix;
 pub use output::OutputHead;
 pub use rope::{RopeScaling, RopeSpec};
 pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTensor, Weights};
@@ -84,6 +86,17 @@ impl CausalLm {
             return Err(Error::format(dir, "model directory not found"));
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        if let Some(longest) = crate::device::limits_of(device).and_then(|l| l.max_loop) {
+            if config.vocab_size > longest {
+                return Err(Error::AdapterLimit(format!(
+                    "{}: a vocabulary of {} tokens, and this adapter (lavapipe) stops a kernel's loop after {longest} \
+                     values, so the softmax over the vocabulary would come out wrong; use --device cpu (Burn's CPU \
+                     backend is also faster than lavapipe)",
+                    dir.display(),
+                    config.vocab_size
+                )));
+            }
+        }
         let weights = Weights::from_dir(dir)?;
         let stored = weights.stored_kind();
         let matrices = dtype.resolve(stored, device)?;
@@ -130,6 +143,7 @@ impl CausalLm {
             leaves: Vec::new(),
             matrices,
             kept_f32: Vec::new(),
+            binding_limit: crate::device::binding_limit(device),
         };
         fn boxed<D: Decoder + 'static>((d, head): (D, OutputHead)) -> (Box<dyn Decoder>, OutputHead) {
             (Box::new(d), head)

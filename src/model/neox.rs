@@ -8,6 +8,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::matrix::Matrix;
 use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
@@ -16,7 +17,7 @@ use crate::error::Result;
 
 /// The GPT-NeoX stack (its head is the model's [`OutputHead`]).
 pub struct GptNeox {
-    embed: Tensor<2>,
+    embed: Matrix,
     blocks: Vec<Block>,
     final_norm: Norm,
     positions: PositionCache,
@@ -34,7 +35,7 @@ impl GptNeox {
             })
         };
         let embed_host = lb.weights.take("gpt_neox.embed_in.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.matrix("gpt_neox.embed_in.weight", embed_host, false);
+        let embed = lb.embedding("gpt_neox.embed_in.weight", embed_host);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("gpt_neox.layers.{l}");
@@ -71,7 +72,7 @@ impl GptNeox {
         // absent, the embedding serves.
         let head = ["embed_out.weight", "lm_head.weight"].into_iter().find(|n| lb.weights.contains(n));
         let lm_head = match head {
-            None if cfg.tie_embeddings => embed.clone().transpose(),
+            None if cfg.tie_embeddings => embed.transpose(),
             // Absent and untied: the take names the missing tensor.
             name => {
                 let name = name.unwrap_or("embed_out.weight");

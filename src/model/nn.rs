@@ -4,12 +4,14 @@
 use burn::prelude::*;
 use burn::tensor::activation;
 
+use super::Matrix;
+
 /// Rows `ids: [B, T]` of an embedding table `[V, H]` as f32 activations `[B, T, H]` (the table
-/// may be kept in 16 bits, see [`super::half`]).
-pub fn embedding(table: &Tensor<2>, ids: Tensor<2, Int>) -> Tensor<3> {
+/// may be kept in 16 bits, see [`super::half`], and in parts, see [`Matrix`]).
+pub fn embedding(table: &Matrix, ids: Tensor<2, Int>) -> Tensor<3> {
     let [b, t] = ids.dims();
     let h = table.dims()[1];
-    super::half::widen(table.clone().select(0, ids.reshape([b * t]))).reshape([b, t, h])
+    table.select(0, ids.reshape([b * t])).reshape([b, t, h])
 }
 
 /// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).

@@ -6,12 +6,14 @@
 use burn::prelude::*;
 
 use super::nn;
+use super::Matrix;
 
 /// The output projection and what follows it.
 pub struct OutputHead {
     /// `[H, V]` (the embedding, transposed, where they are tied). Frozen; f32 or the 16-bit
-    /// type of [`super::WeightsDtype`].
-    pub weight: Tensor<2>,
+    /// type of [`super::WeightsDtype`], in parts along the vocabulary past the device's
+    /// binding limit.
+    pub weight: Matrix,
     /// `[V]`, added to every row of logits.
     pub bias: Option<Tensor<1>>,
     /// Logits become `c·tanh(z / c)`.
@@ -21,7 +23,7 @@ pub struct OutputHead {
 impl OutputHead {
     /// `h·W + b` of `h: [N, H]`, before the soft-cap.
     pub fn raw(&self, h: Tensor<2>) -> Tensor<2> {
-        let z = super::half::matmul(h, &self.weight);
+        let z = self.weight.matmul(h);
         match &self.bias {
             Some(b) => z + b.clone().unsqueeze::<2>(),
             None => z,
@@ -40,7 +42,7 @@ impl OutputHead {
     /// The same head detached from autodiff (the blocked head's hand-written backward).
     pub fn without_autodiff(&self) -> OutputHead {
         OutputHead {
-            weight: self.weight.clone().without_autodiff(),
+            weight: self.weight.without_autodiff(),
             bias: self.bias.clone().map(|b| b.without_autodiff()),
             softcap: self.softcap,
         }

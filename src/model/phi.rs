@@ -8,6 +8,7 @@ use burn::prelude::*;
 use super::block::{Attention, Block, Mlp, Norm, Qkv};
 use super::config::ModelConfig;
 use super::linear::LinearBuilder;
+use super::matrix::Matrix;
 use super::nn;
 use super::output::OutputHead;
 use super::positions::{PositionCache, Positions, Rope};
@@ -16,7 +17,7 @@ use crate::error::Result;
 
 /// The Phi stack (its biased head is the model's [`OutputHead`]).
 pub struct Phi {
-    embed: Tensor<2>,
+    embed: Matrix,
     blocks: Vec<Block>,
     final_norm: Norm,
     positions: PositionCache,
@@ -34,7 +35,7 @@ impl Phi {
             })
         };
         let embed_host = lb.weights.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-        let embed: Tensor<2> = lb.matrix("model.embed_tokens.weight", embed_host, false);
+        let embed = lb.embedding("model.embed_tokens.weight", embed_host);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = format!("model.layers.{l}");
@@ -75,7 +76,7 @@ impl Phi {
         }
         let final_norm = layer_norm(lb, "model.final_layernorm")?;
         let lm_head = match cfg.tie_embeddings && !lb.weights.contains("lm_head.weight") {
-            true => embed.clone().transpose(),
+            true => embed.transpose(),
             false => {
                 lb.matrix("lm_head.weight", lb.weights.take_transposed("lm_head.weight", &[cfg.vocab_size, h])?, true)
             }

@@ -32,9 +32,15 @@ macro_rules! each_backend {
 }
 pub(crate) use each_backend;
 
-/// The wgpu backend, or None after a visible skip message (a failure under CI=true).
+/// The storage-binding limit the tests' wgpu device is opened with: 64 MiB, as a browser may
+/// grant, so every wgpu test runs within a browser's limit (the command-line tests' own
+/// processes open the adapter with its native limits).
+pub const GPU_BINDING_LIMIT: u64 = 64 << 20;
+
+/// The wgpu backend (see [`GPU_BINDING_LIMIT`]), or None after a visible skip message (a
+/// failure under CI=true).
 pub fn gpu() -> Option<Compute> {
-    match device::open(DeviceChoice::Gpu, None) {
+    match device::open_limited(DeviceChoice::Gpu, None, Some(GPU_BINDING_LIMIT)) {
         Ok(c) => Some(c),
         Err(e) => {
             if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common;
 use gradsift::data::{Sequence, Tokenized};
-use gradsift::device::Compute;
+use gradsift::device::{self, Compute};
 use gradsift::loss::{per_example_grads, LossKind, SeqBatch};
 use gradsift::model::{read_safetensors, CausalLm, FloatKind, HostTensor, LoraAdapter, WeightsDtype};
 
@@ -133,6 +133,106 @@ fn weights_dtype_follows_the_checkpoint_and_the_device() {
     }
     let err = CausalLm::load_as(&dirs[1].1, &gpu.device, WeightsDtype::Bf16).err().expect("no GPU backend has bf16");
     assert!(err.to_string().contains("no bf16 arithmetic"), "{err}");
+}
+
+/// A Llama of one layer whose embedding and output head are each 76.8 MB in f32 (a vocabulary
+/// of 60,000 at hidden size 320), stored in bf16: both past a 64 MiB binding limit, the head
+/// taking the path every linear layer's matrix takes. (Rows stay under 65,535 values, where
+/// lavapipe stops a kernel's loop.)
+fn past_64_mib() -> PathBuf {
+    let (h, vocab, heads, kv, hd, mlp) = (320usize, 60_000usize, 4usize, 2usize, 80usize, 256usize);
+    let mut config = base_config();
+    for (key, value) in [
+        ("hidden_size", h),
+        ("intermediate_size", mlp),
+        ("vocab_size", vocab),
+        ("num_hidden_layers", 1),
+        ("num_attention_heads", heads),
+        ("num_key_value_heads", kv),
+        ("head_dim", hd),
+    ] {
+        config[key] = value.into();
+    }
+    // Uniform in ±1/√fan-in (the embedding in ±1), so the logits stay in a usable range.
+    let mut seed = 0;
+    let mut random = |shape: Vec<usize>, scale: f32| {
+        seed += 1;
+        let n = shape.iter().product();
+        HostTensor { shape, data: common::random_vec(n, seed).into_iter().map(|x| scale * x).collect() }
+    };
+    let p = "model.layers.0";
+    let mut t = BTreeMap::new();
+    for (name, shape) in [
+        ("model.embed_tokens.weight".to_string(), vec![vocab, h]),
+        ("lm_head.weight".into(), vec![vocab, h]),
+        (format!("{p}.self_attn.q_proj.weight"), vec![heads * hd, h]),
+        (format!("{p}.self_attn.k_proj.weight"), vec![kv * hd, h]),
+        (format!("{p}.self_attn.v_proj.weight"), vec![kv * hd, h]),
+        (format!("{p}.self_attn.o_proj.weight"), vec![h, heads * hd]),
+        (format!("{p}.mlp.gate_proj.weight"), vec![mlp, h]),
+        (format!("{p}.mlp.up_proj.weight"), vec![mlp, h]),
+        (format!("{p}.mlp.down_proj.weight"), vec![h, mlp]),
+    ] {
+        let scale = if name.starts_with("model.embed") { 1.0 } else { 1.0 / (shape[1] as f32).sqrt() };
+        t.insert(name, random(shape, scale));
+    }
+    for name in [
+        format!("{p}.input_layernorm.weight"),
+        format!("{p}.post_attention_layernorm.weight"),
+        "model.norm.weight".into(),
+    ] {
+        t.insert(name, HostTensor { shape: vec![h], data: vec![1.0; h] });
+    }
+    model_dir("past-64-mib", config, &t, safetensors::Dtype::BF16)
+}
+
+/// On the tests' GPU, which binds at most 64 MiB (as a browser may grant), the matrices past
+/// it are kept in parts, and the per-example gradients are the CPU backend's, which keeps them
+/// whole.
+#[test]
+fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
+    let Some(limited) = common::gpu() else { return };
+    assert_eq!(device::binding_limit(&limited.device), Some(common::GPU_BINDING_LIMIT as usize));
+    let dir = past_64_mib();
+    let seqs = [
+        // Tokens on both sides of the parts' boundary (52,428 rows per part).
+        Sequence { ids: vec![3, 59_999, 52_428, 5, 52_427, 52_429, 12, 1], mask: vec![0, 0, 0, 1, 1, 1, 1, 1] },
+        Sequence { ids: vec![3, 40_000, 42, 59_998, 1], mask: vec![0, 0, 1, 1, 1] },
+    ];
+    let examples: Vec<Tokenized> = seqs.iter().cloned().map(Tokenized::Single).collect();
+    let targets: Vec<String> = ["q_proj", "v_proj", "gate_proj", "down_proj"].map(String::from).into();
+    let grads = |c: &Compute, parts: usize| {
+        let m = CausalLm::load(&dir, &c.device).unwrap();
+        assert_eq!(m.head().weight.parts(), parts, "head parts on {}", c.label);
+        let a = LoraAdapter::fresh(&m.linears, 4, 8.0, &targets, 7).unwrap();
+        let out = per_example_grads(&m, &a, &examples, LossKind::Sft, &c.device).unwrap();
+        (out.losses, out.grads.into_data().iter::<f32>().collect::<Vec<f32>>())
+    };
+    let (loss_whole, whole) = grads(&Compute::cpu(), 1);
+    let (loss_parts, parts) = grads(&limited, 2);
+    for (a, b) in loss_parts.iter().zip(&loss_whole) {
+        assert!(b.is_finite() && (a - b).abs() <= 1e-5 * b.abs(), "loss {a} vs {b}");
+    }
+    assert!(whole.iter().any(|&x| x != 0.0), "the gradients are not all zero");
+    let err = max_rel(&parts, &whole);
+    eprintln!("gradients with a 64 MiB binding limit on {} against the CPU's: max rel diff {err:.2e}", limited.label);
+    assert!(err < 1e-5, "gradients in parts vs whole: max rel diff {err}");
+}
+
+/// lavapipe stops a kernel's loop after 65,535 iterations: a model whose softmax runs over a
+/// longer vocabulary is refused there (it gave infinite losses), and runs on the CPU.
+#[test]
+fn a_vocabulary_past_lavapipes_loop_limit_is_refused_there() {
+    let Some(gpu) = common::gpu() else { return };
+    if device::limits_of(&gpu.device).and_then(|l| l.max_loop).is_none() {
+        eprintln!("SKIPPED: {} has no loop limit", gpu.label);
+        return;
+    }
+    let mut config = base_config();
+    config["vocab_size"] = 70_000.into();
+    let dir = model_dir("vocab-70000", config, &BTreeMap::new(), safetensors::Dtype::F32);
+    let err = CausalLm::load(&dir, &gpu.device).err().expect("refused on lavapipe");
+    assert!(err.to_string().contains("70000 tokens") && err.to_string().contains("--device cpu"), "{err}");
 }
 
 /// Rows of kv head `g` of a `[kv·hd, h]` projection.
