@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 pub use checks::{Check, CheckName, Throughput};
 pub use report::markdown;
 
+use crate::bench::shape::Shape;
+use crate::choice::Choice;
 use crate::data::{load_records, TextTokenizer, Tokenized};
-use crate::device::{self, AdapterEntry, Compute};
+use crate::device::{self, AdapterEntry, Compute, DeviceLimits};
 use crate::error::{Error, Result};
 use crate::features::FeatureOptions;
 use crate::loss::LossKind;
+use crate::model::ModelConfig;
 use crate::pipeline::{self, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
 use crate::select::Budget;
 
@@ -75,6 +78,43 @@ pub struct AdapterFacts {
     /// Whether our kernels fit these limits, and what does not.
     pub kernels_fit: bool,
     pub limit_notes: Vec<String>,
+    /// The largest batch of each `bench --shape` model this adapter binds, at a few lengths.
+    #[serde(default)]
+    pub batches: Vec<ShapeBatch>,
+}
+
+/// How large a batch of one real model's shape an adapter can take. Weights past the binding
+/// limit are kept in parts, so what the limit bounds is a batch's widest activation; whether
+/// the weights fit the device's memory is not known here (wgpu does not report it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShapeBatch {
+    pub shape: String,
+    pub tokens: usize,
+    /// The most sequences of `tokens` positions whose widest activation (f32, attention and the
+    /// output head a block at a time, as the layerwise backward takes them) fits one binding;
+    /// 0: not even one.
+    pub batch: usize,
+    /// Why the adapter cannot run this shape at all, where it cannot.
+    pub refused: Option<String>,
+}
+
+/// The lengths [`ShapeBatch`] is reported at.
+const BATCH_LENGTHS: [usize; 2] = [512, 2048];
+
+/// [`ShapeBatch`] of every bench shape on a device with `limits`.
+fn shape_batches(limits: DeviceLimits) -> Vec<ShapeBatch> {
+    let mut out = Vec::new();
+    for &shape in Shape::ALL {
+        let config = ModelConfig::from_value(&shape.config(), Path::new(shape.name())).expect("bench shapes parse");
+        let refused = limits.max_loop.filter(|&longest| config.vocab_size > longest).map(|longest| {
+            format!("a vocabulary of {} past the {longest} values this driver's loops reach", config.vocab_size)
+        });
+        for tokens in BATCH_LENGTHS {
+            let batch = limits.max_binding / (4 * tokens * config.widest_layer());
+            out.push(ShapeBatch { shape: shape.name().to_string(), tokens, batch, refused: refused.clone() });
+        }
+    }
+    out
 }
 
 /// One device's row of the report.
@@ -129,6 +169,7 @@ fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
     if binding < (16 << 20) {
         notes.push(format!("storage bindings of {binding} bytes (under 16 MiB): large pools fall back to the CPU"));
     }
+    let batches = crate::device::limits_of(&c.device).map(shape_batches).unwrap_or_default();
     AdapterFacts {
         name: i.name.clone(),
         vendor: i.vendor,
@@ -143,6 +184,7 @@ fn facts(entry: &AdapterEntry, c: &Compute) -> AdapterFacts {
         shader_f16: features.contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16),
         kernels_fit: notes.is_empty(),
         limit_notes: notes,
+        batches,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The doctor's report as Markdown: one table of devices and checks, then each adapter's facts.
 
-use super::DoctorReport;
+use super::{DoctorReport, ShapeBatch};
 
 /// report.md (also printed on the terminal).
 pub fn markdown(r: &DoctorReport) -> String {
@@ -63,7 +63,26 @@ pub fn markdown(r: &DoctorReport) -> String {
                 if f.kernels_fit { "yes" } else { "no" },
                 if f.limit_notes.is_empty() { String::new() } else { format!(" ({})", f.limit_notes.join("; ")) }
             ));
+            batches(&mut s, &f.batches);
         }
     }
     s
+}
+
+/// The largest batch of each real model's shape within the binding limit, a row per shape.
+fn batches(s: &mut String, batches: &[ShapeBatch]) {
+    if batches.is_empty() {
+        return;
+    }
+    s.push_str(
+        "\nLargest batch within the storage-binding limit (weights past it are kept in parts; whether they fit \
+         the device's memory is not reported by wgpu):\n\n| shape | tokens | sequences per batch |\n|---|---|---|\n",
+    );
+    for b in batches {
+        let cell = match &b.refused {
+            Some(why) => format!("refused: {why}"),
+            None => b.batch.to_string(),
+        };
+        s.push_str(&format!("| {} | {} | {cell} |\n", b.shape, b.tokens));
+    }
 }

@@ -66,7 +66,7 @@ impl GpuScorer {
             Some(format!("feature width {dim} exceeds the scoring kernel's {MAX_ROW}"))
         } else if m + groups > MAX_AGGREGATE {
             Some(format!("{m} targets in {groups} subtasks exceed the scoring kernel's {MAX_AGGREGATE} iterations"))
-        } else if [n * groups, m * dim, BLOCK_ROWS * dim, BLOCK_ROWS * m].iter().any(|&w| w * 4 > limit) {
+        } else if [n * groups, m * dim, dim, m].iter().any(|&w| w * 4 > limit) {
             Some(format!("{n} candidates × {m} targets × {dim} columns exceed this adapter's {limit}-byte buffers"))
         } else {
             None
@@ -129,7 +129,8 @@ impl GpuScorer {
             }
             let targ = ctx.storage("targets", (m * dim * 4) as u64, none);
             ctx.queue.write_buffer(&targ, 0, &f32_bytes(&unit_rows_f32(&stage.target.data, stage.target.rows, dim)));
-            let rows = BLOCK_ROWS.min(total.max(1));
+            // Candidates in blocks of up to BLOCK_ROWS rows, fewer where the device binds less.
+            let rows = BLOCK_ROWS.min(total.max(1)).min(ctx.max_binding() / (4 * dim.max(m).max(1))).max(1);
             let cand = ctx.storage("candidates", (rows * dim * 4) as u64, none);
             let dots = ctx.storage("dots", (rows * m * 4) as u64, none);
             let per_task = ctx.storage("per_task", (rows * g_count * 4) as u64, wgpu::BufferUsages::COPY_SRC);

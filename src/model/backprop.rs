@@ -64,14 +64,13 @@ impl Backprop {
 
 impl CausalLm {
     /// The largest activation, in bytes, of a gradient pass over `rows` sequences of `t`
-    /// positions: the widest linear layer's output (a fused q/k/v or gate/up projection
-    /// included) or, through a whole graph, one layer's `[rows, heads, t, t]` attention scores.
-    /// Layerwise, attention and the output head go a block at a time within what the device
-    /// binds. A GPU cannot bind a larger tensor (see [`crate::device::binding_limit`]).
+    /// positions: the widest linear layer's output ([`super::ModelConfig::widest_layer`]) or,
+    /// through a whole graph, one layer's `[rows, heads, t, t]` attention scores. Layerwise,
+    /// attention and the output head go a block at a time within what the device binds. A GPU
+    /// cannot bind a larger tensor (see [`crate::device::binding_limit`]).
     pub fn largest_activation(&self, rows: usize, t: usize, layerwise: bool) -> usize {
-        let widest = self.linears.iter().map(|l| l.d_out).chain([self.config.hidden]).max().unwrap_or(0);
         let scores = if layerwise { 0 } else { rows * self.config.heads * t * t };
-        4 * (rows * t * widest).max(scores)
+        4 * (rows * t * self.config.widest_layer()).max(scores)
     }
 }
 

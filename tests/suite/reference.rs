@@ -388,6 +388,18 @@ fn every_reference_checkpoint_has_its_tests() {
     }
 }
 
+/// The widest layer the config promises (what the binding-limit check of a batch and the
+/// doctor's batch sizes rest on) is the widest linear layer each family's loader builds.
+#[test]
+fn widest_layer_is_the_widest_linear_of_every_checkpoint() {
+    let c = Compute::cpu();
+    for name in numeric() {
+        let m = CausalLm::load(&model_dir(name), &c.device).unwrap();
+        let built = m.linears.iter().map(|l| l.d_out).chain([m.config.hidden]).max().unwrap();
+        assert_eq!(m.config.widest_layer(), built, "{name}");
+    }
+}
+
 /// Our DPO statistics and per-pair losses against a reference's `dpo` list.
 fn check_dpo_stats(name: &str, c: &Compute, stats: &[DpoStats], losses: &[f64], reference: &Value) {
     for (i, e) in reference.as_array().unwrap().iter().enumerate() {

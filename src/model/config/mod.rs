@@ -200,6 +200,18 @@ impl ModelConfig {
         self.rope.is_none().then_some(self.max_positions)
     }
 
+    /// The widest output of the model's linear layers, per position (a fused q/k/v or
+    /// gate/up projection counts whole): what a batch's widest activation holds per token.
+    pub fn widest_layer(&self) -> usize {
+        let (q, kv) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let (attention, mlp) = match self.arch {
+            Arch::Phi3 => (q + 2 * kv, 2 * self.intermediate),
+            Arch::Gpt2 | Arch::GptNeox => (3 * self.hidden, self.intermediate),
+            _ => (q, self.intermediate),
+        };
+        attention.max(mlp).max(self.hidden)
+    }
+
     /// The attention-score scale of layer `l` (0-based).
     pub fn layer_attn_scale(&self, l: usize) -> f64 {
         match self.attn_scale_by_layer {

@@ -42,6 +42,13 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
                 "select less"
             ]
         );
+        // Each bench shape at two lengths; SmolLM2-135M's widest layer is its 1,536-wide MLP.
+        let facts = &devices[1]["facts"];
+        let batches = facts["batches"].as_array().unwrap();
+        assert_eq!(batches.len(), 14, "{batches:?}");
+        let binding = facts["max_storage_binding"].as_u64().unwrap().min(facts["max_buffer_size"].as_u64().unwrap());
+        let smol = batches.iter().find(|b| b["shape"] == "smollm2-135m" && b["tokens"] == 512).unwrap();
+        assert_eq!(smol["batch"].as_u64().unwrap(), binding / (4 * 512 * 1536), "{smol}");
     }
 
     // The CPU row checks its gradients against NdArray in builds that have it, and says so
