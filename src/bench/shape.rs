@@ -385,7 +385,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
     for chunk in data.chunks(o.batch) {
         let seqs: Vec<&Sequence> =
             chunk.iter().filter_map(|x| if let Tokenized::Single(s) = x { Some(s) } else { None }).collect();
-        let _ = crate::loss::sequence_logps(&model, None, &seqs, &c.device);
+        crate::loss::sequence_logps(&model, None, &seqs, &c.device)?;
     }
     phases.push(("forward only", t.elapsed().as_secs_f64()));
     let t = Instant::now();

@@ -98,7 +98,7 @@ pub fn measure(
                     seqs.push(&p.rejected);
                 }
             }
-            let lp = sequence_logps(model, adapter, &seqs, &compute.device);
+            let lp = sequence_logps(model, adapter, &seqs, &compute.device)?;
             let e = chunk.len();
             wins += (0..e).filter(|&i| lp[i] > lp[e + i]).count();
         }

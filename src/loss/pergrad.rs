@@ -118,7 +118,7 @@ pub fn sequence_logps(
     adapter: Option<&LoraAdapter>,
     seqs: &[&Sequence],
     device: &Device,
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     block_on(sequence_logps_async(model, adapter, seqs, device))
 }
 
@@ -128,11 +128,34 @@ async fn sequence_logps_async(
     adapter: Option<&LoraAdapter>,
     seqs: &[&Sequence],
     device: &Device,
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     let batch = SeqBatch::new(seqs, device);
+    // A forward pass takes attention a block of queries at a time, as the layerwise backward does.
+    check_binding(model, seqs.len(), batch.ids.dims()[1], true, device)?;
     let lora = adapter.map(|a| a.runtime(model.linears.len(), seqs.len(), device));
     let h = model.hidden(batch.ids.clone(), &batch.lengths, lora.as_ref());
-    head_pass_async(model.head(), h, &batch, false).await.logps
+    Ok(head_pass_async(model.head(), h, &batch, false).await.logps)
+}
+
+/// Refuses, before the pass, a batch of `rows` sequences of `t` positions whose largest
+/// activation (see [`CausalLm::largest_activation`]) the GPU cannot bind, naming what fixes it.
+fn check_binding(model: &CausalLm, rows: usize, t: usize, layerwise: bool, device: &Device) -> Result<()> {
+    let Some(limit) = crate::device::binding_limit(device) else { return Ok(()) };
+    let largest = model.largest_activation(rows, t, layerwise);
+    if largest <= limit {
+        return Ok(());
+    }
+    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+    let fix = match layerwise || model.largest_activation(rows, t, true) > limit {
+        true => "lower --batch-size or --max-len",
+        false => "choose --backprop layerwise (attention a block at a time)",
+    };
+    Err(Error::AdapterLimit(format!(
+        "a batch of {rows} sequences of {t} positions makes a {:.2} MiB activation, past the {:.2} MiB this GPU \
+         binds: {fix}",
+        mib(largest),
+        mib(limit)
+    )))
 }
 
 /// −log σ(z) = log(1 + e^{−z}), computed stably.
@@ -198,7 +221,7 @@ pub async fn per_example_grads_async<'a>(
     let batch = SeqBatch::new(&seqs, device);
 
     let reference = match loss {
-        LossKind::Dpo { .. } => Some(sequence_logps_async(model, reference, &seqs, device).await),
+        LossKind::Dpo { .. } => Some(sequence_logps_async(model, reference, &seqs, device).await?),
         _ => None,
     };
 
@@ -225,23 +248,7 @@ pub async fn per_example_grads_async<'a>(
     let lora = LoraRuntime::new(branches);
     let t = batch.ids.dims()[1];
     let layerwise = model.backprop.layerwise(model, seqs.len(), t);
-    if let Some(limit) = crate::device::binding_limit(device) {
-        let largest = model.largest_activation(seqs.len(), t, layerwise);
-        if largest > limit {
-            let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
-            let fix = match layerwise || model.largest_activation(seqs.len(), t, true) > limit {
-                true => "lower --batch-size or --max-len",
-                false => "choose --backprop layerwise (attention a block at a time)",
-            };
-            return Err(Error::AdapterLimit(format!(
-                "a batch of {} sequences of {t} positions makes a {:.2} MiB activation, past the {:.2} MiB this \
-                 GPU binds: {fix}",
-                seqs.len(),
-                mib(largest),
-                mib(limit)
-            )));
-        }
-    }
+    check_binding(model, seqs.len(), t, layerwise, device)?;
     let (h, kept) = match layerwise {
         true => {
             let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &lora);
@@ -309,8 +316,8 @@ pub fn dpo_stats(
 ) -> Result<Vec<DpoStats>> {
     let (seqs, _) = flatten(pairs, LossKind::Dpo { beta })?;
     let e = pairs.len();
-    let policy = sequence_logps(model, Some(adapter), &seqs, device);
-    let reference = sequence_logps(model, reference, &seqs, device);
+    let policy = sequence_logps(model, Some(adapter), &seqs, device)?;
+    let reference = sequence_logps(model, reference, &seqs, device)?;
     Ok((0..e)
         .map(|i| {
             let margin = beta * ((policy[i] - policy[e + i]) - (reference[i] - reference[e + i]));
@@ -337,7 +344,7 @@ pub fn sft_losses(
     let (seqs, _) = flatten(examples, LossKind::Sft)?;
     let mut out = Vec::with_capacity(seqs.len());
     for chunk in seqs.chunks(batch.max(1)) {
-        let logps = sequence_logps(model, adapter, chunk, device);
+        let logps = sequence_logps(model, adapter, chunk, device)?;
         for (lp, s) in logps.iter().zip(chunk) {
             out.push(-lp / s.mask.iter().skip(1).filter(|&&m| m == 1).count().max(1) as f64);
         }

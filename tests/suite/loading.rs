@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::common;
 use gradsift::data::{Sequence, Tokenized};
 use gradsift::device::{self, Compute};
-use gradsift::loss::{per_example_grads, LossKind, SeqBatch};
-use gradsift::model::{read_safetensors, CausalLm, FloatKind, HostTensor, LoraAdapter, WeightsDtype};
+use gradsift::loss::{per_example_grads, sft_losses, LossKind, SeqBatch};
+use gradsift::model::{read_safetensors, Backprop, CausalLm, FloatKind, HostTensor, LoraAdapter, WeightsDtype};
 
 fn llama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/tiny-llama")
@@ -217,6 +217,29 @@ fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
     let err = max_rel(&parts, &whole);
     eprintln!("gradients with a 64 MiB binding limit on {} against the CPU's: max rel diff {err:.2e}", limited.label);
     assert!(err < 1e-5, "gradients in parts vs whole: max rel diff {err}");
+}
+
+/// A batch whose activation the GPU cannot bind is refused before the pass, naming what fixes
+/// it: through a whole graph, attention's `[1, 4, 3000, 3000]` scores (144 MB) want the
+/// layerwise backward; layerwise, a 110,000-token sequence's 160-wide MLP activation (70 MB)
+/// wants a shorter batch.
+#[test]
+fn a_batch_past_the_binding_limit_is_refused_with_the_fix() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut m = CausalLm::load(&llama(), &gpu.device).unwrap();
+    let a = LoraAdapter::load(&llama().join("adapter"), &m.linears).unwrap();
+    let seq = |n: usize| Tokenized::Single(Sequence { ids: vec![5; n], mask: vec![1; n] });
+    for (backprop, n, fix) in [
+        (Backprop::Whole, 3000, "--backprop layerwise"),
+        (Backprop::Layerwise, 110_000, "lower --batch-size or --max-len"),
+    ] {
+        m.backprop = backprop;
+        let err = per_example_grads(&m, &a, &[seq(n)], LossKind::Sft, &gpu.device).err().expect("refused");
+        assert!(err.to_string().contains(fix) && err.to_string().contains("64.00 MiB"), "{backprop:?}: {err}");
+    }
+    // Forward-only passes take attention in blocks: only the layer width counts.
+    let err = sft_losses(&m, None, &[seq(110_000)], 1, &gpu.device).expect_err("refused");
+    assert!(err.to_string().contains("lower --batch-size"), "{err}");
 }
 
 /// lavapipe stops a kernel's loop after 65,535 iterations: a model whose softmax runs over a
