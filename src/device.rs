@@ -311,6 +311,19 @@ pub struct DeviceLimits {
     pub max_loop: Option<usize>,
 }
 
+impl DeviceLimits {
+    /// Why a model with a vocabulary of `vocab` tokens cannot run here (its softmax would walk
+    /// a row past [`Self::max_loop`]), or None when it can.
+    pub fn refuses_vocabulary(&self, vocab: usize) -> Option<String> {
+        self.max_loop.filter(|&longest| vocab > longest).map(|longest| {
+            format!(
+                "a vocabulary of {vocab} tokens, and this adapter (lavapipe) stops a kernel's loop after {longest} \
+                 values, so the softmax over the vocabulary would come out wrong"
+            )
+        })
+    }
+}
+
 /// The devices opened on wgpu, with their limits.
 fn limits() -> &'static Mutex<Vec<(Device, DeviceLimits)>> {
     static LIMITS: OnceLock<Mutex<Vec<(Device, DeviceLimits)>>> = OnceLock::new();

@@ -106,9 +106,7 @@ fn shape_batches(limits: DeviceLimits) -> Vec<ShapeBatch> {
     let mut out = Vec::new();
     for &shape in Shape::ALL {
         let config = ModelConfig::from_value(&shape.config(), Path::new(shape.name())).expect("bench shapes parse");
-        let refused = limits.max_loop.filter(|&longest| config.vocab_size > longest).map(|longest| {
-            format!("a vocabulary of {} past the {longest} values this driver's loops reach", config.vocab_size)
-        });
+        let refused = limits.refuses_vocabulary(config.vocab_size);
         for tokens in BATCH_LENGTHS {
             let batch = limits.max_binding / (4 * tokens * config.widest_layer());
             out.push(ShapeBatch { shape: shape.name().to_string(), tokens, batch, refused: refused.clone() });

@@ -86,16 +86,11 @@ impl CausalLm {
             return Err(Error::format(dir, "model directory not found"));
         }
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
-        if let Some(longest) = crate::device::limits_of(device).and_then(|l| l.max_loop) {
-            if config.vocab_size > longest {
-                return Err(Error::AdapterLimit(format!(
-                    "{}: a vocabulary of {} tokens, and this adapter (lavapipe) stops a kernel's loop after {longest} \
-                     values, so the softmax over the vocabulary would come out wrong; use --device cpu (Burn's CPU \
-                     backend is also faster than lavapipe)",
-                    dir.display(),
-                    config.vocab_size
-                )));
-            }
+        if let Some(why) = crate::device::limits_of(device).and_then(|l| l.refuses_vocabulary(config.vocab_size)) {
+            return Err(Error::AdapterLimit(format!(
+                "{}: {why}; use --device cpu (Burn's CPU backend is also faster than lavapipe)",
+                dir.display()
+            )));
         }
         let weights = Weights::from_dir(dir)?;
         let stored = weights.stored_kind();
