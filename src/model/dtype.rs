@@ -23,6 +23,14 @@ impl FloatKind {
         }
     }
 
+    /// Bytes of one value.
+    pub fn bytes(self) -> usize {
+        match self {
+            FloatKind::F32 => 4,
+            FloatKind::F16 | FloatKind::Bf16 => 2,
+        }
+    }
+
     /// `x` as a loaded model holds it in a buffer Transformers creates in f32 and casts to the
     /// checkpoint's type: a bf16 Gemma of hidden size 1152 scales its embeddings by 34.0, not
     /// by √1152 = 33.94.

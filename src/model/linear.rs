@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::dtype::FloatKind;
 use super::half;
-use super::matrix::{self, Matrix};
+use super::matrix::Matrix;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
 
@@ -111,9 +111,7 @@ impl<'a> LinearBuilder<'a> {
             kind => kind,
         };
         let device = self.device;
-        Matrix::upload_in_parts(t, axis, matrix::value_bytes(kind), self.binding_limit, |part| {
-            half::upload_as(part, kind, device)
-        })
+        Matrix::upload_in_parts(t, axis, kind.bytes(), self.binding_limit, |part| half::upload_as(part, kind, device))
     }
 
     /// A 1-D tensor (norm weight or bias).

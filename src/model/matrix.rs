@@ -10,8 +10,8 @@
 
 use burn::prelude::*;
 
-use super::dtype::FloatKind;
 use super::half;
+use super::linear::upload;
 use super::weights::HostTensor;
 
 /// A frozen matrix on the device, whole or in parts along one axis.
@@ -35,9 +35,7 @@ impl Matrix {
     /// within `limit` bytes (one part when the whole fits, or with no limit).
     pub fn from_host(t: HostTensor, axis: usize, limit: Option<usize>, device: &Device) -> Matrix {
         assert!(axis < 2, "a matrix has axes 0 and 1");
-        Matrix::upload_in_parts(t, axis, 4, limit, |part| {
-            Tensor::from_data(TensorData::new(part.data, part.shape), device)
-        })
+        Matrix::upload_in_parts(t, axis, 4, limit, |part| upload(part, device))
     }
 
     /// Uploads `t: [rows, cols]` through `upload` in parts cut along `axis`, each within
@@ -156,14 +154,6 @@ impl Matrix {
     /// Each part with where it starts along the axis and its length.
     fn spans(&self) -> impl Iterator<Item = (&Tensor<2>, usize, usize)> {
         self.parts.iter().zip(self.bounds.windows(2)).map(|(p, w)| (p, w[0], w[1] - w[0]))
-    }
-}
-
-/// Bytes of one value of `kind`.
-pub(crate) fn value_bytes(kind: FloatKind) -> usize {
-    match kind {
-        FloatKind::F32 => 4,
-        FloatKind::F16 | FloatKind::Bf16 => 2,
     }
 }
 
