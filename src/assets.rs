@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::data::RecordKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::util::write_atomic;
 
 const FILES: &[(&str, &[u8])] = &[
@@ -82,7 +82,7 @@ pub fn materialize() -> Result<DefaultAssets> {
         let path = base.join(name);
         let fresh = std::fs::read(&path).map(|b| b == *bytes).unwrap_or(false);
         if !fresh {
-            write_atomic(&path, bytes).map_err(|e| Error::Invalid(format!("writing the embedded default: {e}")))?;
+            write_atomic(&path, bytes)?;
         }
     }
     Ok(DefaultAssets {

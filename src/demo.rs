@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::choice::Choice;
 use crate::data::{load_records, RecordKind};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::eval::{self, Arm, EvalInputs, EvalOptions, EvalReport, Subset, TestSets};
 use crate::loss::{dpo_stats, LossKind};
 use crate::model::LoraAdapter;
@@ -29,7 +29,7 @@ use crate::util::write_atomic;
 
 /// The demo's seeds: ten, so that the exact paired test can pass a real effect after Holm's
 /// adjustment over seven methods (its smallest p-value is 2^-seeds; 2^-8 is the least that can).
-pub const DEFAULT_SEEDS: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+pub(crate) const DEFAULT_SEEDS: [u64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 /// Every setting of the demo; [`DemoOptions::classroom`] holds the values the report shows.
 #[derive(Debug, Clone)]
@@ -432,13 +432,14 @@ pub struct LrChoice {
 /// has; TIF's validation set) is chosen. Returns it and its checkpoints (the first seed's warmup).
 fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Vec<PathBuf>)> {
     let o = run.opts;
-    let seed = *o.dpo_eval.seeds.first().ok_or_else(|| Error::Invalid("the demo needs at least one seed".into()))?;
+    let seed =
+        *o.dpo_eval.seeds.first().ok_or_else(|| Error::setting(Setting::Seeds, "the demo needs at least one seed"))?;
     let validation = load_records(&run.file("val-pairs.jsonl"))?;
     let (val, _) = run.loaded.tokenizer.examples(&validation.examples, o.dpo_warmup.max_len)?;
     let beta = match o.dpo_warmup.loss {
         LossKind::Dpo { beta } => beta,
         LossKind::Sft | LossKind::SftSum => {
-            return Err(Error::Invalid("the demo's DPO warmup must use the DPO loss".into()))
+            return Err(Error::setting(Setting::Loss, "the demo's DPO warmup must use the DPO loss"))
         }
     };
     let mut best: Option<(f64, f64, Vec<PathBuf>)> = None;
@@ -446,7 +447,7 @@ fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Vec<PathBuf>)
     for &lr in &o.dpo_warmup_lrs {
         let opts = WarmupOptions { lr, ..o.dpo_warmup.clone() };
         let ckpts = run.warmup(pairs, &opts, seed, &format!("warmup-dpo-lr-{lr:e}"))?;
-        let last = ckpts.last().ok_or_else(|| Error::Invalid("the DPO warmup saved no checkpoint".into()))?;
+        let last = ckpts.last().ok_or_else(|| Error::Internal("the DPO warmup saved no checkpoint".into()))?;
         let adapter = LoraAdapter::load(last, &run.loaded.model.linears)?;
         let stats = dpo_stats(&run.loaded.model, &adapter, None, &val, beta, &run.compute.device)?;
         let loss = stats.iter().map(|s| s.loss).sum::<f64>() / stats.len().max(1) as f64;
@@ -456,7 +457,8 @@ fn choose_dpo_lr(run: &Run<'_>, pairs: &Path) -> Result<(LrChoice, Vec<PathBuf>)
             best = Some((lr, loss, ckpts));
         }
     }
-    let (chosen, _, ckpts) = best.ok_or_else(|| Error::Invalid("dpo_warmup_lrs is empty".into()))?;
+    let (chosen, _, ckpts) = best
+        .ok_or_else(|| Error::setting(Setting::DpoWarmupLrs, "the demo needs at least one DPO warmup learning rate"))?;
     Ok((LrChoice { chosen, validation_loss }, ckpts))
 }
 

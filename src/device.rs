@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::prelude::*;
 use burn::tensor::wgpu::{wgpu, WgpuBackend, WgpuSetup};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gpu::{Gpu, GpuContext};
 
 /// What the user asked for.
@@ -109,21 +109,23 @@ fn env_override() -> Result<Option<(wgpu::DeviceType, usize)>> {
             return Ok(Some((t, n)));
         }
     }
-    Err(Error::Invalid(format!(
-        "CUBECL_WGPU_DEFAULT_DEVICE=`{v}` is not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu"
-    )))
+    Err(Error::Environment {
+        var: "CUBECL_WGPU_DEFAULT_DEVICE",
+        value: v.to_string(),
+        message: "not DiscreteGpu(n), IntegratedGpu(n), VirtualGpu(n), Other(n) or Cpu".into(),
+    })
 }
 
 /// The best adapter of any type (discrete GPU first, software adapters such as lavapipe last),
 /// or the one `CUBECL_WGPU_DEFAULT_DEVICE` names.
-pub fn best_adapter(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
+pub(crate) fn best_adapter(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
     if let Some((t, n)) = env_override()? {
         return Ok(adapters.iter().filter(|a| a.info.device_type == t).nth(n).map(|a| a.index));
     }
     Ok(adapters.iter().min_by_key(|a| (type_rank(a.info.device_type), a.index)).map(|a| a.index))
 }
 
-/// The adapter `--device auto` picks: like [`best_adapter`], except that a software (CPU-type)
+/// The adapter `--device auto` picks: like `best_adapter`, except that a software (CPU-type)
 /// adapter is not taken unless `CUBECL_WGPU_DEFAULT_DEVICE` asks for it: Burn's CPU backend is
 /// about ten times faster than lavapipe (measured in docs/performance.md).
 pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
@@ -132,7 +134,7 @@ pub fn auto_pick(adapters: &[AdapterEntry]) -> Result<Option<usize>> {
 }
 
 /// Resolves `--adapter` (an index or a case-insensitive name substring).
-pub fn find_adapter(adapters: &[AdapterEntry], spec: &str) -> Result<usize> {
+pub(crate) fn find_adapter(adapters: &[AdapterEntry], spec: &str) -> Result<usize> {
     if let Ok(i) = spec.parse::<usize>() {
         return adapters
             .iter()
@@ -209,7 +211,8 @@ fn opened() -> &'static Mutex<HashMap<String, Compute>> {
 }
 
 /// Opens adapter `entry` for Burn and our kernels, with the adapter's own limits.
-pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<Compute> {
+#[cfg(not(target_family = "wasm"))]
+pub(crate) fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<Compute> {
     open_adapter_limited(adapters, entry, None)
 }
 
@@ -217,7 +220,7 @@ pub fn open_adapter(adapters: &[AdapterEntry], entry: &AdapterEntry) -> Result<C
 /// the adapter's own limit: a browser grants a page far less than a native driver (WebGPU's
 /// default is 128 MiB), and this reproduces its limit on any adapter. Tensors larger than the
 /// limit are kept in parts (see [`binding_limit`]).
-pub fn open_adapter_limited(
+pub(crate) fn open_adapter_limited(
     adapters: &[AdapterEntry],
     entry: &AdapterEntry,
     max_binding: Option<u64>,
@@ -381,10 +384,13 @@ pub fn open(choice: DeviceChoice, adapter: Option<&str>) -> Result<Compute> {
 }
 
 /// [`open`], a GPU's storage bindings capped at `max_binding` bytes (see
-/// [`open_adapter_limited`]).
+/// `open_adapter_limited`).
 pub fn open_limited(choice: DeviceChoice, adapter: Option<&str>, max_binding: Option<u64>) -> Result<Compute> {
     if choice == DeviceChoice::Cpu && max_binding.is_some() {
-        return Err(Error::Invalid("a storage-binding limit is a GPU's: the CPU backend has none".into()));
+        return Err(Error::setting(
+            Setting::GpuMaxBinding,
+            "a storage-binding limit is a GPU's: the CPU backend has none",
+        ));
     }
     if choice == DeviceChoice::Cpu {
         return Ok(Compute::cpu());

@@ -86,9 +86,102 @@ pub enum Error {
     /// capacity).
     #[error("{0}")]
     AdapterLimit(String),
-    /// An argument or option has a value we cannot use.
+    /// An option has a value that cannot be used. `setting` names the option, so that a front
+    /// end can point to its own flag or field for it.
+    #[error("{message}")]
+    Setting { setting: Setting, message: String },
+    /// A step was handed records of another kind than it needs, with no file to name (the
+    /// records were tokenized already); [`Error::RecordKind`] names the file where there is one.
+    #[error("{user} needs {needs} records")]
+    Records { user: String, needs: &'static str },
+    /// A model named by Hub id that is not in the local Hugging Face cache: gradsift never
+    /// downloads.
+    #[error(
+        "model `{spec}` is neither a directory nor in the local Hugging Face cache (looked for {looked}); \
+         gradsift never downloads: fetch it first (e.g. `huggingface-cli download {name}`) or give its directory"
+    )]
+    ModelNotFound { spec: String, name: String, looked: String },
+    /// A selection names an example the pool does not have: it was made from another pool.
+    #[error("selected index {index} is outside {pool} ({len} examples)")]
+    OutsidePool { index: usize, pool: String, len: usize },
+    /// An environment variable that steers gradsift has a value it cannot use.
+    #[error("{var}=`{value}`: {message}")]
+    Environment { var: &'static str, value: String, message: String },
+    /// Too few inputs for a computation to mean anything (an empty subset, a single candidate).
     #[error("{0}")]
-    Invalid(String),
+    TooFew(String),
+    /// A broken invariant inside gradsift, not a problem with the input: a bug to report.
+    #[error("internal error: {0} (a bug in gradsift; please report it)")]
+    Internal(String),
+}
+
+/// The options an [`Error::Setting`] can name, by their names in the library's option structs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Examples per batch of a gradient pass or a training step.
+    BatchSize,
+    /// Examples per chunk of the feature store.
+    ChunkSize,
+    /// Passes over the data in training.
+    Epochs,
+    /// TIF's LossDiff: epochs of the validation fine-tune (θ_val).
+    ValEpochs,
+    /// TIF's LossDiff: batch size of the validation fine-tune.
+    ValBatchSize,
+    /// The seeds of a comparison or of the demo.
+    Seeds,
+    /// Fine-tuning steps of an evaluation arm.
+    Steps,
+    /// `bench --shape`: tokens per generated record.
+    SeqLen,
+    /// `bench --shape`: how many records.
+    Examples,
+    /// The projection's output dimension.
+    ProjDim,
+    /// Nonzeros per column of the sparse projection.
+    ProjNnz,
+    /// The LoRA modules (their parameter count bounds the projection's input).
+    LoraTargets,
+    /// How candidate gradients are transformed (SGD, sign, Adam).
+    GradType,
+    /// The precision frozen weights are kept in on the device.
+    WeightsDtype,
+    /// The storage-binding limit asked of a GPU.
+    GpuMaxBinding,
+    /// PRISM's covariance damping.
+    Damping,
+    /// TSDS's density features.
+    TsdsDensity,
+    /// The doctor's checks, by name.
+    Checks,
+    /// The data files of a step.
+    Data,
+    /// Feature stores adopted for the pool.
+    PoolFeatures,
+    /// Shard stores to merge.
+    Stores,
+    /// A test set (instruction records) or test pairs for an evaluation.
+    Test,
+    /// The loss a step trains or differentiates.
+    Loss,
+    /// The demo's DPO warmup learning rates.
+    DpoWarmupLrs,
+    /// `make-data`: the tasks the target and test sets are drawn from.
+    TargetTasks,
+    /// `make-data`: the pool's size.
+    PoolSize,
+    /// `make-data`: target examples per task.
+    Shots,
+    /// `make-data`: test examples per task.
+    TestSize,
+    /// `make-data`: validation pairs per task kind.
+    ValShots,
+    /// `make-data`: the fraction of off-suite chat.
+    DistractorRate,
+    /// `make-data`: the fraction of wrong or off-request responses.
+    LowQualityRate,
+    /// `make-data`: the fraction of preference pairs swapped.
+    FlipRate,
 }
 
 /// Shorthand for results with [`Error`].
@@ -103,5 +196,10 @@ impl Error {
     /// A content error for `path`.
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Format { path: path.into(), message: message.into() }
+    }
+
+    /// A refused value of `setting`.
+    pub fn setting(setting: Setting, message: impl Into<String>) -> Self {
+        Error::Setting { setting, message: message.into() }
     }
 }

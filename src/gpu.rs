@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// Longest row a kernel walks in one loop: lavapipe silently stops an invocation after 65,535
 /// loop iterations, so the kernels that take a whole feature row per invocation (scoring dots,
 /// kNN distances) refuse wider rows and their callers fall back to the CPU.
-pub const MAX_ROW: usize = 60_000;
+pub(crate) const MAX_ROW: usize = 60_000;
 
 /// The wgpu handles shared with Burn.
 pub struct GpuContext {
@@ -129,11 +129,11 @@ impl GpuContext {
 pub type Gpu = Arc<GpuContext>;
 
 /// Little-endian bytes of f32 values, as the kernels read them.
-pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Little-endian bytes of u32 values (kernel parameters, index lists).
-pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
+pub(crate) fn u32_bytes(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

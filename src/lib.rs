@@ -48,4 +48,4 @@ pub mod train;
 pub mod util;
 
 pub use device::{Compute, DeviceChoice};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Setting};

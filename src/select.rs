@@ -51,7 +51,7 @@ pub fn ranking(scores: &[f64]) -> Vec<usize> {
 
 /// The first `k` of [`ranking`] without sorting the whole pool: a linear-time partition
 /// around the k-th candidate, then a sort of the k kept (O(N + k log k)).
-pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+pub(crate) fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     let k = k.min(idx.len());
     if k < idx.len() {
@@ -64,7 +64,7 @@ pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
 
 /// Writes the four outputs into `out`, keeping the top `k` by score. `columns` are extra
 /// per-candidate score columns.
-pub fn write_selection(
+pub(crate) fn write_selection(
     out: &Path,
     pool: &Dataset,
     scores: &[f64],
@@ -79,7 +79,7 @@ pub fn write_selection(
 
 /// Writes the four outputs for an explicit selection (which may repeat indices, as sampling
 /// with replacement does; the `selected` column then counts the draws).
-pub fn write_outputs(
+pub(crate) fn write_outputs(
     out: &Path,
     pool: Option<&Dataset>,
     scores: &[f64],
@@ -88,7 +88,8 @@ pub fn write_outputs(
     manifest: serde_json::Value,
 ) -> Result<()> {
     if let Some(&bad) = selected.iter().find(|&&i| i >= scores.len()) {
-        return Err(Error::Invalid(format!("selected index {bad} is outside the pool of {}", scores.len())));
+        let pool = pool.map_or_else(|| "the pool".to_string(), |p| p.name());
+        return Err(Error::OutsidePool { index: bad, pool, len: scores.len() });
     }
     let order = ranking(scores);
     let mut rank = vec![0usize; scores.len()];

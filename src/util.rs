@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename,
 /// so an interrupted run never leaves a half-written file under the final name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -17,7 +17,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The temporary name a file is written under before it is renamed into place (same
 /// directory, so the rename is atomic; the process id keeps concurrent writers apart).
-pub fn tmp_path(path: &Path) -> std::path::PathBuf {
+pub(crate) fn tmp_path(path: &Path) -> std::path::PathBuf {
     path.with_extension(format!(
         "{}.tmp{}",
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
@@ -29,7 +29,7 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
 /// adapter on every featurize call, and one `select` makes several such calls on a model of
 /// gigabytes: the digest is remembered for the process, keyed by the file's path, length and
 /// modification time, so each file is read once per run and a changed file is read again.
-pub fn sha256_file(path: &Path) -> Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     type Stamp = (std::path::PathBuf, u64, Option<std::time::SystemTime>);

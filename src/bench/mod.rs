@@ -136,7 +136,7 @@ impl ScoringRun {
 
 /// Writes a `[rows, dim]` f32 matrix of counter-based random values to `path`, a block at a
 /// time (the generator is keyed by (seed, row, column), as the projection's is).
-pub fn synthetic_matrix(path: &Path, rows: usize, dim: usize, seed: u64) -> Result<NpyFile> {
+pub(crate) fn synthetic_matrix(path: &Path, rows: usize, dim: usize, seed: u64) -> Result<NpyFile> {
     let mut w = NpyWriter::create(path, rows, dim, Dtype::F32)?;
     for r0 in (0..rows).step_by(BLOCK_ROWS) {
         let n = BLOCK_ROWS.min(rows - r0);
@@ -196,7 +196,7 @@ pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -
             let scorer = GpuScorer::new(g.clone());
             let stage = [WeightedFeatures { pool: matrix, target: targets, weight: 1.0 }];
             if let Some(why) = scorer.unfit(&stage) {
-                return Err(Error::Invalid(why));
+                return Err(Error::AdapterLimit(why));
             }
             scorer.score(&stage)?.combined
         }
@@ -217,7 +217,7 @@ pub fn scoring_memory(compute: &Compute, matrix: &NpyFile, targets: &Features) -
 }
 
 /// VmHWM, the process's peak resident memory, from /proc (None elsewhere than Linux).
-pub fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
@@ -225,6 +225,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 /// Lowers the peak to the current resident memory (Linux: `5` to /proc/self/clear_refs), so
 /// each measurement starts from where the process stands.
-pub fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

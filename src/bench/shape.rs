@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::choice::Choice;
 use crate::data::{Sequence, Tokenized};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::rng::fmix32;
 use crate::features::{Dtype, ProjectionKind, Projector};
 use crate::loss::{per_example_grads, LossKind};
@@ -241,7 +241,7 @@ pub struct ShapeRun {
     /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
     /// the records, no gradients), gradients (forward + backward), projection, store write.
     pub phases: Vec<(&'static str, f64)>,
-    /// Estimated FLOPs of forward + backward over the records (see [`gradient_flops`]).
+    /// Estimated FLOPs of forward + backward over the records (see `gradient_flops`).
     pub flops: f64,
     /// The backend's f32 matmul rate at a shape like the MLP's.
     pub matmul_gflops: f64,
@@ -301,7 +301,7 @@ impl ShapeRun {
 /// per weight per token forward and 2 backward (activation gradients only: frozen weights get
 /// none), attention scores and values 4·L·T·H per token each way. The embedding lookup is no
 /// matmul: with tied embeddings its matrix is counted once, as the head; untied, only the head.
-pub fn gradient_flops(config: &serde_json::Value, params: u64, tokens: usize, seq_len: usize) -> f64 {
+pub(crate) fn gradient_flops(config: &serde_json::Value, params: u64, tokens: usize, seq_len: usize) -> f64 {
     let g = |k: &str| config[k].as_f64().unwrap_or(0.0);
     let (layers, h) = (g("num_hidden_layers"), g("hidden_size"));
     let lookup_only = if config["tie_word_embeddings"] == true { 0.0 } else { g("vocab_size") * h };
@@ -359,8 +359,14 @@ pub struct ShapeOptions {
 
 /// Runs the featurization of generated records at `o.shape` on `c`.
 pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
-    if o.seq_len < 4 || o.batch == 0 || o.examples == 0 {
-        return Err(Error::Invalid("bench --shape: seq-len ≥ 4, a positive batch size and examples".into()));
+    if o.seq_len < 4 {
+        return Err(Error::setting(Setting::SeqLen, "bench: a generated record needs at least 4 tokens"));
+    }
+    if o.batch == 0 {
+        return Err(Error::setting(Setting::BatchSize, "bench: the batch size must be positive"));
+    }
+    if o.examples == 0 {
+        return Err(Error::setting(Setting::Examples, "bench: at least one example is needed"));
     }
     let mut phases = Vec::new();
     let t = Instant::now();

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// A chat record: one conversation, or a preference pair of conversations.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ChatRecord {
+pub(crate) enum ChatRecord {
     Conversation(Vec<Message>),
     Pair { prompt: Vec<Message>, chosen: Vec<Message>, rejected: Vec<Message> },
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::files::record_texts;
 use super::formats::{parse_line, Example, Record, RecordKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// The examples of one or more files, in the order the files were given.
 #[derive(Debug, Clone)]
@@ -156,7 +156,7 @@ fn records_of(texts: Vec<(usize, String)>, path: &Path) -> Result<Dataset> {
 /// and line. The files must hold records of one kind, and no file may be given twice.
 pub fn load_files(paths: &[PathBuf]) -> Result<Dataset> {
     let Some((first, rest)) = paths.split_first() else {
-        return Err(Error::Invalid("no data file given".into()));
+        return Err(Error::setting(Setting::Data, "no data file given"));
     };
     let mut all = load_records(first)?;
     for path in rest {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// The formats a record file can be in, told by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     /// One JSON object a line (any extension but the two below).
     JsonLines,
     /// `.json`: one JSON array of objects.
@@ -43,7 +43,7 @@ fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
 /// The records of `path` as `(position, text)`: a JSONL file's non-blank lines as they are; a
 /// `.json` array's elements written compactly, numbered by the line each starts on; a Parquet
 /// file's rows as JSON objects, numbered by row (1-based, across row groups).
-pub fn record_texts(path: &Path) -> Result<Vec<(usize, String)>> {
+pub(crate) fn record_texts(path: &Path) -> Result<Vec<(usize, String)>> {
     match FileFormat::of(path) {
         FileFormat::Parquet => parquet_rows(path),
         format => {

@@ -88,7 +88,7 @@ fn non_empty(s: String, name: &str, path: &Path, line: usize) -> Result<String> 
 }
 
 /// Parses one JSONL line of `source`.
-pub fn parse_line(raw: &str, source: &Arc<Path>, line: usize) -> Result<Example> {
+pub(crate) fn parse_line(raw: &str, source: &Arc<Path>, line: usize) -> Result<Example> {
     let path: &Path = source;
     let value: Value = serde_json::from_str(raw).map_err(|e| Error::Record {
         path: path.into(),

@@ -12,7 +12,7 @@ mod tokenize;
 
 pub use chat::Message;
 pub use dataset::{load_files, load_records, parse_jsonl, Dataset, FileSpan, View};
-pub use files::FileFormat;
+pub(crate) use files::FileFormat;
 pub use formats::{Example, Record, RecordKind};
 pub use template::{ChatTemplate, TemplateChoice};
 pub use tokenize::{Sequence, TextTokenizer, Tokenized, TokenizedPair};

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// The rows of `path` as JSON objects, numbered by row (1-based, across row groups).
-pub fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
+pub(crate) fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
     let bad = |e: parquet::errors::ParquetError| Error::format(path, format!("not a readable Parquet file: {e}"));
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(bad)?;

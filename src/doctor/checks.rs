@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Tokenized;
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::sparse::{GpuSparseProjector, SparseJl};
 use crate::features::{project_cpu, Features, GpuProjector};
 use crate::loss::{per_example_grads, LossKind};
@@ -71,7 +71,10 @@ impl std::str::FromStr for CheckName {
         let want = s.trim().replace('-', " ").to_ascii_lowercase();
         CheckName::ALL.into_iter().find(|c| c.as_str().replace('-', " ") == want).ok_or_else(|| {
             let names: Vec<&str> = CheckName::ALL.iter().map(|c| c.as_str()).collect();
-            Error::Invalid(format!("no doctor check is called `{s}`; the checks: {}", names.join(", ")))
+            Error::setting(
+                Setting::Checks,
+                format!("no doctor check is called `{s}`; the checks: {}", names.join(", ")),
+            )
         })
     }
 }
@@ -151,7 +154,7 @@ pub fn projection(c: &Compute, seed: u64) -> Result<Check> {
 
 /// The WGSL sparse projection against the Rust one: they sum in the same order, so any
 /// difference at all is a fault.
-pub fn sparse_projection(c: &Compute, seed: u64) -> Result<Check> {
+pub(crate) fn sparse_projection(c: &Compute, seed: u64) -> Result<Check> {
     let gpu = c.gpu.clone().ok_or_else(|| Error::Device("no GPU".into()))?;
     let (e, n, k, nnz) = (5usize, 3_001usize, 96usize, 8usize);
     let g = random(e * n, seed ^ 0x5A);
@@ -207,7 +210,7 @@ pub fn knn(c: &Compute, seed: u64) -> Result<Check> {
 
 /// The embedded model with a seeded non-zero adapter on `c` (a fresh adapter's B = 0 would make
 /// every A-gradient zero and the comparison empty).
-pub fn model_on(c: &Compute, model_dir: &std::path::Path, seed: u64) -> Result<(CausalLm, LoraAdapter)> {
+pub(crate) fn model_on(c: &Compute, model_dir: &std::path::Path, seed: u64) -> Result<(CausalLm, LoraAdapter)> {
     let model = CausalLm::load(model_dir, &c.device)?;
     let mut adapter = LoraAdapter::fresh(&model.linears, 4, 8.0, &model.config.arch.default_lora_targets(), seed)?;
     let p = random(adapter.num_params(), seed ^ 0x6164_6170);

@@ -256,7 +256,11 @@ fn model_checks(c: &Compute, inputs: &Inputs, o: &DoctorOptions) -> (Vec<Check>,
 /// `select --method less` on the embedded default, on `c`, into a temporary directory.
 fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<usize>, Vec<f64>)> {
     let loaded = pipeline::load(&ModelSpec::fresh(inputs.model_dir.clone()), c)?;
-    let out = std::env::temp_dir().join(format!("gradsift-doctor-{}-{tag}", std::process::id()));
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("gradsift-doctor-{tag}-"))
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let out = scratch.path().to_path_buf();
     let opts = FeatureOptions {
         proj_dim: if quick { 256 } else { 2048 },
         max_len: 128,
@@ -277,7 +281,6 @@ fn less_on(c: &Compute, inputs: &Inputs, quick: bool, tag: &str) -> Result<(Vec<
         .records()
         .map(|r| r.ok().and_then(|r| r.get(1).and_then(|s| s.parse::<f64>().ok())).unwrap_or(f64::NAN))
         .collect();
-    let _ = std::fs::remove_dir_all(&out);
     Ok((sel.selected, scores))
 }
 

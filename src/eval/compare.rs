@@ -40,7 +40,7 @@ pub struct Comparison {
 }
 
 /// The family-wise error rate of one table's "beats" verdicts.
-pub const ALPHA: f64 = 0.05;
+pub(crate) const ALPHA: f64 = 0.05;
 
 fn one() -> f64 {
     1.0
@@ -52,7 +52,7 @@ const MAX_EXACT: usize = 24;
 /// One-sided exact sign-flip p-value of the mean of `d` (> 0 is better): the share of the 2^n
 /// sign patterns of |d| whose sum is at least the observed sum. Past [`MAX_EXACT`] differences
 /// it counts 2^20 seeded random patterns (plus the observed one, so the estimate is never 0).
-pub fn sign_flip_p(d: &[f64]) -> f64 {
+pub(crate) fn sign_flip_p(d: &[f64]) -> f64 {
     let n = d.len();
     if n == 0 {
         return 1.0;
@@ -90,7 +90,7 @@ pub fn sign_flip_p(d: &[f64]) -> f64 {
 /// Holm's step-down adjustment: the i-th smallest of m p-values is multiplied by m − i (from
 /// 0), then made monotone; each is capped at 1. Rejecting where the adjusted value is ≤ α keeps
 /// the chance of any false "beats" in the family at most α, whatever the dependence.
-pub fn holm(p: &[f64]) -> Vec<f64> {
+pub(crate) fn holm(p: &[f64]) -> Vec<f64> {
     let m = p.len();
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
@@ -107,7 +107,7 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 /// size of the arms whose size is the same at every seed (`random` when there is one size,
 /// `random (k=N)` otherwise), and for a per-seed arm whose size varies (a band), random subsets
 /// of its size at each seed (`random (sized as NAME)`).
-pub fn random_arms(arms: &[Arm]) -> Vec<Arm> {
+pub(crate) fn random_arms(arms: &[Arm]) -> Vec<Arm> {
     let varies = |a: &Arm| match &a.subset {
         Subset::PerSeed(by_seed) => by_seed.values().any(|ix| ix.len() != by_seed.values().next().map_or(0, Vec::len)),
         _ => false,

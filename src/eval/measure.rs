@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::generate::greedy;
-use crate::data::{Dataset, TextTokenizer, Tokenized};
+use crate::data::{Dataset, RecordKind, TextTokenizer, Tokenized};
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::loss::{sequence_logps, sft_losses};
@@ -86,10 +86,12 @@ pub fn measure(
             let mut seqs = Vec::with_capacity(2 * chunk.len());
             for t in chunk {
                 let Tokenized::Pair(p) = t else {
-                    return Err(Error::Invalid(format!(
-                        "{}: preference accuracy needs preference pairs (prompt, chosen, rejected)",
-                        pairs.name()
-                    )));
+                    return Err(Error::RecordKind {
+                        file: pairs.name(),
+                        user: "preference accuracy".into(),
+                        needs: RecordKind::Preferences.describe(),
+                        input: "test-pairs",
+                    });
                 };
                 seqs.push(&p.chosen);
             }

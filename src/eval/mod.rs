@@ -13,15 +13,17 @@ mod summary;
 
 use serde::{Deserialize, Serialize};
 
-pub use compare::{compare, random_arms, Comparison};
+pub(crate) use compare::random_arms;
+pub use compare::{compare, Comparison};
 pub use generate::greedy;
 pub use measure::{measure, Metrics, TestSets};
-pub use overlap::{overlap, prompt_key, Overlap};
-pub use summary::{markdown_table, summarize, Stat, Summary};
+pub use overlap::{overlap, Overlap};
+pub(crate) use summary::{markdown_table, summarize};
+pub use summary::{Stat, Summary};
 
 use crate::data::{Dataset, TextTokenizer};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::train::{AdamWConfig, LoraTrainer, LrSchedule, Schedule};
@@ -129,7 +131,7 @@ pub struct Run {
 }
 
 /// `k` distinct pool indices drawn with `seed`, in increasing order.
-pub fn random_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn random_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
     let mut rng = SplitMix64(seed ^ 0x7261_6E64);
     for i in 0..k.min(n) {
@@ -143,7 +145,7 @@ pub fn random_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
 
 /// Fine-tunes a fresh adapter on `pool[subset]` (SFT for instruction pools, DPO for preference
 /// pools) for `opts.steps` steps.
-pub fn fine_tune(
+pub(crate) fn fine_tune(
     model: &CausalLm,
     tokenizer: &TextTokenizer,
     pool: &Dataset,
@@ -153,14 +155,10 @@ pub fn fine_tune(
     compute: &Compute,
 ) -> Result<(LoraAdapter, f64)> {
     if subset.is_empty() {
-        return Err(Error::Invalid("eval: an empty subset cannot be fine-tuned on".into()));
+        return Err(Error::TooFew("eval: an empty subset cannot be fine-tuned on".into()));
     }
     if let Some(&bad) = subset.iter().find(|&&i| i >= pool.len()) {
-        return Err(Error::Invalid(format!(
-            "eval: selected index {bad} is outside {} ({} examples)",
-            pool.name(),
-            pool.len()
-        )));
+        return Err(Error::OutsidePool { index: bad, pool: pool.name(), len: pool.len() });
     }
     let targets =
         if opts.lora_targets.is_empty() { model.config.arch.default_lora_targets() } else { opts.lora_targets.clone() };
@@ -191,16 +189,20 @@ pub fn evaluate(
     opts: &EvalOptions,
     compute: &Compute,
 ) -> Result<Vec<Run>> {
-    if opts.seeds.is_empty() || opts.steps == 0 {
-        return Err(Error::Invalid("eval: at least one seed and one step are needed".into()));
+    if opts.seeds.is_empty() {
+        return Err(Error::setting(Setting::Seeds, "eval: at least one seed is needed"));
+    }
+    if opts.steps == 0 {
+        return Err(Error::setting(Setting::Steps, "eval: at least one fine-tuning step is needed"));
     }
     if tests.test.is_none() && tests.pairs.is_none() {
-        return Err(Error::Invalid("eval: give a test set (instruction records) or test pairs".into()));
+        return Err(Error::setting(Setting::Test, "eval: give a test set (instruction records) or test pairs"));
     }
     let mut runs = Vec::new();
     for arm in arms {
         for &seed in &opts.seeds {
-            let missing = || Error::Invalid(format!("eval: `{}` has no subset for seed {seed}", arm.name));
+            let missing =
+                || Error::setting(Setting::Seeds, format!("eval: `{}` has no subset for seed {seed}", arm.name));
             let subset = match &arm.subset {
                 Subset::Random(k) => random_indices(pool.len(), *k, seed),
                 Subset::RandomSized(k) => random_indices(pool.len(), *k.get(&seed).ok_or_else(missing)?, seed),
@@ -256,7 +258,7 @@ pub fn read_selection(dir: &std::path::Path) -> Result<SavedSelection> {
 }
 
 /// The arms comparing `selections`, plus (with `random`) random subsets of each selection's size
-/// (see [`random_arms`]). Arms are told apart by name: a clash (two selections of one method, or
+/// (see `random_arms`). Arms are told apart by name: a clash (two selections of one method, or
 /// a `random` selection beside the random baseline) takes the directory's name as well.
 pub fn arms(selections: &[SavedSelection], random: bool) -> Vec<Arm> {
     let mut arms: Vec<Arm> = Vec::new();

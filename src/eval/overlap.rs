@@ -43,7 +43,7 @@ impl Overlap {
 
 /// The prompt of a record, whitespace-trimmed: the prompt text, or for chat the conversation up
 /// to its last assistant turn (role and content of each message).
-pub fn prompt_key(record: &Record) -> String {
+pub(crate) fn prompt_key(record: &Record) -> String {
     let messages = |m: &[crate::data::Message]| {
         m.iter().map(|m| format!("{}: {}", m.role, m.content.trim())).collect::<Vec<_>>().join("\n")
     };

@@ -36,7 +36,7 @@ pub struct Summary {
 }
 
 /// Groups runs by arm, in the order arms first appear.
-pub fn summarize(runs: &[Run]) -> Vec<Summary> {
+pub(crate) fn summarize(runs: &[Run]) -> Vec<Summary> {
     let mut arms: Vec<&str> = Vec::new();
     for r in runs {
         if !arms.contains(&r.arm.as_str()) {
@@ -69,7 +69,7 @@ fn cell(s: Option<Stat>, digits: usize) -> String {
 /// A Markdown table of the summaries; `base` is the model before fine-tuning. Each selection's
 /// row says how it did against random subsets of its size, paired by seed (see
 /// [`super::Comparison`]).
-pub fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, comparisons: &[Comparison]) -> String {
+pub(crate) fn markdown_table(summaries: &[Summary], base: Option<&Metrics>, comparisons: &[Comparison]) -> String {
     let mut t = String::from(
         "| arm | size | seeds | test loss | exact match | preference acc. | vs random of its size: advantage ± SE (wins) | p (sign-flip) | p (Holm) | beats (Holm p ≤ 0.05) |\n",
     );

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use super::merge::merge;
 use super::store::{differing_fields, Manifest, Store, StoreKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Brings the stores among `given` that match `key` into the store at `out`: the shards merged
 /// (every one of them, complete), or a whole store copied. Does nothing when `out` already
 /// holds the complete store. Refuses, naming what differs, when none of `given` matches.
-pub fn adopt(given: &[PathBuf], key: &StoreKey, out: &Path) -> Result<()> {
+pub(crate) fn adopt(given: &[PathBuf], key: &StoreKey, out: &Path) -> Result<()> {
     if let Some(m) = Store::new(out).manifest()? {
         if m.complete && m.key == *key {
             return Ok(());
@@ -40,7 +40,7 @@ pub fn adopt(given: &[PathBuf], key: &StoreKey, out: &Path) -> Result<()> {
         manifests.iter().map(|(dir, m)| (dir, differing_fields(key, &unsharded(m)))).min_by_key(|(_, d)| d.len());
     match closest {
         Some((dir, differs)) => Err(Error::StoreMismatch { path: dir.to_path_buf(), differs }),
-        None => Err(Error::Invalid("--pool-features: no stores given".into())),
+        None => Err(Error::setting(Setting::PoolFeatures, "no pool feature stores given")),
     }
 }
 

@@ -26,16 +26,16 @@ pub fn batches(lens: &[usize], batch_size: usize, max_tokens: Option<usize>) -> 
     out
 }
 
-/// Padded tokens over real tokens of `batches` (1.0 = no padding).
-pub fn padding_ratio(lens: &[usize], batches: &[Vec<usize>]) -> f64 {
-    let real: usize = lens.iter().sum();
-    let padded: usize = batches.iter().map(|b| b.len() * b.iter().map(|&i| lens[i]).max().unwrap_or(0)).sum();
-    padded as f64 / real.max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Padded tokens over real tokens of `batches` (1.0 = no padding).
+    fn padding_ratio(lens: &[usize], batches: &[Vec<usize>]) -> f64 {
+        let real: usize = lens.iter().sum();
+        let padded: usize = batches.iter().map(|b| b.len() * b.iter().map(|&i| lens[i]).max().unwrap_or(0)).sum();
+        padded as f64 / real.max(1) as f64
+    }
 
     #[test]
     fn by_count_keeps_input_order() {

@@ -34,7 +34,7 @@ pub fn embeddings(
         .iter()
         .map(|e| match e {
             Tokenized::Single(s) => Ok(s),
-            Tokenized::Pair(_) => Err(Error::Invalid("embeddings need instruction examples".into())),
+            Tokenized::Pair(_) => Err(Error::Records { user: "hidden-state embeddings".into(), needs: "instruction" }),
         })
         .collect::<Result<_>>()?;
     let h = model.config.hidden;

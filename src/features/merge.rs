@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::npy::{self, Dtype, NpyWriter};
 use super::shard::Shard;
 use super::store::{differing_fields, Manifest, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Merges complete shard stores (in any order) into one store at `out`, bit-identical to the
 /// store one unsharded run writes. Refuses shards made with other arguments (naming what
@@ -23,7 +23,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Manifest> {
     }
     parts.sort_by_key(|p| p.0.index);
     let Some((first, first_dir, _)) = parts.first().cloned() else {
-        return Err(Error::Invalid("merge: no shard stores given".into()));
+        return Err(Error::setting(Setting::Stores, "merge: no shard stores given"));
     };
     let unsharded = |m: &Manifest| {
         let mut k = m.key.clone();

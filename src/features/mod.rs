@@ -20,14 +20,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub use embed::{embeddings, Pooling};
 pub use npy::Dtype;
 pub use project::{project_cpu, GpuProjector, ProjectionKind, Projector};
-pub use rows::{dot_rows, FeatureRows, BLOCK_ROWS};
+pub use rows::FeatureRows;
+pub(crate) use rows::{dot_rows, BLOCK_ROWS};
 pub use store::{FeatureFile, Features, FileHash, Manifest, ProjectionKey, Store, StoreKey};
 pub use transform::Transform;
 
 use crate::blocking::block_on;
 use crate::data::{Dataset, TextTokenizer, Tokenized};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::loss::{per_example_grads_async, LossKind, Objective};
 use crate::model::{CausalLm, LoraAdapter};
 
@@ -35,12 +36,12 @@ use crate::model::{CausalLm, LoraAdapter};
 const PENDING_BYTES: usize = 256 << 20;
 
 /// Hashes files for a manifest.
-pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
+pub(crate) fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
     paths.iter().map(|p| Ok(FileHash { path: p.display().to_string(), sha256: crate::util::sha256_file(p)? })).collect()
 }
 
 /// A description of an adapter for the store key: its files' hashes, or the fresh recipe.
-pub fn adapter_key(adapter: &LoraAdapter, fresh_seed: u64) -> Result<serde_json::Value> {
+pub(crate) fn adapter_key(adapter: &LoraAdapter, fresh_seed: u64) -> Result<serde_json::Value> {
     Ok(match &adapter.dir {
         Some(dir) => serde_json::to_value(hash_files(&[
             &dir.join("adapter_config.json"),
@@ -127,7 +128,7 @@ impl FeatureOptions {
 pub struct FeaturizeJob<'a> {
     pub model: &'a CausalLm,
     pub adapter: &'a LoraAdapter,
-    /// From [`adapter_key`].
+    /// From `adapter_key`.
     pub adapter_key: serde_json::Value,
     pub data: &'a Dataset,
     pub tokenizer: &'a TextTokenizer,
@@ -150,7 +151,7 @@ fn token_count(t: &Tokenized) -> usize {
 }
 
 /// Everything that determines the rows `job` computes (see [`StoreKey`]).
-pub fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
+pub(crate) fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
     let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
     Ok(StoreKey {
         model: hash_files(&model_files)?,
@@ -177,8 +178,11 @@ pub fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
 /// Computes (or resumes, or reuses) the features of `job.data` into `store_dir`, and opens the
 /// result; [`FeatureFile::load`] brings it into memory where a method needs every row.
 pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) -> Result<FeatureFile> {
-    if job.opts.batch_size == 0 || job.opts.chunk_size == 0 {
-        return Err(Error::Invalid("the batch size and the chunk size must be positive".into()));
+    if job.opts.batch_size == 0 {
+        return Err(Error::setting(Setting::BatchSize, "the batch size must be positive"));
+    }
+    if job.opts.chunk_size == 0 {
+        return Err(Error::setting(Setting::ChunkSize, "the chunk size must be positive"));
     }
     let rows = match job.shard {
         Some(s) => s.rows(job.data.len(), job.opts.chunk_size),
@@ -256,7 +260,7 @@ pub fn featurize(job: &FeaturizeJob<'_>, compute: &Compute, store_dir: &Path) ->
 
 /// How gradients become feature rows: the model and adapter they are taken at, the loss, the
 /// candidate transform, the projection and the batching options.
-pub struct GradientPass<'a> {
+pub(crate) struct GradientPass<'a> {
     pub model: &'a CausalLm,
     pub adapter: &'a LoraAdapter,
     pub loss: LossKind,

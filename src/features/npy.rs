@@ -49,7 +49,7 @@ fn encode_values(data: &[f32], dtype: Dtype, out: &mut Vec<u8>) {
 }
 
 /// Encodes `[rows, cols]` values as an .npy file's bytes.
-pub fn encode(data: &[f32], rows: usize, cols: usize, dtype: Dtype) -> Vec<u8> {
+pub(crate) fn encode(data: &[f32], rows: usize, cols: usize, dtype: Dtype) -> Vec<u8> {
     let mut out = header(rows, cols, dtype);
     encode_values(data, dtype, &mut out);
     out
@@ -181,7 +181,7 @@ fn width(dtype: Dtype) -> usize {
 
 /// Writes a `[rows, cols]` .npy file a block of rows at a time, into a temporary file that
 /// [`NpyWriter::finish`] renames into place: a reader never sees a partial matrix.
-pub struct NpyWriter {
+pub(crate) struct NpyWriter {
     path: PathBuf,
     tmp: PathBuf,
     out: BufWriter<File>,
@@ -204,7 +204,7 @@ impl NpyWriter {
     pub fn append(&mut self, data: &[f32]) -> Result<()> {
         let n = data.len() / self.cols.max(1);
         if n * self.cols != data.len() || self.written + n > self.rows {
-            return Err(Error::Invalid(format!("{}: a block that does not fit the matrix", self.path.display())));
+            return Err(Error::Internal(format!("{}: a block that does not fit the matrix", self.path.display())));
         }
         let mut bytes = Vec::with_capacity(data.len() * width(self.dtype));
         encode_values(data, self.dtype, &mut bytes);
@@ -216,7 +216,7 @@ impl NpyWriter {
     /// Checks that every row was written and moves the file into place.
     pub fn finish(self) -> Result<()> {
         if self.written != self.rows {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Internal(format!(
                 "{}: {} of {} rows written",
                 self.path.display(),
                 self.written,

@@ -13,7 +13,7 @@ use burn::tensor::wgpu::wgpu;
 use super::rng;
 use super::sparse::{GpuSparseProjector, SparseJl};
 use crate::blocking::block_on;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
 /// How P is drawn.
@@ -131,8 +131,14 @@ impl GpuProjector {
 
     /// [`Self::project`] for callers that can await (the browser page).
     pub async fn project_async(&self, g: &[f32], e: usize, n: usize, seed: u64, k: usize) -> Result<Vec<f32>> {
-        if n > u32::MAX as usize || k > u32::MAX as usize {
-            return Err(Error::Invalid("projection sizes exceed 2^32".into()));
+        if n > u32::MAX as usize {
+            return Err(Error::setting(
+                Setting::LoraTargets,
+                format!("|θ| = {n} exceeds the projection's 2^32 columns"),
+            ));
+        }
+        if k > u32::MAX as usize {
+            return Err(Error::setting(Setting::ProjDim, format!("projection dim {k} exceeds 2^32")));
         }
         let mut out = Vec::with_capacity(e * k);
         for e0 in (0..e).step_by(MAX_E) {

@@ -5,7 +5,7 @@
 
 /// MurmurHash3's 32-bit finalizer: a bijection with full avalanche.
 #[inline]
-pub fn fmix32(mut h: u32) -> u32 {
+pub(crate) fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85EB_CA6B);
     h ^= h >> 13;
@@ -15,14 +15,14 @@ pub fn fmix32(mut h: u32) -> u32 {
 
 /// The key of one row of P (hoisted out of the column loop).
 #[inline]
-pub fn row_key(seed: u64, row: u32) -> u32 {
+pub(crate) fn row_key(seed: u64, row: u32) -> u32 {
     let s = fmix32(fmix32(seed as u32 ^ 0x5EED_0001) ^ (seed >> 32) as u32);
     fmix32(s ^ row.wrapping_mul(0x9E37_79B9).wrapping_add(0x7F4A_7C15))
 }
 
 /// True when P[row, col] is negative.
 #[inline]
-pub fn negative(row_key: u32, col: u32) -> bool {
+pub(crate) fn negative(row_key: u32, col: u32) -> bool {
     fmix32(row_key ^ fmix32(col.wrapping_mul(0x27D4_EB2F).wrapping_add(0x1656_67B1))) & 0x8000_0000 != 0
 }
 
@@ -37,13 +37,13 @@ pub fn rademacher(seed: u64, row: u32, col: u32) -> f32 {
 
 /// The key of the sparse projection's column slots (hoisted out of the column loop).
 #[inline]
-pub fn sparse_key(seed: u64) -> u32 {
+pub(crate) fn sparse_key(seed: u64) -> u32 {
     fmix32(fmix32(seed as u32 ^ 0x5EED_0002) ^ (seed >> 32) as u32)
 }
 
 /// The hash of column `col`'s nonzero in block `block` of the sparse projection: its low 31
 /// bits pick the row inside the block, its top bit the sign.
 #[inline]
-pub fn sparse_slot(key: u32, col: u32, block: u32) -> u32 {
+pub(crate) fn sparse_slot(key: u32, col: u32, block: u32) -> u32 {
     fmix32(fmix32(key ^ col.wrapping_mul(0x27D4_EB2F).wrapping_add(0x1656_67B1)) ^ block.wrapping_mul(0x85EB_CA77))
 }

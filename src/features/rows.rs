@@ -9,7 +9,7 @@ use super::store::{FeatureFile, Features};
 use crate::error::Result;
 
 /// Candidate rows scored per block: the scorers hold one block of the pool at a time.
-pub const BLOCK_ROWS: usize = 4096;
+pub(crate) const BLOCK_ROWS: usize = 4096;
 
 /// A `[rows, dim]` feature matrix read by blocks of rows.
 pub trait FeatureRows {
@@ -56,7 +56,7 @@ impl FeatureRows for FeatureFile {
 }
 
 /// Each row dotted with `v`, in f64, a block of rows at a time (PRISM's g·H⁻¹d, TIF's IF).
-pub fn dot_rows(rows: &dyn FeatureRows, v: &[f64]) -> Result<Vec<f64>> {
+pub(crate) fn dot_rows(rows: &dyn FeatureRows, v: &[f64]) -> Result<Vec<f64>> {
     let (n, k) = (rows.rows(), rows.dim());
     let mut out = Vec::with_capacity(n);
     for r0 in (0..n).step_by(BLOCK_ROWS) {

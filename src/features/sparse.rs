@@ -1,7 +1,7 @@
 //! The sparse Johnson–Lindenstrauss projection (`--projection sparse`, the default): Kane and
 //! Nelson's block construction. The k rows of P are split into `nnz` blocks; every column has
 //! one nonzero ±1/√nnz in each block, at a row and with a sign hashed from (seed, column,
-//! block) by [`super::rng::sparse_slot`]. Each block is a CountSketch of k/nnz rows and P
+//! block) by `super::rng::sparse_slot`. Each block is a CountSketch of k/nnz rows and P
 //! averages `nnz` of them, so ⟨Pu, Pv⟩ is unbiased with the same variance as the dense
 //! Rademacher P, (‖u‖²‖v‖² + ⟨u,v⟩² − 2Σu_c²v_c²)/k, but costs nnz multiply-adds per gradient
 //! entry instead of k: at k = 8,192 and nnz = 8, a thousandth of the dense projection.
@@ -17,7 +17,7 @@ use burn::tensor::wgpu::wgpu;
 
 use super::rng;
 use crate::blocking::block_on;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gpu::{f32_bytes, u32_bytes, Gpu};
 
 /// Most examples one dispatch projects (bounds the gradient slab buffer).
@@ -42,11 +42,14 @@ pub struct SparseJl {
 impl SparseJl {
     /// P with `nnz` nonzeros per column (capped at k, so every block has a row).
     pub fn new(seed: u64, k: usize, nnz: usize) -> Result<SparseJl> {
-        if k == 0 || nnz == 0 {
-            return Err(Error::Invalid("the sparse projection needs k ≥ 1 and --proj-nnz ≥ 1".into()));
+        if k == 0 {
+            return Err(Error::setting(Setting::ProjDim, "the sparse projection needs a dimension of at least 1"));
+        }
+        if nnz == 0 {
+            return Err(Error::setting(Setting::ProjNnz, "the sparse projection needs at least 1 nonzero per column"));
         }
         if k > NEG as usize {
-            return Err(Error::Invalid(format!("projection dim {k} exceeds 2^31")));
+            return Err(Error::setting(Setting::ProjDim, format!("projection dim {k} exceeds 2^31")));
         }
         Ok(SparseJl { key: rng::sparse_key(seed), k, nnz: nnz.min(k) })
     }
@@ -77,7 +80,10 @@ impl SparseJl {
     pub fn project_cpu(&self, g: &[f32], e: usize, n: usize) -> Result<Vec<f32>> {
         assert_eq!(g.len(), e * n, "gradient buffer has the wrong size");
         if n > NEG as usize {
-            return Err(Error::Invalid(format!("|θ| = {n} exceeds the sparse projection's 2^31 columns")));
+            return Err(Error::setting(
+                Setting::LoraTargets,
+                format!("|θ| = {n} exceeds the sparse projection's 2^31 columns"),
+            ));
         }
         let mut out = vec![0f32; e * self.k];
         if e == 0 {
@@ -200,7 +206,10 @@ impl GpuSparseProjector {
     /// [`Self::project`] for callers that can await (the browser page).
     pub async fn project_async(&self, jl: &SparseJl, g: &[f32], e: usize, n: usize) -> Result<Vec<f32>> {
         if n > NEG as usize {
-            return Err(Error::Invalid(format!("|θ| = {n} exceeds the sparse projection's 2^31 columns")));
+            return Err(Error::setting(
+                Setting::LoraTargets,
+                format!("|θ| = {n} exceeds the sparse projection's 2^31 columns"),
+            ));
         }
         let ctx = &self.gpu;
         let k = jl.k;

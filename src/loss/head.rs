@@ -39,7 +39,7 @@ pub fn head_pass(head: &OutputHead, h: Tensor<3>, batch: &SeqBatch, with_grad: b
 
 /// [`head_pass`] for callers that can await (the browser page): each block's values are
 /// read back as they are needed.
-pub async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
+pub(crate) async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqBatch, with_grad: bool) -> HeadPass {
     let [s, t, d] = h.dims();
     let out = out.without_autodiff();
     let head = out.weight.clone();

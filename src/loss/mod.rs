@@ -7,7 +7,5 @@ pub mod head;
 mod pergrad;
 
 pub use batch::SeqBatch;
-pub use pergrad::{
-    dpo_stats, per_example_grads, per_example_grads_async, sequence_logps, sft_losses, BatchGrads, DpoStats, LossKind,
-    Objective,
-};
+pub use pergrad::{dpo_stats, per_example_grads, sft_losses, BatchGrads, DpoStats, LossKind, Objective};
+pub(crate) use pergrad::{per_example_grads_async, sequence_logps};

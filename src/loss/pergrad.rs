@@ -82,9 +82,10 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
             // chosen of every pair first, then rejected: halves of the batch line up.
             for (i, ex) in examples.iter().enumerate() {
                 let Tokenized::Pair(p) = ex else {
-                    return Err(Error::Invalid(
-                        "the DPO loss needs preference pairs (prompt, chosen, rejected)".into(),
-                    ));
+                    return Err(Error::Records {
+                        user: "the DPO loss".into(),
+                        needs: RecordKind::Preferences.describe(),
+                    });
                 };
                 seqs.push(&p.chosen);
                 owner.push(i);
@@ -99,10 +100,10 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
         _ => {
             for (i, ex) in examples.iter().enumerate() {
                 let Tokenized::Single(s) = ex else {
-                    return Err(Error::Invalid(format!(
-                        "the {} loss needs instruction examples (prompt, completion)",
-                        loss.name()
-                    )));
+                    return Err(Error::Records {
+                        user: format!("the {} loss", loss.name()),
+                        needs: RecordKind::Instructions.describe(),
+                    });
                 };
                 seqs.push(s);
                 owner.push(i);
@@ -113,7 +114,7 @@ fn flatten(examples: &[Tokenized], loss: LossKind) -> Result<(Vec<&Sequence>, Ve
 }
 
 /// Summed response log-probs of `seqs` under the model (with `adapter`, or the base model).
-pub fn sequence_logps(
+pub(crate) fn sequence_logps(
     model: &CausalLm,
     adapter: Option<&LoraAdapter>,
     seqs: &[&Sequence],
@@ -208,7 +209,7 @@ pub fn per_example_grads<'a>(
 }
 
 /// [`per_example_grads`] for callers that can await (the browser page).
-pub async fn per_example_grads_async<'a>(
+pub(crate) async fn per_example_grads_async<'a>(
     model: &CausalLm,
     adapter: &LoraAdapter,
     examples: &[Tokenized],

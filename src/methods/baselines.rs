@@ -9,13 +9,13 @@ use crate::data::{Example, Record};
 use crate::util::SplitMix64;
 
 /// Seeded uniform scores: their top k is a uniformly random subset.
-pub fn random_scores(n: usize, seed: u64) -> Vec<f64> {
+pub(crate) fn random_scores(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = SplitMix64(seed ^ 0x7261_6E64);
     (0..n).map(|_| rng.uniform()).collect()
 }
 
 /// Cosine similarities `[N, M]` between candidate and query embeddings.
-pub fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize) -> Vec<f64> {
+pub(crate) fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize) -> Vec<f64> {
     let (c, q) = (unit_rows(cand, n, dim), unit_rows(query, m, dim));
     let mut out = vec![0f64; n * m];
     for i in 0..n {
@@ -27,7 +27,7 @@ pub fn cosine_matrix(cand: &[f32], n: usize, query: &[f32], m: usize, dim: usize
 }
 
 /// RDS matching as LESS does it: mean cosine over a subtask's queries, max over subtasks.
-pub fn mean_max(cos: &[f64], n: usize, tasks: &[Option<String>]) -> Vec<f64> {
+pub(crate) fn mean_max(cos: &[f64], n: usize, tasks: &[Option<String>]) -> Vec<f64> {
     let m = tasks.len();
     let groups = subtask_groups(tasks);
     (0..n)
@@ -42,7 +42,7 @@ pub fn mean_max(cos: &[f64], n: usize, tasks: &[Option<String>]) -> Vec<f64> {
 
 /// RDS+ selection: round-robin over queries, each taking its most similar candidate not yet
 /// taken, until `k` are chosen. Returns the chosen indices in the order taken.
-pub fn round_robin(cos: &[f64], n: usize, m: usize, k: usize) -> Vec<usize> {
+pub(crate) fn round_robin(cos: &[f64], n: usize, m: usize, k: usize) -> Vec<usize> {
     let orders: Vec<Vec<usize>> = (0..m)
         .map(|j| {
             let mut idx: Vec<usize> = (0..n).collect();
@@ -74,7 +74,7 @@ pub fn round_robin(cos: &[f64], n: usize, m: usize, k: usize) -> Vec<usize> {
 }
 
 /// Number of hash buckets of DSIR's n-gram features.
-pub const DSIR_BUCKETS: usize = 10_000;
+pub(crate) const DSIR_BUCKETS: usize = 10_000;
 
 fn text_of(e: &Example) -> String {
     match &e.record {
@@ -105,7 +105,7 @@ fn word_punct(text: &str) -> Vec<String> {
 
 /// Hashed unigram + bigram counts of an example's text (DSIR's features, as its reference
 /// computes them).
-pub fn ngram_counts(text: &str) -> Vec<(usize, f64)> {
+pub(crate) fn ngram_counts(text: &str) -> Vec<(usize, f64)> {
     let words = word_punct(text);
     let mut counts: BTreeMap<usize, f64> = BTreeMap::new();
     for w in &words {
@@ -125,7 +125,7 @@ pub fn ngram_counts(text: &str) -> Vec<(usize, f64)> {
 /// words) before resampling; every example is kept here, since instruction data is full of
 /// short, useful records (a sum, a one-word answer) that such a cut would remove wholesale.
 /// Returns (noisy scores, log weights).
-pub fn dsir_scores(pool: &[Example], target: &[Example], seed: u64) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn dsir_scores(pool: &[Example], target: &[Example], seed: u64) -> (Vec<f64>, Vec<f64>) {
     let log_p = |exs: &[Example]| {
         let mut c = vec![0f64; DSIR_BUCKETS];
         for e in exs {

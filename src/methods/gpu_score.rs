@@ -1,7 +1,7 @@
 //! The WGSL scoring kernel (shaders/score.wgsl) for LESS and ROSE: cosine of every candidate
 //! with every target, the per-subtask means, the learning-rate-weighted sum over checkpoints
 //! and the maximum over subtasks, all on the GPU. The candidates stream from the feature store
-//! in chunks of [`BLOCK_ROWS`], so host and GPU memory hold one chunk of features however large
+//! in chunks of `BLOCK_ROWS`, so host and GPU memory hold one chunk of features however large
 //! the pool; only scores (one number per candidate and subtask) grow with it.
 //! [`super::less::subtask_cosines`] and [`super::less::combine`] are the CPU reference it is
 //! tested against.
@@ -89,10 +89,10 @@ impl GpuScorer {
         let total = first.pool.rows();
         let groups = subtask_groups(&first.target.manifest.tasks);
         if groups.is_empty() {
-            return Err(Error::Invalid("no target features to score against".into()));
+            return Err(Error::TooFew("no target features to score against".into()));
         }
         if stages.iter().any(|s| s.pool.rows() != total || subtask_groups(&s.target.manifest.tasks) != groups) {
-            return Err(Error::Invalid("the checkpoints' features cover different pools or target sets".into()));
+            return Err(Error::Internal("the checkpoints' features cover different pools or target sets".into()));
         }
         let g_count = groups.len();
         let ctx = &self.gpu;

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::features::{FeatureRows, Features, BLOCK_ROWS};
 
 /// Per-subtask mean cosine of every candidate, subtasks in name order.
-pub type TaskCosines = Vec<(String, Vec<f64>)>;
+pub(crate) type TaskCosines = Vec<(String, Vec<f64>)>;
 
 /// Final scores.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct SubtaskScores {
 
 /// Mean cosine similarity of each `pool` row to the `target` rows of each subtask (the target
 /// manifest's `task` of each row). A zero gradient has cosine 0 with everything. The pool is
-/// read [`BLOCK_ROWS`] rows at a time.
+/// read `BLOCK_ROWS` rows at a time.
 pub fn subtask_cosines(pool: &dyn FeatureRows, target: &Features) -> Result<TaskCosines> {
     let dim = pool.dim();
     if target.dim != dim {

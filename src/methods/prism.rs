@@ -6,7 +6,7 @@
 //! ℓ̄(y⁺) − ℓ̄(y⁻) by ≈ −η g_z·(ĝ⁺ − ĝ⁻), so g_z·d > 0 lowers y⁺'s loss relative to y⁻'s.
 
 use super::solve;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::{dot_rows, FeatureRows, Features};
 
 /// How target pairs are weighted.
@@ -33,7 +33,7 @@ pub enum Hessian {
 }
 
 /// π_q for each pair from token-mean losses: p̄⁺/(p̄⁺ + p̄⁻) = σ(ℓ̄⁻ − ℓ̄⁺), computed stably.
-pub fn preference_weights(loss_pos: &[f32], loss_neg: &[f32]) -> Vec<f64> {
+pub(crate) fn preference_weights(loss_pos: &[f32], loss_neg: &[f32]) -> Vec<f64> {
     loss_pos
         .iter()
         .zip(loss_neg)
@@ -76,9 +76,12 @@ pub fn scores(candidates: &dyn FeatureRows, d: &[f64], hessian: Hessian) -> Resu
             let all = candidates.block(0, n)?;
             let lambda = solve::damping_lambda(&all, n, k, damping);
             if lambda.is_nan() || lambda <= 0.0 {
-                return Err(Error::Invalid(format!(
-                    "the covariance Hessian needs a positive damping and nonzero candidate features (λ = {lambda})"
-                )));
+                return Err(Error::setting(
+                    Setting::Damping,
+                    format!(
+                        "the covariance Hessian needs a positive damping and nonzero candidate features (λ = {lambda})"
+                    ),
+                ));
             }
             solve::damped_covariance_solve(&all, n, k, lambda, d)
         }

@@ -5,7 +5,7 @@
 
 /// Cholesky solve of the symmetric positive definite `a` (n × n, row-major) with `b`; `None`
 /// if `a` is not positive definite.
-pub fn cholesky_solve(mut a: Vec<f64>, n: usize, b: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn cholesky_solve(mut a: Vec<f64>, n: usize, b: &[f64]) -> Option<Vec<f64>> {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
@@ -41,13 +41,13 @@ pub fn cholesky_solve(mut a: Vec<f64>, n: usize, b: &[f64]) -> Option<Vec<f64>> 
 }
 
 /// λ for `g` (N × k): damping × trace(ĜᵀĜ/N) / k.
-pub fn damping_lambda(g: &[f32], n: usize, k: usize, damping: f64) -> f64 {
+pub(crate) fn damping_lambda(g: &[f32], n: usize, k: usize, damping: f64) -> f64 {
     let trace: f64 = g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / n as f64;
     damping * trace / k as f64
 }
 
 /// Solves (ĜᵀĜ/N + λI) x = d.
-pub fn damped_covariance_solve(g: &[f32], n: usize, k: usize, lambda: f64, d: &[f64]) -> Vec<f64> {
+pub(crate) fn damped_covariance_solve(g: &[f32], n: usize, k: usize, lambda: f64, d: &[f64]) -> Vec<f64> {
     assert_eq!(g.len(), n * k);
     assert!(lambda > 0.0, "damping must be positive");
     let at = |i: usize, j: usize| g[i * k + j] as f64;

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 /// The subtask of target examples without a `task` field.
-pub const DEFAULT_TASK: &str = "target";
+pub(crate) const DEFAULT_TASK: &str = "target";
 
 /// The target rows of each subtask (a row's `task`, or [`DEFAULT_TASK`]), subtasks in name order.
-pub fn subtask_groups(tasks: &[Option<String>]) -> Vec<(String, Vec<usize>)> {
+pub(crate) fn subtask_groups(tasks: &[Option<String>]) -> Vec<(String, Vec<usize>)> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (j, task) in tasks.iter().enumerate() {
         groups.entry(task.clone().unwrap_or_else(|| DEFAULT_TASK.into())).or_default().push(j);

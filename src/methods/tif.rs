@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::features::{dot_rows, FeatureRows, Features};
 
 /// A percentile with linear interpolation between order statistics (NumPy's default).
-pub fn percentile(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -30,7 +30,7 @@ pub fn band(values: &[f64], lo: f64, hi: f64) -> (Vec<usize>, f64, f64) {
 }
 
 /// Sorted intersection of two sorted index lists.
-pub fn intersect(a: &[usize], b: &[usize]) -> Vec<usize> {
+pub(crate) fn intersect(a: &[usize], b: &[usize]) -> Vec<usize> {
     a.iter().filter(|i| b.binary_search(i).is_ok()).copied().collect()
 }
 

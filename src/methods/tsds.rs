@@ -112,13 +112,13 @@ pub fn probabilities_with(
 ) -> Result<Outcome> {
     let search = searcher(p.index, exact);
     if n < 2 || m == 0 {
-        return Err(Error::Invalid("TSDS needs at least 2 candidates and 1 query".into()));
+        return Err(Error::TooFew("TSDS needs at least 2 candidates and 1 query".into()));
     }
     let (dx, ddim) = match density {
         Density::Candidates => (x, dim),
         Density::Rows { data, dim: d } if d > 0 && data.len() == n * d => (data, d),
         Density::Rows { data, dim: d } => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Internal(format!(
                 "TSDS density features: {} values do not make {n} rows of width {d}",
                 data.len()
             )))

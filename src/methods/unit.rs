@@ -16,6 +16,6 @@ pub fn unit_rows(data: &[f32], rows: usize, dim: usize) -> Vec<f64> {
 }
 
 /// [`unit_rows`] rounded to f32, for upload to a GPU kernel.
-pub fn unit_rows_f32(data: &[f32], rows: usize, dim: usize) -> Vec<f32> {
+pub(crate) fn unit_rows_f32(data: &[f32], rows: usize, dim: usize) -> Vec<f32> {
     unit_rows(data, rows, dim).into_iter().map(|x| x as f32).collect()
 }

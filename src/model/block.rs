@@ -15,7 +15,7 @@ use super::positions::Positions;
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
-pub enum Norm {
+pub(crate) enum Norm {
     /// RMSNorm (Llama, Qwen2; Gemma's `1 + w` is folded into `w` at load).
     Rms { w: Tensor<1>, eps: f64 },
     /// LayerNorm with bias (GPT-2).
@@ -33,7 +33,7 @@ impl Norm {
 
 /// RMSNorm weights of queries and keys: per head (`[head_dim]`, Qwen3, Gemma-3) or over the
 /// whole projection before the split into heads (`[heads × head_dim]`, OLMo-2).
-pub struct QkNorms {
+pub(crate) struct QkNorms {
     pub q: Tensor<1>,
     pub k: Tensor<1>,
     pub eps: f64,
@@ -43,7 +43,7 @@ pub struct QkNorms {
 /// The query, key and value projections.
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
-pub enum Qkv {
+pub(crate) enum Qkv {
     Separate {
         q: Linear,
         k: Linear,
@@ -57,7 +57,7 @@ pub enum Qkv {
 }
 
 /// Causal self-attention with grouped-query heads.
-pub struct Attention {
+pub(crate) struct Attention {
     pub qkv: Qkv,
     pub o: Linear,
     pub heads: usize,
@@ -76,7 +76,7 @@ pub struct Attention {
 }
 
 /// How a block computes attention from its queries, keys and values.
-pub enum Attend<'a> {
+pub(crate) enum Attend<'a> {
     /// Through whole `[B, H, T, T]` score tensors when any of q, k, v is tracked (autodiff
     /// differentiates them), else a block of queries at a time ([`blocked_attention::forward`]): the same
     /// values with memory linear in T.
@@ -87,7 +87,7 @@ pub enum Attend<'a> {
 }
 
 /// What [`Attend::Recorded`] keeps of one layer's attention.
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// `[B, H, T, hd]`, tracked back to the layer's input and LoRA weights.
     pub q: Tensor<4>,
     /// `[B, KV, T, hd]`, tracked.
@@ -202,7 +202,7 @@ fn activate(act: Activation, x: Tensor<3>) -> Tensor<3> {
 /// The feed-forward part.
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
-pub enum Mlp {
+pub(crate) enum Mlp {
     /// `down(act(gate(x)) · up(x))` (Llama, Qwen2: SiLU; Gemma: GELU-tanh).
     Gated { gate: Linear, up: Linear, down: Linear, act: Activation },
     /// The same with gate and up fused in one projection whose output is `[gate | up]` (Phi-3's
@@ -229,7 +229,7 @@ impl Mlp {
 }
 
 /// One decoder block.
-pub struct Block {
+pub(crate) struct Block {
     /// Attention and MLP side by side on the block's input (GPT-NeoX): `x + attn(n₁(x)) +
     /// mlp(n₂(x))`.
     pub parallel: bool,

@@ -18,7 +18,7 @@ use burn::tensor::activation;
 use super::nn;
 
 /// Most scores one block holds (32 MiB of f32); a block's backward keeps four such tensors.
-pub const BLOCK: usize = 1 << 23;
+pub(crate) const BLOCK: usize = 1 << 23;
 
 /// Queries per block when `rows` score rows (batch × heads) each see up to `t` keys and a
 /// block may hold `budget` scores.

@@ -14,7 +14,7 @@ use super::Decoder;
 use crate::error::{Error, Result};
 
 /// The GPT-2 stack (its head, tied to `wte`, is the model's [`OutputHead`]).
-pub struct Gpt2 {
+pub(crate) struct Gpt2 {
     hidden: usize,
     wte: Matrix,
     wpe: Tensor<2>,

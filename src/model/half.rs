@@ -15,7 +15,7 @@ use burn::tensor::{DType, FloatDType};
 
 use super::dtype::FloatKind;
 use super::weights::HostTensor;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Which float type the frozen weights are kept in on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,12 +64,15 @@ impl WeightsDtype {
         };
         match has(asked) {
             true => Ok(asked),
-            false => Err(Error::Invalid(format!(
-                "--weights-dtype {}: this device has no {} arithmetic (a GPU has f16 only with shader-f16, and \
-                 no GPU backend has bf16); use --weights-dtype auto or f32",
-                asked.name(),
-                asked.name()
-            ))),
+            false => Err(Error::setting(
+                Setting::WeightsDtype,
+                format!(
+                    "weights in {}: this device has no {} arithmetic (a GPU has f16 only with shader-f16, and no \
+                     GPU backend has bf16); auto and f32 work on every device",
+                    asked.name(),
+                    asked.name()
+                ),
+            )),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// The cache directories to look in, in `huggingface_hub`'s order: `HF_HUB_CACHE`, then
 /// `HF_HOME/hub`, then `~/.cache/huggingface/hub` (the first that is set is the one it uses;
 /// we look in every one that is set, in that order).
-pub fn cache_dirs() -> Vec<PathBuf> {
+pub(crate) fn cache_dirs() -> Vec<PathBuf> {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let mut dirs = Vec::new();
     dirs.extend(var("HF_HUB_CACHE"));
@@ -24,7 +24,7 @@ pub fn cache_dirs() -> Vec<PathBuf> {
 
 /// True when `spec` reads as a Hub name rather than a path: `ORG/NAME` or `ORG/NAME@REV`, with
 /// no other separators.
-pub fn is_hub_name(spec: &str) -> bool {
+pub(crate) fn is_hub_name(spec: &str) -> bool {
     let name = spec.split_once('@').map_or(spec, |(n, _)| n);
     let parts: Vec<&str> = name.split('/').collect();
     parts.len() == 2
@@ -34,7 +34,7 @@ pub fn is_hub_name(spec: &str) -> bool {
 
 /// The snapshot directory of `spec` (`ORG/NAME[@REVISION]`, revision `main` by default) in the
 /// first of `dirs` that has it.
-pub fn resolve_in(spec: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
+pub(crate) fn resolve_in(spec: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
     let (name, revision) = spec.split_once('@').unwrap_or((spec, "main"));
     let repo = format!("models--{}", name.replace('/', "--"));
     let mut looked = Vec::new();
@@ -60,14 +60,11 @@ pub fn resolve_in(spec: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
     } else {
         looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     };
-    Err(Error::Invalid(format!(
-        "model `{spec}` is neither a directory nor in the local Hugging Face cache (looked for {places}); \
-         gradsift never downloads: fetch it first (e.g. `huggingface-cli download {name}`) or give its directory"
-    )))
+    Err(Error::ModelNotFound { spec: spec.to_string(), name: name.to_string(), looked: places })
 }
 
 /// A model directory from `spec`: an existing directory as it is, else a Hub name resolved in
-/// the local cache ([`cache_dirs`]).
+/// the local cache (`cache_dirs`).
 pub fn model_dir(spec: &Path) -> Result<PathBuf> {
     if spec.is_dir() {
         return Ok(spec.to_path_buf());

@@ -13,11 +13,6 @@ use super::matrix::Matrix;
 use super::weights::{HostTensor, Weights};
 use crate::error::Result;
 
-/// Uploads a host tensor, moving its values (no second host copy).
-pub fn upload<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(t.data, t.shape), device)
-}
-
 /// Name, shape and index of a linear (or Conv1D) module: the places LoRA can attach.
 #[derive(Debug, Clone)]
 pub struct LinearInfo {
@@ -44,7 +39,7 @@ pub struct Leaf {
 }
 
 /// Collects linear modules while a model is built, so LoRA targets can be matched by name.
-pub struct LinearBuilder<'a> {
+pub(crate) struct LinearBuilder<'a> {
     pub weights: &'a Weights,
     pub device: &'a Device,
     pub infos: Vec<LinearInfo>,
@@ -124,7 +119,7 @@ impl<'a> LinearBuilder<'a> {
     /// a constant, or a gradient leaf when the model is built for training.
     pub fn param<const D: usize>(&mut self, name: &str, t: HostTensor, transposed: bool) -> Tensor<D> {
         if !self.trainable {
-            return upload(t, self.device);
+            return t.upload(self.device);
         }
         let (rows, cols) = match t.shape[..] {
             [n] => (1, n),

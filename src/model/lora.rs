@@ -19,24 +19,30 @@ use crate::error::{Error, Result};
 pub enum TargetSpec {
     /// Module-name suffixes.
     Names(Vec<String>),
-    /// A regular expression matched against the full module name.
-    Regex(String),
+    /// A regular expression matched against the full module name: as written in the config
+    /// file, and compiled (anchored at both ends, as PEFT's `re.fullmatch`).
+    Regex { pattern: String, anchored: Regex },
 }
 
 impl TargetSpec {
-    fn matches(&self, module: &str) -> Result<bool> {
-        Ok(match self {
+    /// The regular expression `pattern`, from the config file at `path` (named in the error).
+    pub fn regex(pattern: &str, path: &Path) -> Result<TargetSpec> {
+        let anchored = Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Error::format(path, format!("target_modules regex `{pattern}`: {e}")))?;
+        Ok(TargetSpec::Regex { pattern: pattern.to_string(), anchored })
+    }
+
+    fn matches(&self, module: &str) -> bool {
+        match self {
             TargetSpec::Names(names) => names.iter().any(|t| module == t || module.ends_with(&format!(".{t}"))),
-            TargetSpec::Regex(r) => Regex::new(&format!("^(?:{r})$"))
-                .map_err(|e| Error::Invalid(format!("target_modules regex `{r}`: {e}")))?
-                .is_match(module),
-        })
+            TargetSpec::Regex { anchored, .. } => anchored.is_match(module),
+        }
     }
 
     fn to_json(&self) -> Value {
         match self {
             TargetSpec::Names(n) => json!(n),
-            TargetSpec::Regex(r) => json!(r),
+            TargetSpec::Regex { pattern, .. } => json!(pattern),
         }
     }
 }
@@ -78,7 +84,7 @@ pub struct ParamSlot {
 }
 
 /// PEFT key of a module's tensor.
-pub fn peft_key(module: &str, which: &str) -> String {
+pub(crate) fn peft_key(module: &str, which: &str) -> String {
     format!("base_model.model.{module}.lora_{which}.weight")
 }
 
@@ -163,7 +169,7 @@ impl LoraAdapter {
         let use_rslora = field("use_rslora").and_then(Value::as_bool).unwrap_or(false);
         let targets = match field("target_modules") {
             Some(Value::Array(a)) => TargetSpec::Names(a.iter().filter_map(|v| v.as_str().map(String::from)).collect()),
-            Some(Value::String(s)) => TargetSpec::Regex(s.clone()),
+            Some(Value::String(s)) => TargetSpec::regex(s, &cfg_path)?,
             _ => return Err(Error::format(&cfg_path, "missing field `target_modules`")),
         };
         let rank_pat = Patterns::parse(&cfg_path, &cfg, PatternField::Rank)?;
@@ -178,7 +184,7 @@ impl LoraAdapter {
         let mut modules = Vec::new();
         for (id, info) in linears.iter().enumerate() {
             let (ka, kb) = (peft_key(&info.name, "A"), peft_key(&info.name, "B"));
-            let targeted = targets.matches(&info.name)?;
+            let targeted = targets.matches(&info.name);
             if !targeted && !tensors.contains_key(&ka) {
                 continue;
             }
@@ -226,7 +232,7 @@ impl LoraAdapter {
         let mut rng = crate::util::SplitMix64(seed ^ 0x6C6F_7261);
         let mut modules = Vec::new();
         for (id, info) in linears.iter().enumerate() {
-            if !spec.matches(&info.name)? {
+            if !spec.matches(&info.name) {
                 continue;
             }
             let bound = 1.0 / (info.d_in as f64).sqrt();
@@ -300,12 +306,7 @@ impl LoraAdapter {
 
     /// A module's matrices in our `x·A·B` layout: `A [in, r]`, `B [r, out]`.
     pub fn module_tensors(&self, m: &LoraModule, device: &Device) -> (Tensor<2>, Tensor<2>) {
-        let at = m.a.transposed();
-        let bt = m.b.transposed();
-        (
-            Tensor::from_data(TensorData::new(at.data, at.shape), device),
-            Tensor::from_data(TensorData::new(bt.data, bt.shape), device),
-        )
+        (m.a.transposed().upload(device), m.b.transposed().upload(device))
     }
 
     /// Writes the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors).
@@ -340,14 +341,16 @@ mod tests {
     #[test]
     fn names_match_whole_components_and_regexes_the_whole_name() {
         let names = TargetSpec::Names(vec!["q_proj".into(), "c_attn".into()]);
-        assert!(names.matches("model.layers.0.self_attn.q_proj").unwrap());
-        assert!(names.matches("q_proj").unwrap());
-        assert!(!names.matches("model.layers.0.self_attn.xq_proj").unwrap());
-        assert!(!names.matches("model.layers.0.self_attn.q_proj.base").unwrap());
-        let re = TargetSpec::Regex(r".*\.(q|v)_proj".into());
-        assert!(re.matches("model.layers.3.self_attn.v_proj").unwrap());
-        assert!(!re.matches("model.layers.3.self_attn.v_proj_extra").unwrap(), "the match is anchored");
-        assert!(TargetSpec::Regex("(".into()).matches("x").is_err());
+        assert!(names.matches("model.layers.0.self_attn.q_proj"));
+        assert!(names.matches("q_proj"));
+        assert!(!names.matches("model.layers.0.self_attn.xq_proj"));
+        assert!(!names.matches("model.layers.0.self_attn.q_proj.base"));
+        let path = Path::new("adapter_config.json");
+        let re = TargetSpec::regex(r".*\.(q|v)_proj", path).unwrap();
+        assert!(re.matches("model.layers.3.self_attn.v_proj"));
+        assert!(!re.matches("model.layers.3.self_attn.v_proj_extra"), "the match is anchored");
+        let bad = TargetSpec::regex("(", path).unwrap_err().to_string();
+        assert!(bad.starts_with("adapter_config.json: target_modules regex `(`"), "{bad}");
     }
 
     #[test]

@@ -11,7 +11,6 @@
 use burn::prelude::*;
 
 use super::half;
-use super::linear::upload;
 use super::weights::HostTensor;
 
 /// A frozen matrix on the device, whole or in parts along one axis.
@@ -35,7 +34,7 @@ impl Matrix {
     /// within `limit` bytes (one part when the whole fits, or with no limit).
     pub fn from_host(t: HostTensor, axis: usize, limit: Option<usize>, device: &Device) -> Matrix {
         assert!(axis < 2, "a matrix has axes 0 and 1");
-        Matrix::upload_in_parts(t, axis, 4, limit, |part| upload(part, device))
+        Matrix::upload_in_parts(t, axis, 4, limit, |part| part.upload(device))
     }
 
     /// Uploads `t: [rows, cols]` through `upload` in parts cut along `axis`, each within
@@ -194,7 +193,7 @@ mod tests {
     #[test]
     fn parts_compute_what_the_whole_matrix_does() {
         let device = crate::device::Compute::cpu().device;
-        let up = |t: HostTensor| Tensor::<2>::from_data(TensorData::new(t.data, t.shape), &device);
+        let up = |t: HostTensor| t.upload(&device);
         let (rows, cols) = (7, 5);
         let whole = Matrix::whole(up(host(rows, cols)));
         let x = Tensor::<2>::from_data(TensorData::new(host(3, rows).data, [3, rows]), &device);

@@ -26,15 +26,16 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 pub use backprop::Backprop;
-pub use config::{Arch, ModelConfig, QkNorm, TokenIds};
+pub use config::{Arch, ModelConfig, QkNorm};
 pub use dtype::FloatKind;
 pub use half::WeightsDtype;
 pub use linear::{Branch, Leaf, LinearInfo, LoraRuntime};
-pub use lora::{peft_key, LoraAdapter, LoraModule, ParamSlot, TargetSpec};
+pub use lora::{LoraAdapter, LoraModule, ParamSlot, TargetSpec};
 pub use matrix::Matrix;
 pub use output::OutputHead;
 pub use rope::{RopeScaling, RopeSpec};
-pub use weights::{parse_safetensors, read_safetensors, write_safetensors, HostTensor, Weights};
+pub(crate) use weights::parse_safetensors;
+pub use weights::{read_safetensors, write_safetensors, HostTensor, Weights};
 
 use crate::error::{Error, Result};
 

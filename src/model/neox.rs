@@ -16,7 +16,7 @@ use super::Decoder;
 use crate::error::Result;
 
 /// The GPT-NeoX stack (its head is the model's [`OutputHead`]).
-pub struct GptNeox {
+pub(crate) struct GptNeox {
     embed: Matrix,
     blocks: Vec<Block>,
     final_norm: Norm,

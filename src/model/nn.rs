@@ -15,21 +15,21 @@ pub fn embedding(table: &Matrix, ids: Tensor<2, Int>) -> Tensor<3> {
 }
 
 /// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).
-pub fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
+pub(crate) fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
     let d = w.dims()[0];
     let inv = x.clone().square().mean_dim(3).add_scalar(eps).sqrt().recip();
     x * inv * w.clone().reshape([1, 1, 1, d])
 }
 
 /// Root-mean-square norm (Llama, Qwen2).
-pub fn rms_norm(x: Tensor<3>, w: &Tensor<1>, eps: f64) -> Tensor<3> {
+pub(crate) fn rms_norm(x: Tensor<3>, w: &Tensor<1>, eps: f64) -> Tensor<3> {
     let d = w.dims()[0];
     let inv = x.clone().square().mean_dim(2).add_scalar(eps).sqrt().recip();
     x * inv * w.clone().reshape([1, 1, d])
 }
 
 /// Layer norm with bias (GPT-2).
-pub fn layer_norm(x: Tensor<3>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Tensor<3> {
+pub(crate) fn layer_norm(x: Tensor<3>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Tensor<3> {
     let d = w.dims()[0];
     let centered = x.clone() - x.mean_dim(2);
     let var = centered.clone().square().mean_dim(2);
@@ -37,7 +37,7 @@ pub fn layer_norm(x: Tensor<3>, w: &Tensor<1>, b: &Tensor<1>, eps: f64) -> Tenso
 }
 
 /// GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-pub fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
+pub(crate) fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
     let c = (2.0f64 / std::f64::consts::PI).sqrt();
     let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar(c);
     x.clone().mul_scalar(0.5) * activation::tanh(inner).add_scalar(1.0)
@@ -59,7 +59,7 @@ pub fn silu(x: Tensor<3>) -> Tensor<3> {
 /// `x·cos + rotate_half(x)·sin` on `[B, H, T, hd]`, with `cos, sin: [1 or B, 1, T, r]`.
 /// With `r < hd` (Phi-3's `partial_rotary_factor`) only the first `r` features of each head
 /// rotate and the rest pass through, as Transformers splits them.
-pub fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+pub(crate) fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     let (hd, r) = (x.dims()[3], cos.dims()[3]);
     let (rot, pass) = if r < hd { (x.clone().narrow(3, 0, r), Some(x.narrow(3, r, hd - r))) } else { (x, None) };
     let half = r / 2;
@@ -90,14 +90,14 @@ pub fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
 
 /// Additive causal mask `[1, 1, T, T]`: 0 where query i may see key j (j ≤ i, and with a
 /// sliding `window`, i − j < window, as Transformers' sliding-window mask), -1e9 elsewhere.
-pub fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Tensor<4> {
+pub(crate) fn causal_mask(t: usize, window: Option<usize>, device: &Device) -> Tensor<4> {
     let seen = |i: usize, j: usize| j <= i && window.is_none_or(|w| i - j < w);
     let v: Vec<f32> = (0..t * t).map(|k| if seen(k / t, k % t) { 0.0 } else { -1e9 }).collect();
     Tensor::from_data(TensorData::new(v, [1, 1, t, t]), device)
 }
 
 /// `cap · tanh(x / cap)`: Gemma-2's soft-capping of attention scores and final logits.
-pub fn soft_cap<const D: usize>(x: Tensor<D>, cap: f64) -> Tensor<D> {
+pub(crate) fn soft_cap<const D: usize>(x: Tensor<D>, cap: f64) -> Tensor<D> {
     activation::tanh(x.div_scalar(cap)).mul_scalar(cap)
 }
 

@@ -13,7 +13,7 @@ use super::rope::RopeSpec;
 /// What every block of one forward pass shares: the rotary tables (None for learned
 /// positions) and the causal masks, for the pass's sequence length.
 #[derive(Clone)]
-pub struct Positions {
+pub(crate) struct Positions {
     /// cos and sin of the full-attention layers, `[1 or B, 1, T, rotary_dim]`.
     pub rope: Option<(Tensor<4>, Tensor<4>)>,
     /// cos and sin of the sliding-window layers, where their RoPE differs (Gemma-3).
@@ -26,7 +26,7 @@ pub struct Positions {
 
 /// The rotary embedding's settings.
 #[derive(Debug, Clone)]
-pub struct Rope {
+pub(crate) struct Rope {
     /// How many features of each head rotate (the head dimension unless Phi-3's
     /// `partial_rotary_factor` says less).
     pub rotary_dim: usize,
@@ -79,7 +79,7 @@ struct Built {
 }
 
 /// [`Positions`] on demand, cached for the longest length asked for.
-pub struct PositionCache {
+pub(crate) struct PositionCache {
     rope: Option<Rope>,
     /// The sliding layers' rotary embedding, where it differs.
     window_rope: Option<Rope>,

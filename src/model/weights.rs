@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use burn::prelude::*;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
@@ -17,6 +18,13 @@ use crate::error::{Error, Result};
 pub struct HostTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    /// The tensor on `device`, its values moved (no second host copy).
+    pub(crate) fn upload<const D: usize>(self, device: &Device) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(self.data, self.shape), device)
+    }
 }
 
 /// Where a checkpoint's tensors are: which file, which bytes, in which dtype.
@@ -137,7 +145,7 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, HostTensor)>> {
 
 /// Every tensor of a safetensors file's bytes, by name (sorted), as f32; errors name `origin`.
 /// The browser page's embedded model comes this way, with no file behind it.
-pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<Vec<(String, HostTensor)>> {
+pub(crate) fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<Vec<(String, HostTensor)>> {
     let (header, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| Error::format(origin, format!("not a safetensors file: {e}")))?;
     let base = 8 + header;

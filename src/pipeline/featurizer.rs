@@ -8,7 +8,7 @@ use super::GradType;
 use super::Loaded;
 use crate::data::Dataset;
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::shard::Shard;
 use crate::features::{self, FeatureFile, FeatureOptions, FeaturizeJob, Transform};
 use crate::loss::LossKind;
@@ -50,13 +50,16 @@ impl Checkpoint {
 
 /// The candidate transform of `grad_type` for `adapter`, saved in `dir` (Adam needs a warmup
 /// checkpoint's `optimizer.safetensors`).
-pub fn candidate_transform(adapter: &LoraAdapter, dir: Option<&Path>, grad_type: GradType) -> Result<Transform> {
+pub(crate) fn candidate_transform(adapter: &LoraAdapter, dir: Option<&Path>, grad_type: GradType) -> Result<Transform> {
     Ok(match grad_type {
         GradType::Sgd => Transform::Identity,
         GradType::Sign => Transform::Sign,
         GradType::Adam => {
             let dir = dir.ok_or_else(|| {
-                Error::Invalid("the adam gradient type needs a warmup checkpoint (its optimizer moments)".into())
+                Error::setting(
+                    Setting::GradType,
+                    "the adam gradient type needs a warmup checkpoint (its optimizer moments)",
+                )
             })?;
             let p = dir.join("optimizer.safetensors");
             Transform::adam(&AdamW::load(&p, &adapter.layout())?, crate::util::sha256_file(&p)?)
@@ -80,7 +83,7 @@ pub(super) struct Featurizer<'a> {
 
 /// The stores of `select --pool-features`, and whether a pool featurization looked at them
 /// (a method that featurizes no pool has no use for them, which the user is told).
-pub struct PoolStores<'a> {
+pub(crate) struct PoolStores<'a> {
     pub given: &'a [PathBuf],
     pub consulted: Cell<bool>,
 }

@@ -32,9 +32,10 @@ use crate::train::{self, DpoReference, WarmupOptions};
 
 pub use in_memory::{less_in_memory, InMemorySelection, Progress};
 pub use method::{CheckpointUse, Method};
+pub use spec::Band;
 pub use spec::{
-    Band, GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsDensity, TsdsOptions,
-    TsdsSource, ValTraining,
+    GradType, MethodOptions, MethodSpec, PrismOptions, SelectSpec, TifOptions, TsdsDensity, TsdsOptions, TsdsSource,
+    ValTraining,
 };
 pub use tsds::tsds_on_matrices;
 
@@ -134,7 +135,7 @@ fn fresh_adapter(spec: &ModelSpec, model: &CausalLm) -> Result<LoraAdapter> {
 pub fn load_embedded(compute: &Compute) -> Result<Loaded> {
     let origin = |name: &str| PathBuf::from("<embedded>").join(name);
     let file =
-        |name: &str| crate::assets::bytes(name).ok_or_else(|| Error::Invalid(format!("no embedded file `{name}`")));
+        |name: &str| crate::assets::bytes(name).ok_or_else(|| Error::Internal(format!("no embedded file `{name}`")));
     let config_path = origin("model/config.json");
     let v: serde_json::Value = serde_json::from_slice(file("model/config.json")?)
         .map_err(|e| Error::format(&config_path, format!("invalid JSON: {e}")))?;

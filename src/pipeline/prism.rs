@@ -40,7 +40,10 @@ pub(super) fn prism_scores(
     let scores = prism::scores(&cand, &d, p.hessian)?;
     let kept = if p.repair { pool.len() - budget } else { budget };
     if kept == 0 {
-        return Err(Error::Invalid("repair would remove every candidate".into()));
+        return Err(Error::Budget(format!(
+            "repair would remove every candidate: the budget is the whole pool of {}",
+            pool.len()
+        )));
     }
     let details = json!({
         "mode": if p.repair { "repair: the budget counts the removed lowest-scoring candidates" } else { "forward: top k" },

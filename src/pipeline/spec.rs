@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::method::{CheckpointUse, Method};
 use crate::choice::{choice, Choice};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::{FeatureOptions, Pooling};
 use crate::methods::prism::{Hessian, PairWeights};
 use crate::methods::tsds::TsdsParams;
@@ -266,10 +266,9 @@ impl<'a> MethodSpec<'a> {
             return Err(Error::ReferenceUnused { reference: r.describe(), what: format!("the {name} method") });
         }
         if embedded && o.tsds.density == Some(TsdsDensity::Plain) {
-            return Err(Error::Invalid(
-                "TSDS over hidden-state embeddings or .npy matrices has no plain gradients for its density: \
-                 leave out --tsds-density"
-                    .into(),
+            return Err(Error::setting(
+                Setting::TsdsDensity,
+                "TSDS over hidden-state embeddings or .npy matrices has no plain gradients for its density",
             ));
         }
         let dpo_reference = o.dpo_reference.clone();

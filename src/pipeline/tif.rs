@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{reference_checkpoint, Band, Checkpoint, Chosen, Context, Method, Scored, ValTraining};
 use crate::choice::Choice;
 use crate::data::{Dataset, Tokenized};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::features::Transform;
 use crate::loss::{self, DpoStats, LossKind};
 use crate::methods::tif;
@@ -71,8 +71,11 @@ impl Family<'_> {
     fn lossdiff(&mut self, val: &Dataset) -> Result<Vec<f64>> {
         let (cx, inputs) = (self.cx, self.inputs);
         let t = inputs.val;
-        if t.epochs == 0 || t.batch_size == 0 {
-            return Err(Error::Invalid("LossDiff: θ_val needs at least one epoch and a positive batch size".into()));
+        if t.epochs == 0 {
+            return Err(Error::setting(Setting::ValEpochs, "LossDiff: θ_val needs at least one epoch"));
+        }
+        if t.batch_size == 0 {
+            return Err(Error::setting(Setting::ValBatchSize, "LossDiff: θ_val needs a positive batch size"));
         }
         let opts = WarmupOptions {
             fraction: 1.0,

@@ -167,12 +167,14 @@ impl Matrices {
         let (x, n, dim) = features::npy::read(pool)?;
         let (q, _, qdim) = features::npy::read(target)?;
         if qdim != dim || rows.is_some_and(|r| r != n) {
-            return Err(Error::Invalid(format!(
-                "{} is [{n}, {dim}] and {} has width {qdim}: both need one width{}",
-                pool.display(),
-                target.display(),
-                rows.map_or(String::new(), |r| format!(", and the candidates one row per pool line ({r})"))
-            )));
+            return Err(Error::format(
+                target,
+                format!(
+                    "width {qdim}, and {} is [{n}, {dim}]: both need one width{}",
+                    pool.display(),
+                    rows.map_or(String::new(), |r| format!(", and the candidates one row per pool line ({r})"))
+                ),
+            ));
         }
         let hash =
             |p: &Path| crate::util::sha256_file(p).map(|h| json!({ "path": p.display().to_string(), "sha256": h }));

@@ -20,7 +20,7 @@ fn range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Scores of the whole pool, selected candidates in a second colour, and the cut-off (the lowest
 /// selected score) when the selection is a top-k.
-pub struct ScoreHistogram {
+pub(crate) struct ScoreHistogram {
     pub title: String,
     pub scores: Vec<f64>,
     pub selected: Vec<bool>,
@@ -109,7 +109,7 @@ impl Figure for ScoreHistogram {
 }
 
 /// Pairwise Jaccard overlap of the methods' selections.
-pub struct JaccardHeatmap {
+pub(crate) struct JaccardHeatmap {
     pub names: Vec<String>,
     /// Row-major `n × n`.
     pub values: Vec<f64>,
@@ -185,7 +185,7 @@ fn text_center() -> plotters::style::text_anchor::Pos {
 }
 
 /// The pool on its first two principal components, coloured by task, selected points ringed.
-pub struct PcaMap {
+pub(crate) struct PcaMap {
     pub title: String,
     pub points: Vec<(f64, f64)>,
     pub tasks: Vec<String>,
@@ -240,7 +240,7 @@ impl Figure for PcaMap {
 }
 
 /// One bar per arm (mean over seeds) with ± one standard deviation.
-pub struct EvalBars {
+pub(crate) struct EvalBars {
     pub title: String,
     pub metric: String,
     pub arms: Vec<String>,
@@ -303,7 +303,7 @@ impl Figure for EvalBars {
 }
 
 /// TIF's two proxies per pair, the bands of each, and the pairs the fusion kept.
-pub struct TifScatter {
+pub(crate) struct TifScatter {
     pub lossdiff: Vec<f64>,
     pub irm: Vec<f64>,
     pub kept: Vec<bool>,

@@ -7,9 +7,9 @@ mod render;
 
 use std::path::{Path, PathBuf};
 
-pub use figures::{EvalBars, JaccardHeatmap, PcaMap, ScoreHistogram, TifScatter};
+pub(crate) use figures::{EvalBars, JaccardHeatmap, PcaMap, ScoreHistogram, TifScatter};
 pub use pca::pca2;
-pub use render::{save, Figure};
+pub(crate) use render::save;
 
 use crate::data::load_files;
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ use crate::eval::{EvalReport, Stat};
 use crate::features::Store;
 
 /// The numeric columns of a `scores.csv`.
-pub struct ScoresCsv {
+pub(crate) struct ScoresCsv {
     pub header: Vec<String>,
     pub rows: Vec<Vec<f64>>,
 }
@@ -77,7 +77,7 @@ fn pool_store(sel: &Path) -> Option<PathBuf> {
 }
 
 /// Histogram, and (when the data is there) the PCA map and the TIF scatter, of one selection.
-pub fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let csv = ScoresCsv::read(&sel.join("scores.csv"))?;
     let manifest = read_json(&sel.join("manifest.json")).unwrap_or(serde_json::Value::Null);
     let method = manifest["method"].as_str().unwrap_or(prefix.trim_end_matches('-')).to_string();
@@ -132,7 +132,7 @@ pub fn plot_selection(sel: &Path, plots: &Path, prefix: &str) -> Result<Vec<Path
 type MetricOf = fn(&crate::eval::Summary) -> Option<Stat>;
 
 /// Bars with error bars for every metric an evaluation measured.
-pub fn plot_eval(report: &EvalReport, plots: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn plot_eval(report: &EvalReport, plots: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let reference = report.summary.iter().map(|s| s.arm.as_str()).find(|a| *a == "random" || *a == "whole pool");
     let mut out = Vec::new();
     let metrics: [(&str, &str, MetricOf); 3] = [
@@ -160,7 +160,7 @@ pub fn plot_eval(report: &EvalReport, plots: &Path, prefix: &str) -> Result<Vec<
 }
 
 /// Jaccard overlap of several selections (`selected.json` of each directory).
-pub fn plot_overlap(dirs: &[(String, PathBuf)], plots: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn plot_overlap(dirs: &[(String, PathBuf)], plots: &Path) -> Result<Vec<PathBuf>> {
     let sets = dirs
         .iter()
         .map(|(_, d)| {

@@ -15,7 +15,7 @@ use crate::util::write_atomic;
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// The font family figures name.
-pub const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
 // The browser build draws its figures in the page: plotters has no embedded-font text there.
 #[cfg(target_family = "wasm")]
@@ -34,7 +34,7 @@ fn register_font() {
 }
 
 /// A figure that can draw itself onto any plotters backend.
-pub trait Figure {
+pub(crate) trait Figure {
     /// Pixel size (width, height).
     fn size(&self) -> (u32, u32);
     /// Draws onto `root` (already filled white).
@@ -47,7 +47,7 @@ pub fn err<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// Writes `stem.png` and `stem.svg`; returns both paths.
-pub fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
     register_font();
     let (w, h) = fig.size();
     let fail = |path: &Path, m: String| Error::format(path, format!("drawing failed: {m}"));
@@ -83,7 +83,7 @@ pub fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A colour per category, stable across figures.
-pub fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     const C: &[(u8, u8, u8)] = &[
         (31, 119, 180),
         (255, 127, 14),

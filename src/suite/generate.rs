@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tasks::{self, Item, KINDS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::util::{write_atomic, SplitMix64 as Rng};
 
 /// What to generate.
@@ -100,7 +100,7 @@ impl HeldOut {
                 return Ok(item);
             }
         }
-        Err(Error::Invalid(format!("make-data: the `{}` prompt space is exhausted", KINDS[kind])))
+        Err(Error::setting(Setting::PoolSize, format!("make-data: the `{}` prompt space is exhausted", KINDS[kind])))
     }
 
     /// A prompt of `kind` that no evaluation set holds.
@@ -111,7 +111,10 @@ impl HeldOut {
                 return Ok(item);
             }
         }
-        Err(Error::Invalid(format!("make-data: every `{}` prompt is held out for evaluation", KINDS[kind])))
+        Err(Error::setting(
+            Setting::TestSize,
+            format!("make-data: every `{}` prompt is held out for evaluation", KINDS[kind]),
+        ))
     }
 }
 
@@ -125,7 +128,7 @@ impl SuiteManifest {
 }
 
 /// The prompt as the model sees it, and the completion it learns (LESS appends EOS).
-pub fn render(prompt: &str) -> String {
+pub(crate) fn render(prompt: &str) -> String {
     format!("{prompt}\nAnswer:")
 }
 
@@ -140,43 +143,59 @@ fn pair(prompt: &str, chosen: &str, rejected: &str, task: &str) -> String {
 
 impl SuiteSpec {
     fn check(&self) -> Result<Vec<usize>> {
-        let bad = |m: String| Error::Invalid(m);
         if self.target_tasks.is_empty() {
-            return Err(bad("make-data: at least one target task is needed".into()));
+            return Err(Error::setting(Setting::TargetTasks, "make-data: at least one target task is needed"));
         }
         let kinds = self
             .target_tasks
             .iter()
             .map(|t| {
-                tasks::kind_index(t)
-                    .ok_or_else(|| bad(format!("make-data: unknown task '{t}' (known: {})", KINDS.join(", "))))
+                tasks::kind_index(t).ok_or_else(|| {
+                    Error::setting(
+                        Setting::TargetTasks,
+                        format!("make-data: unknown task '{t}' (known: {})", KINDS.join(", ")),
+                    )
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        for (name, r) in [
-            ("distractor rate", self.distractor_rate),
-            ("low-quality rate", self.low_quality_rate),
-            ("flip rate", self.flip_rate),
+        for (setting, name, r) in [
+            (Setting::DistractorRate, "distractor rate", self.distractor_rate),
+            (Setting::LowQualityRate, "low-quality rate", self.low_quality_rate),
+            (Setting::FlipRate, "flip rate", self.flip_rate),
         ] {
             if !(0.0..=1.0).contains(&r) {
-                return Err(bad(format!("make-data: the {name} must lie in [0, 1], got {r}")));
+                return Err(Error::setting(setting, format!("make-data: the {name} must lie in [0, 1], got {r}")));
             }
         }
         if self.distractor_rate + self.low_quality_rate > 1.0 {
-            return Err(bad("make-data: distractor and low-quality rates add up to more than 1".into()));
+            return Err(Error::setting(
+                Setting::LowQualityRate,
+                "make-data: distractor and low-quality rates add up to more than 1",
+            ));
         }
-        if self.pool == 0 || self.shots == 0 || self.test == 0 || self.val_shots == 0 {
-            return Err(bad("make-data: pool, shots, test and validation sizes must be positive".into()));
+        for (setting, name, n) in [
+            (Setting::PoolSize, "pool size", self.pool),
+            (Setting::Shots, "target examples per task", self.shots),
+            (Setting::TestSize, "test examples per task", self.test),
+            (Setting::ValShots, "validation pairs per task", self.val_shots),
+        ] {
+            if n == 0 {
+                return Err(Error::setting(setting, format!("make-data: the {name} must be positive")));
+            }
         }
         // At most half of a kind's prompts go to evaluation; the rest is the pool's.
         for (k, name) in KINDS.iter().enumerate() {
             let held = self.held_out(k, &kinds);
             if 2 * held > tasks::space(k) {
-                return Err(bad(format!(
-                    "make-data: `{name}` has {} distinct prompts; holding out {held} for the targets, tests, \
-                     validation and held-out pairs would leave the pool less than half (lower --shots, \
-                     --test or --val-shots)",
-                    tasks::space(k)
-                )));
+                return Err(Error::setting(
+                    Setting::Shots,
+                    format!(
+                        "make-data: `{name}` has {} distinct prompts; holding out {held} for the targets, tests, \
+                         validation and held-out pairs would leave the pool less than half (lower --shots, \
+                         --test or --val-shots)",
+                        tasks::space(k)
+                    ),
+                ));
             }
         }
         Ok(kinds)
@@ -335,7 +354,7 @@ impl SuiteSpec {
                 .collect(),
             files: files.iter().map(|(n, _)| n.to_string()).collect(),
         };
-        let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
         write_atomic(&dir.join("suite.json"), text.as_bytes())?;
         Ok(manifest)
     }

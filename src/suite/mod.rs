@@ -3,4 +3,4 @@
 mod generate;
 pub mod tasks;
 
-pub use generate::{render, SuiteManifest, SuiteSpec};
+pub use generate::{SuiteManifest, SuiteSpec};

@@ -390,7 +390,7 @@ pub fn space(kind: usize) -> usize {
 }
 
 /// The index of a kind by name.
-pub fn kind_index(name: &str) -> Option<usize> {
+pub(crate) fn kind_index(name: &str) -> Option<usize> {
     KINDS.iter().position(|k| *k == name)
 }
 

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::adamw::{AdamW, AdamWConfig};
 use super::lora_trainer::shuffle;
 use super::schedule::{LrSchedule, Schedule};
-use crate::data::{Dataset, TextTokenizer, Tokenized};
+use crate::data::{Dataset, RecordKind, TextTokenizer, Tokenized};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::loss::SeqBatch;
 use crate::model::{read_safetensors, write_safetensors, CausalLm, HostTensor, ModelConfig, Weights};
 use crate::util::{sha256_file, write_atomic};
@@ -67,8 +67,11 @@ pub fn train_base(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<BaseRecord> {
-    if opts.epochs == 0 || opts.batch_size == 0 {
-        return Err(Error::Invalid("base training: epochs and batch size must be positive".into()));
+    if opts.epochs == 0 {
+        return Err(Error::setting(Setting::Epochs, "base training needs at least one epoch"));
+    }
+    if opts.batch_size == 0 {
+        return Err(Error::setting(Setting::BatchSize, "base training: the batch size must be positive"));
     }
     let config_path = init.join("config.json");
     let config = ModelConfig::from_file(&config_path)?;
@@ -93,9 +96,12 @@ pub fn train_base(
         .iter()
         .map(|t| match t {
             Tokenized::Single(s) => Ok(s.clone()),
-            Tokenized::Pair(_) => {
-                Err(Error::Invalid(format!("{}: base training needs instruction records", data.name())))
-            }
+            Tokenized::Pair(_) => Err(Error::RecordKind {
+                file: data.name(),
+                user: "base training".into(),
+                needs: RecordKind::Instructions.describe(),
+                input: "data",
+            }),
         })
         .collect::<Result<_>>()?;
     let steps_per_epoch = seqs.len().div_ceil(opts.batch_size);

@@ -14,7 +14,7 @@ use crate::model::{CausalLm, LoraAdapter};
 use crate::util::SplitMix64;
 
 /// AdamW over an adapter's flat parameters with a learning-rate schedule of `total` steps.
-pub struct LoraTrainer {
+pub(crate) struct LoraTrainer {
     optimizer: AdamW,
     params: Vec<f32>,
     /// The per-sequence loss the gradients are taken of (`SftSum` for instruction data).
@@ -29,8 +29,7 @@ pub struct LoraTrainer {
 
 /// What one pass over the data did.
 #[derive(Debug, Clone, Copy)]
-pub struct PassStats {
-    pub steps: usize,
+pub(crate) struct PassStats {
     pub mean_lr: f64,
     pub mean_loss: f64,
 }
@@ -115,7 +114,7 @@ impl LoraTrainer {
             self.step += 1;
         }
         let n = steps.max(1) as f64;
-        Ok(PassStats { steps, mean_lr: lr_sum / n, mean_loss: loss_sum / n })
+        Ok(PassStats { mean_lr: lr_sum / n, mean_loss: loss_sum / n })
     }
 
     /// Passes over `data` until the trainer has taken its `total` steps (a fixed step budget,

@@ -10,7 +10,9 @@ pub mod warmup;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use base::{train_base, write_model, BaseOptions, BaseRecord};
-pub use lora_trainer::{LoraTrainer, PassStats};
+pub(crate) use lora_trainer::LoraTrainer;
 pub use reference::DpoReference;
-pub use schedule::{LrSchedule, Schedule};
-pub use warmup::{random_subset, read_state, recorded_reference, warmup, CheckpointState, WarmupOptions};
+pub(crate) use schedule::LrSchedule;
+pub use schedule::Schedule;
+pub(crate) use warmup::recorded_reference;
+pub use warmup::{read_state, warmup, CheckpointState, WarmupOptions};

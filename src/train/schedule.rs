@@ -21,7 +21,7 @@ crate::choice::choice!(Schedule {
 
 /// A peak rate, the share of steps warming up to it, and what follows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LrSchedule {
+pub(crate) struct LrSchedule {
     pub peak: f64,
     pub warmup_ratio: f64,
     pub kind: Schedule,

@@ -1,6 +1,6 @@
 //! Warmup training (LESS step 1): LoRA fine-tuning on a random fraction of the pool, saving a
 //! checkpoint after every epoch: the PEFT adapter, the AdamW moments, and the epoch's mean
-//! learning rate (LESS weights checkpoints by it). The steps themselves are [`LoraTrainer`]'s.
+//! learning rate (LESS weights checkpoints by it). The steps themselves are `LoraTrainer`'s.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use super::reference::DpoReference;
 use super::schedule::{LrSchedule, Schedule};
 use crate::data::{Dataset, RecordKind, TextTokenizer};
 use crate::device::Compute;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::loss::LossKind;
 use crate::model::{CausalLm, LoraAdapter};
 use crate::util::write_atomic;
@@ -61,7 +61,7 @@ pub struct CheckpointState {
 }
 
 /// A seeded random subset of `floor(fraction × n)` (at least 1) indices, in increasing order.
-pub fn random_subset(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
+pub(crate) fn random_subset(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
     let k = ((fraction * n as f64).floor() as usize).clamp(1, n);
     let mut idx: Vec<usize> = (0..n).collect();
     shuffle(&mut idx, seed);
@@ -81,8 +81,11 @@ pub fn warmup(
     compute: &Compute,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
-    if opts.epochs == 0 || opts.batch_size == 0 {
-        return Err(Error::Invalid("the epochs and the batch size must be positive".into()));
+    if opts.epochs == 0 {
+        return Err(Error::setting(Setting::Epochs, "training needs at least one epoch"));
+    }
+    if opts.batch_size == 0 {
+        return Err(Error::setting(Setting::BatchSize, "the batch size must be positive"));
     }
     if matches!(opts.loss, LossKind::Dpo { .. }) != pool.is_preference() {
         return Err(Error::RecordKind {
@@ -155,7 +158,7 @@ pub fn warmup(
 /// trainer_state.json; None where `dir` has no such file (an adapter made elsewhere) or its
 /// warmup was SFT. A DPO warmup saved before the reference was recorded trained against the
 /// base model.
-pub fn recorded_reference(dir: &Path) -> Result<Option<DpoReference>> {
+pub(crate) fn recorded_reference(dir: &Path) -> Result<Option<DpoReference>> {
     if !dir.join("trainer_state.json").exists() {
         return Ok(None);
     }

@@ -100,7 +100,8 @@ fn chat_ids_and_masks_match_transformers() {
 fn templates_in_tokenizer_config_match_transformers() {
     for &model in common::HF_ARCH {
         let from = dir().join(model);
-        let d = common::tmp("config-template", model);
+        let d_tmp = common::tmp("config-template", model);
+        let d = d_tmp.path();
         let mut config: Value =
             serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer_config.json")).unwrap()).unwrap();
         let source = std::fs::read_to_string(from.join("chat_template.jinja")).unwrap();
@@ -109,10 +110,9 @@ fn templates_in_tokenizer_config_match_transformers() {
         std::fs::copy(from.join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
         let cfg: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json")).unwrap()).unwrap();
         let eos = cfg["eos_token_id"].as_u64().unwrap() as u32;
-        let template = ChatTemplate::from_model_dir(&d).unwrap().expect("a template in tokenizer_config.json");
+        let template = ChatTemplate::from_model_dir(d).unwrap().expect("a template in tokenizer_config.json");
         let tok = TextTokenizer::from_file(&d.join("tokenizer.json"), eos).unwrap().with_template(Some(template));
         assert_chat_matches(model, &tok, "tokenizer_config.json");
-        let _ = std::fs::remove_dir_all(&d);
     }
 }
 
@@ -139,8 +139,8 @@ fn sharegpt_and_alpaca_give_their_messages_twins() {
 
 #[test]
 fn bad_chat_input_names_file_line_and_reason() {
-    let tmp = std::env::temp_dir().join(format!("gradsift-chat-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_tmp = common::tmp("chat", "chat");
+    let tmp = tmp_tmp.path();
     // Gemma's template refuses a system role: its own message, at the record's line.
     let gemma = tokenizer("tiny-gemma2");
     let data = load_records(&dir().join("chat.jsonl")).unwrap();
@@ -178,5 +178,4 @@ fn bad_chat_input_names_file_line_and_reason() {
         .unwrap();
     let e = ChatTemplate::from_model_dir(&listed).err().unwrap().to_string();
     assert!(e.contains("tokenizer_config.json") && e.contains("no `default`"), "{e}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }

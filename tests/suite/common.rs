@@ -52,13 +52,10 @@ pub fn gpu() -> Option<Compute> {
     }
 }
 
-/// A fresh, empty directory `gradsift-PREFIX-PID-NAME` under the temp dir. The prefix keeps
-/// the modules of the one test binary (one process id) apart.
-pub fn tmp(prefix: &str, name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("gradsift-{prefix}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty directory under the temp dir, removed when the returned guard drops (also
+/// when the test fails). Its name (`gradsift-PREFIX-NAME-…`) says which test made it.
+pub fn tmp(prefix: &str, name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("gradsift-{prefix}-{name}-")).tempdir().unwrap()
 }
 
 /// a·b / (‖a‖·‖b‖).

@@ -2,12 +2,14 @@
 //! and figures. Every figure is decoded and looked at: the PNG has the SVG's size and is not
 //! blank, the SVG parses as XML.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gradsift::demo::{self, DemoOptions};
 use gradsift::device::Compute;
 use gradsift::pipeline::Method;
 use gradsift::suite::SuiteSpec;
+
+use crate::common;
 
 /// Checks one PNG/SVG pair and returns the PNG's size.
 pub fn check_figure(png: &Path) -> (u32, u32) {
@@ -35,8 +37,8 @@ pub fn check_figure(png: &Path) -> (u32, u32) {
 
 #[test]
 fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
-    let out: PathBuf = std::env::temp_dir().join(format!("gradsift-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out_tmp = common::tmp("demo", "end-to-end");
+    let out = out_tmp.path();
     let assets = gradsift::assets::materialize().unwrap();
     let mut o = DemoOptions::classroom(assets.model_dir);
     o.suite = SuiteSpec { pool: 80, shots: 2, test: 6, val_shots: 2, base: 0, ..SuiteSpec::default() };
@@ -50,7 +52,7 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     o.dpo_warmup_lrs = vec![3e-4, 3e-3];
     o.set_seeds(vec![1, 2, 3]);
     let t = std::time::Instant::now();
-    let r = demo::run(&o, &Compute::cpu(), &out).unwrap();
+    let r = demo::run(&o, &Compute::cpu(), out).unwrap();
     eprintln!("reduced demo: {:.1} s", t.elapsed().as_secs_f64());
 
     let arms: Vec<&str> = r.instruction.summary.iter().map(|s| s.arm.as_str()).collect();
@@ -106,5 +108,4 @@ fn reduced_demo_runs_end_to_end_and_draws_every_figure() {
     // `gradsift plot` on a selection directory redraws its figures.
     let again = gradsift::plot::plot_dir(&out.join("select/less")).unwrap();
     assert!(again.iter().any(|p| p.ends_with("plots/scores.png")));
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -15,11 +15,12 @@ use crate::common::{each_backend, tmp};
 each_backend! {
     fn in_memory_less_equals_select(c) {
         let assets = gradsift::assets::materialize().unwrap();
-        let dir = tmp("in-memory", if c.is_gpu() { "wgpu" } else { "cpu" });
-        // 20 lines of the demo pool (both target tasks among them) keep the lavapipe run short;
-        // chunks of 16 and batches of 8 make the last chunk and batch partial.
+        let dir_tmp = tmp("in-memory", if c.is_gpu() { "wgpu" } else { "cpu" });
+        let dir = dir_tmp.path();
+        // 13 lines of the demo pool (both target tasks among them) keep the lavapipe run short;
+        // a chunk of 16 holds them in two batches of 8, the last partial.
         let pool_text: String =
-            std::fs::read_to_string(&assets.pool).unwrap().lines().take(20).map(|l| format!("{l}\n")).collect();
+            std::fs::read_to_string(&assets.pool).unwrap().lines().take(13).map(|l| format!("{l}\n")).collect();
         let pool_path: PathBuf = dir.join("pool.jsonl");
         std::fs::write(&pool_path, &pool_text).unwrap();
         let opts = FeatureOptions { chunk_size: 16, batch_size: 8, ..FeatureOptions::default() };
@@ -52,12 +53,11 @@ each_backend! {
 
         assert_eq!(mem.selected, sel.selected);
         assert_eq!(mem.scores, scores, "scores differ from select's scores.csv");
-        assert_eq!((mem.pool.rows, mem.pool.dim), (20, opts.proj_dim));
+        assert_eq!((mem.pool.rows, mem.pool.dim), (13, opts.proj_dim));
         assert_eq!(mem.scorer, if c.is_gpu() { "wgsl (f32)" } else { "cpu (f64)" });
-        // Progress after every batch: the target's, then the pool's 8, 16 | 20.
+        // Progress after every batch: the target's, then the pool's 8 | 13.
         let pool_steps: Vec<usize> = heard.iter().filter(|h| h.0 == "pool").map(|h| h.1).collect();
-        assert_eq!(pool_steps, [8, 16, 20]);
+        assert_eq!(pool_steps, [8, 13]);
         assert_eq!(heard.first().map(|h| (h.0, h.2)), Some(("target", target.len())));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

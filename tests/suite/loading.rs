@@ -43,10 +43,10 @@ fn model_dir(
     config: serde_json::Value,
     tensors: &BTreeMap<String, HostTensor>,
     dtype: safetensors::Dtype,
-) -> PathBuf {
+) -> tempfile::TempDir {
     let d = common::tmp("load", name);
-    std::fs::write(d.join("config.json"), config.to_string()).unwrap();
-    write_st(&d.join("model.safetensors"), tensors, dtype);
+    std::fs::write(d.path().join("config.json"), config.to_string()).unwrap();
+    write_st(&d.path().join("model.safetensors"), tensors, dtype);
     d
 }
 
@@ -74,7 +74,8 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn sharded_checkpoint_equals_single_file() {
     let t = base_tensors();
-    let d = common::tmp("load", "sharded");
+    let d_tmp = common::tmp("load", "sharded");
+    let d = d_tmp.path();
     std::fs::write(d.join("config.json"), base_config().to_string()).unwrap();
     let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
     let mut map = serde_json::Map::new();
@@ -94,7 +95,7 @@ fn sharded_checkpoint_equals_single_file() {
         serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
     )
     .unwrap();
-    assert_eq!(logits(&d), logits(&llama()));
+    assert_eq!(logits(d), logits(&llama()));
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn f16_weights_load_as_their_f32_values() {
         .collect();
     let f32_dir = model_dir("f32", base_config(), &rounded, safetensors::Dtype::F32);
     let f16_dir = model_dir("f16", base_config(), &rounded, safetensors::Dtype::F16);
-    assert_eq!(logits(&f16_dir), logits(&f32_dir));
+    assert_eq!(logits(f16_dir.path()), logits(f32_dir.path()));
 }
 
 /// `--weights-dtype auto` follows the checkpoint's stored type where the device has it: on the
@@ -116,22 +117,23 @@ fn f16_weights_load_as_their_f32_values() {
 /// becomes f16) and never bf16, which asked for explicitly is a clear error.
 #[test]
 fn weights_dtype_follows_the_checkpoint_and_the_device() {
-    let dirs: Vec<(safetensors::Dtype, PathBuf)> = [safetensors::Dtype::F16, safetensors::Dtype::BF16]
+    let dirs: Vec<(safetensors::Dtype, tempfile::TempDir)> = [safetensors::Dtype::F16, safetensors::Dtype::BF16]
         .into_iter()
         .map(|d| (d, model_dir(&format!("auto-{d:?}"), base_config(), &base_tensors(), d)))
         .collect();
     let cpu = Compute::cpu();
     for ((_, dir), want) in dirs.iter().zip([FloatKind::F16, FloatKind::Bf16]) {
-        assert_eq!(CausalLm::load_as(dir, &cpu.device, WeightsDtype::Auto).unwrap().matrices, want);
-        assert_eq!(CausalLm::load_as(dir, &cpu.device, WeightsDtype::F32).unwrap().matrices, FloatKind::F32);
+        assert_eq!(CausalLm::load_as(dir.path(), &cpu.device, WeightsDtype::Auto).unwrap().matrices, want);
+        assert_eq!(CausalLm::load_as(dir.path(), &cpu.device, WeightsDtype::F32).unwrap().matrices, FloatKind::F32);
     }
     let Some(gpu) = common::gpu() else { return };
     let f16 = gpu.device.supports_dtype(burn::tensor::DType::F16);
     for (_, dir) in &dirs {
         let want = if f16 { FloatKind::F16 } else { FloatKind::F32 };
-        assert_eq!(CausalLm::load_as(dir, &gpu.device, WeightsDtype::Auto).unwrap().matrices, want);
+        assert_eq!(CausalLm::load_as(dir.path(), &gpu.device, WeightsDtype::Auto).unwrap().matrices, want);
     }
-    let err = CausalLm::load_as(&dirs[1].1, &gpu.device, WeightsDtype::Bf16).err().expect("no GPU backend has bf16");
+    let err =
+        CausalLm::load_as(dirs[1].1.path(), &gpu.device, WeightsDtype::Bf16).err().expect("no GPU backend has bf16");
     assert!(err.to_string().contains("no bf16 arithmetic"), "{err}");
 }
 
@@ -139,7 +141,7 @@ fn weights_dtype_follows_the_checkpoint_and_the_device() {
 /// of 60,000 at hidden size 320), stored in bf16: both past a 64 MiB binding limit, the head
 /// taking the path every linear layer's matrix takes. (Rows stay under 65,535 values, where
 /// lavapipe stops a kernel's loop.)
-fn past_64_mib() -> PathBuf {
+fn past_64_mib() -> tempfile::TempDir {
     let (h, vocab, heads, kv, hd, mlp) = (320usize, 60_000usize, 4usize, 2usize, 80usize, 256usize);
     let mut config = base_config();
     for (key, value) in [
@@ -193,7 +195,8 @@ fn past_64_mib() -> PathBuf {
 fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
     let Some(limited) = common::gpu() else { return };
     assert_eq!(device::binding_limit(&limited.device), Some(common::GPU_BINDING_LIMIT as usize));
-    let dir = past_64_mib();
+    let dir_tmp = past_64_mib();
+    let dir = dir_tmp.path();
     let seqs = [
         // Tokens on both sides of the parts' boundary (52,428 rows per part).
         Sequence { ids: vec![3, 59_999, 52_428, 5, 52_427, 52_429, 12, 1], mask: vec![0, 0, 0, 1, 1, 1, 1, 1] },
@@ -202,7 +205,7 @@ fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
     let examples: Vec<Tokenized> = seqs.iter().cloned().map(Tokenized::Single).collect();
     let targets: Vec<String> = ["q_proj", "v_proj", "gate_proj", "down_proj"].map(String::from).into();
     let grads = |c: &Compute, parts: usize| {
-        let m = CausalLm::load(&dir, &c.device).unwrap();
+        let m = CausalLm::load(dir, &c.device).unwrap();
         assert_eq!(m.head().weight.parts(), parts, "head parts on {}", c.label);
         let a = LoraAdapter::fresh(&m.linears, 4, 8.0, &targets, 7).unwrap();
         let out = per_example_grads(&m, &a, &examples, LossKind::Sft, &c.device).unwrap();
@@ -253,8 +256,9 @@ fn a_vocabulary_past_lavapipes_loop_limit_is_refused_there() {
     }
     let mut config = base_config();
     config["vocab_size"] = 70_000.into();
-    let dir = model_dir("vocab-70000", config, &BTreeMap::new(), safetensors::Dtype::F32);
-    let err = CausalLm::load(&dir, &gpu.device).err().expect("refused on lavapipe");
+    let dir_tmp = model_dir("vocab-70000", config, &BTreeMap::new(), safetensors::Dtype::F32);
+    let dir = dir_tmp.path();
+    let err = CausalLm::load(dir, &gpu.device).err().expect("refused on lavapipe");
     assert!(err.to_string().contains("70000 tokens") && err.to_string().contains("--device cpu"), "{err}");
 }
 
@@ -266,7 +270,7 @@ fn head_rows(t: &HostTensor, g: usize, hd: usize) -> Vec<f32> {
 
 /// The model with `kv` key/value heads taken from the fixture's heads `pick`, and its MHA twin
 /// whose head i uses kv head i / (heads / kv).
-fn kv_variants(kv: usize, pick: &[usize]) -> (PathBuf, PathBuf) {
+fn kv_variants(kv: usize, pick: &[usize]) -> (tempfile::TempDir, tempfile::TempDir) {
     let (heads, hd, h) = (4usize, 16usize, 64usize);
     let base = base_tensors();
     let mut grouped = base.clone();
@@ -295,7 +299,7 @@ fn kv_variants(kv: usize, pick: &[usize]) -> (PathBuf, PathBuf) {
 fn grouped_and_multi_query_attention_equal_mha_with_shared_heads() {
     for (kv, pick) in [(2usize, vec![0usize, 1]), (1, vec![1])] {
         let (grouped, mha) = kv_variants(kv, &pick);
-        let err = max_rel(&logits(&grouped), &logits(&mha));
+        let err = max_rel(&logits(grouped.path()), &logits(mha.path()));
         assert!(err < 1e-6, "kv_heads={kv}: max rel diff {err}");
     }
 }
@@ -336,7 +340,7 @@ fn gpt2_copy(
     name: &str,
     config: impl FnOnce(&mut serde_json::Value),
     tensors: impl FnOnce(&mut BTreeMap<String, HostTensor>),
-) -> PathBuf {
+) -> tempfile::TempDir {
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(gpt2().join("config.json")).unwrap()).unwrap();
     config(&mut cfg);
@@ -345,7 +349,7 @@ fn gpt2_copy(
     tensors(&mut t);
     let d = model_dir(name, cfg, &t, safetensors::Dtype::F32);
     for f in ["tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(gpt2().join(f), d.join(f)).unwrap();
+        std::fs::copy(gpt2().join(f), d.path().join(f)).unwrap();
     }
     d
 }
@@ -365,7 +369,7 @@ fn gpt2_head_copy_must_equal_the_embeddings() {
             t.insert("lm_head.weight".into(), w);
         },
     );
-    assert_eq!(logits(&tied), logits(&gpt2()), "an equal head copy changes nothing");
+    assert_eq!(logits(tied.path()), logits(&gpt2()), "an equal head copy changes nothing");
     let untied = gpt2_copy(
         "gpt2-untied",
         |_| {},
@@ -375,10 +379,8 @@ fn gpt2_head_copy_must_equal_the_embeddings() {
             t.insert("lm_head.weight".into(), w);
         },
     );
-    let e = CausalLm::load(&untied, &Compute::cpu().device).err().expect("refused").to_string();
+    let e = CausalLm::load(untied.path(), &Compute::cpu().device).err().expect("refused").to_string();
     assert!(e.contains("model.safetensors") && e.contains("lm_head.weight") && e.contains("tied"), "{e}");
-    let _ = std::fs::remove_dir_all(&tied);
-    let _ = std::fs::remove_dir_all(&untied);
 }
 
 /// A sequence longer than GPT-2's learned positions is an error naming the record and the limit
@@ -395,7 +397,7 @@ fn sequences_past_learned_positions_are_refused() {
             t.insert(wpe.0, HostTensor { shape: vec![8, h], data: wpe.1.data[..8 * h].to_vec() });
         },
     );
-    let (_, tok) = gradsift::pipeline::load_base(&d, &Default::default(), Default::default(), &c).unwrap();
+    let (_, tok) = gradsift::pipeline::load_base(d.path(), &Default::default(), Default::default(), &c).unwrap();
     let data = gradsift::data::load_records(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny/instruction.jsonl"),
     )
@@ -404,7 +406,6 @@ fn sequences_past_learned_positions_are_refused() {
     assert!(e.contains("instruction.jsonl:1") && e.contains("8 learned positions") && e.contains("--max-len 8"), "{e}");
     let (fits, _) = tok.examples(&data.examples, 8).unwrap();
     assert!(fits.iter().all(|t| matches!(t, Tokenized::Single(s) if s.ids.len() <= 8)));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// An adapter whose rank_pattern key is no regular expression is refused when it loads (it was
@@ -413,15 +414,15 @@ fn sequences_past_learned_positions_are_refused() {
 fn adapter_with_a_bad_pattern_is_refused() {
     let c = Compute::cpu();
     let model = CausalLm::load(&llama(), &c.device).unwrap();
-    let d = common::tmp("load", "bad-pattern");
+    let d_tmp = common::tmp("load", "bad-pattern");
+    let d = d_tmp.path();
     let from = llama().join("adapter");
     std::fs::copy(from.join("adapter_model.safetensors"), d.join("adapter_model.safetensors")).unwrap();
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(from.join("adapter_config.json")).unwrap()).unwrap();
     cfg["alpha_pattern"] = serde_json::json!({ "q_proj[": 32 });
     std::fs::write(d.join("adapter_config.json"), cfg.to_string()).unwrap();
-    let Err(e) = LoraAdapter::load(&d, &model.linears) else { panic!("a bad pattern was accepted") };
+    let Err(e) = LoraAdapter::load(d, &model.linears) else { panic!("a bad pattern was accepted") };
     let e = e.to_string();
     assert!(e.contains("adapter_config.json") && e.contains("alpha_pattern") && e.contains("q_proj["), "{e}");
-    let _ = std::fs::remove_dir_all(&d);
 }

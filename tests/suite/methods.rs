@@ -118,9 +118,10 @@ fn warmup_opts(loss: LossKind) -> WarmupOptions {
 fn warmup_checkpoints_load_back() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-llama", &c);
-    let out = common::tmp("methods", "warmup");
+    let out_tmp = common::tmp("methods", "warmup");
+    let out = out_tmp.path();
     let data = llama().parent().unwrap().join("instruction.jsonl");
-    let ckpts = pipeline::warmup(&loaded, std::slice::from_ref(&data), &warmup_opts(LossKind::Sft), &c, &out).unwrap();
+    let ckpts = pipeline::warmup(&loaded, std::slice::from_ref(&data), &warmup_opts(LossKind::Sft), &c, out).unwrap();
     assert_eq!(ckpts.len(), 2);
     let last = &ckpts[1];
     let reloaded = LoraAdapter::load(last, &loaded.model.linears).unwrap();
@@ -164,7 +165,6 @@ fn warmup_checkpoints_load_back() {
     let opt = AdamW::load(&last.join("optimizer.safetensors"), &reloaded.layout()).unwrap();
     assert_eq!(opt.step, 6, "3 batches of 2 per epoch, 2 epochs");
     assert!(opt.v.iter().all(|&x| x >= 0.0) && opt.v.iter().any(|&x| x > 0.0));
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// ROSE on preference targets after a DPO warmup, LESS with sign gradients: both run through
@@ -174,7 +174,8 @@ fn rose_and_less_run_on_checkpoints() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let fixtures = llama().parent().unwrap().to_path_buf();
-    let out = common::tmp("methods", "rose");
+    let out_tmp = common::tmp("methods", "rose");
+    let out = out_tmp.path();
     let ckpts = pipeline::warmup(
         &loaded,
         &[fixtures.join("preference.jsonl")],
@@ -219,7 +220,6 @@ fn rose_and_less_run_on_checkpoints() {
         let want_loss = if method == Method::Rose { "dpo" } else { "sft" };
         assert_eq!(target_store["key"]["loss"]["kind"], want_loss);
     }
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// TSDS at a warmup checkpoint compares features as LESS does: its pool rows are LESS's Adam
@@ -230,7 +230,8 @@ fn tsds_at_a_checkpoint_uses_less_features() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let fixtures = llama().parent().unwrap().to_path_buf();
-    let out = common::tmp("methods", "tsds-ckpt");
+    let out_tmp = common::tmp("methods", "tsds-ckpt");
+    let out = out_tmp.path();
     let data = fixtures.join("instruction.jsonl");
     let ckpts =
         pipeline::warmup(&loaded, std::slice::from_ref(&data), &warmup_opts(LossKind::Sft), &c, &out.join("warmup"))
@@ -285,5 +286,4 @@ fn tsds_at_a_checkpoint_uses_less_features() {
     // Plain candidates are their own density rows: no second pass.
     assert_eq!(m["details"]["density"]["features"], "the candidate vectors");
     assert!(!plain.join("pool-plain").exists());
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -66,7 +66,8 @@ fn preferred_response_outranks_rejected_response() {
     let pairs = std::fs::read_to_string(fixtures().join("preference.jsonl")).unwrap();
     for (i, line) in pairs.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let dir = common::tmp("prism", &format!("pair{i}"));
+        let dir_tmp = common::tmp("prism", &format!("pair{i}"));
+        let dir = dir_tmp.path();
         std::fs::write(dir.join("target.jsonl"), format!("{line}\n")).unwrap();
         let cand =
             |resp: &serde_json::Value| serde_json::json!({"prompt": v["prompt"], "completion": resp}).to_string();
@@ -84,7 +85,6 @@ fn preferred_response_outranks_rejected_response() {
             eprintln!("pair {i}, k={proj}: s(y+) = {:.4e}, s(y-) = {:.4e}", s[0], s[1]);
             assert!(s[0] > s[1], "pair {i} (k={proj}): candidate = y+ scored {} <= candidate = y- {}", s[0], s[1]);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -92,7 +92,8 @@ fn preferred_response_outranks_rejected_response() {
 fn pi_weights_follow_the_length_normalised_likelihoods() {
     let c = Compute::cpu();
     let loaded = load(&c);
-    let dir = common::tmp("prism", "pi");
+    let dir_tmp = common::tmp("prism", "pi");
+    let dir = dir_tmp.path();
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
     let (s_pi, m_pi) =
@@ -117,14 +118,14 @@ fn pi_weights_follow_the_length_normalised_likelihoods() {
     let cos = dot / (s_pi.iter().map(|x| x * x).sum::<f64>().sqrt() * s_u.iter().map(|x| x * x).sum::<f64>().sqrt());
     eprintln!("pi = {pi:?}; cosine(scores with pi, scores uniform) = {cos:.6}");
     assert!(cos < 1.0 - 1e-6, "pi and uniform weights gave the same direction");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn covariance_repair_and_unpaired_run_end_to_end() {
     let c = Compute::cpu();
     let loaded = load(&c);
-    let dir = common::tmp("prism", "modes");
+    let dir_tmp = common::tmp("prism", "modes");
+    let dir = dir_tmp.path();
     let pool = fixtures().join("instruction.jsonl");
     let target = fixtures().join("preference.jsonl");
     let cov = PrismOptions { hessian: Hessian::Covariance { damping: 0.1 }, repair: true, ..Default::default() };
@@ -142,5 +143,4 @@ fn covariance_repair_and_unpaired_run_end_to_end() {
     let (_, m) = run((&loaded, &c), &pool, &target, &dir.join("unpaired"), unpaired, Budget::Count(2), 64);
     assert_eq!(m["details"]["weights"], "unpaired");
     assert!(!dir.join("unpaired/features/prism/target-rejected").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,8 +32,8 @@ fn resumes_from_the_last_complete_chunk() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let data = fixtures().join("instruction.jsonl");
-    let base = std::env::temp_dir().join(format!("gradsift-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    let base_tmp = common::tmp("store", "store");
+    let base = base_tmp.path();
 
     let file = pipeline::featurize(
         &loaded,
@@ -105,15 +105,14 @@ fn resumes_from_the_last_complete_chunk() {
     .unwrap();
     let max_diff = f16.data.iter().zip(&full.data).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0f32, f32::max);
     assert!(max_diff < 2e-3, "f16 features differ by {max_diff}");
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
 fn exact_gradients_store_their_layout() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-gpt2", &c);
-    let dir = std::env::temp_dir().join(format!("gradsift-layout-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir_tmp = common::tmp("store", "layout");
+    let dir = dir_tmp.path();
     let mut o = opts(Dtype::F32, false);
     o.proj_dim = 0;
     let f = pipeline::featurize(
@@ -121,7 +120,7 @@ fn exact_gradients_store_their_layout() {
         &Gradients::plain(&fixtures().join("preference.jsonl"), LossKind::Dpo { beta: 0.1 }),
         &o,
         &c,
-        &dir,
+        dir,
         None,
     )
     .unwrap();
@@ -130,7 +129,6 @@ fn exact_gradients_store_their_layout() {
     assert_eq!(layout[0].name, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
     let end = layout.last().map(|s| s.offset + s.shape.iter().product::<usize>()).unwrap();
     assert_eq!(end, f.dim);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Token-budget batches (examples grouped by length) give the rows of count batches, in input
@@ -140,7 +138,8 @@ fn token_budget_batches_keep_rows_in_input_order() {
     let c = Compute::cpu();
     let loaded = common::load_with_adapter("tiny-llama", &c);
     let data = fixtures().join("instruction.jsonl");
-    let base = common::tmp("store", "budget");
+    let base_tmp = common::tmp("store", "budget");
+    let base = base_tmp.path();
     let by_count = FeatureOptions { chunk_size: 6, ..opts(Dtype::F32, false) };
     let by_tokens = FeatureOptions { max_batch_tokens: Some(40), ..by_count.clone() };
     let a =
@@ -167,5 +166,4 @@ fn token_budget_batches_keep_rows_in_input_order() {
     let (la, lb) =
         (npy::read(&base.join("count/losses.npy")).unwrap().0, npy::read(&base.join("tokens/losses.npy")).unwrap().0);
     assert!(la.iter().zip(&lb).all(|(p, q)| (p - q).abs() < 1e-5), "{la:?} vs {lb:?}");
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -10,26 +10,25 @@ use gradsift::suite::{tasks::KINDS, SuiteManifest, SuiteSpec};
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let spec = SuiteSpec { pool: 120, base: 50, ..SuiteSpec::default() };
     let (a, b, c) = (common::tmp("suite", "a"), common::tmp("suite", "b"), common::tmp("suite", "c"));
-    let m = spec.write(&a).unwrap();
-    spec.write(&b).unwrap();
-    SuiteSpec { seed: 2, ..spec.clone() }.write(&c).unwrap();
+    let (a, b, c) = (a.path(), b.path(), c.path());
+    let m = spec.write(a).unwrap();
+    spec.write(b).unwrap();
+    SuiteSpec { seed: 2, ..spec.clone() }.write(c).unwrap();
     for f in &m.files {
         let (x, y, z) =
             (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), std::fs::read(c.join(f)).unwrap());
         assert_eq!(x, y, "{f} differs between two runs with one seed");
         assert_ne!(x, z, "{f} does not depend on the seed");
     }
-    for d in [a, b, c] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 #[test]
 fn pool_mixes_every_kind_and_ground_truth_is_right() {
-    let dir = common::tmp("suite", "truth");
+    let dir_tmp = common::tmp("suite", "truth");
+    let dir = dir_tmp.path();
     let spec = SuiteSpec { pool: 600, base: 10, ..SuiteSpec::default() };
-    spec.write(&dir).unwrap();
-    let m = SuiteManifest::read(&dir).unwrap();
+    spec.write(dir).unwrap();
+    let m = SuiteManifest::read(dir).unwrap();
     assert_eq!(m.pool_kinds.len(), 600);
     for k in KINDS.iter().copied().chain(["chat", "low-quality"]) {
         let n = m.pool_kinds.iter().filter(|x| x.as_str() == k).count();
@@ -83,15 +82,15 @@ fn pool_mixes_every_kind_and_ground_truth_is_right() {
         }
     }
     assert!(wrong >= 10 && filler >= 10, "rejected: {wrong} other answers, {filler} evasions");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn bad_specs_are_refused_with_the_reason() {
-    let dir = common::tmp("suite", "bad");
-    let e = SuiteSpec { target_tasks: vec!["poetry".into()], ..SuiteSpec::default() }.write(&dir).unwrap_err();
+    let dir_tmp = common::tmp("suite", "bad");
+    let dir = dir_tmp.path();
+    let e = SuiteSpec { target_tasks: vec!["poetry".into()], ..SuiteSpec::default() }.write(dir).unwrap_err();
     assert!(e.to_string().contains("unknown task 'poetry'"), "{e}");
-    let e = SuiteSpec { flip_rate: 1.5, ..SuiteSpec::default() }.write(&dir).unwrap_err();
+    let e = SuiteSpec { flip_rate: 1.5, ..SuiteSpec::default() }.write(dir).unwrap_err();
     assert!(e.to_string().contains("flip rate"), "{e}");
 }
 
@@ -140,20 +139,20 @@ fn assert_no_leak(dir: &std::path::Path, with_base: bool) {
 #[test]
 fn no_evaluation_prompt_is_in_the_pool() {
     for seed in 1..=3 {
-        let dir = common::tmp("suite", &format!("leak{seed}"));
+        let dir_tmp = common::tmp("suite", &format!("leak{seed}"));
+        let dir = dir_tmp.path();
         let spec = SuiteSpec { seed, pool: 1000, base: 2000, ..SuiteSpec::default() };
-        let m = spec.write(&dir).unwrap();
-        assert_no_leak(&dir, true);
+        let m = spec.write(dir).unwrap();
+        assert_no_leak(dir, true);
         // suite.json states each kind's space and what evaluation took of it.
         let capital = m.prompt_spaces["capital"];
         assert_eq!(capital.held_out, spec.shots + spec.test + spec.val_shots + spec.test.div_ceil(2));
         assert!(capital.size >= 2 * capital.held_out);
-        let _ = std::fs::remove_dir_all(&dir);
     }
     // The embedded demo data too.
     assert_no_leak(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo"), false);
     // A suite that cannot keep its evaluation prompts out of the pool is refused.
-    let e = SuiteSpec { test: 200, ..SuiteSpec::default() }.write(&common::tmp("suite", "small")).unwrap_err();
+    let e = SuiteSpec { test: 200, ..SuiteSpec::default() }.write(common::tmp("suite", "small").path()).unwrap_err();
     assert!(e.to_string().contains("distinct prompts"), "{e}");
 }
 
@@ -164,10 +163,11 @@ fn no_evaluation_prompt_is_in_the_pool() {
 fn target_pairs_do_not_know_the_pools_corruption() {
     use std::collections::HashSet;
     for seed in [1, 2, 3] {
-        let dir = common::tmp("suite", &format!("corruption-{seed}"));
+        let dir_tmp = common::tmp("suite", &format!("corruption-{seed}"));
+        let dir = dir_tmp.path();
         let spec = SuiteSpec { seed, pool: 400, base: 10, ..SuiteSpec::default() };
-        spec.write(&dir).unwrap();
-        let m = SuiteManifest::read(&dir).unwrap();
+        spec.write(dir).unwrap();
+        let m = SuiteManifest::read(dir).unwrap();
         let pool = load_records(&dir.join("pool.jsonl")).unwrap();
         let answer = |r: &Record| match r {
             Record::Instruction { completion, .. } => completion.trim().to_string(),
@@ -197,6 +197,5 @@ fn target_pairs_do_not_know_the_pools_corruption() {
                 assert_ne!(chosen.trim(), rejected, "{file}:{}", e.line);
             }
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

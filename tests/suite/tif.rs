@@ -12,6 +12,8 @@ use gradsift::select::Budget;
 use gradsift::train::{DpoReference, WarmupOptions};
 use gradsift::util::SplitMix64;
 
+use crate::common;
+
 /// `n` arithmetic pairs, correct answer against an answer that ignores the question; a
 /// `flip_rate` share swapped. Returns the JSONL text and which lines are flipped.
 fn flipped_pairs(n: usize, flip_rate: f64, seed: u64) -> (String, Vec<bool>) {
@@ -67,9 +69,8 @@ fn one_dpo_epoch(batch_size: usize) -> WarmupOptions {
 fn proxies_keep_cleaner_sets_than_the_pool() {
     let c = Compute::cpu();
     let assets = gradsift::assets::materialize().unwrap();
-    let dir: PathBuf = std::env::temp_dir().join(format!("gradsift-tif-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = common::tmp("tif", "methods");
+    let dir = dir_tmp.path();
     let (pool_text, flipped) = flipped_pairs(160, 0.3, 11);
     let (val_text, _) = flipped_pairs(8, 0.0, 12);
     std::fs::write(dir.join("pool.jsonl"), pool_text).unwrap();
@@ -143,7 +144,6 @@ fn proxies_keep_cleaner_sets_than_the_pool() {
     let header = std::fs::read_to_string(out.join("scores.csv")).unwrap().lines().next().unwrap().to_string();
     assert!(!header.split(',').any(|c| c == "if"), "{header}");
     assert!(!out.join("features/tif").exists(), "no gradient pass for IF");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// IRM through `select` with a DPO reference policy: the policy is a checkpoint, the reference
@@ -159,8 +159,8 @@ fn irm_measures_against_the_reference_policy() {
     let (tiny, fixture) = (root.join("hf-tiny"), root.join("dpo-reference/tiny-llama"));
     let sft = tiny.join("tiny-llama/adapter");
     let loaded = pipeline::load(&model(tiny.join("tiny-llama"), Some(sft.clone())), &c).unwrap();
-    let dir = std::env::temp_dir().join(format!("gradsift-dpo-reference-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir_tmp = common::tmp("tif", "dpo-reference");
+    let dir = dir_tmp.path();
     let opts = FeatureOptions { max_len: 512, ..FeatureOptions::default() };
     let pool = [tiny.join("preference.jsonl")];
     let irm = |name: &str, checkpoint: &std::path::Path, reference: Option<DpoReference>| {
@@ -206,7 +206,6 @@ fn irm_measures_against_the_reference_policy() {
     assert_eq!(recorded, irm("same", &ckpt, Some(DpoReference::Adapter(sft.clone()))).0);
 
     let less = MethodOptions { dpo_reference: Some(DpoReference::Adapter(sft)), ..Default::default() };
-    let e = MethodSpec::new(Method::Less, Some(&dir), &[], &less).unwrap_err();
+    let e = MethodSpec::new(Method::Less, Some(dir), &[], &less).unwrap_err();
     assert!(e.to_string().contains("no reference policy"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,8 +88,8 @@ common::each_backend! {
 #[test]
 fn base_training_lowers_the_loss_and_writes_a_loadable_model() {
     let dir = llama();
-    let out = std::env::temp_dir().join(format!("gradsift-base-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out_tmp = common::tmp("training", "base");
+    let out = out_tmp.path();
     let data = load_records(&dir.join("../instruction.jsonl")).unwrap();
     let c = Compute::cpu();
     let config = ModelConfig::from_file(&dir.join("config.json")).unwrap();
@@ -97,15 +97,14 @@ fn base_training_lowers_the_loss_and_writes_a_loadable_model() {
     let before = value(loss(&CausalLm::load(&dir, &c.device).unwrap(), &seqs, &c.device));
     let opts = BaseOptions { epochs: 8, batch_size: 4, lr: 3e-3, ..BaseOptions::default() };
     let mut steps = 0;
-    let record = train_base(&dir, &data, &opts, &c, &out, &mut |_, _, _| steps += 1).unwrap();
+    let record = train_base(&dir, &data, &opts, &c, out, &mut |_, _, _| steps += 1).unwrap();
     assert_eq!(steps, record.steps);
     assert!(record.epoch_loss.last().unwrap() < &record.epoch_loss[0], "{:?}", record.epoch_loss);
-    let trained = CausalLm::load(&out, &c.device).unwrap();
+    let trained = CausalLm::load(out, &c.device).unwrap();
     let after = value(loss(&trained, &seqs, &c.device));
     eprintln!("training-set loss {before:.3} -> {after:.3}; epoch losses {:?}", record.epoch_loss);
     assert!(after < 0.8 * before, "loss {before} -> {after}");
     assert!(out.join("training_args.json").exists() && out.join("tokenizer.json").exists());
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

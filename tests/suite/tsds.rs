@@ -261,7 +261,8 @@ fn write_f64_npy(path: &std::path::Path, data: &[f32], rows: usize, cols: usize)
 /// is written as row indices.
 #[test]
 fn tsds_runs_on_npy_embeddings_alone() {
-    let dir = common::tmp("tsds", "npy-only");
+    let dir_tmp = common::tmp("tsds", "npy-only");
+    let dir = dir_tmp.path();
     let seed = common::fresh_seed("tsds_runs_on_npy_embeddings_alone");
     let (n, m, dim) = (200usize, 5usize, 8usize);
     let (x, q) = (common::random_vec(n * dim, seed), common::random_vec(m * dim, seed + 1));
@@ -292,7 +293,6 @@ fn tsds_runs_on_npy_embeddings_alone() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["details"]["neighbours_used"]["k"], 20, "K capped at N/10");
     assert_eq!(manifest["details"]["source"]["npy"].as_array().unwrap().len(), 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rows of `x` (`[n, dim]`) scaled to unit norm.

@@ -164,7 +164,8 @@ fn page_selection_equals_the_cli() {
     assert!(status.success(), "scripts/build-web.sh failed");
     progress(&format!("web: page built in {:.0} s", built.elapsed().as_secs_f64()));
 
-    let dir = tmp("web", "cli");
+    let dir_tmp = tmp("web", "cli");
+    let dir = dir_tmp.path();
     // The CLI's selection on the whole embedded pool, and on its first GPU_POOL lines with the
     // embedded target (the page's budget of 20 either way).
     let whole = cli_selection(&dir.join("whole"), &[]);
@@ -190,7 +191,7 @@ fn page_selection_equals_the_cli() {
     let gpu_query = format!("&pool={GPU_POOL}");
     for (query, screenshot, want) in [(gpu_query.as_str(), Some(shot.as_path()), &first), ("&cpu=1", None, &whole)] {
         let ran = Instant::now();
-        let report = run_page(root, &dir, query, screenshot);
+        let report = run_page(root, dir, query, screenshot);
         assert!(report.get("error").is_none(), "the page{query} failed: {}", report["error"]);
         let device = report["device"].as_str().unwrap_or_default();
         progress(&format!(
@@ -207,7 +208,6 @@ fn page_selection_equals_the_cli() {
         assert_eq!(&got, want, "the page{query} selected otherwise than gradsift select");
     }
     assert!(shot.is_file(), "no screenshot at {}", shot.display());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `gradsift select --method less` on the CPU backend with `args` added: the pool indices it

@@ -62,7 +62,7 @@ impl IvfIndex {
     /// Trains the index on `subset` rows of `x` (`[*, dim]`) and fills its lists.
     pub fn build(x: &[f32], subset: &[usize], dim: usize, p: &IvfParams, exact: &Exact) -> Result<IvfIndex> {
         if subset.is_empty() {
-            return Err(Error::Invalid("an IVF index needs at least one point".into()));
+            return Err(Error::TooFew("an IVF index needs at least one point".into()));
         }
         let nlist = p.nlist.unwrap_or(((subset.len() as f64).sqrt() / 2.0) as usize).clamp(1, subset.len());
         let mut rng = SplitMix64(p.seed ^ 0x1f5f_1a7e);

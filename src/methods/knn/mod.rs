@@ -1,6 +1,6 @@
 //! k-nearest-neighbour search, exact or approximate, on the CPU or a GPU. TSDS and the IVF
-//! index ask one [`NeighbourSearch`] for neighbours; which backend answers is decided once, when
-//! the search is made ([`Exact::new`], [`searcher`]), not at every call.
+//! index ask one `NeighbourSearch` for neighbours; which backend answers is decided once, when
+//! the search is made ([`Exact::new`], `searcher`), not at every call.
 //!
 //! Every search returns, per query, `(exact squared distance, index)` ascending with ties broken
 //! by index, so the exact searches give identical neighbours on every device.
@@ -15,10 +15,10 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 
 /// Neighbours of each query: `(squared distance, row index)`, nearest first.
-pub type Neighbours = Vec<Vec<(f64, usize)>>;
+pub(crate) type Neighbours = Vec<Vec<(f64, usize)>>;
 
 /// A way of finding nearest neighbours.
-pub trait NeighbourSearch {
+pub(crate) trait NeighbourSearch {
     /// For each of the `m` queries `q` (`[m, dim]`), its `k` nearest rows among `subset` of `x`
     /// (`[*, dim]`).
     fn nearest(&self, x: &[f32], subset: &[usize], q: &[f32], m: usize, dim: usize, k: usize) -> Result<Neighbours>;
@@ -84,7 +84,7 @@ impl NeighbourSearch for Ivf<'_> {
 }
 
 /// The search `index` asks for, with its exact parts on `exact`.
-pub fn searcher(index: KnnIndex, exact: &Exact) -> Box<dyn NeighbourSearch + '_> {
+pub(crate) fn searcher(index: KnnIndex, exact: &Exact) -> Box<dyn NeighbourSearch + '_> {
     match index {
         KnnIndex::Exact => Box::new(ExactRef(exact)),
         KnnIndex::Ivf(params) => Box::new(Ivf { params, exact }),

@@ -68,7 +68,7 @@ pub enum Arch {
 }
 
 /// Every `model_type` of config.json that gradsift runs, and its architecture.
-pub const MODEL_TYPES: &[(&str, Arch)] = &[
+pub(crate) const MODEL_TYPES: &[(&str, Arch)] = &[
     ("llama", Arch::Llama),
     ("mistral", Arch::Llama),
     ("qwen2", Arch::Qwen2),
@@ -234,7 +234,7 @@ pub enum QkNorm {
 /// first is the one appended after a completion).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum TokenIds {
+pub(crate) enum TokenIds {
     One(u32),
     Many(Vec<u32>),
 }

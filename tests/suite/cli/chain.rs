@@ -6,7 +6,8 @@ use crate::common;
 /// make-data → select → eval → plot through the CLI on a small generated suite.
 #[test]
 fn make_data_select_eval_and_plot_chain_through_the_cli() {
-    let base = common::tmp("test", "chain");
+    let base_tmp = common::tmp("test", "chain");
+    let base = base_tmp.path();
     let data = base.join("data");
     let r = run(bin().args(["make-data", "--pool", "60", "--test", "4", "--base", "10", "--out"]).arg(&data));
     assert!(r.status.success());
@@ -61,5 +62,4 @@ fn make_data_select_eval_and_plot_chain_through_the_cli() {
         .arg("--test")
         .arg(data.join("test.jsonl")));
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("selected.json"));
-    let _ = std::fs::remove_dir_all(&base);
 }

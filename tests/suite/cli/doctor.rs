@@ -9,7 +9,8 @@ use std::path::Path;
 /// the exit status is non-zero; `--check` runs the checks named and no others.
 #[test]
 fn doctor_checks_every_device_and_fails_a_planted_error() {
-    let out = common::tmp("test", "doctor");
+    let out_tmp = common::tmp("test", "doctor");
+    let out = out_tmp.path();
     let read = |dir: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
     };
@@ -87,5 +88,4 @@ fn doctor_checks_every_device_and_fails_a_planted_error() {
         assert!(d["throughput"].is_null(), "a run with --check measures no throughput: {d}");
     }
     assert!(failed >= 1, "the planted check did not run");
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -16,7 +16,8 @@ fn expect_error(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn bad_input_fails_with_a_clear_message() {
-    let dir = common::tmp("test", "bad");
+    let dir_tmp = common::tmp("test", "bad");
+    let dir = dir_tmp.path();
     let model = fixtures().join("tiny-llama");
     let m = model.to_str().unwrap();
     let store = dir.join("store");
@@ -136,6 +137,15 @@ fn bad_input_fails_with_a_clear_message() {
             o,
         ],
         &["good.jsonl: the rose method's target needs preference", "hint: give --target preference records"],
+    );
+    // An option's value the library refuses: the message, and the flag that sets it.
+    expect_error(
+        &["featurize", "--device", "cpu", "--model", m, "--data", &data, "--batch-size", "0", "--out", s],
+        &["the batch size must be positive", "hint: change --batch-size"],
+    );
+    expect_error(
+        &["make-data", "--shots", "0", "--out", dir.join("suite").to_str().unwrap()],
+        &["make-data: the target examples per task must be positive", "hint: change --shots"],
     );
     // A shard that is not one of N.
     expect_error(

@@ -24,9 +24,10 @@ fn hub_cache(base: &Path, name: &str, from: &Path, files: &[&str]) -> PathBuf {
 /// and the manifest records the snapshot it used; a name not in the cache is a clear error.
 #[test]
 fn a_hub_name_resolves_in_the_local_cache() {
-    let base = common::tmp("test", "hub");
+    let base_tmp = common::tmp("test", "hub");
+    let base = base_tmp.path();
     let snapshot = hub_cache(
-        &base,
+        base,
         "tiny-llama",
         &fixtures().join("tiny-llama"),
         &["config.json", "model.safetensors", "tokenizer.json"],
@@ -52,7 +53,6 @@ fn a_hub_name_resolves_in_the_local_cache() {
         &base.join("cache"),
         &["someorg/other", "models--someorg--other", "never downloads"],
     );
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// [`expect_error`] for `args` + `data` with HF_HUB_CACHE set to `cache`.
@@ -71,7 +71,8 @@ fn expect_error_env(args: &[&str], data: &Path, cache: &Path, needles: &[&str]) 
 #[test]
 fn chat_records_run_through_select() {
     let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-arch");
-    let base = common::tmp("test", "chat");
+    let base_tmp = common::tmp("test", "chat");
+    let base = base_tmp.path();
     for (method, pool, target) in [
         ("less", "chat.jsonl", "sharegpt.jsonl"),
         ("rose", "chat.jsonl", "chat-pairs.jsonl"),
@@ -116,7 +117,6 @@ fn chat_records_run_through_select() {
     let refused = with(Path::new("none"), "no-template");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("chat template"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A pool of several files, one of them Parquet (message-list columns, as the Hub stores chat
@@ -126,9 +126,10 @@ fn chat_records_run_through_select() {
 #[test]
 fn parquet_and_jsonl_pool_files_with_a_cached_model_run_less() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let base = common::tmp("test", "parquet");
+    let base_tmp = common::tmp("test", "parquet");
+    let base = base_tmp.path();
     let files = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"];
-    let snapshot = hub_cache(&base, "tiny-qwen3", &root.join("hf-arch/tiny-qwen3"), &files);
+    let snapshot = hub_cache(base, "tiny-qwen3", &root.join("hf-arch/tiny-qwen3"), &files);
     let (parquet, jsonl) = (root.join("parquet/chat.parquet"), root.join("hf-arch/chat-nosystem.jsonl"));
     let out = base.join("out");
     let r = run(bin()
@@ -180,13 +181,13 @@ fn parquet_and_jsonl_pool_files_with_a_cached_model_run_less() {
         let got: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(got["messages"], twins[i]["messages"], "selected record {i}");
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// `--pool`/`--target` without `--model`: the embedded model scores the user's files, and says so.
 #[test]
 fn own_data_without_a_model_uses_the_embedded_one() {
-    let out = common::tmp("test", "own-data");
+    let out_tmp = common::tmp("test", "own-data");
+    let out = out_tmp.path();
     let data = fixtures().join("instruction.jsonl");
     let r = run(bin()
         .args(["select", "--device", "cpu", "--method", "less", "--count", "1", "--proj-dim", "64", "--pool"])
@@ -194,11 +195,10 @@ fn own_data_without_a_model_uses_the_embedded_one() {
         .arg("--target")
         .arg(&data)
         .arg("--out")
-        .arg(&out));
+        .arg(out));
     assert!(r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("using the embedded demo model"));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["pool"]["files"][0]["path"].as_str().unwrap(), data.to_str().unwrap());
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -5,8 +5,9 @@ use crate::common;
 
 #[test]
 fn select_on_embedded_default_writes_outputs_and_resumes() {
-    let out = common::tmp("test", "default");
-    let first = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
+    let out_tmp = common::tmp("test", "default");
+    let out = out_tmp.path();
+    let first = run(bin().args(["select", "--method", "less", "--out"]).arg(out));
     assert!(first.status.success(), "first run failed");
     for f in ["selected.json", "scores.csv", "selected.jsonl", "manifest.json"] {
         assert!(out.join(f).exists(), "{f} missing");
@@ -32,7 +33,7 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
     );
     assert_eq!(csv.lines().count(), 401);
 
-    let second = run(bin().args(["select", "--method", "less", "--out"]).arg(&out));
+    let second = run(bin().args(["select", "--method", "less", "--out"]).arg(out));
     assert!(second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("is complete, reusing it"), "second run did not reuse the store");
@@ -44,7 +45,8 @@ fn select_on_embedded_default_writes_outputs_and_resumes() {
 /// lines; warmup checkpoints feed LESS.
 #[test]
 fn every_method_runs_on_the_embedded_default() {
-    let base = common::tmp("test", "methods");
+    let base_tmp = common::tmp("test", "methods");
+    let base = base_tmp.path();
     for m in ["less", "rose", "prism", "tsds", "random", "loss", "rds", "rds-plus", "dsir"] {
         let out = base.join(m);
         let t = std::time::Instant::now();
@@ -142,5 +144,4 @@ fn every_method_runs_on_the_embedded_default() {
             serde_json::from_str(&std::fs::read_to_string(out.join("selected.json")).unwrap()).unwrap();
         assert!(!kept.is_empty() && kept.len() < 400, "--method {m} kept {}", kept.len());
     }
-    let _ = std::fs::remove_dir_all(&base);
 }

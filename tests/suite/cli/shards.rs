@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// `select --pool-features` with the shards: the same scores as a select that computes them.
 #[test]
 fn four_shards_merge_into_the_unsharded_store() {
-    let base = common::tmp("test", "shards");
+    let base_tmp = common::tmp("test", "shards");
+    let base = base_tmp.path();
     let model = fixtures().join("tiny-llama");
     let data = fixtures().join("instruction.jsonl");
     let featurize = |out: &Path, seed: &str| {
@@ -126,5 +127,4 @@ fn four_shards_merge_into_the_unsharded_store() {
         .arg(shard(0)));
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success() && stderr.contains("the stores were not used"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&base);
 }
