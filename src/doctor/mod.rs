@@ -392,15 +392,21 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     drop((model, adapter));
     // Quick: the end-to-end selection scores the first 100 pool lines (a software adapter
     // featurizes some ten examples a second).
-    let pool_file = if o.quick {
-        let text = std::fs::read_to_string(&assets.pool).map_err(|e| Error::io(&assets.pool, e))?;
-        let head: String = text.lines().take(100).map(|l| format!("{l}\n")).collect();
-        let path = std::env::temp_dir().join(format!("gradsift-doctor-{}-pool.jsonl", std::process::id()));
-        crate::util::write_atomic(&path, head.as_bytes())?;
-        path
-    } else {
-        assets.pool.clone()
+    let head = match o.quick {
+        true => {
+            let text = std::fs::read_to_string(&assets.pool).map_err(|e| Error::io(&assets.pool, e))?;
+            let head: String = text.lines().take(100).map(|l| format!("{l}\n")).collect();
+            let file = tempfile::Builder::new()
+                .prefix("gradsift-doctor-pool-")
+                .suffix(".jsonl")
+                .tempfile()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            std::fs::write(file.path(), head).map_err(|e| Error::io(file.path(), e))?;
+            Some(file)
+        }
+        false => None,
     };
+    let pool_file = head.as_ref().map_or_else(|| assets.pool.clone(), |f| f.path().to_path_buf());
     let mut inputs = Inputs {
         model_dir: assets.model_dir.clone(),
         pool: pool_file,
@@ -423,9 +429,6 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     for entry in chosen {
         tracing::info!("doctor: checking {}", entry.describe());
         devices.push(gpu_row(entry, &adapters, &inputs, o));
-    }
-    if o.quick {
-        let _ = std::fs::remove_file(&inputs.pool);
     }
     let passed = devices.iter().all(DeviceReport::passed);
     Ok(DoctorReport {
