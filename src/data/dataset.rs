@@ -194,15 +194,14 @@ fn same_file(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("gradsift-dataset-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new().prefix(&format!("gradsift-dataset-{name}-")).tempdir().unwrap()
     }
 
     #[test]
     fn json_arrays_read_like_jsonl() {
-        let dir = dir("json");
+        let tmp = dir("json");
+        let dir = tmp.path();
         let (jsonl, json) = (dir.join("a.jsonl"), dir.join("a.json"));
         std::fs::write(&jsonl, "{\"prompt\":\"p\",\"completion\":\"c\"}\n\n{\"prompt\":\"q\",\"completion\":\"d\"}\n")
             .unwrap();
@@ -218,7 +217,8 @@ mod tests {
 
     #[test]
     fn several_files_keep_order_file_and_line() {
-        let dir = dir("many");
+        let tmp = dir("many");
+        let dir = tmp.path();
         let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
         std::fs::write(&a, "{\"prompt\":\"p\",\"completion\":\"c\"}\n\n{\"prompt\":\"q\",\"completion\":\"d\"}\n")
             .unwrap();
@@ -254,9 +254,9 @@ mod tests {
             }
             assert_eq!(p.examples.iter().map(|e| e.line).collect::<Vec<_>>(), (1..=p.len()).collect::<Vec<_>>());
         }
-        let bad = std::env::temp_dir().join(format!("gradsift-bad-{}.parquet", std::process::id()));
-        std::fs::write(&bad, b"PAR1 not really").unwrap();
-        let e = load_records(&bad).unwrap_err().to_string();
+        let bad = tempfile::Builder::new().prefix("gradsift-bad-").suffix(".parquet").tempfile().unwrap();
+        std::fs::write(bad.path(), b"PAR1 not really").unwrap();
+        let e = load_records(bad.path()).unwrap_err().to_string();
         assert!(e.contains("Parquet") && e.contains("gradsift-bad"), "{e}");
     }
 }

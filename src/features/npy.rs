@@ -233,10 +233,11 @@ impl NpyWriter {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("gradsift-npy-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d.join("m.npy")
+    /// A path `m.npy` in a fresh directory, removed when the directory drops.
+    fn tmp(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::Builder::new().prefix(&format!("gradsift-npy-{name}-")).tempdir().unwrap();
+        let p = d.path().join("m.npy");
+        (d, p)
     }
 
     /// A file as NumPy writes it: a version-1.0 header padded to 64 bytes, then the values.
@@ -259,7 +260,7 @@ mod tests {
 
     #[test]
     fn float64_and_big_endian_files_are_read() {
-        let p = tmp("f64");
+        let (_dir, p) = tmp("f64");
         let vals = [1.5f64, -2.25, 3.0, 0.125, 7.0, -0.5];
         let le: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&p, numpy_file("<f8", "(3, 2)", &le)).unwrap();
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn written_matrices_read_back_in_both_dtypes() {
-        let p = tmp("rw");
+        let (_dir, p) = tmp("rw");
         let vals: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
         for dtype in [Dtype::F32, Dtype::F16] {
             write(&p, &vals, 4, 3, dtype).unwrap();
@@ -285,7 +286,7 @@ mod tests {
 
     #[test]
     fn integer_truncated_and_fortran_files_are_refused() {
-        let p = tmp("bad");
+        let (_dir, p) = tmp("bad");
         std::fs::write(&p, numpy_file("<i4", "(2, 2)", &[0u8; 16])).unwrap();
         assert!(NpyFile::open(&p).unwrap_err().to_string().contains("dtype"));
         std::fs::write(&p, numpy_file("<f4", "(2, 2)", &[0u8; 12])).unwrap();

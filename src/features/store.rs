@@ -359,8 +359,8 @@ mod tests {
     /// not a store that mixes the old rows with the new key's.
     #[test]
     fn an_overwrite_that_cannot_clear_the_store_fails() {
-        let dir = std::env::temp_dir().join(format!("gradsift-store-clear-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new().prefix("gradsift-store-clear-").tempdir().unwrap();
+        let dir = tmp.path().join("store");
         let store = Store::new(&dir);
         let old = Features::from_matrix(vec![1.0; 4], 2, 2, vec![None, None]).manifest;
         std::fs::create_dir_all(&dir).unwrap();
@@ -373,6 +373,5 @@ mod tests {
         std::fs::remove_dir_all(dir.join("features.npy")).unwrap();
         assert_eq!(store.open_for(&new, true).unwrap(), 0, "a clearable store is cleared");
         assert!(store.manifest().unwrap().is_none());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

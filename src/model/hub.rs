@@ -79,22 +79,22 @@ pub fn model_dir(spec: &Path) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn cache(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("gradsift-hub-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let repo = d.join("models--org--tiny");
+    fn cache(name: &str) -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new().prefix(&format!("gradsift-hub-{name}-")).tempdir().unwrap();
+        let repo = tmp.path().join("models--org--tiny");
         for (rev, commit) in [("main", "a".repeat(40)), ("v1", "b".repeat(40))] {
             std::fs::create_dir_all(repo.join("refs")).unwrap();
             std::fs::write(repo.join("refs").join(rev), format!("{commit}\n")).unwrap();
             std::fs::create_dir_all(repo.join("snapshots").join(&commit)).unwrap();
             std::fs::write(repo.join("snapshots").join(&commit).join("config.json"), "{}").unwrap();
         }
-        d
+        tmp
     }
 
     #[test]
     fn names_resolve_by_ref_or_commit_and_misses_say_where_they_looked() {
-        let d = cache("resolve");
+        let tmp = cache("resolve");
+        let d = tmp.path().to_path_buf();
         let dirs = vec![d.join("empty"), d.clone()];
         let snap = |c: char| d.join("models--org--tiny/snapshots").join(c.to_string().repeat(40));
         assert_eq!(resolve_in("org/tiny", &dirs).unwrap(), snap('a'));

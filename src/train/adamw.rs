@@ -152,8 +152,8 @@ mod tests {
     /// lacks either, or holds something else, is refused naming the file and the field.
     #[test]
     fn moments_round_trip_and_bad_metadata_is_refused() {
-        let dir = std::env::temp_dir().join(format!("gradsift-adamw-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new().prefix("gradsift-adamw-").tempdir().unwrap();
+        let dir = tmp.path();
         let layout = [ParamSlot { name: "a".into(), shape: vec![2], offset: 0 }];
         let mut opt = AdamW::new(AdamWConfig { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.0 }, 2);
         opt.step(&mut [0.5, -1.0], &[0.2, -0.4], 1e-2);
@@ -175,6 +175,5 @@ mod tests {
             let e = AdamW::load(&p, &layout).unwrap_err().to_string();
             assert!(e.contains(&format!("{name}.safetensors")) && e.contains(says), "{name}: {e}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
