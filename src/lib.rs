@@ -22,6 +22,39 @@
 //!   figures; [`demo`]: the classroom run; [`assets`]: the embedded default.
 //! - [`mod@bench`] (throughput, streamed scoring) and [`doctor`] (every device checked against the
 //!   CPU and Burn's second CPU backend): native only, as that second backend is.
+//!
+//! # Selecting with the library
+//!
+//! What `gradsift select --method less` does: load a model with a fresh LoRA adapter, score the
+//! pool against the target examples, keep the top 5% and write `selected.jsonl`, `scores.csv`
+//! and the feature stores under the output directory. Here on the embedded default model and
+//! demo data, on the CPU; give your own files and [`pipeline::ModelSpec`] for yours, and
+//! [`device::open`] for a GPU.
+//!
+//! ```
+//! use gradsift::pipeline::{self, FeatureOptions, Method, MethodOptions, MethodSpec, ModelSpec, SelectSpec};
+//! use gradsift::select::Budget;
+//! use gradsift::Compute;
+//!
+//! # fn main() -> gradsift::Result<()> {
+//! let compute = Compute::cpu();
+//! let demo = gradsift::assets::materialize()?;
+//! let loaded = pipeline::load(&ModelSpec::fresh(demo.model_dir.clone()), &compute)?;
+//! let out = std::env::temp_dir().join("gradsift-doc-example");
+//! let spec = SelectSpec {
+//!     pool: std::slice::from_ref(&demo.pool),
+//!     method: MethodSpec::new(Method::Less, Some(&demo.target), &[], &MethodOptions::default())?,
+//!     budget: Budget::Fraction(0.05),
+//!     opts: &FeatureOptions { overwrite: true, ..FeatureOptions::default() },
+//!     out: &out,
+//!     pool_features: &[],
+//! };
+//! let selection = pipeline::select(&loaded, &spec, &compute)?;
+//! assert_eq!(selection.selected.len(), selection.pool_size / 20);
+//! # std::fs::remove_dir_all(&out).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod assets;
 #[cfg(not(target_family = "wasm"))]
