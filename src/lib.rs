@@ -40,18 +40,18 @@
 //! let compute = Compute::cpu();
 //! let demo = gradsift::assets::materialize()?;
 //! let loaded = pipeline::load(&ModelSpec::fresh(demo.model_dir.clone()), &compute)?;
-//! let out = std::env::temp_dir().join("gradsift-doc-example");
+//! # let scratch = tempfile::tempdir().unwrap();
+//! # let out = scratch.path().join("selection");
 //! let spec = SelectSpec {
 //!     pool: std::slice::from_ref(&demo.pool),
 //!     method: MethodSpec::new(Method::Less, Some(&demo.target), &[], &MethodOptions::default())?,
 //!     budget: Budget::Fraction(0.05),
-//!     opts: &FeatureOptions { overwrite: true, ..FeatureOptions::default() },
-//!     out: &out,
+//!     opts: &FeatureOptions::default(),
+//!     out: &out, // the output directory (here a temporary one)
 //!     pool_features: &[],
 //! };
 //! let selection = pipeline::select(&loaded, &spec, &compute)?;
 //! assert_eq!(selection.selected.len(), selection.pool_size / 20);
-//! # std::fs::remove_dir_all(&out).ok();
 //! # Ok(())
 //! # }
 //! ```

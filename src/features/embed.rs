@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use crate::data::{Sequence, Tokenized};
+use crate::data::{RecordKind, Sequence, Tokenized};
 use crate::error::{Error, Result};
 use crate::loss::SeqBatch;
 use crate::model::{CausalLm, LoraAdapter};
@@ -34,7 +34,10 @@ pub fn embeddings(
         .iter()
         .map(|e| match e {
             Tokenized::Single(s) => Ok(s),
-            Tokenized::Pair(_) => Err(Error::Records { user: "hidden-state embeddings".into(), needs: "instruction" }),
+            Tokenized::Pair(_) => Err(Error::Records {
+                user: "hidden-state embeddings".into(),
+                needs: RecordKind::Instructions.describe(),
+            }),
         })
         .collect::<Result<_>>()?;
     let h = model.config.hidden;
