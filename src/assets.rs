@@ -3,7 +3,7 @@
 //! few-shot targets, held-out tests and the suite's ground truth). They are compiled into the binary and written
 //! out to a cache directory on first use, so `gradsift select` works anywhere with no download.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::data::RecordKind;
 use crate::error::Result;
@@ -27,6 +27,19 @@ const FILES: &[(&str, &[u8])] = &[
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
     FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
+
+/// Where an embedded file is said to be when it is read from the binary, not from disk
+/// (`<embedded>/model/config.json`): in errors, and in the manifests of stores made from it.
+pub(crate) fn origin(name: &str) -> PathBuf {
+    Path::new(ORIGIN).join(name)
+}
+
+/// The bytes of the embedded file an [`origin`] path names; None for any other path.
+pub(crate) fn embedded_bytes(path: &Path) -> Option<&'static [u8]> {
+    bytes(path.strip_prefix(ORIGIN).ok()?.to_str()?)
+}
+
+const ORIGIN: &str = "<embedded>";
 
 /// Paths of the materialized default files.
 pub struct DefaultAssets {

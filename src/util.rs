@@ -45,6 +45,12 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     Ok(digest)
 }
 
+/// SHA-256 of bytes in memory, hex.
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 fn sha256_uncached(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;

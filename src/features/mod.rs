@@ -127,6 +127,8 @@ impl FeatureOptions {
 /// What to featurize and how.
 pub struct FeaturizeJob<'a> {
     pub model: &'a CausalLm,
+    /// The model's weight files' digests.
+    pub model_key: Vec<FileHash>,
     pub adapter: &'a LoraAdapter,
     /// From `adapter_key`.
     pub adapter_key: serde_json::Value,
@@ -152,9 +154,8 @@ fn token_count(t: &Tokenized) -> usize {
 
 /// Everything that determines the rows `job` computes (see [`StoreKey`]).
 pub(crate) fn store_key(job: &FeaturizeJob<'_>) -> Result<StoreKey> {
-    let model_files: Vec<&Path> = job.model.files.iter().map(|p| p.as_path()).collect();
     Ok(StoreKey {
-        model: hash_files(&model_files)?,
+        model: job.model_key.clone(),
         adapter: job.adapter_key.clone(),
         loss: job.loss,
         reference: match (job.loss, job.reference) {

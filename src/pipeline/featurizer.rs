@@ -10,9 +10,9 @@ use crate::data::Dataset;
 use crate::device::Compute;
 use crate::error::{Error, Result, Setting};
 use crate::features::shard::Shard;
-use crate::features::{self, FeatureFile, FeatureOptions, FeaturizeJob, Transform};
+use crate::features::{self, FeatureFile, FeatureOptions, FeaturizeJob, FileHash, Transform};
 use crate::loss::LossKind;
-use crate::model::LoraAdapter;
+use crate::model::{CausalLm, LoraAdapter};
 use crate::train::AdamW;
 
 /// The adapter gradients are taken at, with the key that identifies it in feature stores.
@@ -98,13 +98,13 @@ impl Featurizer<'_> {
     /// The features of `data` under `loss`, each gradient transformed by `transform`, in the
     /// store at `out` (computed, resumed or reused).
     pub fn run(&self, data: &Dataset, loss: LossKind, transform: &Transform, out: &Path) -> Result<FeatureFile> {
-        features::featurize(&self.job(data, loss, transform), self.compute, out)
+        features::featurize(&self.job(data, loss, transform)?, self.compute, out)
     }
 
     /// [`Self::run`] for the candidate pool: where `pool_stores` were given, the ones made with
     /// this run's arguments are taken (shards merged) instead of computing them.
     pub fn run_pool(&self, pool: &Dataset, loss: LossKind, transform: &Transform, out: &Path) -> Result<FeatureFile> {
-        let job = self.job(pool, loss, transform);
+        let job = self.job(pool, loss, transform)?;
         if !self.pool_stores.given.is_empty() {
             self.pool_stores.consulted.set(true);
             features::adopt::adopt(self.pool_stores.given, &features::store_key(&job)?, out)?;
@@ -112,9 +112,10 @@ impl Featurizer<'_> {
         features::featurize(&job, self.compute, out)
     }
 
-    fn job<'b>(&'b self, data: &'b Dataset, loss: LossKind, transform: &'b Transform) -> FeaturizeJob<'b> {
-        FeaturizeJob {
+    fn job<'b>(&'b self, data: &'b Dataset, loss: LossKind, transform: &'b Transform) -> Result<FeaturizeJob<'b>> {
+        Ok(FeaturizeJob {
             model: &self.loaded.model,
+            model_key: model_key(&self.loaded.model)?,
             adapter: &self.checkpoint.adapter,
             adapter_key: self.checkpoint.key.clone(),
             data,
@@ -124,6 +125,23 @@ impl Featurizer<'_> {
             transform,
             opts: self.opts,
             shard: self.shard,
-        }
+        })
     }
+}
+
+/// The model's part of a store key: its weight files' digests; a model loaded by
+/// [`super::load_embedded`] has no files on disk: its digests are those of the bytes in the
+/// binary.
+fn model_key(model: &CausalLm) -> Result<Vec<FileHash>> {
+    model
+        .files
+        .iter()
+        .map(|path| {
+            let sha256 = match crate::assets::embedded_bytes(path) {
+                Some(bytes) => crate::util::sha256_bytes(bytes),
+                None => crate::util::sha256_file(path)?,
+            };
+            Ok(FileHash { path: path.display().to_string(), sha256 })
+        })
+        .collect()
 }

@@ -133,7 +133,7 @@ fn fresh_adapter(spec: &ModelSpec, model: &CausalLm) -> Result<LoraAdapter> {
 /// `--model`, with no file written (the browser page has no file system). Errors name
 /// `<embedded>/FILE`.
 pub fn load_embedded(compute: &Compute) -> Result<Loaded> {
-    let origin = |name: &str| PathBuf::from("<embedded>").join(name);
+    let origin = crate::assets::origin;
     let file =
         |name: &str| crate::assets::bytes(name).ok_or_else(|| Error::Internal(format!("no embedded file `{name}`")));
     let config_path = origin("model/config.json");
@@ -201,7 +201,37 @@ fn resolve_reference(given: Option<&DpoReference>, policy: Option<&Path>) -> Res
 
 /// Featurizes `what` into `out` with the loaded adapter: all of it, or one `shard` (whole
 /// chunks) into a store of its own, for [`crate::features::merge::merge`] or `select
-/// --pool-features`.
+/// --pool-features`. A store left incomplete (an interrupted run) is resumed from its last
+/// whole chunk.
+///
+/// # Examples
+///
+/// The embedded demo's target examples, projected to 256 dimensions on the CPU, then read
+/// back from the store a block of rows at a time:
+///
+/// ```
+/// use gradsift::features::{FeatureOptions, Store};
+/// use gradsift::loss::LossKind;
+/// use gradsift::pipeline::{self, Gradients};
+/// use gradsift::Compute;
+///
+/// # fn main() -> gradsift::Result<()> {
+/// let compute = Compute::cpu();
+/// let loaded = pipeline::load_embedded(&compute)?;
+/// let demo = gradsift::assets::materialize()?;
+/// # let scratch = tempfile::tempdir().unwrap();
+/// # let out = scratch.path().join("target-features");
+/// let opts = FeatureOptions { proj_dim: 256, ..Default::default() };
+/// let written = pipeline::featurize(&loaded, &Gradients::plain(&demo.target, LossKind::Sft), &opts, &compute, &out, None)?;
+/// assert_eq!((written.rows, written.dim), (8, 256));
+///
+/// let store = Store::new(&out).open()?;
+/// let first_two = store.read_rows(0, 2)?; // row-major, 2 × 256 values
+/// assert_eq!(first_two.len(), 2 * 256);
+/// assert_eq!(store.losses.len(), 8); // each example's loss
+/// # Ok(())
+/// # }
+/// ```
 pub fn featurize(
     loaded: &Loaded,
     what: &Gradients<'_>,

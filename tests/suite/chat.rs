@@ -86,55 +86,124 @@ fn assert_chat_matches(model: &str, tok: &TextTokenizer, what: &str) {
     assert_eq!(got, want, "{model} ({what}): chat preference pairs");
 }
 
-#[test]
-fn chat_ids_and_masks_match_transformers() {
-    for &model in common::HF_ARCH {
-        assert_chat_matches(model, &tokenizer(model), "chat_template.jinja");
-        eprintln!("{model}: chat records and pairs tokenized as transformers does");
-    }
+/// `model`'s chat records and pairs, rendered by its chat_template.jinja, tokenized as
+/// transformers does.
+fn chat_ids_and_masks(model: &str) {
+    assert_chat_matches(model, &tokenizer(model), "chat_template.jinja");
 }
 
 /// Hub repos of Llama-3.x, Qwen2.5, Mistral, Phi-3 and Gemma-2 keep the template in
 /// tokenizer_config.json: the same template from there gives the same ids and masks.
-#[test]
-fn templates_in_tokenizer_config_match_transformers() {
-    for &model in common::HF_ARCH {
-        let from = dir().join(model);
-        let d_tmp = common::tmp("config-template", model);
-        let d = d_tmp.path();
-        let mut config: Value =
-            serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer_config.json")).unwrap()).unwrap();
-        let source = std::fs::read_to_string(from.join("chat_template.jinja")).unwrap();
-        config["chat_template"] = Value::String(source);
-        std::fs::write(d.join("tokenizer_config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
-        std::fs::copy(from.join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
-        let cfg: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json")).unwrap()).unwrap();
-        let eos = cfg["eos_token_id"].as_u64().unwrap() as u32;
-        let template = ChatTemplate::from_model_dir(d).unwrap().expect("a template in tokenizer_config.json");
-        let tok = TextTokenizer::from_file(&d.join("tokenizer.json"), eos).unwrap().with_template(Some(template));
-        assert_chat_matches(model, &tok, "tokenizer_config.json");
-    }
+fn template_in_tokenizer_config(model: &str) {
+    let from = dir().join(model);
+    let d_tmp = common::tmp("config-template", model);
+    let d = d_tmp.path();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer_config.json")).unwrap()).unwrap();
+    let source = std::fs::read_to_string(from.join("chat_template.jinja")).unwrap();
+    config["chat_template"] = Value::String(source);
+    std::fs::write(d.join("tokenizer_config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    std::fs::copy(from.join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json")).unwrap()).unwrap();
+    let eos = cfg["eos_token_id"].as_u64().unwrap() as u32;
+    let template = ChatTemplate::from_model_dir(d).unwrap().expect("a template in tokenizer_config.json");
+    let tok = TextTokenizer::from_file(&d.join("tokenizer.json"), eos).unwrap().with_template(Some(template));
+    assert_chat_matches(model, &tok, "tokenizer_config.json");
 }
 
+/// ShareGPT and Alpaca records give the ids and masks of their `messages` twins.
+fn sharegpt_and_alpaca(model: &str) {
+    let tok = tokenizer(model);
+    let tokens =
+        |file: &str| singles(tok.examples(&load_records(&dir().join(file)).unwrap().examples, 4096).unwrap().0);
+    let twins = tokens("chat.jsonl");
+    assert_eq!(tokens("sharegpt.jsonl"), twins, "{model}: ShareGPT");
+    // Alpaca holds the single-turn conversations of chat.jsonl, in order.
+    let chat = load_records(&dir().join("chat.jsonl")).unwrap();
+    let single_turn: Vec<Sequence> = chat
+        .examples
+        .iter()
+        .zip(&twins)
+        .filter(|(e, _)| e.raw.matches("\"assistant\"").count() == 1)
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(tokens("alpaca.jsonl"), single_turn, "{model}: Alpaca");
+}
+
+/// One test per checkpoint (`chat::TEST::CHECKPOINT`), so a failure names the model.
+macro_rules! per_checkpoint {
+    ($test:ident, $check:ident; $($model:ident $name:literal),+ $(,)?) => {
+        mod $test {
+            /// The checkpoints this test runs on.
+            pub(super) const CHECKPOINTS: &[&str] = &[$($name),+];
+
+            $(
+                #[test]
+                fn $model() {
+                    super::$check($name)
+                }
+            )+
+        }
+    };
+}
+
+/// Every hf-arch checkpoint (each has a chat template).
+macro_rules! every_template {
+    ($test:ident, $check:ident) => {
+        per_checkpoint! { $test, $check;
+            tiny_mistral "tiny-mistral",
+            tiny_llama3 "tiny-llama3",
+            tiny_qwen3 "tiny-qwen3",
+            tiny_phi3 "tiny-phi3",
+            tiny_gemma2 "tiny-gemma2",
+            tiny_gemma "tiny-gemma",
+            tiny_gemma3 "tiny-gemma3",
+            tiny_qwen2_window "tiny-qwen2-window",
+            tiny_phi4 "tiny-phi4",
+            tiny_qwen3_yarn "tiny-qwen3-yarn",
+            tiny_smollm3 "tiny-smollm3",
+            tiny_olmo2 "tiny-olmo2",
+            tiny_olmo3 "tiny-olmo3",
+            tiny_neox "tiny-neox",
+            tiny_granite "tiny-granite",
+            tiny_phi2 "tiny-phi2",
+            tiny_gpt2_scaled "tiny-gpt2-scaled",
+        }
+    };
+}
+
+every_template!(chat_ids_and_masks_match_transformers, chat_ids_and_masks);
+every_template!(templates_in_tokenizer_config_match_transformers, template_in_tokenizer_config);
+
+// Gemma-2's template refuses chat.jsonl's system messages (the error test below), so the
+// twins' comparison runs on the others.
+per_checkpoint! { sharegpt_and_alpaca_give_their_messages_twins, sharegpt_and_alpaca;
+    tiny_mistral "tiny-mistral",
+    tiny_llama3 "tiny-llama3",
+    tiny_qwen3 "tiny-qwen3",
+    tiny_phi3 "tiny-phi3",
+    tiny_gemma "tiny-gemma",
+    tiny_gemma3 "tiny-gemma3",
+    tiny_qwen2_window "tiny-qwen2-window",
+    tiny_phi4 "tiny-phi4",
+    tiny_qwen3_yarn "tiny-qwen3-yarn",
+    tiny_smollm3 "tiny-smollm3",
+    tiny_olmo2 "tiny-olmo2",
+    tiny_olmo3 "tiny-olmo3",
+    tiny_neox "tiny-neox",
+    tiny_granite "tiny-granite",
+    tiny_phi2 "tiny-phi2",
+    tiny_gpt2_scaled "tiny-gpt2-scaled",
+}
+
+/// Every hf-arch checkpoint has its chat tests: one added to the fixtures (`HF_ARCH`) and not
+/// to the lists above fails here.
 #[test]
-fn sharegpt_and_alpaca_give_their_messages_twins() {
-    for &model in common::HF_ARCH.iter().filter(|&&m| m != "tiny-gemma2") {
-        let tok = tokenizer(model);
-        let tokens =
-            |file: &str| singles(tok.examples(&load_records(&dir().join(file)).unwrap().examples, 4096).unwrap().0);
-        let twins = tokens("chat.jsonl");
-        assert_eq!(tokens("sharegpt.jsonl"), twins, "{model}: ShareGPT");
-        // Alpaca holds the single-turn conversations of chat.jsonl, in order.
-        let chat = load_records(&dir().join("chat.jsonl")).unwrap();
-        let single_turn: Vec<Sequence> = chat
-            .examples
-            .iter()
-            .zip(&twins)
-            .filter(|(e, _)| e.raw.matches("\"assistant\"").count() == 1)
-            .map(|(_, s)| s.clone())
-            .collect();
-        assert_eq!(tokens("alpaca.jsonl"), single_turn, "{model}: Alpaca");
-    }
+fn every_chat_checkpoint_has_its_tests() {
+    assert_eq!(chat_ids_and_masks_match_transformers::CHECKPOINTS, common::HF_ARCH);
+    assert_eq!(templates_in_tokenizer_config_match_transformers::CHECKPOINTS, common::HF_ARCH);
+    let without_gemma2: Vec<&str> = common::HF_ARCH.iter().copied().filter(|&m| m != "tiny-gemma2").collect();
+    assert_eq!(sharegpt_and_alpaca_give_their_messages_twins::CHECKPOINTS, without_gemma2.as_slice());
 }
 
 #[test]
