@@ -176,6 +176,9 @@ pub enum Setting {
     TestSize,
     /// `make-data`: validation pairs per task kind.
     ValShots,
+    /// `make-data`: the target, test and validation examples together, which are held out of
+    /// each kind's prompts.
+    HeldOut,
     /// `make-data`: the fraction of off-suite chat.
     DistractorRate,
     /// `make-data`: the fraction of wrong or off-request responses.

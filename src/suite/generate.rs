@@ -188,11 +188,10 @@ impl SuiteSpec {
             let held = self.held_out(k, &kinds);
             if 2 * held > tasks::space(k) {
                 return Err(Error::setting(
-                    Setting::Shots,
+                    Setting::HeldOut,
                     format!(
                         "make-data: `{name}` has {} distinct prompts; holding out {held} for the targets, tests, \
-                         validation and held-out pairs would leave the pool less than half (lower --shots, \
-                         --test or --val-shots)",
+                         validation and held-out pairs would leave the pool less than half",
                         tasks::space(k)
                     ),
                 ));

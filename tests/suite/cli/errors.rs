@@ -147,6 +147,10 @@ fn bad_input_fails_with_a_clear_message() {
         &["make-data", "--shots", "0", "--out", dir.join("suite").to_str().unwrap()],
         &["make-data: the target examples per task must be positive", "hint: change --shots"],
     );
+    expect_error(
+        &["make-data", "--shots", "400", "--out", dir.join("suite").to_str().unwrap()],
+        &["would leave the pool less than half", "hint: change --shots, --test or --val-shots (to lower values)"],
+    );
     // A shard that is not one of N.
     expect_error(
         &["featurize", "--device", "cpu", "--model", m, "--data", &data, "--shard", "4/4", "--out", s],
