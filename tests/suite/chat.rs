@@ -130,80 +130,53 @@ fn sharegpt_and_alpaca(model: &str) {
     assert_eq!(tokens("alpaca.jsonl"), single_turn, "{model}: Alpaca");
 }
 
-/// One test per checkpoint (`chat::TEST::CHECKPOINT`), so a failure names the model.
+/// One module per checkpoint with a test per check it runs (`chat::CHECKPOINT::CHECK`), so a
+/// failure names the model.
 macro_rules! per_checkpoint {
-    ($test:ident, $check:ident; $($model:ident $name:literal),+ $(,)?) => {
-        mod $test {
-            /// The checkpoints this test runs on.
-            pub(super) const CHECKPOINTS: &[&str] = &[$($name),+];
+    ($($model:ident $name:literal [$($check:ident)+];)+) => {
+        /// The checkpoints these tests run on.
+        const CHECKPOINTS: &[&str] = &[$($name),+];
 
-            $(
-                #[test]
-                fn $model() {
-                    super::$check($name)
-                }
-            )+
-        }
+        $(
+            mod $model {
+                $(
+                    #[test]
+                    fn $check() {
+                        super::$check($name)
+                    }
+                )+
+            }
+        )+
     };
 }
 
-/// Every hf-arch checkpoint (each has a chat template).
-macro_rules! every_template {
-    ($test:ident, $check:ident) => {
-        per_checkpoint! { $test, $check;
-            tiny_mistral "tiny-mistral",
-            tiny_llama3 "tiny-llama3",
-            tiny_qwen3 "tiny-qwen3",
-            tiny_phi3 "tiny-phi3",
-            tiny_gemma2 "tiny-gemma2",
-            tiny_gemma "tiny-gemma",
-            tiny_gemma3 "tiny-gemma3",
-            tiny_qwen2_window "tiny-qwen2-window",
-            tiny_phi4 "tiny-phi4",
-            tiny_qwen3_yarn "tiny-qwen3-yarn",
-            tiny_smollm3 "tiny-smollm3",
-            tiny_olmo2 "tiny-olmo2",
-            tiny_olmo3 "tiny-olmo3",
-            tiny_neox "tiny-neox",
-            tiny_granite "tiny-granite",
-            tiny_phi2 "tiny-phi2",
-            tiny_gpt2_scaled "tiny-gpt2-scaled",
-        }
-    };
-}
-
-every_template!(chat_ids_and_masks_match_transformers, chat_ids_and_masks);
-every_template!(templates_in_tokenizer_config_match_transformers, template_in_tokenizer_config);
-
-// Gemma-2's template refuses chat.jsonl's system messages (the error test below), so the
-// twins' comparison runs on the others.
-per_checkpoint! { sharegpt_and_alpaca_give_their_messages_twins, sharegpt_and_alpaca;
-    tiny_mistral "tiny-mistral",
-    tiny_llama3 "tiny-llama3",
-    tiny_qwen3 "tiny-qwen3",
-    tiny_phi3 "tiny-phi3",
-    tiny_gemma "tiny-gemma",
-    tiny_gemma3 "tiny-gemma3",
-    tiny_qwen2_window "tiny-qwen2-window",
-    tiny_phi4 "tiny-phi4",
-    tiny_qwen3_yarn "tiny-qwen3-yarn",
-    tiny_smollm3 "tiny-smollm3",
-    tiny_olmo2 "tiny-olmo2",
-    tiny_olmo3 "tiny-olmo3",
-    tiny_neox "tiny-neox",
-    tiny_granite "tiny-granite",
-    tiny_phi2 "tiny-phi2",
-    tiny_gpt2_scaled "tiny-gpt2-scaled",
+// Gemma-2's template refuses chat.jsonl's system messages (the error test below), so it has no
+// ShareGPT/Alpaca twins to compare.
+per_checkpoint! {
+    tiny_mistral "tiny-mistral" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_llama3 "tiny-llama3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_qwen3 "tiny-qwen3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_phi3 "tiny-phi3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_gemma2 "tiny-gemma2" [chat_ids_and_masks template_in_tokenizer_config];
+    tiny_gemma "tiny-gemma" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_gemma3 "tiny-gemma3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_qwen2_window "tiny-qwen2-window" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_phi4 "tiny-phi4" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_qwen3_yarn "tiny-qwen3-yarn" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_smollm3 "tiny-smollm3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_olmo2 "tiny-olmo2" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_olmo3 "tiny-olmo3" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_neox "tiny-neox" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_granite "tiny-granite" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_phi2 "tiny-phi2" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
+    tiny_gpt2_scaled "tiny-gpt2-scaled" [chat_ids_and_masks template_in_tokenizer_config sharegpt_and_alpaca];
 }
 
 /// Every hf-arch checkpoint has its chat tests: one added to the fixtures (`HF_ARCH`) and not
-/// to the lists above fails here.
+/// to the list above fails here.
 #[test]
 fn every_chat_checkpoint_has_its_tests() {
-    assert_eq!(chat_ids_and_masks_match_transformers::CHECKPOINTS, common::HF_ARCH);
-    assert_eq!(templates_in_tokenizer_config_match_transformers::CHECKPOINTS, common::HF_ARCH);
-    let without_gemma2: Vec<&str> = common::HF_ARCH.iter().copied().filter(|&m| m != "tiny-gemma2").collect();
-    assert_eq!(sharegpt_and_alpaca_give_their_messages_twins::CHECKPOINTS, without_gemma2.as_slice());
+    assert_eq!(CHECKPOINTS, common::HF_ARCH);
 }
 
 #[test]
