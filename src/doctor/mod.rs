@@ -391,7 +391,7 @@ pub fn run(o: &DoctorOptions) -> Result<DoctorReport> {
     let dpo = reference(CheckName::DpoGradients, &pairs, DPO)?;
     drop((model, adapter));
     // Quick: the end-to-end selection scores the first 100 pool lines (a software adapter
-    // featurizes some ten examples a second).
+    // featurizes 10 to 35 examples a second).
     let head = match o.quick {
         true => {
             let text = std::fs::read_to_string(&assets.pool).map_err(|e| Error::io(&assets.pool, e))?;
