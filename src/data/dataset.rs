@@ -259,4 +259,40 @@ mod tests {
         let e = load_records(bad.path()).unwrap_err().to_string();
         assert!(e.contains("Parquet") && e.contains("gradsift-bad"), "{e}");
     }
+
+    /// A gzip- or zstd-compressed JSONL file or JSON array holds the records of its plain twin,
+    /// on the same lines; a compressed Parquet file is refused by name.
+    #[test]
+    fn compressed_files_load_as_their_plain_twins() {
+        use std::io::Write;
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let tmp = dir("compressed");
+        let gzip = |bytes: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(bytes).unwrap();
+            e.finish().unwrap()
+        };
+        let jsonl = std::fs::read(fixtures.join("hf-arch/chat.jsonl")).unwrap();
+        let array = format!("[{}]\n", String::from_utf8(jsonl.clone()).unwrap().trim_end().replace('\n', ",\n"));
+        let plain = load_records(&fixtures.join("hf-arch/chat.jsonl")).unwrap();
+        let write = |name: &str, bytes: Vec<u8>| {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            load_records(&path).unwrap()
+        };
+        for (name, d) in [
+            ("chat.jsonl.gz", write("chat.jsonl.gz", gzip(&jsonl))),
+            ("chat.jsonl.zst", write("chat.jsonl.zst", zstd::stream::encode_all(jsonl.as_slice(), 19).unwrap())),
+            ("chat.json.gz", write("chat.json.gz", gzip(array.as_bytes()))),
+        ] {
+            assert_eq!(d.len(), plain.len(), "{name}");
+            for (a, b) in d.examples.iter().zip(&plain.examples) {
+                assert_eq!((&a.record, a.line), (&b.record, b.line), "{name}");
+            }
+        }
+        let parquet = tmp.path().join("chat.parquet.gz");
+        std::fs::write(&parquet, gzip(&std::fs::read(fixtures.join("parquet/chat.parquet")).unwrap())).unwrap();
+        let e = load_records(&parquet).unwrap_err().to_string();
+        assert!(e.contains("chat.parquet.gz") && e.contains("decompress this file first"), "{e}");
+    }
 }

@@ -1,11 +1,13 @@
 //! The records a data file holds, as `(line, JSON text)` whatever its format: JSONL, a `.json`
-//! array, or Parquet (the Hub's dataset format). Every format ends up as one compact JSON
-//! object per record, so parsing, error positions and selected.jsonl work the same for all.
+//! array (either gzip- or zstd-compressed, see `compression`), or Parquet (the Hub's dataset
+//! format). Every format ends up as one compact JSON object per record, so parsing, error
+//! positions and selected.jsonl work the same for all.
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::compression::{read_text, Compression};
 use crate::error::{Error, Result};
 
 /// The formats a record file can be in, told by its extension.
@@ -20,9 +22,15 @@ pub(crate) enum FileFormat {
 }
 
 impl FileFormat {
-    /// The format of `path`, by its extension.
+    /// The format of `path`, by its extension, or by the one before it when that is a
+    /// compression's (`pool.json.gz` holds a JSON array).
     pub fn of(path: &Path) -> FileFormat {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        let extension = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let mut ext = extension(path);
+        if ext.as_deref().is_some_and(Compression::is_extension) {
+            ext = path.file_stem().and_then(|stem| extension(Path::new(stem)));
+        }
+        match ext.as_deref() {
             Some("json") => FileFormat::JsonArray,
             Some("parquet") => FileFormat::Parquet,
             _ => FileFormat::JsonLines,
@@ -44,10 +52,16 @@ fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
 /// `.json` array's elements written compactly, numbered by the line each starts on; a Parquet
 /// file's rows as JSON objects, numbered by row (1-based, across row groups).
 pub(crate) fn record_texts(path: &Path) -> Result<Vec<(usize, String)>> {
+    let compressed =
+        path.extension().and_then(|e| e.to_str()).is_some_and(|e| Compression::is_extension(&e.to_ascii_lowercase()));
     match FileFormat::of(path) {
+        FileFormat::Parquet if compressed => Err(Error::format(
+            path,
+            "Parquet compresses its own columns and is read uncompressed: decompress this file first",
+        )),
         FileFormat::Parquet => parquet_rows(path),
         format => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = read_text(path)?;
             if format == FileFormat::JsonArray {
                 json_array(path, &text)
             } else {
@@ -94,6 +108,11 @@ mod tests {
         assert_eq!(FileFormat::of(Path::new("pool.JSON")), FileFormat::JsonArray);
         assert_eq!(FileFormat::of(Path::new("train-00000-of-00001.parquet")), FileFormat::Parquet);
         assert_eq!(FileFormat::of(Path::new("pool")), FileFormat::JsonLines);
+        assert_eq!(FileFormat::of(Path::new("pool.jsonl.gz")), FileFormat::JsonLines);
+        assert_eq!(FileFormat::of(Path::new("pool.json.GZ")), FileFormat::JsonArray);
+        assert_eq!(FileFormat::of(Path::new("pool.json.zst")), FileFormat::JsonArray);
+        assert_eq!(FileFormat::of(Path::new("pool.gz")), FileFormat::JsonLines);
+        assert_eq!(FileFormat::of(Path::new("rows.parquet.zstd")), FileFormat::Parquet);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and their tokenization.
 
 mod chat;
+mod compression;
 mod dataset;
 mod files;
 mod formats;
