@@ -50,18 +50,21 @@ fn backends() -> wgpu::Backends {
 }
 
 /// Mesa's Vulkan drivers print an alarming `error: XDG_RUNTIME_DIR is invalid` on headless
-/// machines where that variable is unset; give them a private directory instead.
+/// Linux machines where that variable is unset; give them a private directory instead. One per
+/// user, reused by every run (a directory per process would pile up in the temporary
+/// directory), and only if it is ours: another user's, or a link, leaves the variable unset.
 fn quiet_headless_vulkan() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        #[cfg(target_os = "linux")]
         if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            let dir = std::env::temp_dir().join(format!("gradsift-runtime-{}", std::process::id()));
-            if std::fs::create_dir_all(&dir).is_ok() {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-                }
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            // /proc/self belongs to the process's effective user.
+            let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return };
+            let dir = std::env::temp_dir().join(format!("gradsift-runtime-{uid}"));
+            let _ = std::fs::create_dir(&dir);
+            let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+            if ours && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok() {
                 std::env::set_var("XDG_RUNTIME_DIR", &dir);
             }
         }
