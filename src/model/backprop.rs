@@ -3,16 +3,18 @@
 //! Differentiating the network as one graph keeps every block's activations until the
 //! backward pass, attention's `[B, H, T, T]` scores and probabilities among them: memory that
 //! grows with the square of the length, for every layer at once. [`Backprop::Layerwise`]
-//! instead runs the forward pass on values, keeping only each block's input `[B, T, H]`, then
-//! walks the blocks from the last: it recomputes one block's forward from its kept input with
-//! the LoRA leaves tracked, and differentiates it in two steps. First the block's output
+//! instead runs the forward pass on values, keeping only each block's input `[B, T, H]` and its
+//! attention's output and log-sum-exps (as large again), then walks the blocks from the last: it
+//! recomputes one block's forward from its kept input with the LoRA leaves tracked (attention
+//! aside: its kept output stands in), and differentiates it in two steps. First the block's output
 //! against the gradient arriving from above, with attention's output standing in as a leaf
 //! (this reaches the output projection, the MLP, the residual path and attention's output);
 //! then attention's q, k, v against the gradients [`super::blocked_attention::backward`] finds
 //! for them a block of queries at a time (this reaches the q/k/v projections and the input
 //! through them). The two parts of the input's gradient add up and flow to the block below.
 //! The result is the gradient one graph gives, exactly (summation order aside), for one more
-//! forward pass; at most one block's activations and one block of attention scores are alive.
+//! forward pass of everything but attention; at most one block's activations and one block of
+//! attention scores are alive.
 
 use burn::prelude::*;
 
@@ -74,10 +76,14 @@ impl CausalLm {
     }
 }
 
-/// A forward pass that kept every block's input, for [`CausalLm::backward_kept`].
+/// A forward pass that kept every block's input and attention, for [`CausalLm::backward_kept`].
 pub(crate) struct KeptPass {
     /// The input of each block, then the final norm's input: values, nothing tracked.
     inputs: Vec<Tensor<3>>,
+    /// Each block's attention output and log-sum-exps (`[B, H, T, hd + 1]` a block, the size
+    /// of its input): its backward needs them, and computing them again would cost a third of
+    /// the block's attention work.
+    attended: Vec<blocked_attention::Attended>,
     pos: Positions,
 }
 
@@ -95,12 +101,15 @@ impl CausalLm {
         let (mut x, pos) = self.body.embed(ids, lengths);
         let blocks = self.body.blocks();
         let mut inputs = Vec::with_capacity(blocks.len() + 1);
+        let mut attended = Vec::with_capacity(blocks.len());
         for blk in blocks {
             inputs.push(x.clone());
-            x = blk.forward(x, &pos, Some(&lora), Attend::Auto);
+            let mut slot = None;
+            x = blk.forward(x, &pos, Some(&lora), Attend::Keep(&mut slot));
+            attended.push(slot.expect("a kept attention keeps"));
         }
         inputs.push(x.clone());
-        (self.body.final_norm().forward(x), KeptPass { inputs, pos })
+        (self.body.final_norm().forward(x), KeptPass { inputs, attended, pos })
     }
 
     /// The gradients of `Σ h ⊙ seed`, h the final hidden states of `kept`, with respect to each
@@ -114,7 +123,7 @@ impl CausalLm {
         lora: &LoraRuntime,
         leaves: &[Tensor<3>],
     ) -> Vec<Option<Tensor<3>>> {
-        let KeptPass { mut inputs, pos } = kept;
+        let KeptPass { mut inputs, attended, pos } = kept;
         let mut grads: Vec<Option<Tensor<3>>> = (0..leaves.len()).map(|_| None).collect();
         let mut collect = |g: &mut _| {
             for (acc, leaf) in grads.iter_mut().zip(leaves) {
@@ -131,11 +140,11 @@ impl CausalLm {
         let x = inputs.pop().expect("the final norm's input is kept").detach().require_grad();
         let mut g = (self.body.final_norm().forward(x.clone()) * seed).sum().backward();
         let mut dx = x.grad_remove(&mut g).expect("the final norm's input reaches its output");
-        for (blk, x) in self.body.blocks().iter().zip(inputs).rev() {
+        for ((blk, x), attended) in self.body.blocks().iter().zip(inputs).zip(attended).rev() {
             let x = x.detach().require_grad();
             let mut slot = None;
-            let out = blk.forward(x.clone(), &pos, Some(lora), Attend::Recorded(&mut slot));
-            let Recorded { q, k, v, out: attn_out } = slot.expect("a recorded attention records");
+            let out = blk.forward(x.clone(), &pos, Some(lora), Attend::Recorded(attended, &mut slot));
+            let Recorded { q, k, v, out: attn_out, attended } = slot.expect("a recorded attention records");
 
             let mut g = (out * dx).sum().backward();
             let d_attn = attn_out.grad_remove(&mut g).expect("attention's output reaches the block's output");
@@ -150,7 +159,7 @@ impl CausalLm {
                 values(&q),
                 values(&k),
                 values(&v),
-                values(&attn_out),
+                attended,
                 d_attn,
                 &attn.mask(&pos).clone().without_autodiff(),
                 attn.scale,

@@ -76,14 +76,21 @@ pub(crate) struct Attention {
 }
 
 /// How a block computes attention from its queries, keys and values.
+// One is made per block call and moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Attend<'a> {
     /// Through whole `[B, H, T, T]` score tensors when any of q, k, v is tracked (autodiff
     /// differentiates them), else a block of queries at a time ([`blocked_attention::forward`]): the same
     /// values with memory linear in T.
     Auto,
-    /// Blocked on the values of q, k and v, with q, k, v (tracked) and the output kept for
-    /// [`blocked_attention::backward`]; the output continues as a fresh gradient leaf.
-    Recorded(&'a mut Option<Recorded>),
+    /// Blocked on the values of q, k and v (nothing of them tracked: a pass on values), its
+    /// result kept in the slot for a later [`Attend::Recorded`] of the same block on the same
+    /// input.
+    Keep(&'a mut Option<blocked_attention::Attended>),
+    /// Attention's result as [`Attend::Keep`] computed it (not computed again), with q, k, v
+    /// projected again (tracked) and kept for [`blocked_attention::backward`]; the output
+    /// continues as a fresh gradient leaf.
+    Recorded(blocked_attention::Attended, &'a mut Option<Recorded>),
 }
 
 /// What [`Attend::Recorded`] keeps of one layer's attention.
@@ -97,6 +104,8 @@ pub(crate) struct Recorded {
     /// The attention output `[B, H, T, hd]` as a gradient leaf: ∂L/∂out is read from it after
     /// the backward pass.
     pub out: Tensor<4>,
+    /// Its values and log-sum-exps, for the backward.
+    pub attended: blocked_attention::Attended,
 }
 
 impl Attention {
@@ -171,18 +180,23 @@ impl Attention {
                 let rep = h / self.kv_heads;
                 nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap)
             }
-            Attend::Auto => {
+            Attend::Auto | Attend::Keep(_) => {
+                // On values: only this pass's input reaches the blocked function.
                 let autodiff = q.is_autodiff();
-                let out = blocked(q, k, v);
+                let attended = blocked(q, k, v);
+                let out = attended.out.clone();
+                if let Attend::Keep(slot) = attend {
+                    *slot = Some(attended);
+                }
                 if autodiff {
                     out.autodiff()
                 } else {
                     out
                 }
             }
-            Attend::Recorded(slot) => {
-                let out = blocked(q.clone(), k.clone(), v.clone()).autodiff().require_grad();
-                *slot = Some(Recorded { q, k, v, out: out.clone() });
+            Attend::Recorded(attended, slot) => {
+                let out = attended.out.clone().autodiff().require_grad();
+                *slot = Some(Recorded { q, k, v, out: out.clone(), attended });
                 out
             }
         };

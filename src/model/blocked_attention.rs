@@ -4,7 +4,9 @@
 //! (at T = 2048 on SmolLM2-135M's shape, 151 MB per copy per layer, 30 layers). Here a block
 //! of `n` queries sees the keys up to its last query (the causal mask hides the rest, and their
 //! softmax weight is exactly 0 in f32 either way), holds `B·H·n·T` scores at most, and the
-//! backward recomputes them block by block from q, k, v and the output: memory linear in T.
+//! backward recomputes them block by block from q, k, v, the output and each row's log-sum-exp
+//! (kept by the forward pass, so that the probabilities come back as p = exp(z − lse) without
+//! a second softmax): memory linear in T.
 //!
 //! With s = scale·q·kᵀ, z = c·tanh(s/c) where the layer soft-caps (else z = s), masked, p =
 //! softmax(z) over keys and o = p·v, the backward of a loss with ∂L/∂o = dO is, per query row:
@@ -17,8 +19,10 @@ use burn::tensor::activation;
 
 use super::nn;
 
-/// Most scores one block holds (32 MiB of f32); a block's backward keeps four such tensors.
-pub(crate) const BLOCK: usize = 1 << 23;
+/// Most scores one block holds (16 MiB of f32); a block's backward keeps four such tensors.
+/// On the CPU at T = 2048 (SmolLM2-135M's shape) blocks of 2^21 to 2^22 scores ran 4–8% faster
+/// than 2^23 and blocks of 2^19 or fewer slower (docs/performance.md).
+pub(crate) const BLOCK: usize = 1 << 22;
 
 /// Queries per block when `rows` score rows (batch × heads) each see up to `t` keys and a
 /// block may hold `budget` scores.
@@ -26,19 +30,19 @@ fn block_len(budget: usize, rows: usize, t: usize) -> usize {
     (budget / (rows * t).max(1)).clamp(1, t.max(1))
 }
 
-/// Masked (soft-capped) scores of queries `q: [B, H, n, hd]` at positions `q0..q0 + n` against
-/// keys `k: [B, H, q0 + n, hd]`, and, when asked, the soft cap's slope sech²(s/c).
+/// Masked (soft-capped) scores of scaled queries `scale·q: [B, H, n, hd]` at positions `q0..q0 +
+/// n` against keys `k: [B, H, q0 + n, hd]`, and, when asked, the soft cap's slope sech²(s/c).
+/// The scale is applied to the queries, once for all blocks, not to every block's scores.
 fn scores(
     q: Tensor<4>,
     k: Tensor<4>,
     mask: &Tensor<4>,
     q0: usize,
-    scale: f64,
     softcap: Option<f64>,
     slope: bool,
 ) -> (Tensor<4>, Option<Tensor<4>>) {
     let (n, end) = (q.dims()[2], k.dims()[2]);
-    let s = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let s = q.matmul(k.swap_dims(2, 3));
     let (z, slope) = match softcap {
         Some(c) => {
             let u = s.div_scalar(c);
@@ -55,9 +59,18 @@ fn scores(
     (z + mask.clone().narrow(2, q0, n).narrow(3, 0, end), slope)
 }
 
-/// The causal attention output `[B, H, T, hd]` of `q: [B, H, T, hd]` and `k, v: [B, KV, T,
-/// hd]` (KV dividing H), the same function as [`super::nn::attention`] before its heads are
-/// merged, with blocks of at most `budget` scores ([`BLOCK`]). Used on tensors without autodiff.
+/// What [`forward`] computes: attention's output `[B, H, T, hd]` and the log-sum-exp `[B, H, T,
+/// 1]` of each query's masked scores, from which [`backward`] recovers the probabilities with one
+/// exponential, p = exp(z − lse), instead of a softmax's four passes.
+pub struct Attended {
+    pub out: Tensor<4>,
+    pub lse: Tensor<4>,
+}
+
+/// The causal attention of `q: [B, H, T, hd]` and `k, v: [B, KV, T, hd]` (KV dividing H), the
+/// same function as [`super::nn::attention`] before its heads are merged, with blocks of at most
+/// `budget` scores ([`BLOCK`]). Used on tensors without autodiff. Each block's output is
+/// normalised after its product with v (`[n, hd]` divisions instead of `[n, T]`).
 pub fn forward(
     budget: usize,
     q: Tensor<4>,
@@ -66,29 +79,34 @@ pub fn forward(
     mask: &Tensor<4>,
     scale: f64,
     softcap: Option<f64>,
-) -> Tensor<4> {
+) -> Attended {
     let [b, h, t, _] = q.dims();
     let rep = h / k.dims()[1];
-    let (k, v) = (nn::repeat_kv(k, rep), nn::repeat_kv(v, rep));
+    let (q, k, v) = (q.mul_scalar(scale), nn::repeat_kv(k, rep), nn::repeat_kv(v, rep));
     let n = block_len(budget, b * h, t);
-    let blocks = (0..t).step_by(n).map(|q0| {
+    let (mut out, mut lse) = (Vec::with_capacity(t.div_ceil(n)), Vec::with_capacity(t.div_ceil(n)));
+    for q0 in (0..t).step_by(n) {
         let end = (q0 + n).min(t);
-        let (z, _) =
-            scores(q.clone().narrow(2, q0, end - q0), k.clone().narrow(2, 0, end), mask, q0, scale, softcap, false);
-        activation::softmax(z, 3).matmul(v.clone().narrow(2, 0, end))
-    });
-    Tensor::cat(blocks.collect(), 2)
+        let (z, _) = scores(q.clone().narrow(2, q0, end - q0), k.clone().narrow(2, 0, end), mask, q0, softcap, false);
+        // Every row sees at least its own key (the masks are causal), so its maximum is finite.
+        let max = z.clone().max_dim(3);
+        let e = (z - max.clone()).exp();
+        let sum = e.clone().sum_dim(3);
+        out.push(e.matmul(v.clone().narrow(2, 0, end)) / sum.clone());
+        lse.push(max + sum.log());
+    }
+    Attended { out: Tensor::cat(out, 2), lse: Tensor::cat(lse, 2) }
 }
 
-/// Gradients of q, k and v (shaped as they are) given the output `o` of [`forward`] and the
-/// loss's gradient `d_o` with respect to it, with blocks of at most `budget` scores.
+/// Gradients of q, k and v (shaped as they are) given what [`forward`] computed from them and the
+/// loss's gradient `d_o` with respect to its output, with blocks of at most `budget` scores.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     budget: usize,
     q: Tensor<4>,
     k: Tensor<4>,
     v: Tensor<4>,
-    o: Tensor<4>,
+    attended: Attended,
     d_o: Tensor<4>,
     mask: &Tensor<4>,
     scale: f64,
@@ -97,8 +115,10 @@ pub fn backward(
     let [b, h, t, hd] = q.dims();
     let kv = k.dims()[1];
     let rep = h / kv;
-    let (k, v) = (nn::repeat_kv(k, rep), nn::repeat_kv(v, rep));
+    // Scaled once: the scores' queries, and dK = scale·dSᵀ·q = dSᵀ·(scale·q).
+    let (q, k, v) = (q.mul_scalar(scale), nn::repeat_kv(k, rep), nn::repeat_kv(v, rep));
     let device = q.device();
+    let Attended { out: o, lse } = attended;
     // rowsum(dO ⊙ o) = Σ_j p_ij·dP_ij, the softmax backward's subtrahend, for every query.
     let delta = (d_o.clone() * o).sum_dim(3);
     let (mut dk, mut dv) = (Tensor::<4>::zeros([b, h, t, hd], &device), Tensor::<4>::zeros([b, h, t, hd], &device));
@@ -108,8 +128,8 @@ pub fn backward(
         let end = (q0 + n).min(t);
         let (qb, keys, values) =
             (q.clone().narrow(2, q0, end - q0), k.clone().narrow(2, 0, end), v.clone().narrow(2, 0, end));
-        let (z, slope) = scores(qb.clone(), keys.clone(), mask, q0, scale, softcap, true);
-        let p = activation::softmax(z, 3);
+        let (z, slope) = scores(qb.clone(), keys.clone(), mask, q0, softcap, true);
+        let p = (z - lse.clone().narrow(2, q0, end - q0)).exp();
         let dob = d_o.clone().narrow(2, q0, end - q0);
         let dv_part = p.clone().swap_dims(2, 3).matmul(dob.clone());
         let dp = dob.matmul(values.swap_dims(2, 3));
@@ -117,9 +137,8 @@ pub fn backward(
         let ds = match slope {
             Some(slope) => dz * slope,
             None => dz,
-        }
-        .mul_scalar(scale);
-        dq.push(ds.clone().matmul(keys));
+        };
+        dq.push(ds.clone().matmul(keys).mul_scalar(scale));
         let dk_part = ds.swap_dims(2, 3).matmul(qb);
         let range = [0..b, 0..h, 0..end, 0..hd];
         dk = dk.clone().slice_assign(range.clone(), dk.slice(range.clone()) + dk_part);
@@ -192,8 +211,9 @@ mod tests {
             let grad = |x: &Tensor<4>| x.grad(&grads).expect("reached");
             // Blocks of 6 queries: several per length, and a shorter last one.
             let budget = 6 * b * h * t;
-            let out = forward(budget, q.clone(), k.clone(), v.clone(), &mask, scale, softcap);
-            let (dq, dk, dv) = backward(budget, q, k, v, out.clone(), d_o, &mask, scale, softcap);
+            let attended = forward(budget, q.clone(), k.clone(), v.clone(), &mask, scale, softcap);
+            let out = attended.out.clone();
+            let (dq, dk, dv) = backward(budget, q, k, v, attended, d_o, &mask, scale, softcap);
             let close = |name: &str, got: Tensor<4>, want: Tensor<4>| {
                 let (got, want): (Vec<f32>, Vec<f32>) =
                     (got.into_data().iter().collect(), want.into_data().iter().collect());
