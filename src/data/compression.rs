@@ -41,10 +41,11 @@ impl Compression {
         }
     }
 
-    /// Whether `extension` (lower case, no dot) names a compressed file: the format is then told
-    /// by the extension before it.
-    pub fn is_extension(extension: &str) -> bool {
-        matches!(extension, "gz" | "zst" | "zstd")
+    /// Whether `path`'s extension names a compressed file (`.gz`, `.zst`, `.zstd`, in any case):
+    /// the format is then told by the extension before it.
+    pub fn named(path: &Path) -> bool {
+        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        matches!(extension.as_deref(), Some("gz" | "zst" | "zstd"))
     }
 }
 

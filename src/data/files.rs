@@ -25,12 +25,11 @@ impl FileFormat {
     /// The format of `path`, by its extension, or by the one before it when that is a
     /// compression's (`pool.json.gz` holds a JSON array).
     pub fn of(path: &Path) -> FileFormat {
-        let extension = |p: &Path| p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let mut ext = extension(path);
-        if ext.as_deref().is_some_and(Compression::is_extension) {
-            ext = path.file_stem().and_then(|stem| extension(Path::new(stem)));
-        }
-        match ext.as_deref() {
+        let inner = match path.file_stem() {
+            Some(stem) if Compression::named(path) => Path::new(stem),
+            _ => path,
+        };
+        match inner.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("json") => FileFormat::JsonArray,
             Some("parquet") => FileFormat::Parquet,
             _ => FileFormat::JsonLines,
@@ -52,10 +51,8 @@ fn parquet_rows(path: &Path) -> Result<Vec<(usize, String)>> {
 /// `.json` array's elements written compactly, numbered by the line each starts on; a Parquet
 /// file's rows as JSON objects, numbered by row (1-based, across row groups).
 pub(crate) fn record_texts(path: &Path) -> Result<Vec<(usize, String)>> {
-    let compressed =
-        path.extension().and_then(|e| e.to_str()).is_some_and(|e| Compression::is_extension(&e.to_ascii_lowercase()));
     match FileFormat::of(path) {
-        FileFormat::Parquet if compressed => Err(Error::format(
+        FileFormat::Parquet if Compression::named(path) => Err(Error::format(
             path,
             "Parquet compresses its own columns and is read uncompressed: decompress this file first",
         )),
