@@ -292,7 +292,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "FILE|none")]
     pub chat_template: Option<PathBuf>,
     /// How gradient passes keep what their backward pass needs: layerwise holds one block at a
-    /// time (memory linear in the sequence length) for one more forward pass.
+    /// time (memory linear in the sequence length) for one more forward pass (attention aside).
     #[arg(long, value_parser = choice::<Backprop>(), default_value = "auto")]
     pub backprop: Backprop,
     /// The type the frozen weights are kept in on the device: f32 is exact and the same on

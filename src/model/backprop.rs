@@ -35,9 +35,10 @@ pub enum Backprop {
     /// slower at 2,048).
     Whole,
     /// Block by block, recomputing each block's forward: memory linear in T. Each block's
-    /// forward is recomputed from its kept input and differentiated in two steps: the block's
-    /// output with attention's output standing in as a leaf, then attention's q, k, v against
-    /// the gradients its hand-written backward finds a block of queries at a time.
+    /// forward is recomputed from its kept input (attention's output too is kept, not
+    /// recomputed) and differentiated in two steps: the block's output with attention's kept
+    /// output standing in as a leaf, then attention's q, k, v against the gradients its
+    /// hand-written backward finds a block of queries at a time.
     Layerwise,
 }
 
@@ -48,7 +49,7 @@ const AUTO_LIMIT: usize = 1 << 30;
 crate::choice::choice!(Backprop {
     Auto => "auto": "layerwise where one graph's attention tensors would pass 1 GiB, else whole",
     Whole => "whole": "one autodiff graph: the fastest on short sequences; attention memory grows with the square of the length",
-    Layerwise => "layerwise": "a block at a time, recomputing its forward: memory linear in the length, one more forward pass",
+    Layerwise => "layerwise": "a block at a time, recomputing its forward: memory linear in the length, one more forward pass (attention aside)",
 });
 
 impl Backprop {
