@@ -162,10 +162,13 @@ impl Attention {
         let (q, k, v) = self.project(x, pos, lora);
         let [b, h, t, hd] = q.dims();
         let mask = self.mask(pos);
+        // On values (nothing tracked reaches it): the output, on the kind of device q is on, and
+        // what the blocked function computed.
         let blocked = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
+            let autodiff = q.is_autodiff();
             let values = |x: Tensor<4>| x.without_autodiff();
             let mask = mask.clone().without_autodiff();
-            blocked_attention::forward(
+            let attended = blocked_attention::forward(
                 blocked_attention::BLOCK,
                 values(q),
                 values(k),
@@ -173,26 +176,20 @@ impl Attention {
                 &mask,
                 self.scale,
                 self.softcap,
-            )
+            );
+            let out = if autodiff { attended.out.clone().autodiff() } else { attended.out.clone() };
+            (out, attended)
         };
         let a = match attend {
             Attend::Auto if q.is_tracked() || k.is_tracked() || v.is_tracked() => {
                 let rep = h / self.kv_heads;
                 nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap)
             }
-            Attend::Auto | Attend::Keep(_) => {
-                // On values: only this pass's input reaches the blocked function.
-                let autodiff = q.is_autodiff();
-                let attended = blocked(q, k, v);
-                let out = attended.out.clone();
-                if let Attend::Keep(slot) = attend {
-                    *slot = Some(attended);
-                }
-                if autodiff {
-                    out.autodiff()
-                } else {
-                    out
-                }
+            Attend::Auto => blocked(q, k, v).0,
+            Attend::Keep(slot) => {
+                let (out, attended) = blocked(q, k, v);
+                *slot = Some(attended);
+                out
             }
             Attend::Recorded(attended, slot) => {
                 let out = attended.out.clone().autodiff().require_grad();
