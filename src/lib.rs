@@ -2,8 +2,9 @@
 //!
 //! Crate map, in dependency order: each module uses only those above it (the command line, in
 //! the binary's `cli/`, uses the library and nothing uses it).
-//! - [`error`], [`util`], [`choice`], [`blocking`]: the error type, atomic writes and file
-//!   digests, named options that front ends list and parse, waiting on async reads.
+//! - [`error`], [`util`], [`choice`], [`blocking`], `host`: the error type, atomic writes and
+//!   file digests, named options that front ends list and parse, waiting on async reads, CPU
+//!   tensors as host vectors for our CPU kernels.
 //! - [`data`]: JSONL records, record kinds and LESS-convention tokenization; [`suite`]: the
 //!   generated task suite (`make-data`).
 //! - [`model`]: Hugging Face causal LMs (typed config per family, memory-mapped weights, shared
@@ -70,6 +71,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod gpu;
+mod host;
 pub mod loss;
 pub mod methods;
 pub mod model;

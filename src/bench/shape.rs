@@ -430,10 +430,7 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
         batch: o.batch,
         proj_dim: o.proj_dim,
         projection: o.projection,
-        backprop: match model.backprop.layerwise(&model, o.batch.min(o.examples), o.seq_len) {
-            true => Backprop::Layerwise,
-            false => Backprop::Whole,
-        },
+        backprop: model.backprop.resolve(&model, o.batch.min(o.examples), o.seq_len, &c.device),
         matrices: model.matrices,
         flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
         phases,

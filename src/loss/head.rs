@@ -55,6 +55,17 @@ pub(crate) async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqB
         Tensor::<1, Int>::from_data(TensorData::new(r.iter().map(|&x| x as i64).collect(), [r.len()]), &device)
     };
     let hidden = h.without_autodiff().reshape([s * t, d]).select(0, index(&rows));
+    #[cfg(not(target_family = "wasm"))]
+    if let Some((logp, g)) = super::flex_head::log_probs(&out, &hidden, &targets(batch, &rows), with_grad) {
+        for (i, &r) in rows.iter().enumerate() {
+            let w = batch.row_weights[r];
+            logps[r / t] += w as f64 * logp[i] as f64;
+            if let (Some(grad), Some(g)) = (grad.as_mut(), g.as_ref()) {
+                grad[r * d..(r + 1) * d].iter_mut().zip(&g[i * d..(i + 1) * d]).for_each(|(o, &x)| *o = w * x);
+            }
+        }
+        return HeadPass { logps, grad };
+    }
     let head_t = with_grad.then(|| head.transpose());
     let most = crate::device::binding_limit(&device).map_or(BLOCK, |bytes| BLOCK.min(bytes / 4));
     let step = (most / v).clamp(1, rows.len());
@@ -108,6 +119,12 @@ pub(crate) async fn head_pass_async(out: &OutputHead, h: Tensor<3>, batch: &SeqB
         }
     }
     HeadPass { logps, grad }
+}
+
+/// The target token of each of `rows`.
+#[cfg(not(target_family = "wasm"))]
+fn targets(batch: &SeqBatch, rows: &[usize]) -> Vec<usize> {
+    rows.iter().map(|&r| batch.row_targets[r] as usize).collect()
 }
 
 /// A block's values on the host. A failed read is as fatal here as in Burn's own

@@ -3,6 +3,8 @@
 //! training and evaluation all build on this module; it depends on none of them.
 
 mod batch;
+#[cfg(not(target_family = "wasm"))]
+mod flex_head;
 pub mod head;
 mod pergrad;
 

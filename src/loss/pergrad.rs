@@ -14,7 +14,7 @@ use super::head::head_pass_async;
 use crate::blocking::block_on;
 use crate::data::{RecordKind, Sequence, Tokenized};
 use crate::error::{Error, Result};
-use crate::model::{Branch, CausalLm, LoraAdapter, LoraRuntime};
+use crate::model::{Backprop, Branch, CausalLm, LoraAdapter, LoraRuntime};
 
 /// Which loss a gradient is taken of.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -248,14 +248,15 @@ pub(crate) async fn per_example_grads_async<'a>(
     }
     let lora = LoraRuntime::new(branches);
     let t = batch.ids.dims()[1];
-    let layerwise = model.backprop.layerwise(model, seqs.len(), t);
-    check_binding(model, seqs.len(), t, layerwise, device)?;
-    let (h, kept) = match layerwise {
-        true => {
-            let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &lora);
+    let backprop = model.backprop.resolve(model, seqs.len(), t, device);
+    check_binding(model, seqs.len(), t, backprop != Backprop::Whole, device)?;
+    let (h, kept) = match backprop {
+        Backprop::Whole => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora)), None),
+        _ => {
+            let recompute = backprop == Backprop::Layerwise;
+            let (h, kept) = model.forward_kept(batch.ids.clone(), &batch.lengths, &lora, recompute);
             (h, Some(kept))
         }
-        false => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora)), None),
     };
     let pass = head_pass_async(model.head(), h.clone(), &batch, true).await;
     let (losses, slopes) = loss_and_slopes(loss, &pass.logps, &batch.counts, reference.as_deref());

@@ -14,7 +14,10 @@
 //! through them). The two parts of the input's gradient add up and flow to the block below.
 //! The result is the gradient one graph gives, exactly (summation order aside), for one more
 //! forward pass of everything but attention; at most one block's activations and one block of
-//! attention scores are alive.
+//! attention scores are alive. [`Backprop::Blocks`] walks the blocks the same way but keeps
+//! each block's graph from the forward pass (its input a fresh leaf, its output cut from the
+//! next block's input) instead of recomputing it: no forward pass repeated, every block's
+//! activations alive until its turn, and attention's scores still never whole.
 
 use burn::prelude::*;
 
@@ -27,40 +30,62 @@ use super::CausalLm;
 /// How per-example gradients keep what their backward pass needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backprop {
-    /// Layerwise when one graph's attention tensors would pass 1 GiB, else whole.
+    /// On the CPU backend [`Backprop::Blocks`] where every block's activations would stay
+    /// within 4 GiB, else [`Backprop::Layerwise`]; elsewhere [`Backprop::Whole`] where one
+    /// graph's attention tensors would stay within 1 GiB, else layerwise. Why the two: on the
+    /// CPU attention a block of queries at a time runs through our fused kernels and is the
+    /// faster at every length measured; on a GPU it runs as tensor operations, and no GPU
+    /// measurement says which is faster there.
     #[default]
     Auto,
-    /// One autodiff graph over the network: the fastest on short sequences; attention memory
-    /// grows with T² (and its cost with it: on the CPU as fast as layerwise at 1,024 tokens,
-    /// slower at 2,048).
+    /// One autodiff graph over the network; attention memory grows with T² (and its cost with
+    /// it).
     Whole,
-    /// Block by block, recomputing each block's forward: memory linear in T. Each block's
-    /// forward is recomputed from its kept input (attention's output too is kept, not
+    /// Block by block, recomputing each block's forward: the least memory, linear in T. Each
+    /// block's forward is recomputed from its kept input (attention's output too is kept, not
     /// recomputed) and differentiated in two steps: the block's output with attention's kept
     /// output standing in as a leaf, then attention's q, k, v against the gradients its
     /// hand-written backward finds a block of queries at a time.
     Layerwise,
+    /// Block by block as [`Backprop::Layerwise`], each block's graph kept from the forward
+    /// pass instead of recomputed: memory linear in T holding every block's activations, no
+    /// forward pass repeated.
+    Blocks,
 }
 
 /// Bytes of attention scores and probabilities a whole graph may keep before
 /// [`Backprop::Auto`] goes layerwise.
 const AUTO_LIMIT: usize = 1 << 30;
 
+/// Bytes of activations [`Backprop::Blocks`] may keep before [`Backprop::Auto`] goes layerwise.
+const AUTO_BLOCKS_LIMIT: usize = 4 << 30;
+
 crate::choice::choice!(Backprop {
-    Auto => "auto": "layerwise where one graph's attention tensors would pass 1 GiB, else whole",
-    Whole => "whole": "one autodiff graph: the fastest on short sequences; attention memory grows with the square of the length",
-    Layerwise => "layerwise": "a block at a time, recomputing its forward: memory linear in the length, one more forward pass (attention aside)",
+    Auto => "auto": "on the CPU blocks where every block's activations stay within 4 GiB, else layerwise; on a GPU whole where one graph's attention tensors stay within 1 GiB, else layerwise",
+    Whole => "whole": "one autodiff graph: attention memory grows with the square of the length",
+    Layerwise => "layerwise": "a block at a time, recomputing its forward: the least memory, linear in the length, for one more forward pass (attention aside)",
+    Blocks => "blocks": "a block at a time, each block's graph kept from the forward pass: memory linear in the length holding every block's activations",
 });
 
 impl Backprop {
-    /// Whether a gradient pass over `rows` sequences of `t` positions goes layerwise.
-    pub fn layerwise(self, model: &CausalLm, rows: usize, t: usize) -> bool {
+    /// How a gradient pass over `rows` sequences of `t` positions on `device` goes:
+    /// [`Backprop::Auto`] resolved.
+    pub fn resolve(self, model: &CausalLm, rows: usize, t: usize, device: &Device) -> Backprop {
+        let c = &model.config;
         match self {
-            Backprop::Whole => false,
-            Backprop::Layerwise => true,
+            Backprop::Auto if crate::host::is_cpu(device) => {
+                match model.kept_activations(rows, t) > AUTO_BLOCKS_LIMIT {
+                    true => Backprop::Layerwise,
+                    false => Backprop::Blocks,
+                }
+            }
             // A whole graph keeps two `[rows, heads, t, t]` f32 tensors per layer (the scores
             // entering the softmax and its output).
-            Backprop::Auto => 2 * 4 * rows * model.config.heads * t * t * model.config.layers > AUTO_LIMIT,
+            Backprop::Auto => match 2 * 4 * rows * c.heads * t * t * c.layers > AUTO_LIMIT {
+                true => Backprop::Layerwise,
+                false => Backprop::Whole,
+            },
+            other => other,
         }
     }
 }
@@ -75,42 +100,68 @@ impl CausalLm {
         let scores = if layerwise { 0 } else { rows * self.config.heads * t * t };
         4 * (rows * t * self.config.widest_layer()).max(scores)
     }
+
+    /// About the bytes of activations a [`Backprop::Blocks`] pass over `rows` sequences of `t`
+    /// positions keeps: per position and block, six hidden-wide vectors (input, norms,
+    /// attention's output and its projection, the residual), three query-wide ones (q, k, v)
+    /// and four MLP-wide ones, in f32. At SmolLM2-135M's shape this says 2.8 GB for one
+    /// 2,048-token sequence, where the peak memory grew by 2.2 GB over the layerwise pass's.
+    pub fn kept_activations(&self, rows: usize, t: usize) -> usize {
+        let c = &self.config;
+        4 * rows * t * c.layers * (6 * c.hidden + 3 * c.heads * c.head_dim + 4 * c.intermediate)
+    }
 }
 
-/// A forward pass that kept every block's input and attention, for [`CausalLm::backward_kept`].
+/// What the forward pass kept of one block for [`CausalLm::backward_kept`].
+// One per block, pushed once and taken once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum KeptBlock {
+    /// Its input (a value, nothing tracked) and its attention's output and log-sum-exps
+    /// (`[B, H, T, hd + 1]`, the size of the input): the backward recomputes the rest of the
+    /// block, whose attention would cost a third of its work to compute again.
+    Input(Tensor<3>, blocked_attention::Attended),
+    /// Its graph: its input as a gradient leaf, its output tracked to it, and what its
+    /// attention's backward needs.
+    Graph { x: Tensor<3>, out: Tensor<3>, recorded: Recorded },
+}
+
+/// A forward pass that kept every block for [`CausalLm::backward_kept`].
 pub(crate) struct KeptPass {
-    /// The input of each block, then the final norm's input: values, nothing tracked.
-    inputs: Vec<Tensor<3>>,
-    /// Each block's attention output and log-sum-exps (`[B, H, T, hd + 1]` a block, the size
-    /// of its input): its backward needs them, and computing them again would cost a third of
-    /// the block's attention work.
-    attended: Vec<blocked_attention::Attended>,
+    blocks: Vec<KeptBlock>,
+    /// The final norm's input, a value.
+    last: Tensor<3>,
     pos: Positions,
 }
 
 impl CausalLm {
     /// Final hidden states `[B, T, H]` of `ids` (rows holding `lengths` real tokens) as values,
-    /// `lora`'s branches used detached, with each block's input kept for
-    /// [`Self::backward_kept`].
+    /// with what [`Self::backward_kept`] needs of each block: its input, `lora`'s branches used
+    /// detached, when `recompute`; else its graph, the branches tracked.
     pub(crate) fn forward_kept(
         &self,
         ids: Tensor<2, Int>,
         lengths: &[usize],
         lora: &LoraRuntime,
+        recompute: bool,
     ) -> (Tensor<3>, KeptPass) {
-        let lora = lora.detached();
+        let detached = lora.detached();
         let (mut x, pos) = self.body.embed(ids, lengths);
-        let blocks = self.body.blocks();
-        let mut inputs = Vec::with_capacity(blocks.len() + 1);
-        let mut attended = Vec::with_capacity(blocks.len());
-        for blk in blocks {
-            inputs.push(x.clone());
-            let mut slot = None;
-            x = blk.forward(x, &pos, Some(&lora), Attend::Keep(&mut slot));
-            attended.push(slot.expect("a kept attention keeps"));
+        let mut blocks = Vec::with_capacity(self.body.blocks().len());
+        for blk in self.body.blocks() {
+            if recompute {
+                let mut slot = None;
+                let out = blk.forward(x.clone(), &pos, Some(&detached), Attend::Keep(&mut slot));
+                blocks.push(KeptBlock::Input(x, slot.expect("a kept attention keeps")));
+                x = out;
+            } else {
+                let input = x.detach().require_grad();
+                let mut slot = None;
+                let out = blk.forward(input.clone(), &pos, Some(lora), Attend::Record(&mut slot));
+                x = out.clone().detach();
+                blocks.push(KeptBlock::Graph { x: input, out, recorded: slot.expect("a recorded attention records") });
+            }
         }
-        inputs.push(x.clone());
-        (self.body.final_norm().forward(x), KeptPass { inputs, attended, pos })
+        (self.body.final_norm().forward(x.clone()), KeptPass { blocks, last: x, pos })
     }
 
     /// The gradients of `Σ h ⊙ seed`, h the final hidden states of `kept`, with respect to each
@@ -124,7 +175,7 @@ impl CausalLm {
         lora: &LoraRuntime,
         leaves: &[Tensor<3>],
     ) -> Vec<Option<Tensor<3>>> {
-        let KeptPass { mut inputs, attended, pos } = kept;
+        let KeptPass { blocks, last, pos } = kept;
         let mut grads: Vec<Option<Tensor<3>>> = (0..leaves.len()).map(|_| None).collect();
         let mut collect = |g: &mut _| {
             for (acc, leaf) in grads.iter_mut().zip(leaves) {
@@ -138,14 +189,20 @@ impl CausalLm {
         };
         // A block's input reaches its output through the residual and through attention.
         let reached = "a block's input reaches its output";
-        let x = inputs.pop().expect("the final norm's input is kept").detach().require_grad();
+        let x = last.detach().require_grad();
         let mut g = (self.body.final_norm().forward(x.clone()) * seed).sum().backward();
         let mut dx = x.grad_remove(&mut g).expect("the final norm's input reaches its output");
-        for ((blk, x), attended) in self.body.blocks().iter().zip(inputs).zip(attended).rev() {
-            let x = x.detach().require_grad();
-            let mut slot = None;
-            let out = blk.forward(x.clone(), &pos, Some(lora), Attend::Recorded(attended, &mut slot));
-            let Recorded { q, k, v, out: attn_out, attended } = slot.expect("a recorded attention records");
+        for (blk, kept) in self.body.blocks().iter().zip(blocks).rev() {
+            let (x, out, recorded) = match kept {
+                KeptBlock::Input(x, attended) => {
+                    let x = x.detach().require_grad();
+                    let mut slot = None;
+                    let out = blk.forward(x.clone(), &pos, Some(lora), Attend::Recorded(attended, &mut slot));
+                    (x, out, slot.expect("a recorded attention records"))
+                }
+                KeptBlock::Graph { x, out, recorded } => (x, out, recorded),
+            };
+            let Recorded { q, k, v, out: attn_out, attended } = recorded;
 
             let mut g = (out * dx).sum().backward();
             let d_attn = attn_out.grad_remove(&mut g).expect("attention's output reaches the block's output");
@@ -162,7 +219,7 @@ impl CausalLm {
                 values(&v),
                 attended,
                 d_attn,
-                &attn.mask(&pos).clone().without_autodiff(),
+                &attn.causal(&pos).values(),
                 attn.scale,
                 attn.softcap,
             );

@@ -91,6 +91,10 @@ pub(crate) enum Attend<'a> {
     /// projected again (tracked) and kept for [`blocked_attention::backward`]; the output
     /// continues as a fresh gradient leaf.
     Recorded(blocked_attention::Attended, &'a mut Option<Recorded>),
+    /// Blocked on the values of q, k and v as [`Attend::Keep`], with q, k, v (tracked) and the
+    /// result kept as [`Attend::Recorded`] keeps them: the block's graph is the one a recompute
+    /// would build, without the recompute.
+    Record(&'a mut Option<Recorded>),
 }
 
 /// What [`Attend::Recorded`] keeps of one layer's attention.
@@ -150,30 +154,29 @@ impl Attention {
         (q, k, v)
     }
 
-    /// The causal mask of this layer (the window's on sliding layers).
-    pub fn mask<'p>(&self, pos: &'p Positions) -> &'p Tensor<4> {
-        match (&pos.window_mask, self.sliding) {
-            (Some(m), true) => m,
-            _ => &pos.mask,
+    /// The keys this layer's queries see (within the window on sliding layers).
+    pub fn causal(&self, pos: &Positions) -> blocked_attention::Causal {
+        match (&pos.window_mask, pos.window, self.sliding) {
+            (Some(mask), Some(window), true) => blocked_attention::Causal { mask: mask.clone(), window: Some(window) },
+            _ => blocked_attention::Causal { mask: pos.mask.clone(), window: None },
         }
     }
 
     pub fn forward(&self, x: Tensor<3>, pos: &Positions, lora: Option<&LoraRuntime>, attend: Attend<'_>) -> Tensor<3> {
         let (q, k, v) = self.project(x, pos, lora);
         let [b, h, t, hd] = q.dims();
-        let mask = self.mask(pos);
+        let causal = self.causal(pos);
         // On values (nothing tracked reaches it): the output, on the kind of device q is on, and
         // what the blocked function computed.
         let blocked = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
             let autodiff = q.is_autodiff();
             let values = |x: Tensor<4>| x.without_autodiff();
-            let mask = mask.clone().without_autodiff();
             let attended = blocked_attention::forward(
                 blocked_attention::BLOCK,
                 values(q),
                 values(k),
                 values(v),
-                &mask,
+                &causal.values(),
                 self.scale,
                 self.softcap,
             );
@@ -183,7 +186,7 @@ impl Attention {
         let a = match attend {
             Attend::Auto if q.is_tracked() || k.is_tracked() || v.is_tracked() => {
                 let rep = h / self.kv_heads;
-                nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), mask, self.scale, self.softcap)
+                nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), &causal.mask, self.scale, self.softcap)
             }
             Attend::Auto => blocked(q, k, v).0,
             Attend::Keep(slot) => {
@@ -191,14 +194,27 @@ impl Attention {
                 *slot = Some(attended);
                 out
             }
-            Attend::Recorded(attended, slot) => {
-                let out = attended.out.clone().autodiff().require_grad();
-                *slot = Some(Recorded { q, k, v, out: out.clone(), attended });
-                out
+            Attend::Recorded(attended, slot) => record(q, k, v, attended, slot),
+            Attend::Record(slot) => {
+                let (_, attended) = blocked(q.clone(), k.clone(), v.clone());
+                record(q, k, v, attended, slot)
             }
         };
         self.o.forward(a.swap_dims(1, 2).reshape([b, t, h * hd]), lora)
     }
+}
+
+/// Attention's output as a fresh gradient leaf, with what its backward needs kept in `slot`.
+fn record(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    attended: blocked_attention::Attended,
+    slot: &mut Option<Recorded>,
+) -> Tensor<4> {
+    let out = attended.out.clone().autodiff().require_grad();
+    *slot = Some(Recorded { q, k, v, out: out.clone(), attended });
+    out
 }
 
 /// `act(x)`.

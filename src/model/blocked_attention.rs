@@ -17,11 +17,14 @@
 use burn::prelude::*;
 use burn::tensor::activation;
 
+#[cfg(not(target_family = "wasm"))]
+use super::flex_attention::{self, Kernels};
 use super::nn;
 
 /// Most scores one block holds (16 MiB of f32); a block's backward keeps four such tensors.
-/// On the CPU at T = 2048 (SmolLM2-135M's shape) blocks of 2^21 to 2^22 scores ran 4–8% faster
-/// than 2^23 and blocks of 2^19 or fewer slower (docs/performance.md).
+/// Chosen on the CPU at T = 2048 (SmolLM2-135M's shape), where blocks of 2^21 to 2^22 scores ran
+/// 4–8% faster than 2^23 and blocks of 2^19 or fewer slower, before our kernels took over there
+/// (docs/performance.md); not measured on a GPU.
 pub(crate) const BLOCK: usize = 1 << 22;
 
 /// Queries per block when `rows` score rows (batch × heads) each see up to `t` keys and a
@@ -59,6 +62,21 @@ fn scores(
     (z + mask.clone().narrow(2, q0, n).narrow(3, 0, end), slope)
 }
 
+/// Which keys each query sees: its own and those before it, within `window` on a sliding
+/// layer; `mask` says the same as an additive `[1, 1, T, T]` tensor (0 seen, −10⁹ hidden).
+#[derive(Clone)]
+pub struct Causal {
+    pub mask: Tensor<4>,
+    pub window: Option<usize>,
+}
+
+impl Causal {
+    /// The same with its mask off autodiff, for the functions here, which take values.
+    pub fn values(&self) -> Causal {
+        Causal { mask: self.mask.clone().without_autodiff(), window: self.window }
+    }
+}
+
 /// What [`forward`] computes: attention's output `[B, H, T, hd]` and the log-sum-exp `[B, H, T,
 /// 1]` of each query's masked scores, from which [`backward`] recovers the probabilities with one
 /// exponential, p = exp(z − lse), instead of a softmax's four passes.
@@ -69,9 +87,28 @@ pub struct Attended {
 
 /// The causal attention of `q: [B, H, T, hd]` and `k, v: [B, KV, T, hd]` (KV dividing H), the
 /// same function as [`super::nn::attention`] before its heads are merged, with blocks of at most
-/// `budget` scores ([`BLOCK`]). Used on tensors without autodiff. Each block's output is
-/// normalised after its product with v (`[n, hd]` divisions instead of `[n, T]`).
+/// `budget` scores ([`BLOCK`]). Used on tensors without autodiff; f32 values on the CPU backend
+/// go through our kernels ([`super::flex_attention`]), the rest through tensor operations.
 pub fn forward(
+    budget: usize,
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    causal: &Causal,
+    scale: f64,
+    softcap: Option<f64>,
+) -> Attended {
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(kernels) = Kernels::on(&q, &k, &v) {
+        let [out, lse] = kernels.forward([q, k, v], &flex_attention::scores(scale, softcap, causal.window));
+        return Attended { out, lse };
+    }
+    forward_tensors(budget, q, k, v, &causal.mask, scale, softcap)
+}
+
+/// [`forward`] by tensor operations. Each block's output is normalised after its product with v
+/// (`[n, hd]` divisions instead of `[n, T]`).
+fn forward_tensors(
     budget: usize,
     q: Tensor<4>,
     k: Tensor<4>,
@@ -99,9 +136,32 @@ pub fn forward(
 }
 
 /// Gradients of q, k and v (shaped as they are) given what [`forward`] computed from them and the
-/// loss's gradient `d_o` with respect to its output, with blocks of at most `budget` scores.
+/// loss's gradient `d_o` with respect to its output, with blocks of at most `budget` scores
+/// (our kernels on the CPU backend, as in [`forward`]).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
+    budget: usize,
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    attended: Attended,
+    d_o: Tensor<4>,
+    causal: &Causal,
+    scale: f64,
+    softcap: Option<f64>,
+) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(kernels) = Kernels::on(&q, &k, &v) {
+        let scores = flex_attention::scores(scale, softcap, causal.window);
+        let [dq, dk, dv] = kernels.backward([q, k, v], [attended.out, attended.lse], d_o, &scores);
+        return (dq, dk, dv);
+    }
+    backward_tensors(budget, q, k, v, attended, d_o, &causal.mask, scale, softcap)
+}
+
+/// [`backward`] by tensor operations.
+#[allow(clippy::too_many_arguments)]
+fn backward_tensors(
     budget: usize,
     q: Tensor<4>,
     k: Tensor<4>,
@@ -167,9 +227,10 @@ mod tests {
         seed
     }
 
-    /// The blocked forward and the written-out backward against autodiff through the whole
-    /// score tensors, on random inputs with grouped-query heads, a sliding window, soft-capping
-    /// and padding rows, at lengths that make several blocks and a short last one.
+    /// The blocked forward and the written-out backward, both by tensor operations and by the
+    /// CPU kernels, against autodiff through the whole score tensors, on random inputs with
+    /// grouped-query heads, a sliding window, soft-capping and padding rows, at lengths that
+    /// make several blocks and a short last one.
     #[test]
     fn blocked_attention_matches_autodiff_through_whole_scores() {
         let values = Compute::cpu().device.without_autodiff();
@@ -211,9 +272,15 @@ mod tests {
             let grad = |x: &Tensor<4>| x.grad(&grads).expect("reached");
             // Blocks of 6 queries: several per length, and a shorter last one.
             let budget = 6 * b * h * t;
-            let attended = forward(budget, q.clone(), k.clone(), v.clone(), &mask, scale, softcap);
+            let tensors = forward_tensors(budget, q.clone(), k.clone(), v.clone(), &mask, scale, softcap);
+            let out_tensors = tensors.out.clone();
+            let (dq_t, dk_t, dv_t) =
+                backward_tensors(budget, q.clone(), k.clone(), v.clone(), tensors, d_o.clone(), &mask, scale, softcap);
+            let causal = Causal { mask: mask.clone(), window };
+            assert!(Kernels::on(&q, &k, &v).is_some(), "f32 values on the CPU backend take the kernels");
+            let attended = forward(budget, q.clone(), k.clone(), v.clone(), &causal, scale, softcap);
             let out = attended.out.clone();
-            let (dq, dk, dv) = backward(budget, q, k, v, attended, d_o, &mask, scale, softcap);
+            let (dq, dk, dv) = backward(budget, q, k, v, attended, d_o, &causal, scale, softcap);
             let close = |name: &str, got: Tensor<4>, want: Tensor<4>| {
                 let (got, want): (Vec<f32>, Vec<f32>) =
                     (got.into_data().iter().collect(), want.into_data().iter().collect());
@@ -221,10 +288,14 @@ mod tests {
                 let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(err <= 1e-5 * scale.max(1.0), "{name} (b {b}, h {h}, kv {kv}, t {t}): max error {err:e}");
             };
-            close("output", out, want.without_autodiff());
-            close("dq", dq, grad(&ql));
-            close("dk", dk, grad(&kl));
-            close("dv", dv, grad(&vl));
+            close("output (tensors)", out_tensors, want.clone().without_autodiff());
+            close("dq (tensors)", dq_t, grad(&ql));
+            close("dk (tensors)", dk_t, grad(&kl));
+            close("dv (tensors)", dv_t, grad(&vl));
+            close("output (kernels)", out, want.without_autodiff());
+            close("dq (kernels)", dq, grad(&ql));
+            close("dk (kernels)", dk, grad(&kl));
+            close("dv (kernels)", dv, grad(&vl));
         }
     }
 }

@@ -6,6 +6,8 @@ mod block;
 mod blocked_attention;
 mod config;
 mod dtype;
+#[cfg(not(target_family = "wasm"))]
+mod flex_attention;
 mod gpt2;
 pub(crate) mod half;
 pub mod hub;

@@ -22,6 +22,8 @@ pub(crate) struct Positions {
     pub mask: Tensor<4>,
     /// The causal mask of sliding-window layers, when the model has a window.
     pub window_mask: Option<Tensor<4>>,
+    /// That window: a query sees itself and the `window − 1` keys before it.
+    pub window: Option<usize>,
 }
 
 /// The rotary embedding's settings.
@@ -118,6 +120,7 @@ impl PositionCache {
             window_rope: rope(&b.window_rope, &self.window_rope),
             mask: square(&b.mask),
             window_mask: b.window_mask.as_ref().map(square),
+            window: self.window,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The blocked output head with its hand-written backward (src/loss/head.rs) against the
 //! definition in f64, on fresh random inputs with padding, masked prompts, a bias and a soft cap
-//! that saturates, on both backends; and the full-logits `response_logps` against the same.
+//! that saturates, on both backends (on the CPU the head whole goes through our CPU kernel, in
+//! parts through tensor operations); and the full-logits `response_logps` against the same.
 
 use burn::prelude::*;
 

@@ -222,6 +222,31 @@ fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
     assert!(err < 1e-5, "gradients in parts vs whole: max rel diff {err}");
 }
 
+/// `--backprop auto`: on the CPU, blocks while the estimate of every block's activations stays
+/// within 4 GiB, then layerwise (a batch counts its positions); on a GPU, whole while one
+/// graph's attention tensors stay within 1 GiB. Asked for, each choice is itself.
+#[test]
+fn auto_backprop_follows_the_device_and_the_memory_it_would_keep() {
+    let cpu = Compute::cpu();
+    let m = CausalLm::load(&llama(), &cpu.device).unwrap();
+    let most = (4usize << 30) / m.kept_activations(1, 1);
+    let auto = |m: &CausalLm, rows, t, c: &Compute| Backprop::Auto.resolve(m, rows, t, &c.device);
+    assert_eq!(auto(&m, 1, most, &cpu), Backprop::Blocks);
+    assert_eq!(auto(&m, 1, most + 1, &cpu), Backprop::Layerwise);
+    assert_eq!(auto(&m, 2, most / 2 + 1, &cpu), Backprop::Layerwise);
+    for chosen in [Backprop::Whole, Backprop::Blocks, Backprop::Layerwise] {
+        assert_eq!(chosen.resolve(&m, 1, most + 1, &cpu.device), chosen);
+    }
+    let Some(gpu) = common::gpu() else { return };
+    let g = CausalLm::load(&llama(), &gpu.device).unwrap();
+    // Two [rows, heads, t, t] f32 tensors per layer.
+    let (heads, layers) = (g.config.heads, g.config.layers);
+    let whole_within = |t: usize| 2 * 4 * heads * t * t * layers <= 1 << 30;
+    let t = (1..).take_while(|&t| whole_within(t)).last().unwrap();
+    assert_eq!(auto(&g, 1, t, &gpu), Backprop::Whole);
+    assert_eq!(auto(&g, 1, t + 1, &gpu), Backprop::Layerwise);
+}
+
 /// A batch whose activation the GPU cannot bind is refused before the pass, naming what fixes
 /// it: through a whole graph, attention's `[1, 4, 3000, 3000]` scores (144 MB) want the
 /// layerwise backward; layerwise, a 110,000-token sequence's 160-wide MLP activation (70 MB)

@@ -171,13 +171,15 @@ fn check_sft(
 
 /// SFT losses and per-example gradients through the whole graph.
 fn sft(name: &str, c: &Compute) {
-    let (model, adapter) = load(name, c);
+    let (mut model, adapter) = load(name, c);
+    model.backprop = Backprop::Whole;
     check_sft(name, c, &model, &adapter, &reference_json(name), &reference_tensors(name));
 }
 
 /// DPO log-probs, margins, losses and per-example gradients through the whole graph.
 fn dpo(name: &str, c: &Compute) {
-    let (model, adapter) = load(name, c);
+    let (mut model, adapter) = load(name, c);
+    model.backprop = Backprop::Whole;
     let r = reference_json(name);
     let pairs = dpo_pairs(&r);
     let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
@@ -186,17 +188,21 @@ fn dpo(name: &str, c: &Compute) {
     check_grads("dpo", name, c, &adapter, out.grads, &reference_tensors(name));
 }
 
-/// The layerwise backward (each block recomputed, attention a block of queries at a time with
-/// its backward written out): SFT losses and gradients, DPO gradients.
+/// The block-by-block backward passes, each block recomputed (layerwise) or its graph kept from
+/// the forward pass (blocks), attention a block of queries at a time with its backward written
+/// out (on the CPU by our kernels): SFT losses and gradients, DPO gradients.
 fn layerwise(name: &str, c: &Compute) {
     let (mut model, adapter) = load(name, c);
-    model.backprop = Backprop::Layerwise;
     let r = reference_json(name);
     let refs = reference_tensors(name);
-    check_sft(name, c, &model, &adapter, &r, &refs);
     let pairs = dpo_pairs(&r);
-    let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
-    check_grads("dpo", name, c, &adapter, out.grads, &refs);
+    for backprop in [Backprop::Layerwise, Backprop::Blocks] {
+        model.backprop = backprop;
+        eprintln!("{name}: {backprop:?}");
+        check_sft(name, c, &model, &adapter, &r, &refs);
+        let out = per_example_grads(&model, &adapter, &pairs, LossKind::Dpo { beta: 0.1 }, &c.device).unwrap();
+        check_grads("dpo", name, c, &adapter, out.grads, &refs);
+    }
 }
 
 /// Per-example SFT gradients with the frozen matrices in 16 bits (each type the backend has)
@@ -317,7 +323,7 @@ whole_graph!(logits_match_pytorch, logits);
 whole_graph!(sft_per_example_gradients_match_pytorch, sft);
 whole_graph!(dpo_per_example_gradients_and_logps_match_pytorch, dpo);
 
-// The layerwise backward: every checkpoint on the CPU, so every attention variant the families
+// The block-by-block backward passes: every checkpoint on the CPU, so every attention variant the families
 // use; on wgpu the four that together hold every variant: Gemma-2 (soft-capped scores, sliding
 // and full layers, grouped-query heads, post-norms), SmolLM3 (NoPE layers beside rotary ones),
 // GPT-NeoX (parallel block, per-head fused q/k/v) and GPT-2 (Conv1D, fused q/k/v, learned

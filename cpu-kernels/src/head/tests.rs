@@ -1,0 +1,77 @@
+//! The head kernel against the definition in f64, on fresh random inputs.
+
+use super::{log_probs, Head, CHUNK, ROWS};
+
+/// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed, to replay a failure).
+fn fresh_seed() -> u64 {
+    let seed = std::env::var("GRADSIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!("cpu head kernel: seed {seed} (replay with GRADSIFT_TEST_SEED={seed})");
+    seed
+}
+
+/// Uniform on [−a, a) from splitmix64.
+fn uniform(state: &mut u64, n: usize, a: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * a
+        })
+        .collect()
+}
+
+/// Rows past one tile and a short last one; vocabularies past one chunk with a short last one
+/// and within one; with and without bias and soft cap; logits spread wide enough that the
+/// running maximum moves between chunks.
+#[test]
+fn head_kernel_matches_the_definition_in_f64() {
+    let mut state = fresh_seed();
+    // (rows, dim, vocab, bias, soft cap)
+    let cases = [
+        (ROWS + 37, 24, 2 * CHUNK + 301, true, Some(5.0f32)),
+        (9, 40, CHUNK / 2 + 3, false, None),
+        (2 * ROWS + 1, 16, 3 * CHUNK, true, None),
+    ];
+    for (n, d, v, with_bias, softcap) in cases {
+        let weight = uniform(&mut state, d * v, 1.0);
+        let bias = with_bias.then(|| uniform(&mut state, v, 2.0));
+        let hidden = uniform(&mut state, n * d, 1.5);
+        let targets: Vec<usize> =
+            uniform(&mut state, n, 1.0).iter().map(|x| ((x + 1.0) / 2.0 * v as f32) as usize % v).collect();
+        let head = Head { weight: &weight, bias: bias.as_deref(), softcap, dim: d, vocab: v };
+        let (mut logp, mut grad) = (vec![0f32; n], vec![0f32; n * d]);
+        log_probs(&head, &hidden, &targets, &mut logp, Some(&mut grad));
+        let mut only = vec![0f32; n];
+        log_probs(&head, &hidden, &targets, &mut only, None);
+        assert_eq!(logp, only, "log-probs without the gradient");
+        let (mut worst_lp, mut worst_g, mut top) = (0f64, 0f64, 0f64);
+        for r in 0..n {
+            let h = &hidden[r * d..(r + 1) * d];
+            let raw: Vec<f64> = (0..v)
+                .map(|j| {
+                    let b = bias.as_ref().map_or(0.0, |b| b[j] as f64);
+                    (0..d).map(|i| h[i] as f64 * weight[i * v + j] as f64).sum::<f64>() + b
+                })
+                .collect();
+            let z: Vec<f64> = raw.iter().map(|&x| softcap.map_or(x, |c| c as f64 * (x / c as f64).tanh())).collect();
+            let slope: Vec<f64> =
+                raw.iter().map(|&x| softcap.map_or(1.0, |c| 1.0 / (x / c as f64).cosh().powi(2))).collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+            let y = targets[r];
+            worst_lp = worst_lp.max((logp[r] as f64 - (z[y] - lse)).abs());
+            for i in 0..d {
+                let sum: f64 = (0..v).map(|j| (z[j] - lse).exp() * slope[j] * weight[i * v + j] as f64).sum();
+                let want = slope[y] * weight[i * v + y] as f64 - sum;
+                top = top.max(want.abs());
+                worst_g = worst_g.max((grad[r * d + i] as f64 - want).abs());
+            }
+        }
+        assert!(worst_lp <= 2e-5, "log p (n {n}, d {d}, v {v}): max error {worst_lp:e}");
+        assert!(worst_g <= 2e-6 * top.max(1.0), "gradient (n {n}, d {d}, v {v}): max error {worst_g:e} of {top:e}");
+    }
+}
