@@ -1,6 +1,7 @@
 //! The output head's log-probabilities of target tokens and their gradients with respect to the
 //! hidden states, in one pass over the vocabulary: no `[rows, V]` logits, probabilities or
-//! gradients exist, only a tile of `ROWS × CHUNK` logits at a time.
+//! gradients exist, only a tile of `ROWS` rows' logits over one chunk of the vocabulary at a
+//! time.
 //!
 //! For a row with hidden state h, head W `[d, V]`, bias b, logits z = s(h·W + b) (s the optional
 //! soft cap c·tanh(·/c)), target y and p = softmax(z):
@@ -14,106 +15,165 @@ use rayon::prelude::*;
 use crate::matmul::{product, View};
 use crate::rows;
 
-/// Rows a tile holds: every tile reads all of W twice, so more rows read it fewer times.
+/// Rows a tile holds, each tile a task: its `ROWS × chunk` logits stay in cache.
 const ROWS: usize = 128;
 
-/// Vocabulary entries a chunk holds: a tile's `ROWS × CHUNK` logits (512 KiB) stay in cache.
-const CHUNK: usize = 1024;
-
-/// The output head: `weight` `[dim, vocab]` row-major, an optional `bias` `[vocab]` and soft
-/// cap.
+/// What one row has seen of the vocabulary so far.
 #[derive(Clone, Copy)]
-pub struct Head<'a> {
-    pub weight: &'a [f32],
-    pub bias: Option<&'a [f32]>,
-    pub softcap: Option<f32>,
-    pub dim: usize,
-    pub vocab: usize,
+struct Row {
+    /// The largest logit, and Σ e^{z − max} under it.
+    max: f32,
+    norm: f32,
+    /// z_y and s′_y once the target's chunk has passed (s′ = 1 without a soft cap).
+    z_y: f32,
+    s_y: f32,
 }
 
-/// For each row of `hidden` `[n, dim]` and its target token: `logp` `[n]` = log p(target) and,
-/// when given, `grad` `[n, dim]` = its gradient with respect to the row.
-///
-/// # Panics
-/// When a slice's length is not what the head and `targets` say, or a target is not in the
-/// vocabulary.
-pub fn log_probs(head: &Head<'_>, hidden: &[f32], targets: &[usize], logp: &mut [f32], grad: Option<&mut [f32]>) {
-    let (d, v, n) = (head.dim, head.vocab, targets.len());
-    assert_eq!(head.weight.len(), d * v, "weight");
-    assert!(head.bias.is_none_or(|b| b.len() == v), "bias");
-    assert_eq!((hidden.len(), logp.len()), (n * d, n), "hidden states");
-    assert!(targets.iter().all(|&y| y < v), "a target past the vocabulary");
-    assert!(grad.as_ref().is_none_or(|g| g.len() == n * d), "gradient");
-    if n == 0 || d == 0 {
-        return;
+/// The head's log-probabilities of `targets` and their gradients with respect to `hidden`
+/// (`[n, dim]` row-major), taken over the vocabulary a chunk of columns at a time
+/// ([`Self::chunk`]): the caller hands each chunk of the head's weight as it is read, so no
+/// copy of the whole head is ever made.
+pub struct HeadPass<'a> {
+    hidden: &'a [f32],
+    targets: &'a [usize],
+    dim: usize,
+    softcap: Option<f32>,
+    /// Whether the gradients are wanted.
+    grad: bool,
+    rows: Vec<Row>,
+    /// Per row, Σ e^{z − max}·s′·W[:, v] over the chunks seen (`[n, dim]`).
+    sums: Vec<f32>,
+    /// Per row, W[:, y] once seen (`[n, dim]`).
+    w_y: Vec<f32>,
+}
+
+impl<'a> HeadPass<'a> {
+    /// A pass over `hidden` `[n, dim]` whose rows predict `targets` (`n` of them), logits
+    /// soft-capped at `softcap`, with the gradients when `grad`.
+    ///
+    /// # Panics
+    /// When `hidden` is not `n × dim`.
+    pub fn new(hidden: &'a [f32], targets: &'a [usize], dim: usize, softcap: Option<f32>, grad: bool) -> Self {
+        let n = targets.len();
+        assert_eq!(hidden.len(), n * dim, "hidden states");
+        let row = Row { max: f32::NEG_INFINITY, norm: 0.0, z_y: f32::NAN, s_y: 1.0 };
+        // Both stay zero without `grad`; they pace the tiles either way.
+        let (sums, w_y) = (vec![0.0; n * dim], vec![0.0; n * dim]);
+        HeadPass { hidden, targets, dim, softcap, grad, rows: vec![row; n], sums, w_y }
     }
-    let tiles = logp.par_chunks_mut(ROWS).zip(hidden.par_chunks(ROWS * d)).zip(targets.par_chunks(ROWS));
-    match grad {
-        Some(grad) => {
-            tiles.zip(grad.par_chunks_mut(ROWS * d)).for_each(|(((logp, h), y), g)| tile(head, h, y, logp, Some(g)))
+
+    /// Takes vocabulary entries `first..first + c`: their columns of the head's weight, `weight`
+    /// `[dim, c]` row-major, and their `bias` where the head has one.
+    ///
+    /// # Panics
+    /// When `weight` or `bias` are not of `c` columns.
+    pub fn chunk(&mut self, first: usize, weight: &[f32], bias: Option<&[f32]>) {
+        let d = self.dim;
+        if d == 0 || self.targets.is_empty() {
+            return;
         }
-        None => tiles.for_each(|((logp, h), y)| tile(head, h, y, logp, None)),
+        let c = weight.len() / d;
+        assert_eq!(weight.len(), c * d, "a chunk of whole columns");
+        assert!(bias.is_none_or(|b| b.len() == c), "bias of the chunk's columns");
+        let (hidden, targets, softcap, grad) = (self.hidden, self.targets, self.softcap, self.grad);
+        self.rows
+            .par_chunks_mut(ROWS)
+            .zip(self.sums.par_chunks_mut(ROWS * d))
+            .zip(self.w_y.par_chunks_mut(ROWS * d))
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(z, slope), (i, ((rows, sums), w_y))| {
+                    let span = i * ROWS..i * ROWS + rows.len();
+                    let tile = Tile { first, weight, bias, softcap, grad, d, c };
+                    tile.take(&hidden[span.start * d..span.end * d], &targets[span], rows, sums, w_y, z, slope);
+                },
+            );
+    }
+
+    /// log p(target) of every row and, when asked for, ∂log p(target)/∂h `[n, dim]` row-major.
+    ///
+    /// # Panics
+    /// When a row's target was in no chunk.
+    pub fn finish(self) -> (Vec<f32>, Option<Vec<f32>>) {
+        assert!(self.rows.iter().all(|r| !r.z_y.is_nan()), "a target outside the chunks taken");
+        let logp = self.rows.iter().map(|r| r.z_y - r.max - r.norm.ln()).collect();
+        let grad = self.grad.then(|| {
+            let mut g = self.sums;
+            // s′_y·W[:, y] − (Σ e^{z − max}·s′·W[:, v]) / normaliser.
+            for ((row, w_y), r) in g.chunks_exact_mut(self.dim).zip(self.w_y.chunks_exact(self.dim)).zip(&self.rows) {
+                row.iter_mut().zip(w_y).for_each(|(x, w)| *x = r.s_y * w - *x / r.norm);
+            }
+            g
+        });
+        (logp, grad)
     }
 }
 
-/// One tile of rows: `h` `[m, d]`, targets `y`, its `logp` and `grad` rows.
-fn tile(head: &Head<'_>, h: &[f32], y: &[usize], logp: &mut [f32], mut grad: Option<&mut [f32]>) {
-    let (d, v, m) = (head.dim, head.vocab, y.len());
-    // Per row: the running maximum, the normaliser under it, and z_y once seen.
-    let (mut max, mut norm, mut z_y) = (vec![f32::NEG_INFINITY; m], vec![0f32; m], vec![0f32; m]);
-    let mut z = vec![0f32; m * CHUNK];
-    let mut slope = match (head.softcap, grad.is_some()) {
-        (Some(_), true) => vec![0f32; m * CHUNK],
-        _ => Vec::new(),
-    };
-    let mut s_y = vec![1f32; m];
-    if let Some(g) = grad.as_deref_mut() {
-        g.fill(0.0);
-    }
-    for c0 in (0..v).step_by(CHUNK) {
-        let c = CHUNK.min(v - c0);
-        let z = &mut z[..m * c];
-        let w = View::strided(head.weight, c0, d, c, v, 1);
+/// One chunk of the vocabulary, as one tile of rows takes it.
+struct Tile<'a> {
+    first: usize,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    softcap: Option<f32>,
+    grad: bool,
+    d: usize,
+    c: usize,
+}
+
+impl Tile<'_> {
+    /// Adds the chunk to what rows `h` `[m, d]` with targets `y` have `seen`; `z` and `slope`
+    /// are scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &self,
+        h: &[f32],
+        y: &[usize],
+        seen: &mut [Row],
+        sums: &mut [f32],
+        w_y: &mut [f32],
+        z: &mut Vec<f32>,
+        slope: &mut Vec<f32>,
+    ) {
+        let (d, c, m) = (self.d, self.c, y.len());
+        z.resize(m * c, 0.0);
+        let slopes = self.softcap.is_some() && self.grad;
+        slope.resize(if slopes { m * c } else { 0 }, 0.0);
+        let w = View::rows(self.weight, 0, d, c);
         product(z, false, View::rows(h, 0, m, d), w, 1.0);
+        let chunk = self.first..self.first + c;
         for (r, row) in z.chunks_exact_mut(c).enumerate() {
-            if let Some(b) = head.bias {
-                row.iter_mut().zip(&b[c0..c0 + c]).for_each(|(x, b)| *x += b);
+            if let Some(b) = self.bias {
+                row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
             }
-            if let Some(cap) = head.softcap {
-                let slopes = (!slope.is_empty()).then(|| &mut slope[r * c..(r + 1) * c]);
-                rows::soft_cap(row, cap, slopes);
+            if let Some(cap) = self.softcap {
+                rows::soft_cap(row, cap, slopes.then(|| &mut slope[r * c..(r + 1) * c]));
             }
-            if (c0..c0 + c).contains(&y[r]) {
-                z_y[r] = row[y[r] - c0];
-                if !slope.is_empty() {
-                    s_y[r] = slope[r * c + y[r] - c0];
+            let state = &mut seen[r];
+            if chunk.contains(&y[r]) {
+                let j = y[r] - self.first;
+                state.z_y = row[j];
+                if slopes {
+                    state.s_y = slope[r * c + j];
+                }
+                if self.grad {
+                    w_y[r * d..(r + 1) * d].iter_mut().enumerate().for_each(|(i, x)| *x = self.weight[i * c + j]);
                 }
             }
-            // e^{z − m} under the new maximum; what was summed under the old one is rescaled.
-            let top = max[r].max(rows::max(row));
-            let rescale = (max[r] - top).exp();
-            norm[r] = norm[r] * rescale + rows::exp_sum(row, top);
-            max[r] = top;
-            if let Some(g) = grad.as_deref_mut() {
-                g[r * d..(r + 1) * d].iter_mut().for_each(|x| *x *= rescale);
-                if !slope.is_empty() {
+            // e^{z − max} under the new maximum; what was summed under the old one is rescaled.
+            let top = state.max.max(rows::max(row));
+            let rescale = (state.max - top).exp();
+            state.norm = state.norm * rescale + rows::exp_sum(row, top);
+            state.max = top;
+            if self.grad {
+                sums[r * d..(r + 1) * d].iter_mut().for_each(|x| *x *= rescale);
+                if slopes {
                     row.iter_mut().zip(&slope[r * c..(r + 1) * c]).for_each(|(e, s)| *e *= s);
                 }
             }
         }
-        if let Some(g) = grad.as_deref_mut() {
-            product(g, true, View::rows(z, 0, m, c), w.t(), 1.0);
-        }
-    }
-    for r in 0..m {
-        logp[r] = z_y[r] - max[r] - norm[r].ln();
-    }
-    if let Some(g) = grad {
-        // s′_y·W[:, y] − (Σ e^{z − m}·s′·W[:, v]) / normaliser.
-        for (r, row) in g.chunks_exact_mut(d).enumerate() {
-            for (i, x) in row.iter_mut().enumerate() {
-                *x = s_y[r] * head.weight[i * v + y[r]] - *x / norm[r];
-            }
+        if self.grad {
+            product(sums, true, View::rows(z, 0, m, c), w.t(), 1.0);
         }
     }
 }

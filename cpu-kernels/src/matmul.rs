@@ -17,11 +17,6 @@ impl<'a> View<'a> {
         View { data, at, rows, cols, rs: cols, cs: 1 }
     }
 
-    /// `rows × cols` from `at` with row stride `rs` and column stride `cs`.
-    pub fn strided(data: &'a [f32], at: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        View { data, at, rows, cols, rs, cs }
-    }
-
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }

@@ -1,6 +1,6 @@
 //! The head kernel against the definition in f64, on fresh random inputs.
 
-use super::{log_probs, Head, CHUNK, ROWS};
+use super::{HeadPass, ROWS};
 
 /// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed, to replay a failure).
 fn fresh_seed() -> u64 {
@@ -24,30 +24,37 @@ fn uniform(state: &mut u64, n: usize, a: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Rows past one tile and a short last one; vocabularies past one chunk with a short last one
-/// and within one; with and without bias and soft cap; logits spread wide enough that the
+/// Rows past one tile and a short last one; vocabularies in several chunks with a short last
+/// one, and in one; with and without bias and soft cap; logits spread wide enough that the
 /// running maximum moves between chunks.
 #[test]
 fn head_kernel_matches_the_definition_in_f64() {
     let mut state = fresh_seed();
-    // (rows, dim, vocab, bias, soft cap)
+    // (rows, dim, vocab, chunk, bias, soft cap)
     let cases = [
-        (ROWS + 37, 24, 2 * CHUNK + 301, true, Some(5.0f32)),
-        (9, 40, CHUNK / 2 + 3, false, None),
-        (2 * ROWS + 1, 16, 3 * CHUNK, true, None),
+        (ROWS + 37, 24, 2349, 1024, true, Some(5.0f32)),
+        (9, 40, 515, 1024, false, None),
+        (2 * ROWS + 1, 16, 3072, 512, true, None),
     ];
-    for (n, d, v, with_bias, softcap) in cases {
+    for (n, d, v, chunk, with_bias, softcap) in cases {
         let weight = uniform(&mut state, d * v, 1.0);
         let bias = with_bias.then(|| uniform(&mut state, v, 2.0));
         let hidden = uniform(&mut state, n * d, 1.5);
         let targets: Vec<usize> =
             uniform(&mut state, n, 1.0).iter().map(|x| ((x + 1.0) / 2.0 * v as f32) as usize % v).collect();
-        let head = Head { weight: &weight, bias: bias.as_deref(), softcap, dim: d, vocab: v };
-        let (mut logp, mut grad) = (vec![0f32; n], vec![0f32; n * d]);
-        log_probs(&head, &hidden, &targets, &mut logp, Some(&mut grad));
-        let mut only = vec![0f32; n];
-        log_probs(&head, &hidden, &targets, &mut only, None);
-        assert_eq!(logp, only, "log-probs without the gradient");
+        // The caller's side: each chunk's columns of W, `[d, c]` row-major.
+        let pass = |grad: bool| {
+            let mut pass = HeadPass::new(&hidden, &targets, d, softcap, grad);
+            for c0 in (0..v).step_by(chunk) {
+                let c = chunk.min(v - c0);
+                let w: Vec<f32> = (0..d).flat_map(|i| weight[i * v + c0..i * v + c0 + c].to_vec()).collect();
+                pass.chunk(c0, &w, bias.as_ref().map(|b| &b[c0..c0 + c]));
+            }
+            pass.finish()
+        };
+        let (logp, grad) = pass(true);
+        let grad = grad.expect("asked for");
+        assert_eq!(pass(false).0, logp, "log-probs without the gradient");
         let (mut worst_lp, mut worst_g, mut top) = (0f64, 0f64, 0f64);
         for r in 0..n {
             let h = &hidden[r * d..(r + 1) * d];
