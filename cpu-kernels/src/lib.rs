@@ -15,3 +15,5 @@ pub mod attention;
 pub mod head;
 mod matmul;
 mod rows;
+#[cfg(test)]
+mod testing;

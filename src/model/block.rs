@@ -166,12 +166,13 @@ impl Attention {
         let (q, k, v) = self.project(x, pos, lora);
         let [b, h, t, hd] = q.dims();
         let causal = self.causal(pos);
-        // On values (nothing tracked reaches it): the output, on the kind of device q is on, and
-        // what the blocked function computed.
+        // On values (nothing tracked reaches it); the output goes back to the kind of device q
+        // is on.
+        let autodiff = q.is_autodiff();
+        let on_kind = |out: Tensor<4>| if autodiff { out.autodiff() } else { out };
         let blocked = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
-            let autodiff = q.is_autodiff();
             let values = |x: Tensor<4>| x.without_autodiff();
-            let attended = blocked_attention::forward(
+            blocked_attention::forward(
                 blocked_attention::BLOCK,
                 values(q),
                 values(k),
@@ -179,24 +180,23 @@ impl Attention {
                 &causal.values(),
                 self.scale,
                 self.softcap,
-            );
-            let out = if autodiff { attended.out.clone().autodiff() } else { attended.out.clone() };
-            (out, attended)
+            )
         };
         let a = match attend {
             Attend::Auto if q.is_tracked() || k.is_tracked() || v.is_tracked() => {
                 let rep = h / self.kv_heads;
                 nn::attention(q, nn::repeat_kv(k, rep), nn::repeat_kv(v, rep), &causal.mask, self.scale, self.softcap)
             }
-            Attend::Auto => blocked(q, k, v).0,
+            Attend::Auto => on_kind(blocked(q, k, v).out),
             Attend::Keep(slot) => {
-                let (out, attended) = blocked(q, k, v);
+                let attended = blocked(q, k, v);
+                let out = on_kind(attended.out.clone());
                 *slot = Some(attended);
                 out
             }
             Attend::Recorded(attended, slot) => record(q, k, v, attended, slot),
             Attend::Record(slot) => {
-                let (_, attended) = blocked(q.clone(), k.clone(), v.clone());
+                let attended = blocked(q.clone(), k.clone(), v.clone());
                 record(q, k, v, attended, slot)
             }
         };

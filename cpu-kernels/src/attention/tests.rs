@@ -1,28 +1,7 @@
 //! The kernels against attention written out plainly in f64, on fresh random inputs.
 
 use super::{backward, forward, Saved, Scores, Shape};
-
-/// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed, to replay a failure).
-fn fresh_seed() -> u64 {
-    let seed = std::env::var("GRADSIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
-    eprintln!("cpu attention kernels: seed {seed} (replay with GRADSIFT_TEST_SEED={seed})");
-    seed
-}
-
-/// Uniform on [−2, 2) from splitmix64.
-fn uniform(state: &mut u64, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = *state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 22) as f32 - 2.0
-        })
-        .collect()
-}
+use crate::testing::{fresh_seed, uniform};
 
 /// Output, dq, dk, dv by the definitions, in f64, one query at a time.
 fn reference(s: &Shape, c: &Scores, q: &[f32], k: &[f32], v: &[f32], d_out: &[f32]) -> [Vec<f64>; 4] {
@@ -73,7 +52,7 @@ fn reference(s: &Shape, c: &Scores, q: &[f32], k: &[f32], v: &[f32], d_out: &[f3
 /// than a tile; errors relative to each tensor's largest magnitude.
 #[test]
 fn kernels_match_attention_written_out_in_f64() {
-    let mut state = fresh_seed();
+    let mut state = fresh_seed("cpu attention kernels");
     let cases = [
         (
             Shape { batch: 2, heads: 4, kv_heads: 2, len: 150, head_dim: 8 },
@@ -94,8 +73,12 @@ fn kernels_match_attention_written_out_in_f64() {
     ];
     for (shape, scores) in cases {
         let (nq, nk) = (shape.queries(), shape.keys());
-        let (q, k, v, d_out) =
-            (uniform(&mut state, nq), uniform(&mut state, nk), uniform(&mut state, nk), uniform(&mut state, nq));
+        let (q, k, v, d_out) = (
+            uniform(&mut state, nq, 2.0),
+            uniform(&mut state, nk, 2.0),
+            uniform(&mut state, nk, 2.0),
+            uniform(&mut state, nq, 2.0),
+        );
         let (mut out, mut lse) = (vec![0f32; nq], vec![0f32; nq / shape.head_dim]);
         forward(&shape, &scores, &q, &k, &v, &mut out, &mut lse);
         let (mut dq, mut dk, mut dv) = (vec![0f32; nq], vec![0f32; nk], vec![0f32; nk]);

@@ -1,35 +1,14 @@
 //! The head kernel against the definition in f64, on fresh random inputs.
 
 use super::{HeadPass, ROWS};
-
-/// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed, to replay a failure).
-fn fresh_seed() -> u64 {
-    let seed = std::env::var("GRADSIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
-    eprintln!("cpu head kernel: seed {seed} (replay with GRADSIFT_TEST_SEED={seed})");
-    seed
-}
-
-/// Uniform on [−a, a) from splitmix64.
-fn uniform(state: &mut u64, n: usize, a: f32) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = *state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * a
-        })
-        .collect()
-}
+use crate::testing::{fresh_seed, uniform};
 
 /// Rows past one tile and a short last one; vocabularies in several chunks with a short last
 /// one, and in one; with and without bias and soft cap; logits spread wide enough that the
 /// running maximum moves between chunks.
 #[test]
 fn head_kernel_matches_the_definition_in_f64() {
-    let mut state = fresh_seed();
+    let mut state = fresh_seed("cpu head kernel");
     // (rows, dim, vocab, chunk, bias, soft cap)
     let cases = [
         (ROWS + 37, 24, 2349, 1024, true, Some(5.0f32)),
