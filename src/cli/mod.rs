@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod convert;
+mod heap;
 mod hints;
 
 use std::fmt::Display;
@@ -36,6 +37,7 @@ fn init_logging(quiet: bool) {
 /// Parses the arguments, runs the subcommand, and reports an error once, with its causes and
 /// the flag that fixes it.
 pub fn main() -> ExitCode {
+    heap::keep_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.quiet);
     let result = match cli.command {
