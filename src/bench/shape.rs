@@ -260,7 +260,7 @@ impl ShapeRun {
         let achieved = self.flops / grad / 1e9;
         vec![
             format!(
-                "{} on {}: {:.1}M parameters ({} weights), LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {} projection k = {}",
+                "{} on {}: {:.1}M parameters ({} weights), LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {}",
                 self.shape.name(),
                 self.device,
                 self.params as f64 / 1e6,
@@ -270,8 +270,10 @@ impl ShapeRun {
                 self.seq_len,
                 self.batch,
                 self.backprop.name(),
-                self.projection.name(),
-                self.proj_dim
+                match self.proj_dim {
+                    0 => "no projection (exact gradients)".to_string(),
+                    k => format!("{} projection k = {k}", self.projection.name()),
+                }
             ),
             format!(
                 "  gradients: {:.2} examples/s, {:.0} tokens/s; forward + backward at {achieved:.1} GFLOP/s ({:.0}% of the backend's {:.1} GFLOP/s matmul)",
