@@ -142,8 +142,9 @@ impl Linear {
         }
         if let Some(branch) = lora.and_then(|l| l.branch(self.id)) {
             // [B,T,in]·[B,in,r]·[B,r,out]: one adapter copy per sequence, so that per-example
-            // copies receive per-example gradients.
-            y = y + x.matmul(branch.a.clone()).matmul(branch.b.clone()).mul_scalar(branch.scale);
+            // copies receive per-example gradients. The scale multiplies the rank-r middle, not
+            // the [B,T,out] product: an element-wise pass (and its backward) out/r times smaller.
+            y = y + x.matmul(branch.a.clone()).mul_scalar(branch.scale).matmul(branch.b.clone());
         }
         y
     }
