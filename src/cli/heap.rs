@@ -6,7 +6,7 @@
 //! threshold (twice the mmap threshold, itself raised up to 32 MiB as large blocks are freed:
 //! 64 MiB at most), and the next allocation takes every page back through a page fault and the
 //! kernel's zeroing. Keeping freed memory in the heap (trim threshold 2 GiB, allocations up to
-//! 32 MiB from the heap) made the SmolLM2-135M gradient pass at 2,048 tokens 6–9% faster with
+//! 32 MiB from the heap) made the SmolLM2-135M gradient pass at 2,048 tokens 8–12% faster with
 //! the same peak RSS (docs/performance.md). The library leaves the process's allocator alone;
 //! this is the binary's choice. A user's own `GLIBC_TUNABLES` malloc settings, or the older
 //! `MALLOC_*_` variables, win.
