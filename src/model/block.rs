@@ -156,9 +156,9 @@ impl Attention {
 
     /// The keys this layer's queries see (within the window on sliding layers).
     pub fn causal(&self, pos: &Positions) -> blocked_attention::Causal {
-        match (&pos.window_mask, pos.window, self.sliding) {
-            (Some(mask), Some(window), true) => blocked_attention::Causal { mask: mask.clone(), window: Some(window) },
-            _ => blocked_attention::Causal { mask: pos.mask.clone(), window: None },
+        match (&pos.window_causal, self.sliding) {
+            (Some(window), true) => window.clone(),
+            _ => pos.causal.clone(),
         }
     }
 

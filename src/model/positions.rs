@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use burn::prelude::*;
 
+use super::blocked_attention::Causal;
 use super::dtype::FloatKind;
 use super::nn;
 use super::rope::RopeSpec;
@@ -18,12 +19,10 @@ pub(crate) struct Positions {
     pub rope: Option<(Tensor<4>, Tensor<4>)>,
     /// cos and sin of the sliding-window layers, where their RoPE differs (Gemma-3).
     pub window_rope: Option<(Tensor<4>, Tensor<4>)>,
-    /// The causal mask of full-attention layers.
-    pub mask: Tensor<4>,
-    /// The causal mask of sliding-window layers, when the model has a window.
-    pub window_mask: Option<Tensor<4>>,
-    /// That window: a query sees itself and the `window − 1` keys before it.
-    pub window: Option<usize>,
+    /// The keys the queries of full-attention layers see.
+    pub causal: Causal,
+    /// Those of sliding-window layers, when the model has a window.
+    pub window_causal: Option<Causal>,
 }
 
 /// The rotary embedding's settings.
@@ -118,9 +117,12 @@ impl PositionCache {
         Positions {
             rope: rope(&b.rope, &self.rope),
             window_rope: rope(&b.window_rope, &self.window_rope),
-            mask: square(&b.mask),
-            window_mask: b.window_mask.as_ref().map(square),
-            window: self.window,
+            causal: Causal { mask: square(&b.mask), window: None },
+            window_causal: b
+                .window_mask
+                .as_ref()
+                .zip(self.window)
+                .map(|(m, w)| Causal { mask: square(m), window: Some(w) }),
         }
     }
 }
