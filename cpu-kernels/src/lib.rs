@@ -1,6 +1,8 @@
 //! gradsift's CPU kernels: causal attention, forward and backward, a tile of queries at a time
-//! ([`attention`]), and the output head's log-softmax with its gradient in one pass over the
-//! vocabulary ([`head`]).
+//! ([`attention`]), the output head's log-softmax with its gradient in one pass over the
+//! vocabulary ([`head`]), and the element-wise parts of a block that Burn's CPU backend runs as
+//! chains of single-threaded passes: the gated MLP's SiLU product ([`gated`]), RMSNorm
+//! ([`rms_norm`]) and the rotary position embedding ([`rope`]), forward and backward.
 //!
 //! Why a crate of its own: Burn's CPU backend computes each as a dozen tensor operations, each a
 //! pass over every score or logit that allocates its output, with a scalar `expf`; on SmolLM2's
@@ -12,8 +14,11 @@
 //! for quick rebuilds.
 
 pub mod attention;
+pub mod gated;
 pub mod head;
 mod matmul;
+pub mod rms_norm;
+pub mod rope;
 mod rows;
 #[cfg(test)]
 mod testing;

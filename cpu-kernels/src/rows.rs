@@ -30,13 +30,14 @@ macro_rules! vectorised {
         }
     };
 }
+pub(crate) use vectorised;
 
 /// e^x for x ≤ 88, within 2 ulp where the result is a normal float, as Cephes' `expf` computes
 /// it: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-7 polynomial in r, 2^n from the exponent
 /// bits. For x below −87 it returns about 2^−126 instead of a subnormal: a softmax weight under
 /// 10^−37, which no sum of weights holding a 1 can tell from 0.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     // Adding 1.5·2^23 rounds to an integer, which the low bits of the sum then hold.
     const ROUND: f32 = 12_582_912.0;
     let x = if x < -87.0 { -87.0 } else { x };

@@ -140,8 +140,8 @@ impl Attention {
         };
         let (mut q, mut k, v) = (nn::heads(q, self.heads, hd), nn::heads(k, kv, hd), nn::heads(v, kv, hd));
         if let Some(QkNorms { q: qn, k: kn, eps, per_head: true }) = &self.qk_norm {
-            q = nn::rms_norm_heads(q, qn, *eps);
-            k = nn::rms_norm_heads(k, kn, *eps);
+            q = nn::rms_norm(q, qn, *eps);
+            k = nn::rms_norm(k, kn, *eps);
         }
         let rope = match (&pos.window_rope, self.sliding) {
             (Some(window_rope), true) => Some(window_rope),
@@ -226,6 +226,17 @@ fn activate(act: Activation, x: Tensor<3>) -> Tensor<3> {
     }
 }
 
+/// `act(gate)·up`: on the CPU backend SiLU's through our kernel ([`super::flex_gated`]).
+fn gated(act: Activation, gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
+    #[cfg(not(target_family = "wasm"))]
+    if act == Activation::Silu {
+        if let Some(h) = super::flex_gated::silu_gated(&gate, &up) {
+            return h;
+        }
+    }
+    activate(act, gate) * up
+}
+
 /// The feed-forward part.
 // Built once and never moved in bulk: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -243,12 +254,12 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<3>, lora: Option<&LoraRuntime>) -> Tensor<3> {
         match self {
             Mlp::Gated { gate, up, down, act } => {
-                down.forward(activate(*act, gate.forward(x.clone(), lora)) * up.forward(x, lora), lora)
+                down.forward(gated(*act, gate.forward(x.clone(), lora), up.forward(x, lora)), lora)
             }
             Mlp::FusedGated { gate_up, down, intermediate, act } => {
                 let y = gate_up.forward(x, lora);
                 let (gate, up) = (y.clone().narrow(2, 0, *intermediate), y.narrow(2, *intermediate, *intermediate));
-                down.forward(up * activate(*act, gate), lora)
+                down.forward(gated(*act, gate, up), lora)
             }
             Mlp::Plain { fc, proj, act } => proj.forward(activate(*act, fc.forward(x, lora)), lora),
         }

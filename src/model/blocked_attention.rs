@@ -214,18 +214,9 @@ fn backward_tensors(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{fresh_seed, uniform};
     use super::*;
     use crate::device::Compute;
-    use crate::features::rng::fmix32;
-
-    /// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed, to replay a failure).
-    fn fresh_seed() -> u64 {
-        let seed = std::env::var("GRADSIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-        });
-        eprintln!("blocked attention: seed {seed} (replay with GRADSIFT_TEST_SEED={seed})");
-        seed
-    }
 
     /// The blocked forward and the written-out backward, both by tensor operations and by the
     /// CPU kernels, against autodiff through the whole score tensors, on random inputs with
@@ -234,7 +225,7 @@ mod tests {
     #[test]
     fn blocked_attention_matches_autodiff_through_whole_scores() {
         let values = Compute::cpu().device.without_autodiff();
-        let seed = fresh_seed();
+        let seed = fresh_seed("blocked attention");
         let mut draws = 0u32;
         // (batch, heads, kv heads, length, head dim, window, soft cap, scale)
         let cases = [
@@ -243,16 +234,10 @@ mod tests {
             (3, 2, 2, 23, 16, Some(30), None, 0.25),
         ];
         for (b, h, kv, t, hd, window, softcap, scale) in cases {
-            // Uniform on [−2, 2), from the seed's hash stream.
+            // Uniform on [−2, 2), a fresh stream of the seed's hashes for each.
             let mut random = |heads: usize| {
-                let n = b * heads * t * hd;
-                let data: Vec<f32> = (0..n as u32)
-                    .map(|i| {
-                        fmix32(seed as u32 ^ fmix32(draws.wrapping_mul(0x9e37_79b9) ^ i)) as f32 / 2f32.powi(30) - 2.0
-                    })
-                    .collect();
                 draws += 1;
-                Tensor::<4>::from_data(TensorData::new(data, [b, heads, t, hd]), &values)
+                uniform(seed, draws, [b, heads, t, hd], 2.0, &values)
             };
             let (q, k, v, d_o) = (random(h), random(kv), random(kv), random(h));
             let mask = nn::causal_mask(t, window, &values);

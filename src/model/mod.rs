@@ -8,6 +8,12 @@ mod config;
 mod dtype;
 #[cfg(not(target_family = "wasm"))]
 mod flex_attention;
+#[cfg(not(target_family = "wasm"))]
+mod flex_gated;
+#[cfg(not(target_family = "wasm"))]
+mod flex_norm;
+#[cfg(not(target_family = "wasm"))]
+mod flex_rope;
 mod gpt2;
 pub(crate) mod half;
 pub mod hub;
@@ -21,6 +27,8 @@ mod output;
 mod phi;
 mod positions;
 mod rope;
+#[cfg(test)]
+mod testing;
 mod weights;
 
 use std::path::{Path, PathBuf};

@@ -14,18 +14,23 @@ pub fn embedding(table: &Matrix, ids: Tensor<2, Int>) -> Tensor<3> {
     table.select(0, ids.reshape([b * t])).reshape([b, t, h])
 }
 
-/// Root-mean-square norm over the last dimension of `[B, H, T, hd]` (Qwen3's per-head q/k norm).
-pub(crate) fn rms_norm_heads(x: Tensor<4>, w: &Tensor<1>, eps: f64) -> Tensor<4> {
-    let d = w.dims()[0];
-    let inv = x.clone().square().mean_dim(3).add_scalar(eps).sqrt().recip();
-    x * inv * w.clone().reshape([1, 1, 1, d])
+/// Root-mean-square norm over the last dimension: of `[B, T, H]` (Llama, Qwen2), of `[B, H, T,
+/// hd]` (Qwen3's per-head q/k norm). On the CPU backend through our kernel
+/// ([`super::flex_norm`]), elsewhere by [`rms_norm_tensors`].
+pub(crate) fn rms_norm<const D: usize>(x: Tensor<D>, w: &Tensor<1>, eps: f64) -> Tensor<D> {
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(y) = super::flex_norm::rms_norm(&x, w, eps) {
+        return y;
+    }
+    rms_norm_tensors(x, w, eps)
 }
 
-/// Root-mean-square norm (Llama, Qwen2).
-pub(crate) fn rms_norm(x: Tensor<3>, w: &Tensor<1>, eps: f64) -> Tensor<3> {
-    let d = w.dims()[0];
-    let inv = x.clone().square().mean_dim(2).add_scalar(eps).sqrt().recip();
-    x * inv * w.clone().reshape([1, 1, d])
+/// [`rms_norm`] by tensor operations.
+pub(crate) fn rms_norm_tensors<const D: usize>(x: Tensor<D>, w: &Tensor<1>, eps: f64) -> Tensor<D> {
+    let mut shape = [1; D];
+    shape[D - 1] = w.dims()[0];
+    let inv = x.clone().square().mean_dim(D - 1).add_scalar(eps).sqrt().recip();
+    x * inv * w.clone().reshape(shape)
 }
 
 /// Layer norm with bias (GPT-2).
@@ -58,8 +63,18 @@ pub fn silu(x: Tensor<3>) -> Tensor<3> {
 
 /// `x·cos + rotate_half(x)·sin` on `[B, H, T, hd]`, with `cos, sin: [1 or B, 1, T, r]`.
 /// With `r < hd` (Phi-3's `partial_rotary_factor`) only the first `r` features of each head
-/// rotate and the rest pass through, as Transformers splits them.
+/// rotate and the rest pass through, as Transformers splits them. On the CPU backend through our
+/// kernel ([`super::flex_rope`]), elsewhere by [`apply_rope_tensors`].
 pub(crate) fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(y) = super::flex_rope::apply_rope(&x, cos, sin) {
+        return y;
+    }
+    apply_rope_tensors(x, cos, sin)
+}
+
+/// [`apply_rope`] by tensor operations.
+pub(crate) fn apply_rope_tensors(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     let (hd, r) = (x.dims()[3], cos.dims()[3]);
     let (rot, pass) = if r < hd { (x.clone().narrow(3, 0, r), Some(x.narrow(3, r, hd - r))) } else { (x, None) };
     let half = r / 2;
