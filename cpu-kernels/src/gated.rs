@@ -6,7 +6,7 @@
 //! the backward pass, a sigmoid recomputed from g and four more products, each a pass over the
 //! `[tokens, intermediate]` activations that allocates its output and runs on the calling thread
 //! with the C library's scalar `expf` (docs/performance.md). Here it is one pass forward and one
-//! backward, on rayon's threads, with the vectorised exponential of [`crate::rows`].
+//! backward, on rayon's threads, with the crate's vectorised exponential.
 
 use rayon::prelude::*;
 

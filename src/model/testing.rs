@@ -3,8 +3,6 @@
 
 use burn::prelude::*;
 
-use crate::features::rng::fmix32;
-
 /// The run's seed: `GRADSIFT_TEST_SEED`, else the clock (printed with `what`, to replay a
 /// failure).
 pub fn fresh_seed(what: &str) -> u32 {
@@ -15,11 +13,18 @@ pub fn fresh_seed(what: &str) -> u32 {
     seed
 }
 
-/// Values uniform on [−scale, scale) of shape `dims`, the `draw`-th stream of `seed`'s hashes.
+/// Values uniform on [−scale, scale) of shape `dims`, the `draw`-th stream of `seed` (splitmix64).
 pub fn uniform<const D: usize>(seed: u32, draw: u32, dims: [usize; D], scale: f32, device: &Device) -> Tensor<D> {
-    let n = dims.iter().product::<usize>() as u32;
+    let mut state = (u64::from(seed) << 32) ^ u64::from(draw).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let n = dims.iter().product::<usize>();
     let data: Vec<f32> = (0..n)
-        .map(|i| (fmix32(seed ^ fmix32(draw.wrapping_mul(0x9e37_79b9) ^ i)) as f32 / 2f32.powi(31) - 1.0) * scale)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale
+        })
         .collect();
     Tensor::from_data(TensorData::new(data, dims), device)
 }
