@@ -57,6 +57,16 @@ pub(crate) fn primitive<const D: usize>(x: &Tensor<D>) -> Option<Primitive> {
     }
 }
 
+/// The values of `x`, contiguous, when it is an f32 tensor of the CPU backend (autodiff or not,
+/// read as a constant: nothing is recorded), else None.
+#[cfg(not(target_family = "wasm"))]
+pub(crate) fn constant<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    Some(match primitive(x)? {
+        Primitive::Values(v) => contiguous(&v),
+        Primitive::Tracked(v) => contiguous(v.primitive()),
+    })
+}
+
 /// `t` with its values in one contiguous run (a copy where it is a strided view, such as one
 /// half of a fused projection's output).
 #[cfg(not(target_family = "wasm"))]

@@ -24,10 +24,7 @@ pub(super) fn rms_norm<const D: usize>(x: &Tensor<D>, w: &Tensor<1>, eps: f64) -
     if w.is_tracked() || x.dims()[D - 1] != w.dims()[0] {
         return None;
     }
-    let w = match host::primitive(w)? {
-        Primitive::Values(w) => host::contiguous(&w),
-        Primitive::Tracked(w) => host::contiguous(w.primitive()),
-    };
+    let w = host::constant(w)?;
     let eps = eps as f32;
     match host::primitive(x)? {
         Primitive::Values(x) => Some(Tensor::from_primitive::<Flex>(forward(&host::contiguous(&x), &w, eps).0)),

@@ -27,14 +27,8 @@ pub(super) fn apply_rope(x: &Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Opt
     if !fits || rotary % 2 != 0 || rotary > head_dim || cos.is_tracked() || sin.is_tracked() {
         return None;
     }
-    let table = |t: &Tensor<4>| {
-        host::primitive(t).map(|p| match p {
-            Primitive::Values(v) => host::contiguous(&v),
-            Primitive::Tracked(v) => host::contiguous(v.primitive()),
-        })
-    };
-    let angles =
-        Angles { shape: Shape { batch, heads, len, head_dim, rotary, cos_batch }, cos: table(cos)?, sin: table(sin)? };
+    let shape = Shape { batch, heads, len, head_dim, rotary, cos_batch };
+    let angles = Angles { shape, cos: host::constant(cos)?, sin: host::constant(sin)? };
     match host::primitive(x)? {
         Primitive::Values(x) => Some(Tensor::from_primitive::<Flex>(angles.rotate(&host::contiguous(&x), false))),
         Primitive::Tracked(x) => Some(Tensor::from_primitive::<TrackedCpu>(tracked(x, angles))),
