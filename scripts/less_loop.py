@@ -3,8 +3,9 @@ the same published config (random weights), a PEFT LoRA r=8 on the attention pro
 generated records of the same length with the first quarter masked, and one backward per
 example (batch 1), as LESS's get_info does. `--dtype f32` computes the bf16 weights in f32, as
 gradsift does; `--dtype bf16` keeps the model in bf16, as LESS loads it. `--attention sdpa` is
-Transformers' default attention (what users run), `eager` the explicit softmax. Prints
-examples/s, tokens/s and the peak resident memory, to put beside the Rust bench's line:
+Transformers' default attention (what users run), `eager` the explicit softmax. `--device
+cuda` runs it on an NVIDIA GPU. Prints examples/s, tokens/s and the peak resident memory (on a
+GPU also the peak of PyTorch's GPU allocations), to put beside the Rust bench's line:
 
     python3 -m venv /tmp/ref && /tmp/ref/bin/pip install torch transformers peft
     /tmp/ref/bin/python scripts/less_loop.py --shape smollm2-135m --examples 16 --seq-len 192 --threads 2
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     ap.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -83,13 +85,15 @@ def main():
     torch.set_default_dtype(torch.float32)
     if a.dtype == "f32":
         model = model.float()
+    model = model.to(a.device)
     targets = TARGETS.get(a.shape, ["q_proj", "k_proj", "v_proj", "o_proj"])
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets))
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"{a.shape}: LoRA {sum(p.numel() for p in params)} parameters, {a.examples} records of {a.seq_len} tokens")
     g = torch.Generator().manual_seed(7)
     lo = cfg.vocab_size // 8
-    data = [torch.randint(lo, cfg.vocab_size, (1, a.seq_len), generator=g) for _ in range(a.examples)]
+    data = [torch.randint(lo, cfg.vocab_size, (1, a.seq_len), generator=g).to(a.device) for _ in range(a.examples)]
+    cuda = a.device == "cuda"
 
     def grad(ids):
         labels = ids.clone()
@@ -99,12 +103,18 @@ def main():
         return torch.cat([p.grad.reshape(-1) for p in params])
 
     grad(data[0])  # warm-up
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for ids in data:
         grad(ids)
+    if cuda:
+        torch.cuda.synchronize()
     secs = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"  pytorch loop ({a.dtype}, {a.attention} attention, batch 1, {a.threads} threads): {a.examples / secs:.2f} examples/s, "
+    where = f"{torch.cuda.get_device_name()}, peak GPU memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB, " if cuda else f"{a.threads} threads, "
+    print(f"  pytorch loop ({a.dtype}, {a.attention} attention, batch 1, {where.rstrip(', ')}): {a.examples / secs:.2f} examples/s, "
           f"{a.examples * a.seq_len / secs:.0f} tokens/s, peak RSS {rss / 1e9:.2f} GB")
 
 

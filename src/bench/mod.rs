@@ -161,28 +161,58 @@ pub fn scoring_inputs(dir: &Path, rows: usize, dim: usize, targets: usize) -> Re
     Ok((matrix, Features::from_matrix(t.read_rows(0, targets)?, targets, dim, tasks)))
 }
 
-/// The backends a benchmark compares: the CPU backend (and, in builds with the `ndarray`
-/// feature, the other one when `both_cpus`), then every wgpu adapter unless `cpu_only`. Adapters
-/// that fail to open come back as `(description, why)`.
-pub fn backends(both_cpus: bool, cpu_only: bool) -> (Vec<Compute>, Vec<(String, String)>) {
-    let mut ok = vec![Compute::cpu()];
+/// Which CPU backends a benchmark times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpus {
+    /// None: the wgpu adapters alone (a GPU's run at a large shape without the CPU's, which
+    /// would take far longer).
+    None,
+    /// The backend that computes (Flex).
+    One,
+    /// Flex and, in builds with the `ndarray` feature, NdArray beside it.
+    Both,
+}
+
+/// Which wgpu adapters a benchmark times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapters<'a> {
+    None,
+    /// Every adapter on the supported graphics APIs.
+    All,
+    /// One, by index or case-insensitive name substring (as `gradsift devices` lists them).
+    Named(&'a str),
+}
+
+/// An adapter that failed to open: its description and why.
+pub type Unopened = (String, String);
+
+/// The backends a benchmark compares: `cpus`, then `adapters`. Adapters that fail to open
+/// come back as `(description, why)`; a named adapter that does not exist is an error.
+pub fn backends(cpus: Cpus, adapters: Adapters) -> Result<(Vec<Compute>, Vec<Unopened>)> {
+    let mut ok = Vec::new();
+    if cpus != Cpus::None {
+        ok.push(Compute::cpu());
+    }
     #[cfg(feature = "ndarray")]
-    if both_cpus {
+    if cpus == Cpus::Both {
         ok.push(Compute::cpu_other());
     }
-    #[cfg(not(feature = "ndarray"))]
-    let _ = both_cpus;
+    let listed = match adapters {
+        Adapters::None => Vec::new(),
+        _ => crate::device::list_adapters(),
+    };
+    let chosen = match adapters {
+        Adapters::Named(spec) => vec![crate::device::find_adapter(&listed, spec)?],
+        _ => (0..listed.len()).collect(),
+    };
     let mut skipped = Vec::new();
-    if !cpu_only {
-        let adapters = crate::device::list_adapters();
-        for entry in &adapters {
-            match crate::device::open_adapter(&adapters, entry) {
-                Ok(c) => ok.push(c),
-                Err(e) => skipped.push((entry.describe(), e.to_string())),
-            }
+    for entry in chosen.into_iter().map(|i| &listed[i]) {
+        match crate::device::open_adapter(&listed, entry) {
+            Ok(c) => ok.push(c),
+            Err(e) => skipped.push((entry.describe(), e.to_string())),
         }
     }
-    (ok, skipped)
+    Ok((ok, skipped))
 }
 
 /// Scores `matrix` against `targets` (one checkpoint) on `compute`, then picks the top 5%:

@@ -171,7 +171,10 @@ fn tensors(config: &serde_json::Value) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Writes config.json and a bf16 model.safetensors of seeded N(0, 0.02) weights (norms at 1)
-/// into `dir`, a tensor at a time (the file is written as it is generated, never held whole).
+/// into `dir`, a tensor at a time (the file is written as it is generated, never held whole;
+/// each tensor's values on every core). The file is written under a temporary name and renamed
+/// when whole, so a run stopped while writing leaves no truncated checkpoint for the next run
+/// to find.
 pub fn write_model(shape: Shape, dir: &Path, seed: u64) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let config = shape.config();
@@ -192,34 +195,46 @@ pub fn write_model(shape: Shape, dir: &Path, seed: u64) -> Result<u64> {
         text.push(' ');
     }
     let path = dir.join("model.safetensors");
-    let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let tmp = crate::util::tmp_path(&path);
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let io = |e| Error::io(&path, e);
+    let io = |e| Error::io(&tmp, e);
     w.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
     w.write_all(text.as_bytes()).map_err(io)?;
     let mut params = 0u64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (t, (name, shape)) in list.iter().enumerate() {
         let n: usize = shape.iter().product();
         params += n as u64;
         let norm = name.ends_with("norm.weight");
-        let mut buf = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            let x = if norm {
-                1.0
-            } else {
-                // Irwin–Hall(4) from counter-based hashes: mean 0, unit variance, scaled to 0.02.
-                let key = (seed as u32) ^ fmix32(t as u32 ^ 0x9E37_79B9);
-                let u: f32 = (0..4u32)
-                    .map(|j| fmix32(key ^ fmix32((i as u32).wrapping_mul(4).wrapping_add(j))) as f32 / u32::MAX as f32)
-                    .sum();
-                (u - 2.0) * 3f32.sqrt() * 0.02
-            };
-            buf.extend_from_slice(&half::bf16::from_f32(x).to_le_bytes());
-        }
+        let key = (seed as u32) ^ fmix32(t as u32 ^ 0x9E37_79B9);
+        let mut buf = vec![0u8; 2 * n];
+        let per = n.div_ceil(threads).max(1 << 16);
+        std::thread::scope(|scope| {
+            for (c, part) in buf.chunks_mut(2 * per).enumerate() {
+                scope.spawn(move || {
+                    for (j, out) in part.chunks_exact_mut(2).enumerate() {
+                        let x = if norm { 1.0 } else { weight(key, c * per + j) };
+                        out.copy_from_slice(&half::bf16::from_f32(x).to_le_bytes());
+                    }
+                });
+            }
+        });
         w.write_all(&buf).map_err(io)?;
     }
     w.flush().map_err(io)?;
+    drop(w);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     Ok(params)
+}
+
+/// Element `i` of the tensor keyed `key`: Irwin–Hall(4) from counter-based hashes, mean 0 and
+/// unit variance, scaled to 0.02.
+fn weight(key: u32, i: usize) -> f32 {
+    let u: f32 = (0..4u32)
+        .map(|j| fmix32(key ^ fmix32((i as u32).wrapping_mul(4).wrapping_add(j))) as f32 / u32::MAX as f32)
+        .sum();
+    (u - 2.0) * 3f32.sqrt() * 0.02
 }
 
 /// What one `bench --shape` run measured.

@@ -218,6 +218,14 @@ pub struct BenchArgs {
     /// Skip the wgpu adapters.
     #[arg(long)]
     pub cpu_only: bool,
+    /// Time the wgpu adapters alone, not the CPU (a GPU's run at a large shape, where the
+    /// CPU's would take far longer); an error when no adapter opens.
+    #[arg(long, conflicts_with_all = ["cpu_only", "single_cpu"])]
+    pub gpu_only: bool,
+    /// Time this wgpu adapter alone (an index or a name substring from `gradsift devices`),
+    /// not every one.
+    #[arg(long, value_name = "INDEX|NAME", conflicts_with = "cpu_only")]
+    pub gpu_adapter: Option<String>,
     /// Time only the CPU backend that computes (Flex), not NdArray beside it (halves a large
     /// shape's run). Only builds with the `ndarray` feature have NdArray; the bench lists the
     /// backends it times.

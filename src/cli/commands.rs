@@ -205,9 +205,23 @@ pub fn warmup(a: WarmupArgs) -> Result<()> {
 pub fn bench(a: BenchArgs) -> Result<()> {
     // The scoring bench needs one CPU backend: the CPU scorer is plain Rust, whatever the
     // tensor backend.
-    let (backends, skipped) = gradsift::bench::backends(!a.scoring && !a.single_cpu, a.cpu_only);
+    use gradsift::bench::{Adapters, Cpus};
+    let cpus = match (a.gpu_only, a.scoring || a.single_cpu) {
+        (true, _) => Cpus::None,
+        (false, true) => Cpus::One,
+        (false, false) => Cpus::Both,
+    };
+    let adapters = match (a.cpu_only, a.gpu_adapter.as_deref()) {
+        (true, _) => Adapters::None,
+        (false, Some(spec)) => Adapters::Named(spec),
+        (false, None) => Adapters::All,
+    };
+    let (backends, skipped) = gradsift::bench::backends(cpus, adapters)?;
     for (adapter, why) in skipped {
         say(format_args!("{adapter}: skipped ({why})"))?;
+    }
+    if backends.is_empty() {
+        bail!("--gpu-only: no wgpu adapter opened (`gradsift doctor` says why)");
     }
     if a.scoring {
         return bench_scoring(&a, &backends);

@@ -1,6 +1,7 @@
 //! The real binary on temp dirs, by concern: `select` on the embedded default, clear errors on
 //! bad input, the commands chained, where models and data come from, `doctor`, shards.
 
+mod bench;
 mod chain;
 mod doctor;
 mod errors;
