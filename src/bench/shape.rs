@@ -249,8 +249,11 @@ pub struct ShapeRun {
     pub batch: usize,
     pub proj_dim: usize,
     pub projection: ProjectionKind,
-    /// How the gradient passes ran (whole or layerwise: `auto` resolved).
+    /// How the gradient passes ran (`auto` resolved).
     pub backprop: Backprop,
+    /// The blocks pass's estimate of the activations it keeps
+    /// ([`CausalLm::kept_activations`]), in bytes, to put beside the measured peak.
+    pub kept_estimate: Option<usize>,
     /// The type the frozen matrices were kept in (`--weights-dtype` resolved).
     pub matrices: FloatKind,
     /// Seconds per phase: write (generate the checkpoint), load, forward only (one pass over
@@ -275,7 +278,7 @@ impl ShapeRun {
         let achieved = self.flops / grad / 1e9;
         vec![
             format!(
-                "{} on {}: {:.1}M parameters ({} weights), LoRA {} parameters, {} records of {} tokens, batch {}, {} backward, {}",
+                "{} on {}: {:.1}M parameters ({} weights), LoRA {} parameters, {} records of {} tokens, batch {}, {} backward{}, {}",
                 self.shape.name(),
                 self.device,
                 self.params as f64 / 1e6,
@@ -285,6 +288,7 @@ impl ShapeRun {
                 self.seq_len,
                 self.batch,
                 self.backprop.name(),
+                self.kept_estimate.map_or(String::new(), |b| format!(" (keeps about {:.2} GB, estimated)", b as f64 / 1e9)),
                 match self.proj_dim {
                     0 => "no projection (exact gradients)".to_string(),
                     k => format!("{} projection k = {k}", self.projection.name()),
@@ -437,6 +441,8 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
     let peak_rss = super::peak_rss_bytes();
     let h = model.config.hidden;
     let matmul_gflops = matmul_rate(c, (o.batch * o.seq_len).min(2048), h, model.config.intermediate);
+    let rows = o.batch.min(o.examples);
+    let backprop = model.backprop.resolve(&model, &adapter, rows, o.seq_len, &c.device);
     Ok(ShapeRun {
         shape: o.shape,
         device: c.label.clone(),
@@ -447,7 +453,8 @@ pub fn run(o: &ShapeOptions, c: &Compute) -> Result<ShapeRun> {
         batch: o.batch,
         proj_dim: o.proj_dim,
         projection: o.projection,
-        backprop: model.backprop.resolve(&model, o.batch.min(o.examples), o.seq_len, &c.device),
+        backprop,
+        kept_estimate: (backprop == Backprop::Blocks).then(|| model.kept_activations(&adapter, rows, o.seq_len)),
         matrices: model.matrices,
         flops: gradient_flops(&config, params, o.examples * o.seq_len, o.seq_len),
         phases,

@@ -248,7 +248,7 @@ pub(crate) async fn per_example_grads_async<'a>(
     }
     let lora = LoraRuntime::new(branches);
     let t = batch.ids.dims()[1];
-    let backprop = model.backprop.resolve(model, seqs.len(), t, device);
+    let backprop = model.backprop.resolve(model, adapter, seqs.len(), t, device);
     check_binding(model, seqs.len(), t, backprop != Backprop::Whole, device)?;
     let (h, kept) = match backprop {
         Backprop::Whole => (model.hidden(batch.ids.clone(), &batch.lengths, Some(&lora)), None),

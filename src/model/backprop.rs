@@ -24,6 +24,7 @@ use burn::prelude::*;
 use super::block::{Attend, Recorded};
 use super::blocked_attention;
 use super::linear::LoraRuntime;
+use super::lora::LoraAdapter;
 use super::positions::Positions;
 use super::CausalLm;
 
@@ -68,13 +69,13 @@ crate::choice::choice!(Backprop {
 });
 
 impl Backprop {
-    /// How a gradient pass over `rows` sequences of `t` positions on `device` goes:
-    /// [`Backprop::Auto`] resolved.
-    pub fn resolve(self, model: &CausalLm, rows: usize, t: usize, device: &Device) -> Backprop {
+    /// How a gradient pass of `adapter`'s branches over `rows` sequences of `t` positions on
+    /// `device` goes: [`Backprop::Auto`] resolved.
+    pub fn resolve(self, model: &CausalLm, adapter: &LoraAdapter, rows: usize, t: usize, device: &Device) -> Backprop {
         let c = &model.config;
         match self {
             Backprop::Auto if crate::host::is_cpu(device) => {
-                match model.kept_activations(rows, t) > AUTO_BLOCKS_LIMIT {
+                match model.kept_activations(adapter, rows, t) > AUTO_BLOCKS_LIMIT {
                     true => Backprop::Layerwise,
                     false => Backprop::Blocks,
                 }
@@ -99,18 +100,6 @@ impl CausalLm {
     pub fn largest_activation(&self, rows: usize, t: usize, layerwise: bool) -> usize {
         let scores = if layerwise { 0 } else { rows * self.config.heads * t * t };
         4 * (rows * t * self.config.widest_layer()).max(scores)
-    }
-
-    /// About the bytes of activations a [`Backprop::Blocks`] pass over `rows` sequences of `t`
-    /// positions keeps: per position and block, six hidden-wide vectors (input, norms,
-    /// attention's output and its projection, the residual), three query-wide ones (q, k, v)
-    /// and four MLP-wide ones, in f32. At SmolLM2-135M's shape this says 2.8 GB for one
-    /// 2,048-token sequence, where the peak memory grew by 2.2 GB over the layerwise pass's
-    /// through Burn's element-wise operations, and by 1.4 GB with the CPU's fused kernels (which
-    /// keep less): an estimate on the safe side.
-    pub fn kept_activations(&self, rows: usize, t: usize) -> usize {
-        let c = &self.config;
-        4 * rows * t * c.layers * (6 * c.hidden + 3 * c.heads * c.head_dim + 4 * c.intermediate)
     }
 }
 

@@ -34,9 +34,10 @@ impl Kernels {
     /// log-sum-exps `[B, H, T, 1]`.
     pub fn forward(&self, [q, k, v]: [Tensor<4>; 3], scores: &attention::Scores) -> [Tensor<4>; 2] {
         let dims = q.dims();
-        let [q, k, v] = [q, k, v].map(host::floats);
+        let [q, k, v] = [q, k, v].map(read);
+        let [q, k, v] = [&q, &k, &v].map(host::values);
         let (mut out, mut lse) = (vec![0f32; q.len()], vec![0f32; q.len() / self.0.head_dim.max(1)]);
-        attention::forward(&self.0, scores, &q, &k, &v, &mut out, &mut lse);
+        attention::forward(&self.0, scores, q, k, v, &mut out, &mut lse);
         [host::tensor(out, dims), host::tensor(lse, [dims[0], dims[1], dims[2], 1])]
     }
 
@@ -50,12 +51,20 @@ impl Kernels {
         scores: &attention::Scores,
     ) -> [Tensor<4>; 3] {
         let (q_dims, k_dims) = (q.dims(), k.dims());
-        let [q, k, v, out, lse, d_o] = [q, k, v, out, lse, d_o].map(host::floats);
+        let held = [q, k, v, out, lse, d_o].map(read);
+        let [q, k, v, out, lse, d_o] = [&held[0], &held[1], &held[2], &held[3], &held[4], &held[5]].map(host::values);
         let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; k.len()], vec![0f32; v.len()]);
-        let saved = attention::Saved { q: &q, k: &k, v: &v, out: &out, lse: &lse };
-        attention::backward(&self.0, scores, saved, &d_o, &mut dq, &mut dk, &mut dv);
+        let saved = attention::Saved { q, k, v, out, lse };
+        attention::backward(&self.0, scores, saved, d_o, &mut dq, &mut dk, &mut dv);
         [host::tensor(dq, q_dims), host::tensor(dk, k_dims), host::tensor(dv, k_dims)]
     }
+}
+
+/// `x`'s values in place (a copy only where it is a strided view, such as q after its swap of
+/// axes), for a kernel that reads them: an f32 tensor of the CPU backend, as
+/// [`Kernels::on`] checked of q, k and v and as the forward's results are.
+fn read(x: Tensor<4>) -> burn::backend::flex::FlexTensor {
+    host::constant(&x).expect("the attention kernels' inputs are f32 values of the CPU backend")
 }
 
 /// What the kernels need of a layer's scores: `scale·q·kᵀ`, soft-capped at `softcap`, within

@@ -17,6 +17,7 @@ mod flex_rope;
 mod gpt2;
 pub(crate) mod half;
 pub mod hub;
+mod kept;
 mod linear;
 mod llama;
 mod lora;

@@ -229,14 +229,29 @@ fn weights_past_the_binding_limit_give_the_unlimited_gradients() {
 fn auto_backprop_follows_the_device_and_the_memory_it_would_keep() {
     let cpu = Compute::cpu();
     let m = CausalLm::load(&llama(), &cpu.device).unwrap();
-    let most = (4usize << 30) / m.kept_activations(1, 1);
-    let auto = |m: &CausalLm, rows, t, c: &Compute| Backprop::Auto.resolve(m, rows, t, &c.device);
+    let a = LoraAdapter::load(&llama().join("adapter"), &m.linears).unwrap();
+    let most = (4usize << 30) / m.kept_activations(&a, 1, 1);
+    let auto = |m: &CausalLm, rows, t, c: &Compute| Backprop::Auto.resolve(m, &a, rows, t, &c.device);
     assert_eq!(auto(&m, 1, most, &cpu), Backprop::Blocks);
     assert_eq!(auto(&m, 1, most + 1, &cpu), Backprop::Layerwise);
     assert_eq!(auto(&m, 2, most / 2 + 1, &cpu), Backprop::Layerwise);
     for chosen in [Backprop::Whole, Backprop::Blocks, Backprop::Layerwise] {
-        assert_eq!(chosen.resolve(&m, 1, most + 1, &cpu.device), chosen);
+        assert_eq!(chosen.resolve(&m, &a, 1, most + 1, &cpu.device), chosen);
     }
+    // The estimate follows the branches: o's keeps attention's output in positions' order
+    // (heads × head_dim), the MLP's keep its input and the down projection's (hidden +
+    // intermediate), per position and layer.
+    let kept = |names: &[&str]| {
+        let names = names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        m.kept_activations(&LoraAdapter::fresh(&m.linears, 4, 8.0, &names, 0).unwrap(), 1, 1)
+    };
+    let c = &m.config;
+    let qv = kept(&["q_proj", "v_proj"]);
+    assert_eq!(kept(&["q_proj", "v_proj", "o_proj"]) - qv, 4 * c.layers * c.heads * c.head_dim);
+    assert_eq!(
+        kept(&["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]) - qv,
+        4 * c.layers * (c.hidden + c.intermediate)
+    );
     let Some(gpu) = common::gpu() else { return };
     let g = CausalLm::load(&llama(), &gpu.device).unwrap();
     // Two [rows, heads, t, t] f32 tensors per layer.
