@@ -29,6 +29,61 @@ struct Row {
     s_y: f32,
 }
 
+/// Vocabulary entries `first..first + entries` of the head's weight W `[dim, V]`, read where
+/// they lie: W[i, first + j] is `data[i·dim_stride + j·entry_stride]`. A tied head is the
+/// embedding `[V, dim]` transposed, so its entries are contiguous rows ([`Chunk::rows`]); an
+/// untied one kept `[dim, V]` row-major has its chunk's columns a row apart
+/// ([`Chunk::columns_of`]); neither is copied.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk<'a> {
+    data: &'a [f32],
+    entries: usize,
+    dim_stride: usize,
+    entry_stride: usize,
+}
+
+impl<'a> Chunk<'a> {
+    /// The chunk's columns gathered `[dim, c]` row-major.
+    ///
+    /// # Panics
+    /// When `data` is not whole columns of `dim`.
+    pub fn columns(data: &'a [f32], dim: usize) -> Self {
+        let entries = data.len() / dim.max(1);
+        assert_eq!(entries * dim, data.len(), "a chunk of whole columns");
+        Chunk { data, entries, dim_stride: entries, entry_stride: 1 }
+    }
+
+    /// The entries' rows of W's transpose `[V, dim]`, `[c, dim]` row-major.
+    ///
+    /// # Panics
+    /// When `data` is not whole rows of `dim`.
+    pub fn rows(data: &'a [f32], dim: usize) -> Self {
+        let entries = data.len() / dim.max(1);
+        assert_eq!(entries * dim, data.len(), "a chunk of whole rows");
+        Chunk { data, entries, dim_stride: 1, entry_stride: dim }
+    }
+
+    /// Columns `first..first + c` of the whole W `[dim, V]` row-major in `w`.
+    ///
+    /// # Panics
+    /// When `w` is not `dim × vocab` or the columns run past it.
+    pub fn columns_of(w: &'a [f32], dim: usize, vocab: usize, first: usize, c: usize) -> Self {
+        assert_eq!(w.len(), dim * vocab, "the head's weight");
+        assert!(first + c <= vocab, "columns past the vocabulary");
+        Chunk { data: &w[first.min(w.len())..], entries: c, dim_stride: vocab, entry_stride: 1 }
+    }
+
+    /// W[i, first + j].
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.dim_stride + j * self.entry_stride]
+    }
+
+    /// The chunk as a `dim × entries` matrix.
+    fn view(&self, dim: usize) -> View<'a> {
+        View::strided(self.data, dim, self.entries, self.dim_stride, self.entry_stride)
+    }
+}
+
 /// The head's log-probabilities of `targets` and their gradients with respect to `hidden`
 /// (`[n, dim]` row-major), taken over the vocabulary a chunk of columns at a time
 /// ([`Self::chunk`]): the caller hands each chunk of the head's weight as it is read, so no
@@ -62,18 +117,20 @@ impl<'a> HeadPass<'a> {
         HeadPass { hidden, targets, dim, softcap, grad, rows: vec![row; n], sums, w_y }
     }
 
-    /// Takes vocabulary entries `first..first + c`: their columns of the head's weight, `weight`
-    /// `[dim, c]` row-major, and their `bias` where the head has one.
+    /// Takes vocabulary entries `first..first + c`: the head's `weight` for them, and their
+    /// `bias` where the head has one.
     ///
     /// # Panics
-    /// When `weight` or `bias` are not of `c` columns.
-    pub fn chunk(&mut self, first: usize, weight: &[f32], bias: Option<&[f32]>) {
+    /// When `bias` is not of `c` entries, or `weight` does not hold `dim` features of each
+    /// entry.
+    pub fn chunk(&mut self, first: usize, weight: Chunk<'_>, bias: Option<&[f32]>) {
         let d = self.dim;
         if d == 0 || self.targets.is_empty() {
             return;
         }
-        let c = weight.len() / d;
-        assert_eq!(weight.len(), c * d, "a chunk of whole columns");
+        let c = weight.entries;
+        let last = (d - 1) * weight.dim_stride + c.saturating_sub(1) * weight.entry_stride;
+        assert!(c == 0 || last < weight.data.len(), "the chunk's weights lie in its slice");
         assert!(bias.is_none_or(|b| b.len() == c), "bias of the chunk's columns");
         let (hidden, targets, softcap, grad) = (self.hidden, self.targets, self.softcap, self.grad);
         self.rows
@@ -113,7 +170,7 @@ impl<'a> HeadPass<'a> {
 /// One chunk of the vocabulary, as one tile of rows takes it.
 struct Tile<'a> {
     first: usize,
-    weight: &'a [f32],
+    weight: Chunk<'a>,
     bias: Option<&'a [f32]>,
     softcap: Option<f32>,
     grad: bool,
@@ -139,7 +196,7 @@ impl Tile<'_> {
         z.resize(m * c, 0.0);
         let slopes = self.softcap.is_some() && self.grad;
         slope.resize(if slopes { m * c } else { 0 }, 0.0);
-        let w = View::rows(self.weight, 0, d, c);
+        let w = self.weight.view(d);
         product(z, false, View::rows(h, 0, m, d), w, 1.0);
         let chunk = self.first..self.first + c;
         for (r, row) in z.chunks_exact_mut(c).enumerate() {
@@ -157,7 +214,7 @@ impl Tile<'_> {
                     state.s_y = slope[r * c + j];
                 }
                 if self.grad {
-                    w_y[r * d..(r + 1) * d].iter_mut().enumerate().for_each(|(i, x)| *x = self.weight[i * c + j]);
+                    w_y[r * d..(r + 1) * d].iter_mut().enumerate().for_each(|(i, x)| *x = self.weight.at(i, j));
                 }
             }
             // e^{z − max} under the new maximum; what was summed under the old one is rescaled.

@@ -17,6 +17,11 @@ impl<'a> View<'a> {
         View { data, at, rows, cols, rs: cols, cs: 1 }
     }
 
+    /// A `rows × cols` matrix whose element (i, j) is `data[i·rs + j·cs]`.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        View { data, at: 0, rows, cols, rs, cs }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }

@@ -14,13 +14,15 @@
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 
-use gradsift_cpu_kernels::head::HeadPass;
+use burn::backend::flex::FlexTensor;
+use gradsift_cpu_kernels::head::{Chunk, HeadPass};
 
-use crate::host;
+use crate::host::{self, Primitive};
 use crate::model::{half, OutputHead};
 
-/// Vocabulary entries whose columns of the head are copied to the host at a time: 2.25 MiB of
-/// SmolLM2-135M's head (576 wide), 16 MiB of Llama-3-8B's (4,096 wide), never the whole head.
+/// Vocabulary entries the kernel takes at a time. An f32 head is read where it lies; a 16-bit
+/// head is widened, and a head of another layout gathered, this many columns at a time (2.25
+/// MiB of SmolLM2-135M's head, 576 wide; 16 MiB of Llama-3-8B's, 4,096 wide), never whole.
 const CHUNK: usize = 1024;
 
 /// log p(target) of each row of `hidden` `[n, H]` and, with `with_grad`, its gradient `[n, H]`
@@ -44,11 +46,47 @@ pub(super) fn log_probs(
         narrow => host::floats(hidden.clone().cast(narrow).cast(FloatDType::F32)),
     };
     let mut pass = HeadPass::new(&h, targets, dim, out.softcap.map(|c| c as f32), with_grad);
+    let stored = host::primitive(weight).map(|p| match p {
+        Primitive::Values(t) => t,
+        Primitive::Tracked(t) => t.into_primitive(),
+    });
+    let layout = stored.as_ref().and_then(|t| layout(t, dim, vocab));
     for first in (0..vocab).step_by(CHUNK) {
         let c = CHUNK.min(vocab - first);
-        let w = host::floats(half::widen(weight.clone().narrow(1, first, c)));
         let bias = out.bias.as_ref().map(|b| host::floats(b.clone().narrow(0, first, c)));
-        pass.chunk(first, &w, bias.as_deref());
+        let gathered;
+        let w = match layout {
+            Some(Layout::Rows(w)) => Chunk::rows(&w[first * dim..(first + c) * dim], dim),
+            Some(Layout::Columns(w)) => Chunk::columns_of(w, dim, vocab, first, c),
+            None => {
+                gathered = host::floats(half::widen(weight.clone().narrow(1, first, c)));
+                Chunk::columns(&gathered, dim)
+            }
+        };
+        pass.chunk(first, w, bias.as_deref());
     }
     Some(pass.finish())
+}
+
+/// How an f32 head `[dim, vocab]` lies in its storage, where the kernel reads a chunk in
+/// place instead of gathering its columns.
+#[derive(Clone, Copy)]
+enum Layout<'a> {
+    /// The transpose of `[vocab, dim]` row-major (a tied head: the embedding, transposed as a
+    /// view): each entry's weights are a row.
+    Rows(&'a [f32]),
+    /// `[dim, vocab]` row-major.
+    Columns(&'a [f32]),
+}
+
+/// `t`'s layout when it is one of [`Layout`]'s; None for any other (a chunk is then gathered).
+fn layout(t: &FlexTensor, dim: usize, vocab: usize) -> Option<Layout<'_>> {
+    let l = t.layout();
+    let start = l.start_offset();
+    let values = t.storage::<f32>().get(start..start + dim * vocab)?;
+    match *l.strides() {
+        [1, s] if s == dim as isize => Some(Layout::Rows(values)),
+        [s, 1] if s == vocab as isize => Some(Layout::Columns(values)),
+        _ => None,
+    }
 }
