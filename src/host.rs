@@ -57,14 +57,22 @@ pub(crate) fn primitive<const D: usize>(x: &Tensor<D>) -> Option<Primitive> {
     }
 }
 
-/// The values of `x`, contiguous, when it is an f32 tensor of the CPU backend (autodiff or not,
-/// read as a constant: nothing is recorded), else None.
+/// `x`'s values as the CPU backend stores them (a strided view stays one), when it is an f32
+/// tensor of the CPU backend (autodiff or not, read as a constant: nothing is recorded), else
+/// None.
+#[cfg(not(target_family = "wasm"))]
+pub(crate) fn stored<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    Some(match primitive(x)? {
+        Primitive::Values(v) => v,
+        Primitive::Tracked(v) => v.into_primitive(),
+    })
+}
+
+/// The values of `x`, contiguous, when it is an f32 tensor of the CPU backend (as [`stored`]),
+/// else None.
 #[cfg(not(target_family = "wasm"))]
 pub(crate) fn constant<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
-    Some(match primitive(x)? {
-        Primitive::Values(v) => contiguous(&v),
-        Primitive::Tracked(v) => contiguous(v.primitive()),
-    })
+    stored(x).map(|t| contiguous(&t))
 }
 
 /// `t` with its values in one contiguous run (a copy where it is a strided view, such as one

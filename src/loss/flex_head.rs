@@ -17,7 +17,7 @@ use burn::tensor::{DType, FloatDType};
 use burn::backend::flex::FlexTensor;
 use gradsift_cpu_kernels::head::{Chunk, HeadPass};
 
-use crate::host::{self, Primitive};
+use crate::host;
 use crate::model::{half, OutputHead};
 
 /// Vocabulary entries the kernel takes at a time. An f32 head is read where it lies; a 16-bit
@@ -46,10 +46,7 @@ pub(super) fn log_probs(
         narrow => host::floats(hidden.clone().cast(narrow).cast(FloatDType::F32)),
     };
     let mut pass = HeadPass::new(&h, targets, dim, out.softcap.map(|c| c as f32), with_grad);
-    let stored = host::primitive(weight).map(|p| match p {
-        Primitive::Values(t) => t,
-        Primitive::Tracked(t) => t.into_primitive(),
-    });
+    let stored = host::stored(weight);
     let layout = stored.as_ref().and_then(|t| layout(t, dim, vocab));
     for first in (0..vocab).step_by(CHUNK) {
         let c = CHUNK.min(vocab - first);
